@@ -1,0 +1,179 @@
+"""Masker checkpoints: safetensors weights + JSON metadata (config, classifier identity, metrics).
+
+A checkpoint cannot run code: tensors live in a safetensors file and everything else is JSON in its
+header (also written beside it as ``<name>.json`` for people to read). Writes are atomic (a kill
+never leaves a half-written file). Loading checks that the masker belongs to the classifier it will
+read from; a classifier-agnostic (CA) checkpoint carries its co-trained classifier's weights.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from torch import nn
+
+from .classifier import Classifier, load_classifier
+from .masker import MaskerConfig, PhangMasker
+
+FORMAT = "saliency_core.masker/1"
+
+
+class CheckpointError(ValueError):
+    """The file is not a usable masker checkpoint (corrupt, wrong format, or wrong classifier)."""
+
+
+@dataclass
+class MaskerCheckpoint:
+    """What a loaded checkpoint gives: the masker, the classifier it reads, and its metadata."""
+
+    masker: nn.Module
+    classifier: Classifier
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def kind(self) -> str:
+        return self.metadata.get("kind", "phang")
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file and an atomic rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def save_masker(path: str | Path, masker: nn.Module, classifier: Classifier, config: dict[str, Any],
+                metrics: dict[str, Any] | None = None, include_classifier: bool = False,
+                kind: str = "phang") -> Path:
+    """Save a masker (and, for CA, its classifier's weights) with its full config and metrics."""
+    from safetensors.torch import save
+
+    path = Path(path)
+    tensors = {f"masker.{k}": v.detach().cpu().contiguous() for k, v in masker.state_dict().items()}
+    if include_classifier:
+        tensors.update({f"classifier.{k}": v.detach().cpu().contiguous()
+                        for k, v in classifier.model.state_dict().items()})
+    classifier.refresh_identity()
+    meta = {
+        "format": FORMAT,
+        "kind": kind,
+        "classifier_name": classifier.name,
+        "classifier_identity": classifier.identity,
+        "classifier_included": include_classifier,
+        "num_classes": classifier.num_classes,
+        "masker_config": masker.config.to_dict(),
+        "config": config,
+        "metrics": metrics or {},
+    }
+    header = {k: json.dumps(v) for k, v in meta.items()}
+    atomic_write_bytes(path, save(tensors, metadata=header))
+    atomic_write_bytes(path.with_suffix(".json"), (json.dumps(meta, indent=2) + "\n").encode())
+    return path
+
+
+def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Tensors and decoded metadata of a checkpoint file, or a clear :class:`CheckpointError`."""
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    if not path.exists():
+        raise CheckpointError(f"checkpoint '{path}' does not exist")
+    if path.stat().st_size == 0:
+        raise CheckpointError(f"checkpoint '{path}' is empty")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            raw_meta = f.metadata() or {}
+        tensors = load_file(str(path))
+    except Exception as exc:  # noqa: BLE001 - any parse error means it is not a valid safetensors file
+        raise CheckpointError(
+            f"checkpoint '{path}' is not a valid masker checkpoint (safetensors): {str(exc).splitlines()[0]}"
+        ) from None
+    try:
+        meta = {k: json.loads(v) for k, v in raw_meta.items()}
+    except json.JSONDecodeError:
+        raise CheckpointError(f"checkpoint '{path}' has corrupt metadata") from None
+    if meta.get("format") != FORMAT:
+        raise CheckpointError(f"checkpoint '{path}' is not a saliency_core masker checkpoint "
+                              f"(format {meta.get('format')!r}, expected {FORMAT!r})")
+    return tensors, meta
+
+
+def _strip(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
+    return {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+
+
+#: Builders of masker kinds, ``kind -> builder(masker_config_dict) -> nn.Module``.
+MASKER_KINDS: dict[str, Callable[[dict[str, Any]], nn.Module]] = {
+    "phang": lambda cfg: PhangMasker(MaskerConfig.from_dict(cfg)),
+}
+
+
+def register_masker_kind(kind: str, builder: Callable[[dict[str, Any]], nn.Module]) -> None:
+    """Make checkpoints of a new masker kind loadable (e.g. a label-conditioned masker)."""
+    MASKER_KINDS[kind] = builder
+
+
+def build_masker(kind: str, masker_config: dict[str, Any]) -> nn.Module:
+    """Instantiate an (untrained) masker of a checkpoint kind from its stored config."""
+    if kind not in MASKER_KINDS:
+        raise CheckpointError(f"unknown masker kind '{kind}' (known: {', '.join(sorted(MASKER_KINDS))})")
+    return MASKER_KINDS[kind](masker_config)
+
+
+def load_masker(path: str | Path, classifier: Classifier | None = None,
+                device: str | torch.device | None = "cpu") -> MaskerCheckpoint:
+    """Load a masker checkpoint, checking it matches ``classifier``.
+
+    Without ``classifier`` the checkpoint's own classifier is built (the embedded default, or the
+    co-trained weights a CA checkpoint carries). A masker made for another classifier is refused.
+    """
+    path = Path(path)
+    tensors, meta = read_checkpoint(path)
+    name = meta["classifier_name"]
+    if meta.get("classifier_included"):
+        # never mutate the caller's classifier: the co-trained weights go into a copy
+        base = copy.deepcopy(classifier) if classifier is not None and classifier.name == name else None
+        if base is None:
+            base = load_classifier(name, device=device, random_init=name != "efficientnet_lite0",
+                                   num_classes=meta.get("num_classes", 1000))
+        try:
+            base.model.load_state_dict(_strip(tensors, "classifier."))
+        except RuntimeError as exc:
+            raise CheckpointError(f"checkpoint '{path}': its classifier weights do not fit '{name}': "
+                                  f"{str(exc).splitlines()[0]}") from None
+        base.refresh_identity()
+        classifier = base
+    elif classifier is None:
+        if name != "efficientnet_lite0":
+            raise CheckpointError(f"checkpoint '{path}' was made for classifier '{name}': load that classifier "
+                                  "(with its weights file) and pass it in")
+        classifier = load_classifier(name, device=device)
+    if classifier.identity != meta["classifier_identity"]:
+        raise CheckpointError(
+            f"checkpoint '{path}' was trained for classifier {meta['classifier_identity']}, "
+            f"but the loaded classifier is {classifier.identity}; pick a masker made for this classifier"
+        )
+    masker = build_masker(meta.get("kind", "phang"), meta["masker_config"])
+    try:
+        masker.load_state_dict(_strip(tensors, "masker."))
+    except (RuntimeError, ValueError, KeyError, TypeError) as exc:
+        raise CheckpointError(f"checkpoint '{path}': masker weights do not match its config: "
+                              f"{str(exc).splitlines()[0]}") from None
+    masker.eval().requires_grad_(False)
+    return MaskerCheckpoint(masker=masker.to(classifier.device), classifier=classifier, metadata=meta)

@@ -1,0 +1,125 @@
+"""Training and evaluation data: ImageFolder trees or CSV lists (path, label), class-disjoint
+splits, few-shot subsampling, and an in-memory cache of decoded images for small CPU runs."""
+from __future__ import annotations
+
+import csv
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from PIL import Image
+from torch.utils.data import Dataset
+from torchvision import transforms
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif"}
+
+
+class DataError(ValueError):
+    """A data source that cannot be read."""
+
+
+@dataclass(frozen=True)
+class Sample:
+    path: Path
+    label: int
+
+
+def read_samples(source: str | Path) -> list[Sample]:
+    """Samples from a CSV (columns ``file``/``path`` and ``label``, paths relative to the CSV) or an
+    ImageFolder tree (one folder per class, classes numbered in sorted order; a folder named by an
+    integer uses that integer as the label)."""
+    source = Path(source)
+    if not source.exists():
+        raise DataError(f"data source '{source}' does not exist")
+    if source.is_file():
+        with source.open(newline="") as f:
+            rows = list(csv.DictReader(f))
+        if not rows:
+            raise DataError(f"CSV '{source}' has no rows")
+        key = "file" if "file" in rows[0] else "path" if "path" in rows[0] else None
+        if key is None or "label" not in rows[0]:
+            raise DataError(f"CSV '{source}' needs columns 'file' (or 'path') and 'label'")
+        return [Sample((source.parent / r[key]).resolve(), int(r["label"])) for r in rows]
+    classes = sorted(d for d in source.iterdir() if d.is_dir())
+    if not classes:
+        if (source / "labels.csv").exists():
+            return read_samples(source / "labels.csv")
+        raise DataError(f"folder '{source}' has no class sub-folders and no labels.csv")
+    numeric = all(d.name.isdigit() for d in classes)
+    samples = []
+    for i, d in enumerate(classes):
+        label = int(d.name) if numeric else i
+        samples += [Sample(p, label) for p in sorted(d.iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES]
+    return samples
+
+
+def class_disjoint_split(samples: list[Sample], val_fraction: float, seed: int) -> tuple[list[Sample], list[Sample]]:
+    """Split so that no class appears in both parts (validation measures unseen classes)."""
+    classes = sorted({s.label for s in samples})
+    rng = random.Random(seed)
+    rng.shuffle(classes)
+    n_val = max(1, round(len(classes) * val_fraction)) if val_fraction > 0 else 0
+    val_classes = set(classes[:n_val])
+    return [s for s in samples if s.label not in val_classes], [s for s in samples if s.label in val_classes]
+
+
+def few_shot(samples: list[Sample], num_classes: int | None, per_class: int | None, seed: int) -> list[Sample]:
+    """Keep ``num_classes`` random classes and ``per_class`` random images of each (seeded)."""
+    rng = random.Random(seed)
+    by_class: dict[int, list[Sample]] = {}
+    for s in samples:
+        by_class.setdefault(s.label, []).append(s)
+    classes = sorted(by_class)
+    if num_classes is not None:
+        classes = sorted(rng.sample(classes, min(num_classes, len(classes))))
+    out = []
+    for c in classes:
+        items = by_class[c]
+        out += items if per_class is None else rng.sample(items, min(per_class, len(items)))
+    return out
+
+
+class ImageDataset(Dataset):
+    """Decoded images, kept in memory at ``cache_size`` (shorter side) when ``cache`` is set."""
+
+    def __init__(self, samples: list[Sample], transform: transforms.Compose, cache: bool = True,
+                 cache_size: int = 256) -> None:
+        if not samples:
+            raise DataError("no images to load")
+        self.samples = samples
+        self.transform = transform
+        self.cache = cache
+        self.cache_size = cache_size
+        self._cache: dict[int, Image.Image] = {}
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def _image(self, i: int) -> Image.Image:
+        if i in self._cache:
+            return self._cache[i]
+        from .image_io import load_image
+
+        img = load_image(self.samples[i].path).image
+        if self.cache:
+            img = transforms.functional.resize(img, self.cache_size)
+            self._cache[i] = img
+        return img
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        return self.transform(self._image(i)), self.samples[i].label
+
+
+def train_transform(size: int = 224, augment: bool = True) -> transforms.Compose:
+    """Random resized crop + flip (the papers' augmentation), to [0, 1] tensors."""
+    if not augment:
+        return eval_transform(size)
+    return transforms.Compose([transforms.RandomResizedCrop(size), transforms.RandomHorizontalFlip(),
+                               transforms.ToTensor()])
+
+
+def eval_transform(size: int = 224) -> transforms.Compose:
+    """Resize the shorter side to 256/224 * size and centre-crop ``size`` (the standard protocol)."""
+    return transforms.Compose([transforms.Resize(int(round(size * 256 / 224))), transforms.CenterCrop(size),
+                               transforms.ToTensor()])

@@ -1,0 +1,179 @@
+"""Explain images end to end: load, classify, run a method, build the views, write the outputs.
+
+``explain(image, ExplainConfig(...))`` is the one call used by ``saliency explain`` and the
+dashboard. Views: *masked-in* keeps the salient pixels over gray (x * m), *masked-out* removes them
+(x * (1 - m)), *infilled* removes them and fills the hole with the chosen infiller
+(x * (1 - m) + fill * m). Every view is classified again.
+"""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+
+from .classifier import Classifier, load_classifier
+from .image_io import LoadedImage, load_image
+from .infill import make_infiller
+from .labels import resolve_labels
+from .masking import composite
+from .methods import Method, ProgressFn, make_method
+from .preprocessing import resize_mask, tensor01_to_pil
+from .visualize import overlay
+
+VIEWS = ("original", "masked_in", "masked_out", "infilled")
+
+
+@dataclass
+class ExplainConfig:
+    """Everything that decides an explanation (shared by the CLI and the dashboard)."""
+
+    method: str = "masker"
+    method_options: dict[str, Any] = field(default_factory=dict)
+    labels: str = "top1"
+    infiller: str = "blur"
+    infiller_options: dict[str, Any] = field(default_factory=dict)
+    top_k_predictions: int = 5
+    seed: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class Prediction:
+    index: int
+    name: str
+    probability: float
+
+
+@dataclass
+class Explanation:
+    """The result for one image: masks at the original resolution, views and their predictions."""
+
+    name: str
+    image: Image.Image
+    labels: list[int]
+    masks: np.ndarray  # K x H x W float32 at the original resolution (K = labels, or 1)
+    per_label: bool
+    views: dict[str, Image.Image]
+    predictions: dict[str, list[Prediction]]
+    label_probabilities: dict[str, list[float]]  # per view: probability of each explained label
+    working_input: torch.Tensor
+    working_masks: torch.Tensor
+    timings: dict[str, float]
+    config: ExplainConfig
+    notes: list[str] = field(default_factory=list)
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def mask_for(self, label: int) -> np.ndarray:
+        return self.masks[self.labels.index(label)] if self.per_label else self.masks[0]
+
+    def summary(self) -> dict[str, Any]:
+        """JSON-ready description (what ``result.json`` holds)."""
+        return {
+            "image": self.name,
+            "size": list(self.image.size),
+            "method": self.config.method,
+            "options": self.config.to_dict(),
+            "labels": [{"index": i, "name": n} for i, n in zip(self.labels, self._label_names)],
+            "per_label_masks": self.per_label,
+            "predictions": {v: [asdict(p) for p in ps] for v, ps in self.predictions.items()},
+            "label_probabilities": self.label_probabilities,
+            "mask_mean": float(self.masks.mean()),
+            "timings_s": self.timings,
+            "notes": self.notes,
+            "info": self.info,
+        }
+
+    _label_names: list[str] = field(default_factory=list)
+
+
+def _top(probs: torch.Tensor, names: tuple[str, ...], k: int) -> list[Prediction]:
+    v, i = probs.topk(min(k, probs.numel()))
+    return [Prediction(int(j), names[int(j)], float(p)) for p, j in zip(v.tolist(), i.tolist())]
+
+
+def explain(
+    image: LoadedImage | Image.Image | str | Path,
+    config: ExplainConfig | None = None,
+    classifier: Classifier | None = None,
+    method: Method | None = None,
+    progress: ProgressFn | None = None,
+) -> Explanation:
+    """Explain one image. ``classifier`` defaults to the embedded EfficientNet-Lite0."""
+    config = config or ExplainConfig()
+    t0 = time.perf_counter()
+    loaded = image if isinstance(image, LoadedImage) else (
+        LoadedImage(image.convert("RGB"), "image", image.size) if isinstance(image, Image.Image) else load_image(image)
+    )
+    classifier = classifier or load_classifier()
+    method = method or make_method(config.method, **config.method_options)
+    infiller = make_infiller(config.infiller, **config.infiller_options)
+    pre = classifier.preprocessing
+    dev = classifier.device
+    torch.manual_seed(config.seed)
+
+    x = pre.pil_to_input(loaded.image).to(dev)
+    t1 = time.perf_counter()
+    with torch.no_grad():
+        clean = classifier.forward_features(x)
+    probs = clean.logits.softmax(-1)[0]
+    labels = resolve_labels(config.labels, probs)
+    t2 = time.perf_counter()
+    result = method(classifier, x, labels, clean, progress)
+    t3 = time.perf_counter()
+    masks = result.masks.detach().float().clamp(0, 1)
+    if not torch.isfinite(masks).all():
+        raise FloatingPointError(f"method '{config.method}' returned a mask with NaN or infinite values")
+    first = masks[:1].unsqueeze(1)  # 1 x 1 x h x w: the views show the first label's mask
+    with torch.no_grad():
+        fill = infiller(x, 1.0 - first)
+        batch = torch.cat([x, composite(x, first), composite(x, 1.0 - first), composite(x, 1.0 - first, fill)])
+        view_probs = classifier(batch).softmax(-1)
+    t4 = time.perf_counter()
+
+    w, h = loaded.image.size
+    full_masks = resize_mask(masks.cpu(), h, w).numpy().astype(np.float32)
+    orig01 = torch.from_numpy(np.asarray(loaded.image, dtype=np.float32) / 255.0).permute(2, 0, 1)[None]
+    m = torch.from_numpy(full_masks[:1])[None]
+    gray = torch.tensor(pre.mean).view(1, 3, 1, 1)
+    fill01 = pre.denormalize(torch.nn.functional.interpolate(fill.cpu(), size=(h, w), mode="bilinear",
+                                                             align_corners=False))
+    views = {
+        "overlay": overlay(loaded.image, full_masks[0]),
+        "masked_in": tensor01_to_pil(orig01 * m + gray * (1 - m)),
+        "masked_out": tensor01_to_pil(orig01 * (1 - m) + gray * m),
+        "infilled": tensor01_to_pil(orig01 * (1 - m) + fill01 * m),
+    }
+    names = classifier.class_names
+    predictions = {v: _top(view_probs[i], names, config.top_k_predictions) for i, v in enumerate(VIEWS)}
+    label_probs = {v: [float(view_probs[i, j]) for j in labels] for i, v in enumerate(VIEWS)}
+    t5 = time.perf_counter()
+    timings = {"load_s": t1 - t0, "classify_s": t2 - t1, "method_s": t3 - t2, "views_classify_s": t4 - t3,
+               "render_s": t5 - t4, "total_s": t5 - t0}
+    return Explanation(
+        name=loaded.name, image=loaded.image, labels=labels, masks=full_masks, per_label=result.per_label,
+        views=views, predictions=predictions, label_probabilities=label_probs, working_input=x.cpu(),
+        working_masks=masks.cpu(), timings={k: round(v, 4) for k, v in timings.items()}, config=config,
+        notes=list(loaded.notes), info=result.info, _label_names=[names[i] for i in labels],
+    )
+
+
+def write_explanation(expl: Explanation, out_dir: str | Path) -> Path:
+    """Write ``mask.npy`` (+ ``mask_<label>.npy`` per label), the view PNGs and ``result.json``."""
+    folder = Path(out_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    np.save(folder / "mask.npy", expl.masks[0].astype(np.float32))
+    if expl.per_label:
+        for label, mask in zip(expl.labels, expl.masks):
+            np.save(folder / f"mask_{label}.npy", mask.astype(np.float32))
+    for name, img in expl.views.items():
+        img.save(folder / f"{name}.png")
+    (folder / "result.json").write_text(json.dumps(expl.summary(), indent=2) + "\n")
+    return folder

@@ -1,0 +1,49 @@
+"""The trained-masker method: one forward of the classifier, then the small masker head."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from .checkpoint import MaskerCheckpoint, load_masker
+from .classifier import Classifier, ClassifierOutput
+from .methods import MethodResult, ProgressFn, checkpoints_dir, register_method
+
+#: The shipped masker for the default classifier, used when no checkpoint is given.
+DEFAULT_CHECKPOINT = "fix_lite0.safetensors"
+
+
+def default_checkpoint() -> Path:
+    return checkpoints_dir() / DEFAULT_CHECKPOINT
+
+
+@register_method("masker", "trained masker network (Phang et al.; FIX or CA checkpoint)")
+class MaskerMethod:
+    """Explains with a trained masker checkpoint; label-agnostic (one mask whatever the label).
+
+    For a FIX checkpoint the masker reads the explained classifier's own activations (no extra
+    forward). A CA checkpoint's masker reads its co-trained classifier, run once more.
+    """
+
+    name = "masker"
+
+    def __init__(self, checkpoint: str | Path | None = None) -> None:
+        self.checkpoint = Path(checkpoint) if checkpoint else default_checkpoint()
+        self._loaded: dict[str, MaskerCheckpoint] = {}
+
+    def load(self, classifier: Classifier) -> MaskerCheckpoint:
+        key = classifier.identity
+        if key not in self._loaded:
+            self._loaded[key] = load_masker(self.checkpoint, classifier=classifier, device=classifier.device)
+        return self._loaded[key]
+
+    @torch.no_grad()
+    def __call__(self, classifier: Classifier, x: torch.Tensor, labels: list[int], clean: ClassifierOutput,
+                 progress: ProgressFn | None = None) -> MethodResult:
+        ckpt = self.load(classifier)
+        stages = clean.stages
+        if ckpt.classifier is not classifier:
+            stages = ckpt.classifier.forward_features(x).stages
+        mask = ckpt.masker(stages, tuple(x.shape[-2:]))
+        return MethodResult(masks=mask[:, 0], per_label=False,
+                            info={"checkpoint": str(self.checkpoint), "masker_kind": ckpt.kind})

@@ -1,0 +1,132 @@
+"""Objective terms of the masking papers as pure tensor functions (batch means unless stated).
+
+Phang et al. / CASM: masked-in classification maximisation (cross-entropy), masked-out
+classification minimisation (negative cross-entropy), masked-out entropy maximisation (negative
+entropy, counted only for images the classifier gets right), the conditional area terms (the mask's
+mean area, counted only when the masked-in image is classified correctly, or when a correctly
+classified image's masked-out version is misclassified), and total variation.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+
+OBJECTIVES = ("in", "out-entropy", "out-class", "in+out-entropy", "in+out-class")
+
+
+def masked_in_loss(logits_in: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """MaxClass on the masked-in image: mean cross-entropy CE(f(x*m), y)."""
+    return F.cross_entropy(logits_in, labels)
+
+
+def masked_out_class_loss(logits_out: torch.Tensor, labels: torch.Tensor,
+                          weight: torch.Tensor | None = None) -> torch.Tensor:
+    """MinClass on the masked-out image: -mean_i w_i CE(f(x*(1-m)), y_i)."""
+    ce = F.cross_entropy(logits_out, labels, reduction="none")
+    w = torch.ones_like(ce) if weight is None else weight.to(ce.dtype)
+    return -(w * ce).mean()
+
+
+def entropy(logits: torch.Tensor) -> torch.Tensor:
+    """Per-row entropy (natural log) of softmax(logits)."""
+    logp = F.log_softmax(logits, dim=-1)
+    return -(logp.exp() * logp).sum(dim=-1)
+
+
+def masked_out_entropy_loss(logits_out: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
+    """MaxEnt on the masked-out image: -mean_i w_i H(softmax f(x*(1-m)))."""
+    h = entropy(logits_out)
+    w = torch.ones_like(h) if weight is None else weight.to(h.dtype)
+    return -(w * h).mean()
+
+
+def mask_area(mask: torch.Tensor) -> torch.Tensor:
+    """Per-image mean of the mask (B x 1 x H x W -> B)."""
+    return mask.flatten(1).mean(dim=1)
+
+
+def conditional_area(mask: torch.Tensor, condition: torch.Tensor) -> torch.Tensor:
+    """mean_i c_i * area(m_i): the area is penalised only where the condition holds."""
+    return (condition.to(mask.dtype) * mask_area(mask)).mean()
+
+
+def total_variation(mask: torch.Tensor, power: float = 2.0, border_weight: float = 0.0) -> torch.Tensor:
+    """Sum over pixels of |neighbour differences|^power (plus an optional border term), batch mean.
+
+    ``border_weight`` adds w * sum(m^power) on the four border lines (Phang et al. use 0.3), which
+    pushes masks to 0 at the image's edge.
+    """
+    m = mask.flatten(0, -3) if mask.dim() > 3 else mask
+    m = m.reshape(mask.shape[0], -1, *mask.shape[-2:])
+    dh = (m[..., 1:, :] - m[..., :-1, :]).abs().pow(power).flatten(1).sum(1)
+    dw = (m[..., :, 1:] - m[..., :, :-1]).abs().pow(power).flatten(1).sum(1)
+    tv = dh + dw
+    if border_weight:
+        border = (m[..., 0, :].abs().pow(power).flatten(1).sum(1) + m[..., -1, :].abs().pow(power).flatten(1).sum(1)
+                  + m[..., :, 0].abs().pow(power).flatten(1).sum(1) + m[..., :, -1].abs().pow(power).flatten(1).sum(1))
+        tv = tv + border_weight * border
+    return tv.mean()
+
+
+@dataclass
+class MaskerObjective:
+    """Weights of the masker training objective (defaults: FIX best of Phang et al.)."""
+
+    objective: str = "in+out-entropy"
+    lambda_in: float = 1.0
+    lambda_out: float = 1.0
+    lambda_area_in: float = 1.0
+    lambda_area_out: float = 10.0
+    lambda_tv: float = 1e-3
+    tv_border: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.objective not in OBJECTIVES:
+            raise ValueError(f"unknown objective '{self.objective}' (choose from {', '.join(OBJECTIVES)})")
+        for name in ("lambda_in", "lambda_out", "lambda_area_in", "lambda_area_out", "lambda_tv", "tv_border"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+
+    @property
+    def uses_in(self) -> bool:
+        return self.objective.startswith("in")
+
+    @property
+    def uses_out(self) -> bool:
+        return "out" in self.objective
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def masker_loss(cfg: MaskerObjective, mask: torch.Tensor, labels: torch.Tensor, clean_logits: torch.Tensor,
+                logits_in: torch.Tensor | None, logits_out: torch.Tensor | None) -> dict[str, torch.Tensor]:
+    """All terms of the masker objective and their weighted sum under key ``total``.
+
+    ``mask`` is B x 1 x H x W; the masked-out terms count only images whose clean prediction is right.
+    """
+    clean_correct = (clean_logits.argmax(-1) == labels).to(mask.dtype)
+    terms: dict[str, torch.Tensor] = {}
+    total = mask.new_zeros(())
+    if cfg.uses_in:
+        assert logits_in is not None
+        terms["in_ce"] = masked_in_loss(logits_in, labels)
+        in_correct = (logits_in.argmax(-1) == labels).to(mask.dtype)
+        terms["area_in"] = conditional_area(mask, in_correct)
+        total = total + cfg.lambda_in * terms["in_ce"] + cfg.lambda_area_in * terms["area_in"]
+    if cfg.uses_out:
+        assert logits_out is not None
+        if cfg.objective.endswith("entropy"):
+            terms["out_negentropy"] = masked_out_entropy_loss(logits_out, clean_correct)
+            total = total + cfg.lambda_out * terms["out_negentropy"]
+        else:
+            terms["out_negce"] = masked_out_class_loss(logits_out, labels, clean_correct)
+            total = total + cfg.lambda_out * terms["out_negce"]
+        out_wrong = (logits_out.argmax(-1) != labels).to(mask.dtype)
+        terms["area_out"] = conditional_area(mask, clean_correct * out_wrong)
+        total = total + cfg.lambda_area_out * terms["area_out"]
+    terms["tv"] = total_variation(mask, border_weight=cfg.tv_border)
+    terms["total"] = total + cfg.lambda_tv * terms["tv"]
+    return terms
