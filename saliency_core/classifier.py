@@ -265,6 +265,10 @@ def load_classifier(
         clf = _timm_classifier(name, "tf_efficientnet_lite0", weights_path, pre, by_position=by_position,
                                num_classes=num_classes)
     else:
+        if name != "resnet50" and not name.startswith(("timm:", "torchvision:")):
+            raise ClassifierLoadError(
+                f"unknown classifier '{name}' (use efficientnet_lite0, resnet50, timm:<arch> or torchvision:<arch>)"
+            )
         if weights_path is None and not random_init:
             raise ClassifierLoadError(
                 f"classifier '{name}' needs a local weights file (--classifier-weights PATH); "

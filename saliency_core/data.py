@@ -123,3 +123,27 @@ def eval_transform(size: int = 224) -> transforms.Compose:
     """Resize the shorter side to 256/224 * size and centre-crop ``size`` (the standard protocol)."""
     return transforms.Compose([transforms.Resize(int(round(size * 256 / 224))), transforms.CenterCrop(size),
                                transforms.ToTensor()])
+
+
+@torch.no_grad()
+def correctly_classified(samples: list[Sample], classifier: torch.nn.Module, size: int = 224, batch_size: int = 32,
+                         progress=None) -> list[Sample]:
+    """The samples that ``classifier`` (a :class:`saliency_core.classifier.Classifier`) gets right
+    on the evaluation crop (for 'train only on images the classifier gets right')."""
+    from torch.utils.data import DataLoader
+
+    was_training = classifier.training
+    classifier.eval()
+    device = next(classifier.parameters()).device
+    loader = DataLoader(ImageDataset(samples, eval_transform(size), cache=False), batch_size=batch_size,
+                        generator=torch.Generator())
+    keep: list[Sample] = []
+    done = 0
+    for x01, y in loader:
+        pred = classifier(classifier.preprocessing.normalize(x01.to(device))).argmax(-1).cpu()
+        keep += [samples[done + i] for i in range(len(y)) if int(pred[i]) == int(y[i])]
+        done += len(y)
+        if progress is not None:
+            progress(done / len(samples), f"checking which images the classifier gets right ({done}/{len(samples)})")
+    classifier.train(was_training)
+    return keep

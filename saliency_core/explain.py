@@ -177,3 +177,11 @@ def write_explanation(expl: Explanation, out_dir: str | Path) -> Path:
         img.save(folder / f"{name}.png")
     (folder / "result.json").write_text(json.dumps(expl.summary(), indent=2) + "\n")
     return folder
+
+
+@torch.no_grad()
+def predict(image: LoadedImage | Image.Image, classifier: Classifier, k: int = 5) -> list[Prediction]:
+    """The classifier's top-``k`` labels on one unmasked image (what the dashboard shows first)."""
+    pil = image.image if isinstance(image, LoadedImage) else image.convert("RGB")
+    x = classifier.preprocessing.pil_to_input(pil).to(classifier.device)
+    return _top(classifier(x).softmax(-1)[0], classifier.class_names, k)

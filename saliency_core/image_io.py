@@ -7,6 +7,7 @@ frame), zero-byte, corrupt and non-image files, and decompression bombs (refused
 from __future__ import annotations
 
 import io
+import struct
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -115,7 +116,8 @@ def load_image(
         raise ImageLoadError(f"{name}: refused as a possible decompression bomb ({exc})") from None
     except UnidentifiedImageError:
         raise ImageLoadError(f"{name}: not a recognised image file (corrupt or another file type)") from None
-    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+    except (OSError, SyntaxError, ValueError, EOFError, TypeError, KeyError, IndexError, struct.error) as exc:
+        # Pillow's plugins raise any of these on malformed data (e.g. TypeError for a bad TIFF IFD).
         raise ImageLoadError(f"{name}: the image data is corrupt or truncated ({exc})") from None
     original_size = img.size
     rgb = _to_rgb(img, notes)

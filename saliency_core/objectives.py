@@ -13,7 +13,9 @@ from dataclasses import asdict, dataclass
 import torch
 import torch.nn.functional as F
 
-OBJECTIVES = ("in", "out-entropy", "out-class", "in+out-entropy", "in+out-class")
+OBJECTIVES = ("in", "out-entropy", "out-class", "in+out-entropy", "in+out-class",
+              # pairs/triples of Phang et al.'s study: MinClass+MaxEnt (and all three)
+              "out-class+out-entropy", "in+out-class+out-entropy")
 
 
 def masked_in_loss(logits_in: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -118,10 +120,10 @@ def masker_loss(cfg: MaskerObjective, mask: torch.Tensor, labels: torch.Tensor, 
         total = total + cfg.lambda_in * terms["in_ce"] + cfg.lambda_area_in * terms["area_in"]
     if cfg.uses_out:
         assert logits_out is not None
-        if cfg.objective.endswith("entropy"):
+        if "out-entropy" in cfg.objective:
             terms["out_negentropy"] = masked_out_entropy_loss(logits_out, clean_correct)
             total = total + cfg.lambda_out * terms["out_negentropy"]
-        else:
+        if "out-class" in cfg.objective:
             terms["out_negce"] = masked_out_class_loss(logits_out, labels, clean_correct)
             total = total + cfg.lambda_out * terms["out_negce"]
         out_wrong = (logits_out.argmax(-1) != labels).to(mask.dtype)

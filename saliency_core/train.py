@@ -1,208 +1,593 @@
-"""Masker training (FIX: the classifier is frozen and only the masker learns).
+"""Masker training: FIX (frozen classifier) and classifier-agnostic (CA) training of Phang et al.
 
-``TrainConfig`` is the one config of a training run (CLI flags or YAML); ``train(cfg)`` runs it and
-writes ``<out>/config.yaml``, ``steps.csv``, ``epochs.csv`` and ``masker.safetensors`` (+ ``.json``).
+``train(TrainConfig(...))`` runs one training and returns the saved masker's path. A run folder
+holds ``config.yaml`` (the resolved config), ``steps.csv`` (per-step losses), ``epochs.csv``
+(per-epoch validation on the held-out, class-disjoint images), ``tb/`` (TensorBoard),
+``state.pt`` (+ ``pool-*.safetensors``: the resumable state) and ``masker.safetensors`` (+ ``.json``).
+
+One step (both modes):
+1. the classifier's forward pass on the clean batch gives logits and stage activations (CA: in
+   train mode, with gradients for the classifier);
+2. the masker maps the (detached) activations to a mask m;
+3. a judge classifies the masked-in x*m and masked-out x*(1-m) images: the classifier itself (FIX,
+   and CA with probability p_latest) or a snapshot drawn uniformly from the CA pool;
+4. the masker's objective (MaxClass / MinClass / MaxEnt, conditional areas, TV) and, in CA, the
+   classifier's loss (CASM eq. 8: cross-entropy on the clean and on the masked-out images) are
+   formed; each one's gradients are computed for its own parameters only (``backward(inputs=...)``),
+   so the masker's loss never reaches the classifier;
+5. only then do both optimisers step (the original code stepped the classifier in between, which
+   fails on PyTorch >= 1.5), and a CA run snapshots its classifier into the pool when due.
 """
 from __future__ import annotations
 
+import contextlib
+import copy
 import csv
 import json
 import math
 import random
+import resource
+import sys
 import time
-from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from .checkpoint import save_masker
 from .classifier import Classifier, load_classifier
-from .data import ImageDataset, class_disjoint_split, eval_transform, few_shot, read_samples, train_transform
+from .classifier_pool import ClassifierPool
+from .data import (ImageDataset, Sample, class_disjoint_split, correctly_classified, eval_transform, few_shot,
+                   read_samples, train_transform)
 from .device import resolve_device
+from .distributed import (DistInfo, all_gather_object, all_reduce_mean_, barrier, broadcast_module_, cleanup,
+                          init_distributed, module_digest)
 from .infill import make_infiller
 from .masker import MaskerConfig, PhangMasker
 from .masking import composite
-from .objectives import MaskerObjective, entropy, masker_loss
+from .objectives import entropy, masker_loss
+from .train_config import ConfigError, TrainConfig, config_differences
+from .train_data import SeededAugmentation, epoch_batches
+from .train_state import StateError, load_state, restore_pool, rng_state, save_state, set_rng_state
 
+__all__ = ["TrainConfig", "ConfigError", "StateError", "train", "Trainer", "validate", "seed_everything"]
 
-@dataclass
-class TrainConfig:
-    """One masker-training run."""
+ProgressFn = Callable[[float, str], None]
 
-    data: str = "../shared/data/imagenet-samples/labels.csv"
-    out: str = "runs/fix"
-    classifier: str = "efficientnet_lite0"
-    classifier_weights: str | None = None
-    mode: str = "fix"
-    stages: tuple[int, ...] = (4, 5)
-    gumbel: str = "off"
-    gumbel_temperature: float = 0.1
-    objective: str = "in+out-entropy"
-    lambda_in: float = 1.0
-    lambda_out: float = 1.0
-    lambda_area_in: float = 1.0
-    lambda_area_out: float = 10.0
-    lambda_tv: float = 1e-3
-    infiller: str = "gray"
-    epochs: int = 8
-    batch_size: int = 32
-    lr: float = 1e-3
-    weight_decay: float = 1e-4
-    grad_clip: float = 10.0
-    lr_step_epochs: int = 0  # 0 = no step decay; the papers use 20 (of 60)
-    lr_gamma: float = 0.1
-    image_size: int = 224
-    augment: bool = True
-    val_fraction: float = 0.125
-    split_seed: int = 0
-    few_shot_classes: int | None = None
-    few_shot_per_class: int | None = None
-    seed: int = 0
-    device: str = "auto"
-    num_workers: int = 0
-    max_steps: int | None = None
-
-    def __post_init__(self) -> None:
-        self.stages = tuple(int(s) for s in self.stages)
-        if self.mode not in ("fix",):
-            raise ValueError(f"unknown mode '{self.mode}'")
-        if self.epochs < 1 or self.batch_size < 1:
-            raise ValueError("epochs and batch_size must be >= 1")
-
-    def objective_config(self) -> MaskerObjective:
-        return MaskerObjective(self.objective, self.lambda_in, self.lambda_out, self.lambda_area_in,
-                               self.lambda_area_out, self.lambda_tv)
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["stages"] = list(self.stages)
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
-        names = {f.name for f in fields(cls)}
-        unknown = set(d) - names
-        if unknown:
-            raise ValueError(f"unknown config keys: {', '.join(sorted(unknown))}")
-        return cls(**d)
+#: Columns of steps.csv (a term that a run does not use stays empty).
+STEP_FIELDS = ["step", "epoch", "lr", "total", "in_ce", "area_in", "out_negentropy", "out_negce", "area_out", "tv",
+               "mask_mean", "clean_acc", "judge", "cls_loss", "cls_clean_ce", "cls_out_ce", "cls_in_ce", "step_s"]
 
 
 def seed_everything(seed: int) -> None:
     random.seed(seed)
-    np.random.seed(seed)
+    np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
 
 
+def peak_memory_mb(device: torch.device) -> float:
+    """Peak GPU memory allocated (CUDA) or peak resident memory of this process (CPU), in MiB."""
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    rss_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return rss_kb / 1024 if sys.platform != "darwin" else rss_kb / 2**20
+
+
 @torch.no_grad()
-def validate(classifier: Classifier, masker: PhangMasker, loader: DataLoader, device: torch.device) -> dict[str, float]:
-    """Masked-in / masked-out accuracy, masked-out entropy and mean mask (gray fill)."""
+def validate(classifier: Classifier, masker: torch.nn.Module, loader: DataLoader,
+             reference: Classifier | None = None, autocast: Callable[[], Any] = contextlib.nullcontext,
+             channels_last: bool = False) -> dict[str, float]:
+    """Validation figures of a masker on held-out images (gray fill, as the masks are used).
+
+    ``clean_acc``, ``in_acc`` / ``out_acc`` (masked-in / masked-out top-1 accuracy), ``in_prob`` /
+    ``out_prob`` (mean softmax probability of the true class), ``out_entropy`` (masked-out) and
+    ``mask_mean``, all judged by ``classifier`` (whose activations the masker reads). With a
+    ``reference`` classifier (CA: the original, frozen one) the same figures judged by it are added
+    with the prefix ``ref_``.
+    """
+    modes = (classifier.training, masker.training)
+    classifier.eval()
     masker.eval()
-    tot = {"clean_acc": 0.0, "in_acc": 0.0, "out_acc": 0.0, "out_entropy": 0.0, "mask_mean": 0.0}
+    judges = {"": classifier, **({"ref_": reference} if reference is not None else {})}
+    keys = ("clean_acc", "in_acc", "out_acc", "in_prob", "out_prob", "out_entropy")
+    tot = {f"{p}{k}": 0.0 for p in judges for k in keys}
+    tot["mask_mean"] = 0.0
+    device = next(classifier.parameters()).device
     n = 0
     for x01, y in loader:
         x = classifier.preprocessing.normalize(x01.to(device))
+        if channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
         y = y.to(device)
-        clean = classifier.forward_features(x)
-        m = masker(clean.stages, tuple(x.shape[-2:]))
-        logits = classifier(torch.cat([composite(x, m), composite(x, 1 - m)]))
-        li, lo = logits.chunk(2)
-        b = x.shape[0]
-        tot["clean_acc"] += (clean.logits.argmax(-1) == y).float().sum().item()
-        tot["in_acc"] += (li.argmax(-1) == y).float().sum().item()
-        tot["out_acc"] += (lo.argmax(-1) == y).float().sum().item()
-        tot["out_entropy"] += entropy(lo).sum().item()
+        with autocast():
+            clean = classifier.forward_features(x)
+            m = masker([s.float() for s in clean.stages], tuple(x.shape[-2:])).float()
+        batch = torch.cat([x, composite(x, m), composite(x, 1 - m)])
+        for prefix, judge in judges.items():
+            with autocast():
+                logits = judge(batch).float()
+            lc, li, lo = logits.chunk(3)
+            tot[f"{prefix}clean_acc"] += (lc.argmax(-1) == y).sum().item()
+            tot[f"{prefix}in_acc"] += (li.argmax(-1) == y).sum().item()
+            tot[f"{prefix}out_acc"] += (lo.argmax(-1) == y).sum().item()
+            tot[f"{prefix}in_prob"] += li.softmax(-1).gather(1, y[:, None]).sum().item()
+            tot[f"{prefix}out_prob"] += lo.softmax(-1).gather(1, y[:, None]).sum().item()
+            tot[f"{prefix}out_entropy"] += entropy(lo).sum().item()
         tot["mask_mean"] += m.flatten(1).mean(1).sum().item()
-        n += b
-    masker.train()
+        n += x.shape[0]
+    classifier.train(modes[0])
+    masker.train(modes[1])
     return {k: v / max(n, 1) for k, v in tot.items()}
 
 
-def train(cfg: TrainConfig) -> Path:
-    """Run a training and return the path of the saved masker checkpoint."""
-    seed_everything(cfg.seed)
-    device = resolve_device(cfg.device)
-    out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
+class Trainer:
+    """One training run (see the module docstring); ``run()`` returns the masker's path."""
 
-    classifier = load_classifier(cfg.classifier, cfg.classifier_weights, device=device)
-    samples = read_samples(cfg.data)
-    train_s, val_s = class_disjoint_split(samples, cfg.val_fraction, cfg.split_seed)
-    if cfg.few_shot_classes or cfg.few_shot_per_class:
-        train_s = few_shot(train_s, cfg.few_shot_classes, cfg.few_shot_per_class, cfg.seed)
-    train_ds = ImageDataset(train_s, train_transform(cfg.image_size, cfg.augment))
-    val_ds = ImageDataset(val_s, eval_transform(cfg.image_size)) if val_s else None
-    gen = torch.Generator().manual_seed(cfg.seed)
-    loader = DataLoader(train_ds, batch_size=cfg.batch_size, shuffle=True, drop_last=len(train_ds) > cfg.batch_size,
-                        generator=gen, num_workers=cfg.num_workers, pin_memory=device.type == "cuda")
-    val_loader = DataLoader(val_ds, batch_size=64) if val_ds else None
+    def __init__(self, cfg: TrainConfig, progress: ProgressFn | None = None, show_bars: bool = True) -> None:
+        self.cfg = cfg
+        self.progress = progress
+        seed_everything(cfg.seed)
+        self.dist, self.device = init_distributed(resolve_device(cfg.device))
+        self.out = Path(cfg.out)
+        self.show_bars = show_bars and self.dist.is_main
+        self.train_classifier = cfg.trains_classifier
+        self._setup_precision()
 
-    masker = PhangMasker(MaskerConfig(stages=cfg.stages, gumbel=cfg.gumbel, gumbel_temperature=cfg.gumbel_temperature,
-                                      stage_channels=classifier.stage_channels)).to(device).train()
-    opt = torch.optim.Adam(masker.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    sched = torch.optim.lr_scheduler.StepLR(opt, cfg.lr_step_epochs or 10**9, cfg.lr_gamma)
-    objective = cfg.objective_config()
-    infiller = make_infiller(cfg.infiller)
+        self.classifier = load_classifier(cfg.classifier, cfg.classifier_weights, device=self.device,
+                                          random_init=cfg.classifier_random_init, num_classes=cfg.num_classes)
+        if self.channels_last:
+            self.classifier.to(memory_format=torch.channels_last)
+        self.reference: Classifier | None = None
+        self.judge: Classifier | None = None
+        self.pool: ClassifierPool | None = None
+        if self.train_classifier:
+            self.reference = copy.deepcopy(self.classifier)  # the original classifier, to judge CA masks too
+            self.classifier.requires_grad_(True)
+            strategy = cfg.strategy()
+            if strategy.uses_pool:
+                self.pool = ClassifierPool.from_strategy(strategy, cfg.pool_size, seed=cfg.seed)
+                self.judge = copy.deepcopy(self.classifier).eval().requires_grad_(False)
+        self._setup_data()
 
-    step, t_start, images = 0, time.perf_counter(), 0
-    epoch_rows: list[dict[str, Any]] = []
-    with (out / "steps.csv").open("w", newline="") as f_steps:
-        steps_writer = None
-        for epoch in range(cfg.epochs):
-            bar = tqdm(loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False)
-            for x01, y in bar:
-                x = classifier.preprocessing.normalize(x01.to(device, non_blocking=True))
-                y = y.to(device)
-                with torch.no_grad():
-                    clean = classifier.forward_features(x)
-                m = masker(clean.stages, tuple(x.shape[-2:]))
-                x_in = composite(x, m, infiller(x, m)) if objective.uses_in else None
-                x_out = composite(x, 1 - m, infiller(x, 1 - m)) if objective.uses_out else None
-                logits = classifier(torch.cat([t for t in (x_in, x_out) if t is not None]))
-                li, lo = (logits.chunk(2) if x_in is not None and x_out is not None
-                          else (logits, None) if x_in is not None else (None, logits))
-                terms = masker_loss(objective, m, y, clean.logits, li, lo)
-                opt.zero_grad(set_to_none=True)
-                terms["total"].backward()
-                torch.nn.utils.clip_grad_norm_(masker.parameters(), cfg.grad_clip)
-                opt.step()
-                step += 1
-                images += x.shape[0]
-                row = {"step": step, "epoch": epoch + 1, **{k: round(float(v.detach()), 5) for k, v in terms.items()},
-                       "mask_mean": round(float(m.detach().mean()), 4)}
-                if steps_writer is None:
-                    steps_writer = csv.DictWriter(f_steps, fieldnames=list(row))
-                    steps_writer.writeheader()
-                steps_writer.writerow(row)
-                bar.set_postfix(loss=f"{row['total']:.3f}", mask=f"{row['mask_mean']:.2f}")
-                if cfg.max_steps and step >= cfg.max_steps:
-                    break
-            sched.step()
-            f_steps.flush()
-            metrics = validate(classifier, masker, val_loader, device) if val_loader else {}
-            row = {"epoch": epoch + 1, "steps": step, "elapsed_s": round(time.perf_counter() - t_start, 1),
-                   **{f"val_{k}": round(v, 4) for k, v in metrics.items()}}
-            epoch_rows.append(row)
-            tqdm.write(json.dumps(row))
-            _write_csv(out / "epochs.csv", epoch_rows)
-            if cfg.max_steps and step >= cfg.max_steps:
-                break
-    elapsed = time.perf_counter() - t_start
-    figures = {"train_images": len(train_ds), "val_images": len(val_ds) if val_ds else 0,
-               "val_classes_disjoint": True, "steps": step, "wall_time_s": round(elapsed, 1),
-               "images_per_s": round(images / elapsed, 2), "device": str(device),
-               "final": epoch_rows[-1] if epoch_rows else {}}
-    path = save_masker(out / "masker.safetensors", masker.eval(), classifier, cfg.to_dict(), figures)
-    return path
+        self.masker = PhangMasker(MaskerConfig(stages=cfg.stages, final_upsample=cfg.final_upsample, gumbel=cfg.gumbel,
+                                               gumbel_temperature=cfg.gumbel_temperature,
+                                               stage_channels=self.classifier.stage_channels)).to(self.device)
+        self.masker.train()
+        broadcast_module_(self.masker, self.dist)
+        broadcast_module_(self.classifier, self.dist)
+        self.masker_train: torch.nn.Module = self.masker
+        if self.dist.enabled:
+            from torch.nn.parallel import DistributedDataParallel as DDP
+
+            self.masker_train = DDP(self.masker, device_ids=[self.device.index] if self.device.type == "cuda" else None,
+                                    broadcast_buffers=True)
+        self.masker_params = list(self.masker.parameters())
+        self.opt_m = torch.optim.Adam(self.masker_params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        self.sched_m = torch.optim.lr_scheduler.StepLR(self.opt_m, cfg.lr_step_epochs or 10**9, cfg.lr_gamma)
+        self.clf_params = [p for p in self.classifier.parameters() if p.requires_grad]
+        self.opt_c = self.sched_c = None
+        if self.train_classifier:
+            self.opt_c = torch.optim.SGD(self.clf_params, lr=cfg.classifier_lr, momentum=cfg.classifier_momentum,
+                                         weight_decay=cfg.classifier_weight_decay)
+            self.sched_c = torch.optim.lr_scheduler.StepLR(self.opt_c, cfg.lr_step_epochs or 10**9, cfg.lr_gamma)
+        self.objective = cfg.objective_config()
+        self.infiller = make_infiller(cfg.infiller, **cfg.infiller_options)
+
+        # progress counters (all saved in the state)
+        self.step = 0
+        self.epoch = 0
+        self.batch_in_epoch = 0
+        self.cls_updates = 0
+        self.images = 0
+        self.train_time = 0.0
+        self.elapsed_before = 0.0
+        self.epoch_rows: list[dict[str, Any]] = []
+        self.epoch_sums: dict[str, float] = {}
+        self.epoch_count = 0
+        self.resumed_from: int | None = None
+
+    # ------------------------------------------------------------------ setup
+    def _setup_precision(self) -> None:
+        cfg, dev = self.cfg, self.device
+        amp = cfg.amp
+        if amp == "auto":
+            amp = "bf16" if dev.type == "cuda" else "off"
+        if amp == "fp16" and dev.type != "cuda":
+            raise ConfigError("amp fp16 needs a CUDA device (use bf16 or off on the CPU)")
+        self.amp = amp
+        self.amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(amp)
+        self.scaler = torch.amp.GradScaler("cuda") if amp == "fp16" else None
+        self.channels_last = dev.type == "cuda" if cfg.channels_last is None else bool(cfg.channels_last)
+        if dev.type == "cuda":
+            torch.backends.cudnn.benchmark = True
+
+    def autocast(self):
+        if self.amp_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.amp_dtype)
+
+    def _setup_data(self) -> None:
+        cfg = self.cfg
+        samples = read_samples(cfg.data)
+        if cfg.val_data:
+            train_s, val_s = samples, read_samples(cfg.val_data)
+        else:
+            train_s, val_s = class_disjoint_split(samples, cfg.val_fraction, cfg.split_seed)
+        if cfg.few_shot_classes or cfg.few_shot_per_class:
+            train_s = few_shot(train_s, cfg.few_shot_classes, cfg.few_shot_per_class, cfg.few_shot_seed)
+        bad = [s for s in train_s + val_s if not 0 <= s.label < self.classifier.num_classes]
+        if bad:
+            raise ConfigError(f"label {bad[0].label} of '{bad[0].path}' is outside the classifier's "
+                              f"{self.classifier.num_classes} classes")
+        if cfg.only_correct:
+            before = len(train_s)
+            train_s = correctly_classified(train_s, self.classifier, cfg.image_size, cfg.val_batch_size,
+                                           progress=self._progress_at(0.0))
+            if not train_s:
+                raise ConfigError("the classifier gets none of the training images right (only_correct)")
+            self.log(f"only_correct: training on {len(train_s)} of {before} images")
+        self.train_samples: list[Sample] = train_s
+        self.val_samples: list[Sample] = val_s
+        self.train_ds = SeededAugmentation(ImageDataset(train_s, train_transform(cfg.image_size, cfg.augment)),
+                                           cfg.seed)
+        self.val_loader = None
+        if val_s and self.dist.is_main:
+            self.val_loader = DataLoader(ImageDataset(val_s, eval_transform(cfg.image_size)),
+                                         batch_size=cfg.val_batch_size, num_workers=cfg.num_workers,
+                                         pin_memory=self.device.type == "cuda", generator=torch.Generator())
+
+    def _progress_at(self, fraction: float) -> ProgressFn | None:
+        """A progress callback for preparation work, reported at a fixed overall fraction."""
+        if self.progress is None or not self.dist.is_main:
+            return None
+        return lambda _f, msg: self.progress(fraction, msg)
+
+    def log(self, message: str) -> None:
+        if self.dist.is_main:
+            tqdm.write(message)
+
+    # ------------------------------------------------------------------ one step
+    def training_step(self, x01: torch.Tensor, y: torch.Tensor) -> dict[str, Any]:
+        """One optimisation step on a batch of [0, 1] images; returns the logged figures."""
+        cfg, obj, dev = self.cfg, self.objective, self.device
+        x = self.classifier.preprocessing.normalize(x01.to(dev, non_blocking=True))
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        y = y.to(dev, non_blocking=True)
+        size = tuple(x.shape[-2:])
+        train_clf = self.train_classifier
+
+        # 1. clean pass (CA: train mode, graph kept for the classifier's own loss)
+        self.classifier.train(train_clf)
+        with self.autocast(), torch.set_grad_enabled(train_clf):
+            clean = self.classifier.forward_features(x)
+        # 2. mask from the detached activations
+        m = self.masker_train([s.detach().float() for s in clean.stages], size).float()
+        # 3. the judge of the masked images
+        index = self.pool.draw() if self.pool is not None else None
+        judge = self.classifier
+        if index is not None:
+            self.pool.load_into(self.judge.model, index)
+            judge = self.judge
+        need_out = obj.uses_out or (train_clf and "out" in cfg.classifier_loss)
+        need_in = obj.uses_in or (train_clf and "+in+" in cfg.classifier_loss)
+        fill_in = self.infiller(x, m) if need_in else None
+        fill_out = self.infiller(x, 1 - m) if need_out else None
+        x_in = composite(x, m, fill_in) if obj.uses_in else None
+        x_out = composite(x, 1 - m, fill_out) if obj.uses_out else None
+        with self.autocast():
+            if judge.training:  # the classifier itself, in train mode: separate batches (own BN statistics)
+                li = judge(x_in) if x_in is not None else None
+                lo = judge(x_out) if x_out is not None else None
+            else:
+                batch = [t for t in (x_in, x_out) if t is not None]
+                logits = judge(torch.cat(batch)) if batch else None
+                li, lo = (logits.chunk(2) if len(batch) == 2 else
+                          (logits, None) if x_in is not None else (None, logits))
+        li = li.float() if li is not None else None
+        lo = lo.float() if lo is not None else None
+        terms = masker_loss(obj, m, y, clean.logits.detach().float(), li, lo)
+
+        # 4. the classifier's own loss (CA): clean + masked-out images (CASM eq. 8)
+        cls_terms: dict[str, torch.Tensor] = {}
+        if train_clf:
+            cls_terms["cls_clean_ce"] = F.cross_entropy(clean.logits.float(), y)
+            md = m.detach()
+            if "out" in cfg.classifier_loss:
+                lo_c = lo if (index is None and lo is not None) else None
+                if lo_c is None:
+                    with self.autocast():
+                        lo_c = self.classifier(composite(x, 1 - md, fill_out)).float()
+                cls_terms["cls_out_ce"] = F.cross_entropy(lo_c, y)
+            if "+in+" in cfg.classifier_loss:
+                li_c = li if (index is None and li is not None) else None
+                if li_c is None:
+                    with self.autocast():
+                        li_c = self.classifier(composite(x, md, fill_in)).float()
+                cls_terms["cls_in_ce"] = F.cross_entropy(li_c, y)
+            cls_terms["cls_loss"] = sum(cls_terms.values())
+
+        # 5. both gradients, each for its own parameters, before either optimiser steps
+        self.opt_m.zero_grad(set_to_none=True)
+        if train_clf:
+            self.opt_c.zero_grad(set_to_none=True)
+            self._scale(cls_terms["cls_loss"]).backward(inputs=self.clf_params, retain_graph=True)
+        self._scale(terms["total"]).backward(inputs=self.masker_params)
+        if train_clf:
+            all_reduce_mean_([p.grad for p in self.clf_params], self.dist)
+        if self.scaler is not None:
+            self.scaler.unscale_(self.opt_m)
+        if cfg.grad_clip:
+            torch.nn.utils.clip_grad_norm_(self.masker_params, cfg.grad_clip)
+        self._opt_step(self.opt_m)
+        if train_clf:
+            self._opt_step(self.opt_c)
+            self.cls_updates += 1
+            broadcast_module_(self.classifier, self.dist, buffers_only=True)
+            if self.pool is not None:
+                self.pool.observe(self.classifier.model, self.cls_updates)
+        if self.scaler is not None:
+            self.scaler.update()
+
+        row: dict[str, Any] = {k: float(v.detach()) for k, v in {**terms, **cls_terms}.items()}
+        row["mask_mean"] = float(m.detach().mean())
+        row["clean_acc"] = float((clean.logits.detach().argmax(-1) == y).float().mean())
+        if self.dist.enabled:  # log the mean over processes
+            keys = sorted(row)
+            vals = torch.tensor([row[k] for k in keys], dtype=torch.float64)
+            all_reduce_mean_([vals], self.dist)
+            row = dict(zip(keys, vals.tolist()))
+        row["judge"] = "latest" if index is None else f"pool:{index}"
+        return row
+
+    def _scale(self, loss: torch.Tensor) -> torch.Tensor:
+        return self.scaler.scale(loss) if self.scaler is not None else loss
+
+    def _opt_step(self, opt: torch.optim.Optimizer) -> None:
+        if self.scaler is not None:
+            self.scaler.step(opt)
+        else:
+            opt.step()
+
+    # ------------------------------------------------------------------ state
+    def state_dict(self) -> dict[str, Any]:
+        s: dict[str, Any] = {
+            "config": self.cfg.to_dict(),
+            "step": self.step, "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch,
+            "cls_updates": self.cls_updates, "images": self.images, "train_time": self.train_time,
+            "elapsed": self.elapsed_before + (time.perf_counter() - self._t0),
+            "epoch_rows": self.epoch_rows, "epoch_sums": self.epoch_sums, "epoch_count": self.epoch_count,
+            "masker": self.masker.state_dict(), "opt_m": self.opt_m.state_dict(), "sched_m": self.sched_m.state_dict(),
+            "classifier_identity": self.classifier.identity if not self.train_classifier else None,
+            "rng": rng_state(),
+        }
+        if self.train_classifier:
+            s.update(classifier=self.classifier.model.state_dict(), opt_c=self.opt_c.state_dict(),
+                     sched_c=self.sched_c.state_dict())
+        if self.scaler is not None:
+            s["scaler"] = self.scaler.state_dict()
+        return s
+
+    def save_state(self) -> None:
+        if self.dist.enabled:
+            broadcast_module_(self.masker, self.dist, buffers_only=True)
+        if self.dist.is_main:
+            save_state(self.out, self.state_dict(), self.pool)
+        barrier(self.dist)
+
+    def load_state(self, s: dict[str, Any]) -> None:
+        diff = config_differences(s["config"], self.cfg.to_dict())
+        if diff:
+            raise StateError(f"'{self.out}' holds a run with a different config ({', '.join(diff)}); "
+                             "use another --out, or --no-resume to start it over")
+        self.masker.load_state_dict(s["masker"])
+        self.opt_m.load_state_dict(s["opt_m"])
+        self.sched_m.load_state_dict(s["sched_m"])
+        if self.train_classifier:
+            self.classifier.model.load_state_dict(s["classifier"])
+            self.classifier.refresh_identity()
+            self.opt_c.load_state_dict(s["opt_c"])
+            self.sched_c.load_state_dict(s["sched_c"])
+        elif s.get("classifier_identity") and s["classifier_identity"] != self.classifier.identity:
+            raise StateError(f"'{self.out}' was trained with classifier {s['classifier_identity']}, "
+                             f"not {self.classifier.identity}")
+        if self.pool is not None:
+            restore_pool(self.out, s, self.pool)
+        if self.scaler is not None and "scaler" in s:
+            self.scaler.load_state_dict(s["scaler"])
+        for k in ("step", "epoch", "batch_in_epoch", "cls_updates", "images", "epoch_count"):
+            setattr(self, k, int(s[k]))
+        self.train_time = float(s["train_time"])
+        self.elapsed_before = float(s["elapsed"])
+        self.epoch_rows = list(s["epoch_rows"])
+        self.epoch_sums = dict(s["epoch_sums"])
+        set_rng_state(s["rng"])
+        self.resumed_from = self.step
+
+    # ------------------------------------------------------------------ logs
+    def _open_logs(self) -> None:
+        self.steps_path = self.out / "steps.csv"
+        self.tb = None
+        if not self.dist.is_main:
+            return
+        rows: list[dict[str, str]] = []
+        if self.resumed_from is not None and self.steps_path.exists():
+            with self.steps_path.open(newline="") as f:  # drop steps done after the saved state
+                rows = [r for r in csv.DictReader(f) if r.get("step") and int(r["step"]) <= self.step]
+        self.steps_file = self.steps_path.open("w", newline="")
+        self.steps_writer = csv.DictWriter(self.steps_file, fieldnames=STEP_FIELDS, restval="", extrasaction="ignore")
+        self.steps_writer.writeheader()
+        self.steps_writer.writerows(rows)
+        self.steps_file.flush()
+        if self.cfg.tensorboard:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.tb = SummaryWriter(str(self.out / "tb"),
+                                    purge_step=self.step + 1 if self.resumed_from is not None else None)
+
+    def _close_logs(self) -> None:
+        if self.dist.is_main:
+            self.steps_file.close()
+            if self.tb is not None:
+                self.tb.close()
+
+    def _log_step(self, row: dict[str, Any]) -> None:
+        for k, v in row.items():
+            if isinstance(v, float) and k not in ("lr", "step_s"):
+                self.epoch_sums[k] = self.epoch_sums.get(k, 0.0) + v
+        self.epoch_count += 1
+        if not self.dist.is_main:
+            return
+        self.steps_writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
+        if self.step % 10 == 0:
+            self.steps_file.flush()
+        if self.tb is not None:
+            for k, v in row.items():
+                if isinstance(v, float):
+                    self.tb.add_scalar(f"train/{k}", v, self.step)
+
+    def _end_epoch(self, n_batches: int) -> None:
+        self.sched_m.step()
+        if self.sched_c is not None:
+            self.sched_c.step()
+        if self.dist.enabled:
+            broadcast_module_(self.masker, self.dist, buffers_only=True)
+        metrics: dict[str, float] = {}
+        if self.dist.is_main and self.val_loader is not None:
+            metrics = validate(self.classifier, self.masker, self.val_loader, self.reference, self.autocast,
+                               self.channels_last)
+        row: dict[str, Any] = {"epoch": self.epoch + 1, "steps": self.step,
+                               "elapsed_s": round(self.elapsed_before + time.perf_counter() - self._t0, 1),
+                               "images_per_s": round(self.images / max(self.train_time, 1e-9), 2)}
+        row.update({f"train_{k}": round(v / max(self.epoch_count, 1), 5) for k, v in self.epoch_sums.items()})
+        row.update({f"val_{k}": round(v, 5) for k, v in metrics.items()})
+        self.epoch_rows.append(row)
+        if self.dist.is_main:
+            _write_csv(self.out / "epochs.csv", self.epoch_rows)
+            if self.tb is not None:
+                for k, v in row.items():
+                    if k.startswith(("val_", "train_")):
+                        self.tb.add_scalar(k.replace("_", "/", 1), v, self.epoch + 1)
+                self.tb.flush()
+            self.log(json.dumps(row))
+        self.epoch += 1
+        self.batch_in_epoch = 0
+        self.epoch_sums, self.epoch_count = {}, 0
+
+    # ------------------------------------------------------------------ the run
+    def run(self) -> Path:
+        cfg = self.cfg
+        self._t0 = time.perf_counter()
+        if self.dist.is_main:
+            self.out.mkdir(parents=True, exist_ok=True)
+        barrier(self.dist)
+        state = load_state(self.out) if cfg.resume else None
+        if state is not None:
+            self.load_state(state)
+            self.log(f"resuming {self.out} at step {self.step} (epoch {self.epoch + 1})")
+        elif self.dist.is_main:
+            for p in [self.out / "state.pt", *self.out.glob("pool-*.safetensors")]:
+                p.unlink(missing_ok=True)
+        if self.dist.is_main:
+            (self.out / "config.yaml").write_text(cfg.to_yaml())
+        if self.pool is not None and not len(self.pool):
+            self.pool.observe(self.classifier.model, self.cls_updates)  # the first (untrained) classifier
+        self._open_logs()
+        stopped = False
+        try:
+            total_epochs = cfg.epochs
+            while self.epoch < total_epochs and not stopped:
+                batches = epoch_batches(len(self.train_ds), cfg.batch_size, cfg.seed, self.epoch, self.dist.rank,
+                                        self.dist.world_size, cfg.epoch_fraction)
+                self.train_ds.set_epoch(self.epoch)
+                todo = batches[self.batch_in_epoch:]
+                loader = DataLoader(self.train_ds, batch_sampler=todo, num_workers=cfg.num_workers,
+                                    pin_memory=self.device.type == "cuda", generator=torch.Generator())
+                bar = tqdm(total=len(batches), initial=self.batch_in_epoch, disable=not self.show_bars,
+                           desc=f"epoch {self.epoch + 1}/{total_epochs}", leave=False, dynamic_ncols=True)
+                for x01, y in loader:
+                    t = time.perf_counter()
+                    row = self.training_step(x01, y)
+                    dt = time.perf_counter() - t
+                    self.train_time += dt
+                    self.images += x01.shape[0] * self.dist.world_size
+                    self.step += 1
+                    self.batch_in_epoch += 1
+                    row = {"step": self.step, "epoch": self.epoch + 1, "lr": self.opt_m.param_groups[0]["lr"],
+                           **row, "step_s": round(dt, 4)}
+                    self._log_step(row)
+                    bar.update(1)
+                    bar.set_postfix(loss=f"{row['total']:.3f}", mask=f"{row['mask_mean']:.2f}")
+                    if cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0:
+                        self.save_state()
+                    if cfg.max_steps and self.step >= cfg.max_steps:
+                        stopped = True
+                        break
+                    if self.progress is not None and self.dist.is_main:
+                        done = self.epoch + self.batch_in_epoch / max(len(batches), 1)
+                        self.progress(min(done / total_epochs, 1.0),
+                                      f"epoch {self.epoch + 1}/{total_epochs}, step {self.step}, "
+                                      f"loss {row['total']:.3f}, mask {row['mask_mean']:.2f}")
+                bar.close()
+                if self.batch_in_epoch >= len(batches):
+                    self._end_epoch(len(batches))
+                self.save_state()
+        finally:
+            self._close_logs()
+        return self._finish(complete=self.epoch >= cfg.epochs)
+
+    def _finish(self, complete: bool) -> Path:
+        cfg = self.cfg
+        if self.dist.enabled:
+            broadcast_module_(self.masker, self.dist, buffers_only=True)
+        digests = all_gather_object(module_digest(self.masker, self.classifier), self.dist)
+        elapsed = self.elapsed_before + time.perf_counter() - self._t0
+        figures: dict[str, Any] = {
+            "mode": cfg.mode, "pool_strategy": cfg.pool_strategy if cfg.mode == "ca" else None,
+            "complete": complete, "steps": self.step, "epochs_completed": self.epoch,
+            "train_images": len(self.train_samples), "train_classes": len({s.label for s in self.train_samples}),
+            "val_images": len(self.val_samples), "val_classes": len({s.label for s in self.val_samples}),
+            "val_classes_disjoint": cfg.val_data is None,
+            "wall_time_s": round(elapsed, 1), "train_time_s": round(self.train_time, 1),
+            "images_per_s": round(self.images / max(self.train_time, 1e-9), 2),
+            "peak_memory_mb": round(peak_memory_mb(self.device), 1),
+            "device": str(self.device) if self.device.type != "cuda" else torch.cuda.get_device_name(self.device),
+            "world_size": self.dist.world_size, "amp": self.amp, "channels_last": self.channels_last,
+            "torch": torch.__version__, "threads": torch.get_num_threads(),
+            "replicas_identical": len(set(digests)) == 1, "replica_digests": digests,
+            "final": self.epoch_rows[-1] if self.epoch_rows else {},
+        }
+        path = self.out / "masker.safetensors"
+        if self.dist.is_main:
+            self.masker.eval()
+            path = save_masker(path, self.masker, self.classifier, cfg.to_dict(), figures,
+                               include_classifier=self.train_classifier)
+            self.masker.train()
+            self.log(f"saved {path} ({'complete' if complete else f'stopped at step {self.step}'}; "
+                     f"{figures['images_per_s']} images/s, peak memory {figures['peak_memory_mb']} MiB)")
+        barrier(self.dist)
+        if not figures["replicas_identical"]:
+            raise RuntimeError(f"distributed replicas diverged: {digests}")
+        return path
+
+
+def train(cfg: TrainConfig, progress: ProgressFn | None = None, show_bars: bool = True) -> Path:
+    """Run (or resume) a training and return the path of the saved masker checkpoint."""
+    try:
+        return Trainer(cfg, progress=progress, show_bars=show_bars).run()
+    finally:
+        cleanup()
 
 
 def _write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
     keys = list(dict.fromkeys(k for r in rows for k in r))
-    with path.open("w", newline="") as f:
+    tmp = path.with_suffix(".csv.tmp")
+    with tmp.open("w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=keys)
         w.writeheader()
         w.writerows(rows)
+    tmp.replace(path)

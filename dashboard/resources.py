@@ -1,0 +1,62 @@
+"""Heavy objects, loaded once per process with ``st.cache_resource`` and never mutated.
+
+The classifier is frozen and in eval mode; methods keep their own caches (a masker method its
+loaded checkpoint, Grad-CAM its private hooked copy of the network behind a lock), so sessions
+share them safely. Explanations and scores live in one shared :class:`ResultCache`.
+"""
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import streamlit as st
+
+from saliency_core.classifier import Classifier, load_classifier
+from saliency_core.commands.dashboard import DashboardSettings
+from saliency_core.methods import Method
+
+from . import services
+
+
+def settings() -> DashboardSettings:
+    """The dashboard's settings (from ``saliency dashboard`` via the environment); cheap to re-read."""
+    return DashboardSettings.from_env()
+
+
+@st.cache_resource(show_spinner="Loading the classifier (once per server)...")
+def classifier(name: str, weights: str, device: str) -> Classifier:
+    return load_classifier(name, weights or None, device=device)
+
+
+def current_classifier() -> Classifier:
+    s = settings()
+    return classifier(s.classifier, s.classifier_weights, s.device)
+
+
+@st.cache_resource(show_spinner=False, max_entries=32)
+def _method(name: str, options_json: str) -> Method:
+    return services.build_method(name, json.loads(options_json))
+
+
+def method(name: str, options: dict[str, Any]) -> Method:
+    """A shared method object for these options (building it is cheap; loading happens on first use)."""
+    return _method(name, json.dumps(options, sort_keys=True, default=str))
+
+
+@st.cache_resource(show_spinner=False)
+def _results(max_entries: int) -> services.ResultCache:
+    return services.ResultCache(max_entries)
+
+
+def results() -> services.ResultCache:
+    return _results(settings().cache_entries)
+
+
+@st.cache_resource(show_spinner=False, max_entries=16)
+def gallery_input(name: str) -> services.ImageInput:
+    return services.gallery_input(name)
+
+
+def catalog() -> dict[str, services.MethodEntry]:
+    """The methods registered right now (cheap: the registry is read, nothing is loaded)."""
+    return services.method_catalog()

@@ -1,0 +1,378 @@
+"""What the pages compute, as thin wrappers around ``saliency_core`` calls (no widgets, no Streamlit).
+
+Pages and the benchmark call these; ``resources`` keeps one instance of each heavy object per
+process. Results are cached in a :class:`ResultCache` shared by all sessions, keyed by the
+classifier's identity, the image's hash and the JSON of the core options, and are never mutated.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import tempfile
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+from PIL import Image
+
+from saliency_core.classifier import Classifier
+from saliency_core.explain import ExplainConfig, Explanation, explain
+from saliency_core.image_io import ImageLoadError, LoadedImage, load_image
+from saliency_core.methods import Method, MethodSpec, available_methods, checkpoints_dir, make_method
+
+from .options import OptionSpec, options_of
+
+ProgressFn = Callable[..., None]
+
+#: Upload types offered by the file picker (all decoded by saliency_core.image_io).
+IMAGE_TYPES = ("jpg", "jpeg", "png", "webp", "bmp", "tif", "tiff", "gif")
+
+#: scikit-image's bundled photos offered as a gallery: name -> (caption, loader name).
+GALLERY: dict[str, tuple[str, str]] = {
+    "chelsea": ("Chelsea the cat", "chelsea"),
+    "coffee": ("a cup of coffee", "coffee"),
+    "astronaut": ("astronaut Eileen Collins", "astronaut"),
+    "rocket": ("a rocket on its launch pad", "rocket"),
+    "camera": ("a cameraman (grayscale)", "camera"),
+    "hubble": ("Hubble deep field", "hubble_deep_field"),
+    "immunohistochemistry": ("stained tissue (microscopy)", "immunohistochemistry"),
+    "retina": ("a human retina", "retina"),
+}
+
+#: Value of ``infiller_options["pool"]`` meaning "the other gallery photos" (filled in before the call).
+GALLERY_POOL = "gallery"
+
+
+# --------------------------------------------------------------------------- caching
+
+
+class ResultCache:
+    """A small thread-safe LRU of finished results, shared by every session of the process."""
+
+    def __init__(self, max_entries: int = 48) -> None:
+        self.max_entries = max_entries
+        self._data: OrderedDict[str, Any] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: str) -> Any | None:
+        with self._lock:
+            if key not in self._data:
+                return None
+            self._data.move_to_end(key)
+            return self._data[key]
+
+    def put(self, key: str, value: Any) -> None:
+        with self._lock:
+            self._data[key] = value
+            self._data.move_to_end(key)
+            while len(self._data) > self.max_entries:
+                self._data.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._data.clear()
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+
+def digest(data: bytes) -> str:
+    """Short content hash of an image or checkpoint file."""
+    return hashlib.sha256(data).hexdigest()[:20]
+
+
+def cache_key(*parts: Any) -> str:
+    """A stable key from JSON-able parts (paths and other objects are written as text)."""
+    return json.dumps(parts, sort_keys=True, default=str)
+
+
+# --------------------------------------------------------------------------- images
+
+
+@dataclass(frozen=True)
+class ImageInput:
+    """An image the user gave: its bytes, display name and content hash."""
+
+    data: bytes
+    name: str
+    digest: str
+
+    @classmethod
+    def from_bytes(cls, data: bytes, name: str) -> "ImageInput":
+        return cls(data=data, name=name, digest=digest(data))
+
+
+def gallery_input(name: str) -> ImageInput:
+    """A gallery photo as PNG bytes (the same path as an upload: decode, hash, cache)."""
+    if name not in GALLERY:
+        raise ImageLoadError(f"unknown sample photo '{name}' (choose from {', '.join(GALLERY)})")
+    from skimage import data as skdata
+
+    arr = getattr(skdata, GALLERY[name][1])()
+    buf = io.BytesIO()
+    Image.fromarray(arr).save(buf, "PNG")
+    return ImageInput.from_bytes(buf.getvalue(), f"{name}.png")
+
+
+def load_input(image: ImageInput, max_upload_mb: int, max_pixels: int, max_side: int) -> LoadedImage:
+    """Decode an upload with the dashboard's limits; bad files raise ImageLoadError (one line)."""
+    if len(image.data) > max_upload_mb * 1024 * 1024:
+        raise ImageLoadError(f"{image.name}: the file is {len(image.data) / 2 ** 20:.1f} MB; "
+                             f"the limit is {max_upload_mb} MB")
+    return load_image(image.data, name=image.name, max_pixels=max_pixels, max_side=max_side)
+
+
+def gallery_pool(classifier: Classifier, exclude: str | None = None, size: int = 224) -> torch.Tensor:
+    """The gallery photos (except ``exclude``) as an N x 3 x size x size normalised batch: the
+    reference pool of the ``random-image`` infiller (Gupta et al. fill with other images)."""
+    pre = classifier.preprocessing
+    names = [n for n in GALLERY if n != exclude]
+    batch = [pre.pil_to_input(load_image(gallery_input(n).data, name=n).image, size=(size, size)) for n in names]
+    return torch.cat(batch)
+
+
+# --------------------------------------------------------------------------- methods
+
+
+GROUPS = {
+    "saliency_core.masker_method": "Trained masker",
+    "saliency_core.optimize": "Per-image optimisation",
+    "saliency_core.baselines": "Baseline",
+}
+
+
+@dataclass(frozen=True)
+class MethodEntry:
+    """A registered method as the dashboard shows it: group, options and whether it runs on request."""
+
+    name: str
+    summary: str
+    per_label: bool
+    group: str
+    options: tuple[OptionSpec, ...]
+    on_request: bool  # slow per-image optimisation: runs when the user presses Run, can be cancelled
+
+    @property
+    def title(self) -> str:
+        return f"{self.name} ({self.group.lower()})"
+
+
+def _entry(spec: MethodSpec) -> MethodEntry:
+    module = getattr(spec.factory, "__module__", "")
+    group = GROUPS.get(module, "Other")
+    return MethodEntry(name=spec.name, summary=spec.summary, per_label=spec.per_label, group=group,
+                       options=options_of(spec.factory), on_request=group == "Per-image optimisation")
+
+
+def method_catalog() -> dict[str, MethodEntry]:
+    """Every method registered right now (found at run time), masker first, then optimisation, baselines."""
+    order = {g: i for i, g in enumerate(GROUPS.values())}
+    entries = [_entry(s) for s in available_methods().values()]
+    entries.sort(key=lambda e: (order.get(e.group, len(order)), e.name))
+    return {e.name: e for e in entries}
+
+
+def build_method(name: str, options: dict[str, Any]) -> Method:
+    """A method object (its own caches, e.g. a loaded checkpoint, live inside it)."""
+    return make_method(name, **options)
+
+
+# --------------------------------------------------------------------------- checkpoints
+
+
+@dataclass(frozen=True)
+class CheckpointInfo:
+    path: Path
+    label: str
+    description: str
+
+
+def _describe(path: Path) -> str:
+    sidecar = path.with_suffix(".json")
+    try:
+        meta = json.loads(sidecar.read_text())
+    except (OSError, ValueError):
+        return ""
+    kind = meta.get("kind", "phang")
+    clf = meta.get("classifier_name", "?")
+    metrics = meta.get("metrics") or {}
+    shown = ", ".join(f"{k} {v:.3g}" for k, v in list(metrics.items())[:3] if isinstance(v, (int, float)))
+    return f"{kind} masker for {clf}" + (f"; {shown}" if shown else "")
+
+
+def find_checkpoints(extra_dirs: list[Path] | None = None) -> list[CheckpointInfo]:
+    """Masker checkpoints (``*.safetensors``) in the repository's checkpoints/ and ``extra_dirs``."""
+    seen: dict[Path, CheckpointInfo] = {}
+    for folder in [checkpoints_dir(), *(extra_dirs or [])]:
+        if not folder.is_dir():
+            continue
+        for path in sorted(folder.glob("*.safetensors")):
+            path = path.resolve()
+            if path not in seen:
+                seen[path] = CheckpointInfo(path, path.stem, _describe(path))
+    # the shipped FIX masker first: it is the default of the 'masker' method
+    return sorted(seen.values(), key=lambda c: (c.path.name != "fix_lite0.safetensors", c.label))
+
+
+def store_uploaded_checkpoint(data: bytes, name: str, max_mb: int) -> Path:
+    """Save an uploaded checkpoint under a content-addressed temporary name and return its path."""
+    if len(data) > max_mb * 1024 * 1024:
+        from saliency_core.checkpoint import CheckpointError
+
+        raise CheckpointError(f"{name}: the file is {len(data) / 2 ** 20:.1f} MB; the limit is {max_mb} MB")
+    folder = Path(tempfile.gettempdir()) / "saliency_dashboard_checkpoints"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{digest(data)}.safetensors"
+    if not path.exists():
+        from saliency_core.checkpoint import atomic_write_bytes
+
+        atomic_write_bytes(path, data)
+    return path
+
+
+# --------------------------------------------------------------------------- explanations
+
+
+def explanation_key(classifier: Classifier, image: ImageInput, config: ExplainConfig) -> str:
+    return cache_key("explain", classifier.identity, image.digest, config.to_dict())
+
+
+def resolve_config(config: ExplainConfig, classifier: Classifier, image_name: str) -> ExplainConfig:
+    """Replace dashboard placeholders (``pool="gallery"``) by the objects the core expects."""
+    if config.infiller_options.get("pool") == GALLERY_POOL:
+        stem = Path(image_name).stem
+        opts = {**config.infiller_options, "pool": gallery_pool(classifier, exclude=stem)}
+        return replace(config, infiller_options=opts)
+    return config
+
+
+def run_explanation(
+    image: ImageInput,
+    loaded: LoadedImage,
+    config: ExplainConfig,
+    classifier: Classifier,
+    method: Method,
+    cache: ResultCache,
+    progress: ProgressFn | None = None,
+) -> Explanation:
+    """``saliency_core.explain`` with the result cached by image hash + options."""
+    key = explanation_key(classifier, image, config)
+    hit = cache.get(key)
+    if hit is not None:
+        return hit
+    expl = explain(loaded, resolve_config(config, classifier, image.name), classifier=classifier, method=method,
+                   progress=progress)
+    cache.put(key, expl)
+    return expl
+
+
+def cached_explanation(image: ImageInput, config: ExplainConfig, classifier: Classifier,
+                       cache: ResultCache) -> Explanation | None:
+    """The cached explanation for these inputs, without computing anything."""
+    return cache.get(explanation_key(classifier, image, config))
+
+
+def top_predictions(loaded: LoadedImage, image: ImageInput, classifier: Classifier, cache: ResultCache,
+                    k: int = 5) -> list:
+    """The classifier's top-k labels on the unmasked image (``saliency_core.explain.predict``)."""
+    from saliency_core.explain import predict
+
+    key = cache_key("predict", classifier.identity, image.digest, k)
+    hit = cache.get(key)
+    if hit is None:
+        hit = predict(loaded, classifier, k=k)
+        cache.put(key, hit)
+    return hit
+
+
+# --------------------------------------------------------------------------- per-label curves
+
+
+def curves_available() -> bool:
+    """Whether the core has per-label scores (``saliency_core.metrics.completeness.label_scores``)."""
+    try:
+        from saliency_core.metrics.completeness import label_scores  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+@dataclass(frozen=True)
+class CurveRequest:
+    """The named options of ``label_scores`` that the dashboard exposes."""
+
+    steps: int = 16
+    top_k: int = 5
+    eps1: float = 0.01
+    eps2: float = 0.001
+    restrict: bool = False  # softmax over the curve labels only (restrict_to), as Gupta et al.
+
+
+def curve_labels(expl: Explanation, predicted: list[int], top_k: int) -> list[int]:
+    """Labels whose curves are drawn: a per-label method's explained labels (each has its own mask);
+    for one shared mask, the explained labels followed by the top predictions, ``top_k`` in all."""
+    if expl.per_label:
+        return list(expl.labels)
+    labels = list(expl.labels)
+    for label in predicted:
+        if len(labels) >= top_k:
+            break
+        if label not in labels:
+            labels.append(label)
+    return labels[:max(top_k, len(expl.labels))]
+
+
+def run_label_scores(expl: Explanation, labels: list[int], request: CurveRequest, classifier: Classifier,
+                     cache: ResultCache, expl_key: str, progress: ProgressFn | None = None):
+    """Insertion curves, completeness and soundness per label (``label_scores``), cached."""
+    from saliency_core.metrics.completeness import label_scores
+
+    key = cache_key("scores", expl_key, labels, request.__dict__)
+    hit = cache.get(key)
+    if hit is not None:
+        return hit
+    masks = expl.working_masks if expl.per_label else expl.working_masks[:1]
+    if expl.per_label:
+        masks = masks[[expl.labels.index(v) for v in labels]]
+    scores = label_scores(classifier, expl.working_input.to(classifier.device), masks.to(classifier.device),
+                          labels, steps=request.steps, eps1=request.eps1, eps2=request.eps2,
+                          restrict_to=labels if request.restrict else None, progress=progress)
+    cache.put(key, scores)
+    return scores
+
+
+# --------------------------------------------------------------------------- downloads
+
+
+def mask_png(mask: np.ndarray) -> bytes:
+    from saliency_core.visualize import mask_image
+
+    buf = io.BytesIO()
+    mask_image(mask).save(buf, "PNG")
+    return buf.getvalue()
+
+
+def mask_npy(mask: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    np.save(buf, mask.astype(np.float32))
+    return buf.getvalue()
+
+
+def image_png(image: Image.Image) -> bytes:
+    buf = io.BytesIO()
+    image.save(buf, "PNG")
+    return buf.getvalue()
+
+
+def display_copy(image: Image.Image, max_side: int = 640) -> Image.Image:
+    """A smaller copy for the page (the views keep their full resolution for downloads)."""
+    if max(image.size) <= max_side:
+        return image
+    out = image.copy()
+    out.thumbnail((max_side, max_side), Image.Resampling.BILINEAR)
+    return out

@@ -1,0 +1,155 @@
+"""``saliency dashboard [--port N] [--host H]``: start the Streamlit dashboard, offline and headless.
+
+The command replaces itself (``exec``) with ``python -m streamlit run dashboard/app.py`` so that a
+signal sent to it reaches the server directly. Everything a ``.streamlit/config.toml`` would hold
+is given as flags and environment variables: headless (no browser launch, no e-mail prompt), bound
+to the given address (default loopback, which also skips Streamlit's external-IP lookup), no usage
+statistics, no file watcher, an upload size limit and no error details in the browser.
+
+:class:`DashboardSettings` is the one config of the dashboard: the command writes it into the
+environment (``SALIENCY_DASHBOARD_*``) and the app reads it back with
+:meth:`DashboardSettings.from_env`.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+ENV_PREFIX = "SALIENCY_DASHBOARD_"
+
+
+class DashboardConfigError(ValueError):
+    """A dashboard setting that cannot be used (bad port, missing app file, bad number)."""
+
+
+@dataclass(frozen=True)
+class DashboardSettings:
+    """What the dashboard runs on and the limits it enforces (shared by the CLI and the app)."""
+
+    classifier: str = "efficientnet_lite0"
+    classifier_weights: str = ""  # a local weights file; empty = the classifier's default
+    device: str = "cpu"
+    checkpoint_dirs: str = ""  # extra folders of masker checkpoints, os.pathsep-separated
+    max_upload_mb: int = 20  # uploads larger than this are refused
+    max_pixels: int = 40_000_000  # decoded pixel limit (decompression bombs are refused)
+    max_side: int = 2048  # longer side after loading (bigger images are downscaled)
+    curve_steps: int = 16  # insertion-curve steps shown by default
+    cache_entries: int = 48  # explanations kept in memory (shared by all sessions)
+
+    def __post_init__(self) -> None:
+        for name in ("max_upload_mb", "max_pixels", "max_side", "curve_steps", "cache_entries"):
+            if getattr(self, name) < 1:
+                raise DashboardConfigError(f"dashboard setting {name} must be >= 1, got {getattr(self, name)}")
+
+    @property
+    def checkpoint_folders(self) -> list[Path]:
+        return [Path(p) for p in self.checkpoint_dirs.split(os.pathsep) if p.strip()]
+
+    def to_env(self) -> dict[str, str]:
+        """The settings as ``SALIENCY_DASHBOARD_<FIELD>`` environment variables."""
+        return {ENV_PREFIX + k.upper(): str(v) for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None) -> "DashboardSettings":
+        """Read the settings back from the environment (unset variables keep their defaults)."""
+        environ = os.environ if environ is None else environ
+        values: dict[str, object] = {}
+        for f in fields(cls):
+            raw = environ.get(ENV_PREFIX + f.name.upper())
+            if raw is None or raw == "":
+                continue
+            if f.type in ("int", int):
+                try:
+                    values[f.name] = int(raw)
+                except ValueError:
+                    raise DashboardConfigError(f"{ENV_PREFIX + f.name.upper()}={raw!r} is not a whole number") from None
+            else:
+                values[f.name] = raw
+        return cls(**values)
+
+
+def app_path() -> Path:
+    """The Streamlit entry script, ``dashboard/app.py``."""
+    try:
+        import dashboard
+
+        path = Path(dashboard.__file__).resolve().parent / "app.py"
+    except ImportError:
+        path = Path(__file__).resolve().parents[2] / "dashboard" / "app.py"
+    if not path.is_file():
+        raise DashboardConfigError(f"the dashboard app '{path}' is missing (is the 'dashboard' package installed?)")
+    return path
+
+
+#: Streamlit settings that make the server offline, headless and quiet (a config.toml, as env vars).
+STREAMLIT_ENV = {
+    "STREAMLIT_SERVER_HEADLESS": "true",
+    "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false",
+    "STREAMLIT_SERVER_SHOW_EMAIL_PROMPT": "false",
+    "STREAMLIT_SERVER_FILE_WATCHER_TYPE": "none",
+    "STREAMLIT_CLIENT_SHOW_ERROR_DETAILS": "none",
+    "STREAMLIT_CLIENT_TOOLBAR_MODE": "minimal",
+    "STREAMLIT_SERVER_RUN_ON_SAVE": "false",
+}
+
+
+def streamlit_command(host: str, port: int, settings: DashboardSettings) -> tuple[list[str], dict[str, str]]:
+    """The ``python -m streamlit run`` argv and the environment it needs."""
+    if not 1 <= port <= 65535:
+        raise DashboardConfigError(f"port must be between 1 and 65535, got {port}")
+    if not host.strip():
+        raise DashboardConfigError("host must not be empty")
+    argv = [
+        sys.executable, "-m", "streamlit", "run", str(app_path()),
+        "--server.headless", "true",
+        "--server.address", host,
+        "--server.port", str(port),
+        "--browser.gatherUsageStats", "false",
+        "--server.fileWatcherType", "none",
+        "--server.maxUploadSize", str(settings.max_upload_mb),
+        "--server.showEmailPrompt", "false",
+        "--client.showErrorDetails", "none",
+        "--client.toolbarMode", "minimal",
+        "--server.runOnSave", "false",
+    ]
+    env = {**STREAMLIT_ENV, **settings.to_env()}
+    return argv, env
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("dashboard", help="start the Streamlit dashboard (offline, headless)",
+                       description="Start the dashboard on http://HOST:PORT (default 127.0.0.1:8501). "
+                                   "Nothing is downloaded and no usage statistics are sent.")
+    p.add_argument("--port", type=int, default=8501, help="port to listen on (default 8501)")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to listen on (default 127.0.0.1; 0.0.0.0 to serve other machines)")
+    p.add_argument("--classifier", default="efficientnet_lite0", help="classifier to explain (default: the "
+                                                                      "embedded EfficientNet-Lite0)")
+    p.add_argument("--classifier-weights", default="", help="local weights file (all but the default)")
+    p.add_argument("--device", default="cpu", help="cpu, cuda or auto (default: cpu)")
+    p.add_argument("--checkpoint-dir", action="append", default=[], metavar="DIR",
+                   help="extra folder of masker checkpoints (repeatable; checkpoints/ is always searched)")
+    p.add_argument("--max-upload-mb", type=int, default=DashboardSettings.max_upload_mb,
+                   help=f"largest accepted upload in MB (default {DashboardSettings.max_upload_mb})")
+    p.add_argument("--print-command", action="store_true", help="print the server command and exit")
+    p.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    settings = DashboardSettings(
+        classifier=args.classifier, classifier_weights=args.classifier_weights, device=args.device,
+        checkpoint_dirs=os.pathsep.join(str(Path(d).resolve()) for d in args.checkpoint_dir),
+        max_upload_mb=args.max_upload_mb,
+    )
+    argv, env = streamlit_command(args.host, args.port, settings)
+    if args.print_command:
+        print(" ".join(f"{k}={v}" for k, v in env.items()))
+        print(" ".join(argv))
+        return 0
+    print(f"saliency dashboard: http://{args.host}:{args.port}  (Ctrl+C stops it)", file=sys.stderr, flush=True)
+    full_env = {**os.environ, **env}
+    os.execve(sys.executable, argv, full_env)
+    return 0  # pragma: no cover - execve does not return

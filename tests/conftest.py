@@ -1,0 +1,36 @@
+"""Shared fixtures: the real default classifier (loaded once) and a tiny random one."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+
+@pytest.fixture(scope="session")
+def lite0():
+    """The real embedded EfficientNet-Lite0 (ImageNet)."""
+    from saliency_core.classifier import load_classifier
+
+    return load_classifier("efficientnet_lite0")
+
+
+@pytest.fixture(scope="session")
+def tiny_classifier():
+    """A 356k-parameter random timm EfficientNet with 10 classes and 5 stages."""
+    from saliency_core.classifier import load_classifier
+
+    torch.manual_seed(0)
+    return load_classifier("timm:test_efficientnet", random_init=True, num_classes=10)
+
+
+@pytest.fixture(scope="session")
+def chelsea() -> Image.Image:
+    from skimage import data
+
+    return Image.fromarray(data.chelsea())
+
+
+@pytest.fixture
+def rng() -> np.random.Generator:
+    return np.random.default_rng(0)

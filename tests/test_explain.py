@@ -1,0 +1,135 @@
+"""End-to-end explanations and the `saliency explain` CLI on the real default classifier."""
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from saliency_core.checkpoint import save_masker
+from saliency_core.cli import main
+from saliency_core.explain import ExplainConfig, explain, write_explanation
+from saliency_core.labels import LabelSpecError, resolve_labels
+from saliency_core.masker import MaskerConfig, PhangMasker
+from saliency_core.masker_method import default_checkpoint
+from saliency_core.methods import MethodError, MethodResult, make_method, register_method
+
+
+@pytest.fixture(scope="module")
+def lite0_checkpoint(tmp_path_factory, lite0):
+    """An untrained masker for the real classifier (behaviour here does not depend on training)."""
+    torch.manual_seed(0)
+    m = PhangMasker(MaskerConfig(stage_channels=lite0.stage_channels)).eval()
+    return save_masker(tmp_path_factory.mktemp("ck") / "m.safetensors", m, lite0, {"note": "untrained"})
+
+
+def test_labels_resolution():
+    probs = torch.tensor([0.1, 0.5, 0.3, 0.1])
+    assert resolve_labels("top1", probs) == [1]
+    assert resolve_labels("top2", probs) == [1, 2]
+    assert resolve_labels("3,0,3", probs) == [3, 0]
+    for bad in ("top0", "top9", "7", "cat", "-1"):
+        with pytest.raises(LabelSpecError):
+            resolve_labels(bad, probs)
+
+
+def test_masks_cover_the_original_image_and_views_are_consistent(lite0, chelsea, lite0_checkpoint):
+    img = chelsea.crop((0, 0, 451, 250))  # an odd size
+    e = explain(img, ExplainConfig(method_options={"checkpoint": str(lite0_checkpoint)}, infiller="gray"),
+                classifier=lite0)
+    assert e.masks.shape == (1, 250, 451) and e.masks.dtype == np.float32
+    assert 0 <= e.masks.min() and e.masks.max() <= 1
+    assert {v.size for v in e.views.values()} == {(451, 250)}
+    # masked-in = image where the mask is 1, gray where it is 0: check one pixel by hand
+    m = e.masks[0]
+    y, x = np.unravel_index(np.argmax(m), m.shape)
+    orig = np.asarray(img, dtype=np.float32)[y, x]
+    gray = np.array(lite0.preprocessing.mean) * 255
+    expect_in = orig * m[y, x] + gray * (1 - m[y, x])
+    assert np.allclose(np.asarray(e.views["masked_in"], dtype=np.float32)[y, x], expect_in, atol=1.5)
+    # with the gray infiller the infilled view is the masked-out view
+    assert np.abs(np.asarray(e.views["infilled"], float) - np.asarray(e.views["masked_out"], float)).max() <= 2
+    assert e.predictions["original"][0].name in {"tabby", "tiger cat", "Egyptian cat"}
+    assert len(e.predictions["masked_in"]) == 5
+    assert e.label_probabilities["original"][0] == pytest.approx(e.predictions["original"][0].probability)
+
+
+def test_method_registry_lets_new_methods_plug_in(lite0, chelsea):
+    @register_method("test-left-half", "keeps the left half (test only)", per_label=True)
+    class LeftHalf:
+        def __call__(self, classifier, x, labels, clean, progress=None):
+            m = torch.zeros(len(labels), *x.shape[-2:])
+            m[..., : x.shape[-1] // 2] = 1
+            return MethodResult(m, per_label=True)
+
+    e = explain(chelsea, ExplainConfig(method="test-left-half", labels="top3"), classifier=lite0)
+    assert e.masks.shape == (3, 300, 451) and e.per_label
+    assert e.masks[:, :, :200].min() > 0.99 and e.masks[:, :, 260:].max() < 0.01
+    with pytest.raises(MethodError, match="unknown method"):
+        make_method("no-such-method")
+    with pytest.raises(MethodError, match="bad option"):
+        make_method("masker", nonsense=1)
+
+
+def test_nan_masks_are_refused(lite0, chelsea):
+    @register_method("test-nan", "returns NaN (test only)")
+    class NaNMethod:
+        def __call__(self, classifier, x, labels, clean, progress=None):
+            return MethodResult(torch.full((1, *x.shape[-2:]), float("nan")), per_label=False)
+
+    with pytest.raises(FloatingPointError, match="NaN"):
+        explain(chelsea, ExplainConfig(method="test-nan"), classifier=lite0)
+
+
+def test_write_explanation_files(tmp_path, lite0, chelsea, lite0_checkpoint):
+    e = explain(chelsea, ExplainConfig(method_options={"checkpoint": str(lite0_checkpoint)}), classifier=lite0)
+    folder = write_explanation(e, tmp_path / "chelsea")
+    names = {p.name for p in folder.iterdir()}
+    assert {"mask.npy", "overlay.png", "masked_in.png", "masked_out.png", "infilled.png", "result.json"} <= names
+    assert np.load(folder / "mask.npy").shape == (300, 451)
+    result = json.loads((folder / "result.json").read_text())
+    assert set(result["predictions"]) == {"original", "masked_in", "masked_out", "infilled"}
+    assert result["method"] == "masker" and result["timings_s"]["total_s"] > 0
+    assert result["predictions"]["original"][0]["name"] == e.predictions["original"][0].name
+
+
+def test_cli_batch_goes_on_after_bad_images(tmp_path, chelsea, lite0_checkpoint, capsys):
+    good = tmp_path / "cat.jpg"
+    chelsea.save(good)
+    empty = tmp_path / "empty.png"
+    empty.write_bytes(b"")
+    text = tmp_path / "notes.jpg"
+    text.write_text("not an image")
+    rgba = tmp_path / "alpha.png"
+    Image.fromarray(np.dstack([np.asarray(chelsea), np.full(chelsea.size[::-1], 128, np.uint8)])).save(rgba)
+    rc = main(["explain", str(empty), str(good), str(text), str(rgba), "--checkpoint", str(lite0_checkpoint),
+               "--out", str(tmp_path / "out"), "--labels", "top2"])
+    err = capsys.readouterr().err
+    assert rc == 0
+    assert "empty.png: the file is empty" in err and "notes.jpg: not a recognised image" in err
+    assert (tmp_path / "out" / "cat" / "mask.npy").exists() and (tmp_path / "out" / "alpha" / "result.json").exists()
+    assert not (tmp_path / "out" / "empty").exists()
+    assert main(["explain", str(good), "--labels", "5000", "--checkpoint", str(lite0_checkpoint),
+                 "--out", str(tmp_path / "o2")]) == 1
+    assert "out of range" in capsys.readouterr().err
+
+
+def test_cli_reports_wrong_checkpoint_in_one_line(tmp_path, chelsea, capsys):
+    good = tmp_path / "cat.jpg"
+    chelsea.save(good)
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(b"nope")
+    assert main(["explain", str(good), "--checkpoint", str(bad), "--out", str(tmp_path / "o")]) == 1
+    err = capsys.readouterr().err
+    assert "bad.safetensors" in err and "Traceback" not in err
+
+
+@pytest.mark.skipif(not default_checkpoint().exists(), reason="shipped checkpoint not built yet")
+def test_shipped_masker_keeps_the_evidence(lite0, chelsea):
+    """The trained FIX masker: the masked-in cat is still a cat, the masked-out one much less so."""
+    e = explain(chelsea, ExplainConfig(infiller="gray"), classifier=lite0)
+    cats = {281, 282, 283, 284, 285, 286, 287}
+    p = {v: sum(q.probability for q in e.predictions[v] if q.index in cats) for v in e.predictions}
+    assert e.predictions["masked_in"][0].index in cats
+    assert p["masked_out"] < 0.5 * p["masked_in"]
+    assert 0.05 < e.masks.mean() < 0.8

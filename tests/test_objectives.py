@@ -1,0 +1,81 @@
+"""Objective terms against values computed by hand on tiny tensors."""
+import math
+
+import pytest
+import torch
+
+from saliency_core import objectives as O
+
+
+def test_masked_in_loss_is_cross_entropy_by_hand():
+    logits = torch.tensor([[2.0, 0.0], [0.0, 1.0]])
+    labels = torch.tensor([0, 0])
+    # CE_1 = -log(e^2/(e^2+1)), CE_2 = -log(1/(1+e))
+    expected = (-math.log(math.exp(2) / (math.exp(2) + 1)) - math.log(1 / (1 + math.e))) / 2
+    assert O.masked_in_loss(logits, labels).item() == pytest.approx(expected, rel=1e-6)
+
+
+def test_masked_out_class_loss_negates_and_weights():
+    logits = torch.tensor([[0.0, 0.0], [3.0, 0.0]])
+    labels = torch.tensor([0, 0])
+    ce = [math.log(2), -math.log(math.exp(3) / (math.exp(3) + 1))]
+    assert O.masked_out_class_loss(logits, labels).item() == pytest.approx(-(ce[0] + ce[1]) / 2, rel=1e-6)
+    w = torch.tensor([1.0, 0.0])
+    assert O.masked_out_class_loss(logits, labels, w).item() == pytest.approx(-ce[0] / 2, rel=1e-6)
+
+
+def test_entropy_uniform_and_peaked():
+    uniform = torch.zeros(1, 4)
+    assert O.entropy(uniform).item() == pytest.approx(math.log(4), rel=1e-6)
+    p = torch.tensor([0.5, 0.25, 0.25])
+    expected = -(0.5 * math.log(0.5) + 2 * 0.25 * math.log(0.25))
+    assert O.entropy(p.log()[None]).item() == pytest.approx(expected, rel=1e-6)
+    # masked-out entropy loss is minus the (weighted) mean entropy
+    both = torch.cat([uniform[:, :3], p.log()[None]])
+    w = torch.tensor([0.0, 1.0])
+    assert O.masked_out_entropy_loss(both, w).item() == pytest.approx(-expected / 2, rel=1e-6)
+
+
+def test_conditional_area_counts_only_where_condition_holds():
+    mask = torch.stack([torch.full((1, 2, 2), 0.5), torch.tensor([[[1.0, 0.0], [0.0, 0.0]]])])
+    assert O.mask_area(mask).tolist() == pytest.approx([0.5, 0.25])
+    assert O.conditional_area(mask, torch.tensor([1.0, 0.0])).item() == pytest.approx(0.25)
+    assert O.conditional_area(mask, torch.tensor([True, True])).item() == pytest.approx(0.375)
+
+
+def test_total_variation_by_hand():
+    m = torch.tensor([[[[0.0, 1.0], [1.0, 1.0]]]])
+    # vertical diffs: (1-0)^2 + (1-1)^2 = 1; horizontal: (1-0)^2 + 0 = 1 -> 2
+    assert O.total_variation(m).item() == pytest.approx(2.0)
+    assert O.total_variation(m, power=1).item() == pytest.approx(2.0)
+    # border term: every pixel of a 2x2 lies on the border lines; each line sums its values
+    # top 1, bottom 2, left 1, right 2 -> 6 * 0.3
+    assert O.total_variation(m, border_weight=0.3).item() == pytest.approx(2.0 + 0.3 * 6)
+    assert O.total_variation(torch.ones(3, 1, 5, 5)).item() == 0.0
+
+
+def test_masker_loss_combines_terms_with_lambdas():
+    torch.manual_seed(0)
+    mask = torch.rand(2, 1, 4, 4)
+    labels = torch.tensor([0, 1])
+    clean = torch.tensor([[5.0, 0.0], [5.0, 0.0]])  # image 0 right, image 1 wrong
+    li = torch.tensor([[3.0, 0.0], [0.0, 3.0]])     # both masked-in right
+    lo = torch.tensor([[0.0, 2.0], [1.0, 0.0]])     # image 0 masked-out wrong
+    cfg = O.MaskerObjective("in+out-entropy", lambda_in=2.0, lambda_out=3.0, lambda_area_in=0.5,
+                            lambda_area_out=7.0, lambda_tv=0.1)
+    terms = O.masker_loss(cfg, mask, labels, clean, li, lo)
+    area = O.mask_area(mask)
+    assert terms["area_in"].item() == pytest.approx(area.mean().item(), rel=1e-6)
+    assert terms["area_out"].item() == pytest.approx(area[0].item() / 2, rel=1e-6)
+    assert terms["out_negentropy"].item() == pytest.approx(-O.entropy(lo[:1]).item() / 2, rel=1e-6)
+    expected = (2.0 * O.masked_in_loss(li, labels) + 0.5 * terms["area_in"] + 3.0 * terms["out_negentropy"]
+                + 7.0 * terms["area_out"] + 0.1 * O.total_variation(mask))
+    assert terms["total"].item() == pytest.approx(expected.item(), rel=1e-6)
+    only_in = O.masker_loss(O.MaskerObjective("in"), mask, labels, clean, li, None)
+    assert "area_out" not in only_in and "in_ce" in only_in
+
+
+@pytest.mark.parametrize("kwargs", [{"objective": "both"}, {"lambda_tv": -1.0}, {"lambda_area_out": -0.1}])
+def test_bad_objective_options_are_refused(kwargs):
+    with pytest.raises(ValueError):
+        O.MaskerObjective(**kwargs)
