@@ -132,6 +132,10 @@ def register_masker_kind(kind: str, builder: Callable[[dict[str, Any]], nn.Modul
 def build_masker(kind: str, masker_config: dict[str, Any]) -> nn.Module:
     """Instantiate an (untrained) masker of a checkpoint kind from its stored config."""
     if kind not in MASKER_KINDS:
+        import importlib
+
+        importlib.import_module("saliency_core.label_masker")  # registers the "label" kind
+    if kind not in MASKER_KINDS:
         raise CheckpointError(f"unknown masker kind '{kind}' (known: {', '.join(sorted(MASKER_KINDS))})")
     return MASKER_KINDS[kind](masker_config)
 

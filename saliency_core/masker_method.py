@@ -11,10 +11,12 @@ from .methods import MethodResult, ProgressFn, checkpoints_dir, register_method
 
 #: The shipped masker for the default classifier, used when no checkpoint is given.
 DEFAULT_CHECKPOINT = "fix_lite0.safetensors"
+#: The shipped label-conditioned (per-label) masker for the default classifier.
+DEFAULT_LABEL_CHECKPOINT = "label_lite0.safetensors"
 
 
-def default_checkpoint() -> Path:
-    return checkpoints_dir() / DEFAULT_CHECKPOINT
+def default_checkpoint(kind: str = "phang") -> Path:
+    return checkpoints_dir() / (DEFAULT_LABEL_CHECKPOINT if kind == "label" else DEFAULT_CHECKPOINT)
 
 
 @register_method("masker", "trained masker network (Phang et al.; FIX or CA checkpoint)")
@@ -44,6 +46,22 @@ class MaskerMethod:
         stages = clean.stages
         if ckpt.classifier is not classifier:
             stages = ckpt.classifier.forward_features(x).stages
+        info = {"checkpoint": str(self.checkpoint), "masker_kind": ckpt.kind}
+        if ckpt.kind == "label":
+            from .label_masker import output_layer_weights
+
+            codes = output_layer_weights(ckpt.classifier)[torch.as_tensor(labels, device=x.device)]
+            mask = ckpt.masker(stages, tuple(x.shape[-2:]), codes)
+            return MethodResult(masks=mask[:, 0], per_label=True, info=info)
         mask = ckpt.masker(stages, tuple(x.shape[-2:]))
-        return MethodResult(masks=mask[:, 0], per_label=False,
-                            info={"checkpoint": str(self.checkpoint), "masker_kind": ckpt.kind})
+        return MethodResult(masks=mask[:, 0], per_label=False, info=info)
+
+
+@register_method("label-masker", "label-conditioned masker: a sound mask per label in one pass", per_label=True)
+class LabelMaskerMethod(MaskerMethod):
+    """The per-label masker (checkpoint kind "label"); default: the shipped one."""
+
+    name = "label-masker"
+
+    def __init__(self, checkpoint: str | Path | None = None) -> None:
+        super().__init__(checkpoint or default_checkpoint("label"))

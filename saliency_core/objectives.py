@@ -132,3 +132,23 @@ def masker_loss(cfg: MaskerObjective, mask: torch.Tensor, labels: torch.Tensor, 
     terms["tv"] = total_variation(mask, border_weight=cfg.tv_border)
     terms["total"] = total + cfg.lambda_tv * terms["tv"]
     return terms
+
+
+def gupta_label_loss(log_p_composite: torch.Tensor) -> torch.Tensor:
+    """Gupta et al.: maximise the label's log-probability on the composite (mean over (image, label))."""
+    return -log_p_composite.mean()
+
+
+def calibrated_label_loss(log_p_composite: torch.Tensor, log_f: torch.Tensor,
+                          overshoot_weight: float = 1.0) -> torch.Tensor:
+    """Track the classifier's own belief f(x,a) instead of maximising the composite's probability.
+
+    Completeness asks the composite to reach f(x,a) (a shortfall log f - log p is penalised);
+    soundness asks it not to exceed f(x,a) (an overshoot log p - log f is penalised with
+    ``overshoot_weight``). Maximising p for a label the classifier does not believe is exactly how
+    unsound masks arise, so the plain Gupta objective has no overshoot term.
+    """
+    if overshoot_weight < 0:
+        raise ValueError("overshoot_weight must be >= 0")
+    gap = log_p_composite - log_f.detach()
+    return (F.relu(-gap) + overshoot_weight * F.relu(gap)).mean()

@@ -1,0 +1,103 @@
+"""A label-conditioned masker: sound per-label masks for any set of labels in one batched pass.
+
+Same input as the Phang masker (the classifier's detached stage activations), plus the target label.
+The label enters as the classifier's own output-layer weight vector for that class, w_a (so labels
+never seen in training still get a meaningful code), projected to FiLM scales and shifts that modulate
+the decoder: each selected stage -> 1x1 conv (64) -> BN -> ReLU -> upsample to input/4 -> concat ->
+FiLM(w_a) -> ReLU -> 3x3 conv (64) -> ReLU -> 1x1 conv -> logits, upsampled bilinearly by 4 (the
+"upsampling s = 4" of Gupta et al.).
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .checkpoint import register_masker_kind
+
+
+@dataclass
+class LabelMaskerConfig:
+    """Architecture of the label-conditioned masker (stored in its checkpoints)."""
+
+    stages: tuple[int, ...] = (4, 5)
+    hidden_channels: int = 64
+    resolution_divisor: int = 4
+    stage_channels: list[int] = field(default_factory=list)
+    label_dim: int = 1280  # length of the classifier's output-layer weight vectors
+
+    def __post_init__(self) -> None:
+        self.stages = tuple(int(s) for s in self.stages)
+        if not self.stages or min(self.stages) < 1:
+            raise ValueError(f"stages must be numbers >= 1, got {self.stages}")
+        if self.stage_channels and max(self.stages) > len(self.stage_channels):
+            raise ValueError(f"stage {max(self.stages)} requested but the classifier has {len(self.stage_channels)}")
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["stages"] = list(self.stages)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "LabelMaskerConfig":
+        return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
+
+
+def output_layer_weights(classifier: nn.Module) -> torch.Tensor:
+    """num_classes x D weight matrix of the classifier's final linear layer (timm or torchvision)."""
+    model = getattr(classifier, "model", classifier)
+    head = model.get_classifier() if hasattr(model, "get_classifier") else getattr(model, "fc", None)
+    if not isinstance(head, nn.Linear):
+        raise ValueError("the label-conditioned masker needs a classifier whose last layer is nn.Linear")
+    return head.weight.detach()
+
+
+class LabelMasker(nn.Module):
+    """``masker(stages, input_size, label_codes, image_index) -> K x 1 x H x W`` masks in [0, 1].
+
+    ``label_codes`` (K x D) are the output-layer weight rows of the K requested labels and
+    ``image_index`` (K) says which image of the batch each label belongs to, so the top-k labels of
+    many images run in one pass while the stage activations are computed once per image.
+    """
+
+    def __init__(self, config: LabelMaskerConfig) -> None:
+        super().__init__()
+        if not config.stage_channels:
+            raise ValueError("LabelMaskerConfig.stage_channels must be set from the classifier")
+        self.config = config
+        c = config.hidden_channels
+        self.reducers = nn.ModuleList(
+            nn.Sequential(nn.Conv2d(config.stage_channels[s - 1], c, 1, bias=False), nn.BatchNorm2d(c),
+                          nn.ReLU(inplace=True))
+            for s in config.stages
+        )
+        width = c * len(config.stages)
+        self.code = nn.Sequential(nn.LayerNorm(config.label_dim), nn.Linear(config.label_dim, 2 * width))
+        nn.init.zeros_(self.code[1].weight)
+        nn.init.zeros_(self.code[1].bias)
+        self.decoder = nn.Sequential(nn.Conv2d(width, c, 3, padding=1), nn.ReLU(inplace=True), nn.Conv2d(c, 1, 1))
+
+    def features(self, stages: list[torch.Tensor], input_size: tuple[int, int]) -> torch.Tensor:
+        """Label-independent features at input/4, computed once per image."""
+        h, w = input_size
+        size = (max(1, h // self.config.resolution_divisor), max(1, w // self.config.resolution_divisor))
+        feats = [F.interpolate(r(stages[s - 1].detach()), size=size, mode="bilinear", align_corners=False)
+                 for r, s in zip(self.reducers, self.config.stages)]
+        return torch.cat(feats, dim=1)
+
+    def mask_logits(self, feats: torch.Tensor, label_codes: torch.Tensor, image_index: torch.Tensor) -> torch.Tensor:
+        gamma, beta = self.code(label_codes).chunk(2, dim=1)
+        f = feats[image_index] * (1 + gamma[..., None, None]) + beta[..., None, None]
+        return self.decoder(F.relu(f))
+
+    def forward(self, stages: list[torch.Tensor], input_size: tuple[int, int], label_codes: torch.Tensor,
+                image_index: torch.Tensor | None = None) -> torch.Tensor:
+        if image_index is None:
+            image_index = torch.zeros(label_codes.shape[0], dtype=torch.long, device=label_codes.device)
+        logits = self.mask_logits(self.features(stages, input_size), label_codes, image_index)
+        return torch.sigmoid(F.interpolate(logits, size=input_size, mode="bilinear", align_corners=False))
+
+
+register_masker_kind("label", lambda cfg: LabelMasker(LabelMaskerConfig.from_dict(cfg)))

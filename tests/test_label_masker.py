@@ -1,0 +1,91 @@
+"""The label-conditioned (per-label) masker, its objective and label sampling."""
+import math
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from saliency_core.label_masker import LabelMasker, LabelMaskerConfig, output_layer_weights
+from saliency_core.masker_method import default_checkpoint
+from saliency_core.objectives import calibrated_label_loss, gupta_label_loss
+from saliency_core.train_label_masker import LabelMaskerTrainConfig, draw_labels
+
+
+def _masker(tiny):
+    torch.manual_seed(0)
+    codes = output_layer_weights(tiny)
+    m = LabelMasker(LabelMaskerConfig(stage_channels=tiny.stage_channels, label_dim=codes.shape[1])).eval()
+    torch.nn.init.normal_(m.code[1].weight, std=0.5)  # as if trained: labels modulate the decoder
+    return m, codes
+
+
+def test_masks_depend_on_the_label_and_batch_consistently(tiny_classifier):
+    m, codes = _masker(tiny_classifier)
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        stages = tiny_classifier.forward_features(x).stages
+        labels = torch.tensor([1, 2, 3])
+        index = torch.tensor([0, 0, 1])
+        batched = m(stages, (64, 64), codes[labels], index)
+        alone = m([s[1:2] for s in stages], (64, 64), codes[3:4])
+    assert batched.shape == (3, 1, 64, 64) and 0 <= batched.min() and batched.max() <= 1
+    assert not torch.allclose(batched[0], batched[1])           # same image, different label
+    assert torch.allclose(batched[2], alone[0], atol=1e-6)      # routed to the right image
+
+
+def test_output_layer_weights_of_timm_and_torchvision(tiny_classifier):
+    from saliency_core.classifier import load_classifier
+
+    assert output_layer_weights(tiny_classifier).shape[0] == 10
+    rn = load_classifier("torchvision:resnet18", random_init=True, num_classes=4)
+    assert output_layer_weights(rn).shape == (4, 512)
+
+
+def test_calibrated_and_gupta_losses_by_hand():
+    logp = torch.tensor([math.log(0.2), math.log(0.9)])
+    logf = torch.tensor([math.log(0.5), math.log(0.6)])
+    # shortfall log(0.5/0.2) on the first, overshoot log(0.9/0.6) weighted by 2 on the second
+    expected = (math.log(0.5 / 0.2) + 2 * math.log(0.9 / 0.6)) / 2
+    assert calibrated_label_loss(logp, logf, 2.0).item() == pytest.approx(expected, rel=1e-6)
+    assert calibrated_label_loss(logf, logf).item() == 0.0
+    assert gupta_label_loss(logp).item() == pytest.approx(-(math.log(0.2) + math.log(0.9)) / 2, rel=1e-6)
+    with pytest.raises(ValueError):
+        calibrated_label_loss(logp, logf, -1.0)
+
+
+def test_label_draws_cover_top_sampled_and_low_probability():
+    g = torch.Generator().manual_seed(0)
+    probs = torch.softmax(torch.tensor([[5.0, 4.0, 3.0, 0.0, -1.0, -2.0, -3.0, -4.0]] * 3), dim=1)
+    labels, index = draw_labels(probs, top_k=3, low=1, generator=g)
+    assert index.tolist() == [0, 0, 0, 1, 1, 1, 2, 2, 2]
+    per_image = labels.view(3, 3)
+    assert (per_image[:, 0] == 0).all()                       # top-1 always
+    assert set(per_image[:, 1].tolist()) <= {1, 2}            # sampled from the rest of the top-k
+    assert (per_image[:, 2] >= 3).all()                       # a low-probability label outside the top-k
+
+
+def test_bad_label_training_options():
+    for bad in ({"objective": "max"}, {"overshoot_weight": -1}, {"top_k": 1}):
+        with pytest.raises(ValueError):
+            LabelMaskerTrainConfig(**bad)
+
+
+@pytest.mark.skipif(not default_checkpoint("label").exists(), reason="shipped label masker not built yet")
+def test_the_label_matters_on_a_two_object_image(lite0):
+    """Cat on the left, coffee on the right: each label's mask covers its own object."""
+    from skimage import data
+
+    from saliency_core.explain import ExplainConfig, explain
+
+    cat = Image.fromarray(data.chelsea()).resize((300, 300))
+    cup = Image.fromarray(data.coffee()).resize((300, 300))
+    both = Image.new("RGB", (600, 300))
+    both.paste(cat, (0, 0))
+    both.paste(cup, (300, 0))
+    cat_label, cup_label = 285, 967  # Egyptian cat, espresso
+    e = explain(both, ExplainConfig(method="label-masker", labels=f"{cat_label},{cup_label}"), classifier=lite0)
+    m_cat, m_cup = e.mask_for(cat_label), e.mask_for(cup_label)
+    left = lambda m: m[:, :300].sum() / m.sum()  # noqa: E731 - share of the mask on the left half
+    assert left(m_cat) > 0.6 and left(m_cup) < 0.4
+    assert np.abs(m_cat - m_cup).mean() > 0.05
