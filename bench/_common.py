@@ -1,0 +1,59 @@
+"""Helpers shared by the bench/ scripts: images from the shared set, method specs, output folders."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+DEFAULT_IMAGES = str(Path(__file__).resolve().parents[2] / "shared" / "data" / "imagenet-samples" / "labels.csv")
+
+
+def load_images(source: str, classifier, limit: int | None, split: str = "val", size: int = 224, seed: int = 0,
+                normalise: bool = True, shuffle_seed: int | None = None
+                ) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
+    """N x 3 x size x size images (resize 256/224 + centre crop; normalised for the classifier unless
+    ``normalise`` is False, then in [0, 1]), labels and names.
+
+    ``split``: all, or the class-disjoint val/train part that ``saliency train`` uses (seed 0, 1/8).
+    """
+    from saliency_core.data import ImageDataset, class_disjoint_split, eval_transform, read_samples
+
+    samples = read_samples(source)
+    if split != "all":
+        train, val = class_disjoint_split(samples, 0.125, seed)
+        samples = val if split == "val" else train
+    if shuffle_seed is not None:  # a random subset (balanced over the class range) instead of the first N
+        import random
+
+        samples = list(samples)
+        random.Random(shuffle_seed).shuffle(samples)
+    samples = samples[:limit] if limit else samples
+    ds = ImageDataset(samples, eval_transform(size), cache=False)
+    xs, ys = zip(*(ds[i] for i in range(len(ds))))
+    x = torch.stack(xs)
+    x = classifier.preprocessing.normalize(x) if normalise else x
+    return x, torch.tensor(ys), [Path(s.path).stem for s in samples]
+
+
+def build_method(spec: str):
+    """(display name, method) from a spec NAME[:key=value...] as `saliency evaluate` takes it."""
+    from saliency_core.evaluate import parse_method_spec
+    from saliency_core.methods import make_method
+
+    s = parse_method_spec(spec)
+    return s.display, make_method(s.name, **s.options)
+
+
+def write_plot(fig, path: Path) -> None:
+    """A plotly figure as a stand-alone offline HTML file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.write_html(str(path), include_plotlyjs=True)
+
+
+def markdown_table(df, floatfmt: str = ".3f") -> str:
+    cols = list(df.columns)
+    lines = ["| " + " | ".join(str(c) for c in cols) + " |", "|" + "---|" * len(cols)]
+    for _, r in df.iterrows():
+        cells = [format(v, floatfmt) if isinstance(v, float) else str(v) for v in r.tolist()]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
