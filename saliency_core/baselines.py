@@ -154,21 +154,34 @@ class IntegratedGradientsMethod:
         return MethodResult(masks=_captum_masks(torch.cat(maps)), per_label=True, info={"steps": self.steps})
 
 
+def rise_params(n: int, size: tuple[int, int], grid: int, p: float, generator: torch.Generator
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Random draws of n RISE masks: binary grid x grid cells (1 with probability p) and shifts."""
+    h, w = size
+    ch, cw = math.ceil(h / grid), math.ceil(w / grid)
+    cells = (torch.rand(n, 1, grid, grid, generator=generator) < p).float()
+    dy = torch.randint(0, ch, (n,), generator=generator)
+    dx = torch.randint(0, cw, (n,), generator=generator)
+    return cells, dy, dx
+
+
+def build_rise_masks(cells: torch.Tensor, dy: torch.Tensor, dx: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Cells bilinearly upsampled to (grid + 1) cells, shifted by (dy, dx), cropped -> n x 1 x h x w."""
+    h, w = size
+    n, grid = cells.shape[0], cells.shape[-1]
+    ch, cw = math.ceil(h / grid), math.ceil(w / grid)
+    up = F.interpolate(cells, size=((grid + 1) * ch, (grid + 1) * cw), mode="bilinear", align_corners=False)
+    rows = (dy.view(n, 1) + torch.arange(h).view(1, h)).view(n, 1, h, 1).expand(n, 1, h, w)
+    cols = (dx.view(n, 1) + torch.arange(w).view(1, w)).view(n, 1, 1, w).expand(n, 1, h, w)
+    idx = (rows * up.shape[-1] + cols).reshape(n, 1, -1)
+    return up.flatten(2).gather(2, idx).view(n, 1, h, w)
+
+
 def rise_masks(n: int, size: tuple[int, int], grid: int, p: float, generator: torch.Generator) -> torch.Tensor:
     """RISE masks (Petsiuk et al.): n binary grid x grid masks (1 with probability p), bilinearly
     upsampled to (grid + 1) cells and randomly shifted by up to one cell, cropped to ``size``.
     Returns n x 1 x h x w in [0, 1]."""
-    h, w = size
-    ch, cw = math.ceil(h / grid), math.ceil(w / grid)
-    cells = (torch.rand(n, 1, grid, grid, generator=generator) < p).float()
-    up = F.interpolate(cells, size=((grid + 1) * ch, (grid + 1) * cw), mode="bilinear", align_corners=False)
-    dy = torch.randint(0, ch, (n,), generator=generator)
-    dx = torch.randint(0, cw, (n,), generator=generator)
-    rows = (dy.view(n, 1) + torch.arange(h).view(1, h)).view(n, 1, h, 1).expand(n, 1, h, w)
-    cols = (dx.view(n, 1) + torch.arange(w).view(1, w)).view(n, 1, 1, w).expand(n, 1, h, w)
-    flat = up.flatten(2)
-    idx = (rows * up.shape[-1] + cols).flatten(2)
-    return flat.gather(2, idx).view(n, 1, h, w)
+    return build_rise_masks(*rise_params(n, size, grid, p, generator), size)
 
 
 @register_method("rise", "RISE: randomised input sampling (Petsiuk et al.), batched and seeded", per_label=True)
@@ -192,12 +205,15 @@ class RiseMethod:
                  progress: ProgressFn | None = None) -> MethodResult:
         gen = torch.Generator().manual_seed(self.seed)
         h, w = x.shape[-2:]
+        cells, dy, dx = rise_params(self.num_masks, (h, w), self.grid, self.p, gen)  # drawn up front: the
+        # result does not depend on the batch size
         lab = torch.tensor([int(v) for v in labels], device=x.device)
         sal = torch.zeros(len(labels), h, w, device=x.device)
         done = 0
         while done < self.num_masks:
             n = min(self.batch_size, self.num_masks - done)
-            m = rise_masks(n, (h, w), self.grid, self.p, gen).to(x.device, x.dtype)
+            sl = slice(done, done + n)
+            m = build_rise_masks(cells[sl], dy[sl], dx[sl], (h, w)).to(x.device, x.dtype)
             probs = classifier(x * m).float().softmax(-1)[:, lab]  # n x K
             sal += torch.einsum("nk,nhw->khw", probs, m[:, 0].float())
             done += n

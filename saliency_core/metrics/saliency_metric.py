@@ -56,12 +56,21 @@ def saliency_metric_from_probs(area: torch.Tensor, prob: torch.Tensor, min_area:
 def saliency_metric(classifier: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, boxes: torch.Tensor,
                     labels: list[int], min_area: float = MIN_AREA,
                     probs_fn: Callable[[torch.Tensor], torch.Tensor] | None = None) -> SaliencyMetricResult:
-    """Saliency Metric of each (box, label) pair on image(s) ``x`` in one batched forward."""
+    """Saliency Metric of each (box, label) pair on image(s) ``x`` in one batched forward.
+
+    One box for several labels (a label-agnostic mask) is cropped and classified once.
+    """
     h, w = x.shape[-2:]
+    if boxes.shape[0] not in (1, len(labels)):
+        raise ValueError(f"{boxes.shape[0]} boxes for {len(labels)} labels (give one per label, or one)")
     crops = crop_and_resize(x, boxes)
     logits = classifier(crops)
     probs = probs_fn(logits) if probs_fn else logits.float().softmax(-1)
     lab = torch.as_tensor([int(v) for v in labels], device=probs.device)
-    p = probs.gather(1, lab.view(-1, 1))[:, 0].cpu()
+    if boxes.shape[0] == 1:
+        p = probs[0, lab].cpu()
+        boxes = boxes.expand(len(labels), 4)
+    else:
+        p = probs.gather(1, lab.view(-1, 1))[:, 0].cpu()
     area = box_area(boxes.cpu()).double() / (h * w)
     return SaliencyMetricResult(score=saliency_metric_from_probs(area, p, min_area), area=area.float(), prob=p)

@@ -1,0 +1,78 @@
+"""``saliency evaluate --images DIR|CSV --methods NAME[,NAME...]``: metrics tables and an HTML report."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "evaluate", help="evaluate saliency methods over a data set",
+        description="Evaluate methods: insertion/deletion AUC, completeness and soundness (Gupta et al.), "
+                    "Saliency Metric, mask statistics, masked-view accuracy, WSOL (--boxes) and PxAP "
+                    "(--pixel-masks). Writes per_image.jsonl/.csv, per_label.csv, aggregate.csv/.json and "
+                    "report.html into --out; a rerun with the same settings resumes.")
+    p.add_argument("--images", required=True, help="folder of images, ImageFolder tree, or CSV (file,label)")
+    p.add_argument("--methods", required=True,
+                   help="comma-separated method specs NAME[:key=value...], e.g. "
+                        "masker,grad-cam,rise:num_masks=500,masker:checkpoint=checkpoints/ca_lite0.safetensors")
+    p.add_argument("--labels", default="top1", help="labels explained per image: top1, topK (default top1)")
+    p.add_argument("--out", default="evaluation", help="output folder (default: evaluation)")
+    p.add_argument("--boxes", default=None, help="ground-truth boxes: folder of ILSVRC XML files or a CSV")
+    p.add_argument("--pixel-masks", default=None, help="folder of <image stem>.png ground-truth masks (PxAP)")
+    p.add_argument("--limit", type=int, default=None, help="evaluate only the first N images")
+    p.add_argument("--split", default="all", choices=["all", "val", "train"],
+                   help="all images, or the class-disjoint val/train part that `saliency train` uses")
+    p.add_argument("--steps", type=int, default=32, help="insertion/deletion steps (default 32)")
+    p.add_argument("--eps1", type=float, default=0.01, help="completeness epsilon (paper 0.01)")
+    p.add_argument("--eps2", type=float, default=0.001, help="soundness epsilon (paper 0.001)")
+    p.add_argument("--restrict-labels", default=None,
+                   help="ID,ID,...: probabilities from a softmax over these labels only (Gupta's ImageNet runs)")
+    p.add_argument("--no-deletion", action="store_true", help="skip deletion curves")
+    p.add_argument("--no-saliency-metric", action="store_true", help="skip the Saliency Metric")
+    p.add_argument("--no-masked-accuracy", action="store_true", help="skip masked-view accuracy")
+    p.add_argument("--infiller", default="blur", help="fill of the infilled masked-out view (default blur)")
+    p.add_argument("--extra-classifier", action="append", default=[], metavar="NAME[=WEIGHTS]",
+                   help="another classifier for the masked-view accuracy check (repeatable)")
+    p.add_argument("--classifier", default="efficientnet_lite0")
+    p.add_argument("--classifier-weights", default=None)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-resume", action="store_true", help="start again even if --out holds results")
+    p.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from tqdm.auto import tqdm
+
+    from saliency_core.evaluate import EvalConfig, evaluate, main_table
+
+    restrict = None
+    if args.restrict_labels:
+        try:
+            restrict = [int(v) for v in args.restrict_labels.split(",") if v.strip()]
+        except ValueError:
+            raise ValueError("--restrict-labels must be comma-separated class indices") from None
+    cfg = EvalConfig(images=args.images, methods=args.methods, labels=args.labels, out=args.out, boxes=args.boxes,
+                     pixel_masks=args.pixel_masks, classifier=args.classifier,
+                     classifier_weights=args.classifier_weights, extra_classifiers=args.extra_classifier,
+                     steps=args.steps, eps1=args.eps1, eps2=args.eps2, restrict_labels=restrict,
+                     deletion=not args.no_deletion, saliency_metric=not args.no_saliency_metric,
+                     masked_accuracy=not args.no_masked_accuracy, infiller=args.infiller, limit=args.limit,
+                     split=args.split, device=args.device, seed=args.seed, resume=not args.no_resume)
+    bar = tqdm(total=1000, desc="evaluating", unit="‰", bar_format="{l_bar}{bar}| {elapsed}<{remaining} {postfix}")
+
+    def progress(fraction: float, message: str) -> None:
+        bar.n = int(round(fraction * 1000))
+        bar.set_postfix_str(message, refresh=False)
+        bar.refresh()
+
+    try:
+        result = evaluate(cfg, progress=progress)
+    finally:
+        bar.close()
+    for failure in result.failures:
+        print(f"failed: {failure}", file=sys.stderr)
+    print(main_table(result.aggregate))
+    print(f"wrote {result.out}/aggregate.csv, per_image.csv, per_label.csv and {result.report}")
+    return 0 if result.records else 1

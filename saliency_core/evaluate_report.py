@@ -1,0 +1,133 @@
+"""The HTML report of an evaluation: settings, the aggregate table and plotly figures.
+
+Figures: mean insertion and deletion curves of the top label per method with the mean clean
+probability f(x, a) as the reference line; completeness vs soundness of every (image, label) per
+method; bars of the main metrics. plotly.js is embedded once, so the file works offline.
+"""
+from __future__ import annotations
+
+import html
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+BAR_METRICS = ("top_ins_auc", "top_del_auc", "worst_completeness", "worst_soundness", "best_effort", "top_sm",
+               "mask_mean", "acc[explained]/masked_in", "acc[explained]/masked_out", "wsol_le", "wsol_om",
+               "wsol_f1", "pxap")
+
+
+def _curve_figure(records: list[dict[str, Any]], key: str, title: str):
+    import plotly.graph_objects as go
+
+    fig = go.Figure()
+    f_ref = []
+    for method in dict.fromkeys(r["method"] for r in records):
+        curves = [r["labels"][0][key] for r in records if r["method"] == method and r.get("labels")
+                  and key in r["labels"][0]]
+        if not curves:
+            continue
+        arr = np.asarray(curves, dtype=float)
+        xs = np.linspace(0, 1, arr.shape[1])
+        fig.add_trace(go.Scatter(x=xs, y=arr.mean(0), mode="lines", name=f"{method} (n={len(curves)})"))
+        f_ref += [r["labels"][0]["f"] for r in records if r["method"] == method and r.get("labels")]
+    if f_ref:
+        fig.add_hline(y=float(np.mean(f_ref)), line_dash="dash", annotation_text="mean f(x, a) (clean image)")
+    fig.update_layout(title=title, xaxis_title="fraction of pixels " + ("inserted" if "ins" in key else "removed"),
+                      yaxis_title="probability of the top label", height=420)
+    return fig
+
+
+def _scatter_figure(per_label):
+    import plotly.express as px
+
+    if per_label.empty:
+        return None
+    fig = px.scatter(per_label, x="soundness", y="completeness", color="method", hover_data=["image", "label", "name",
+                                                                                              "f", "ins_auc"],
+                     title="Completeness vs soundness, every (image, label)", opacity=0.6, height=480)
+    fig.update_xaxes(range=[-0.02, 1.02])
+    fig.update_yaxes(range=[-0.02, 1.02])
+    return fig
+
+
+def _histogram_figure(records: list[dict[str, Any]]):
+    """Mean histogram of mask values per method (Phang et al. Fig. 2: how binary the masks are)."""
+    import plotly.graph_objects as go
+
+    fig = go.Figure()
+    for method in dict.fromkeys(r["method"] for r in records):
+        hists = [r["image_level"]["mask_hist"] for r in records
+                 if r["method"] == method and "mask_hist" in r.get("image_level", {})]
+        if not hists:
+            continue
+        h = np.asarray(hists, dtype=float).mean(0)
+        centres = (np.arange(len(h)) + 0.5) / len(h)
+        fig.add_trace(go.Bar(x=centres, y=h, name=method))
+    fig.update_layout(title="Distribution of mask values (first label's mask), mean over images", barmode="group",
+                      xaxis_title="mask value", yaxis_title="share of pixels", height=400)
+    return fig
+
+
+def _bar_figure(agg):
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    metrics = [m for m in BAR_METRICS if m in agg.columns and agg[m].notna().any()]
+    if not metrics:
+        return None
+    cols = 3
+    rows = (len(metrics) + cols - 1) // cols
+    fig = make_subplots(rows=rows, cols=cols, subplot_titles=metrics)
+    for i, m in enumerate(metrics):
+        fig.add_trace(go.Bar(x=agg["method"], y=agg[m], name=m, showlegend=False), row=i // cols + 1,
+                      col=i % cols + 1)
+    fig.update_layout(height=320 * rows, title="Metrics per method (means over images)")
+    return fig
+
+
+def write_report(cfg, records: list[dict[str, Any]], agg, path: Path) -> Path:
+    """Write ``report.html`` for the records of an evaluation."""
+    from .evaluate import records_to_frames
+
+    _, per_label = records_to_frames(records)
+    scored = [r for r in records if r.get("labels")]
+    figures = [_curve_figure(scored, "ins_curve", "Insertion curves (gray fill), top label, mean over images"),
+               _curve_figure(scored, "del_curve", "Deletion curves (gray fill), top label, mean over images"),
+               _scatter_figure(per_label), _histogram_figure(scored), _bar_figure(agg)]
+    parts, first = [], True
+    for fig in figures:
+        if fig is None or not fig.data:
+            continue
+        parts.append(fig.to_html(full_html=False, include_plotlyjs=first))
+        first = False
+    shared = sorted({r["method"] for r in scored if r.get("shared_mask")})
+    space = next((r.get("prob_space") for r in scored), "softmax over all classes")
+    notes = [
+        f"Images: {len({r['image'] for r in records})} from {html.escape(str(cfg.images))} "
+        f"(split {cfg.split}{'' if cfg.limit is None else f', first {cfg.limit}'}); labels: {cfg.labels}; "
+        f"classifier: {html.escape(cfg.classifier)}.",
+        f"Probabilities: {space}" + ("" if not cfg.restrict_labels else f" {cfg.restrict_labels}")
+        + " (the paper's ImageNet runs used a softmax over the few labels under study, which makes soundness easier).",
+        f"Insertion / deletion: {cfg.steps} steps, gray fill (0 in normalised space), trapezoidal AUC; "
+        f"completeness eps1 = {cfg.eps1}, soundness eps2 = {cfg.eps2} (the paper's values are 0.01 and 0.001; "
+        "the authors' script used 0.1).",
+    ]
+    if shared:
+        notes.append("One mask for all labels (label-agnostic; the paper's &ldquo;cheating&rdquo; case): "
+                     + ", ".join(html.escape(s) for s in shared) + ".")
+    table = agg.to_html(index=False, float_format=lambda v: f"{v:.4f}", na_rep="-") if not agg.empty else ""
+    body = "\n".join([
+        "<!doctype html><html><head><meta charset='utf-8'><title>Saliency evaluation</title>",
+        "<style>body{font-family:sans-serif;margin:2em;max-width:1400px} table{border-collapse:collapse;"
+        "font-size:12px} td,th{border:1px solid #ccc;padding:3px 6px;text-align:right}</style></head><body>",
+        "<h1>Saliency evaluation</h1>",
+        "<ul>" + "".join(f"<li>{n}</li>" for n in notes) + "</ul>",
+        "<h2>Aggregate</h2>", table,
+        "<h2>Figures</h2>", *parts,
+        "<h2>Settings</h2><pre>" + html.escape(json.dumps(cfg.to_dict(), indent=2)) + "</pre>",
+        "</body></html>",
+    ])
+    path.write_text(body)
+    return path

@@ -1,0 +1,123 @@
+"""Reading localisation ground truth: boxes (ILSVRC XML or CSV) and pixel masks (PNG).
+
+Boxes are kept in the annotation's own pixel frame together with that frame's (width, height),
+so they can be mapped onto the working resolution of any preprocessing (``wsol.scale_boxes``).
+
+- ILSVRC / Pascal-VOC XML: a folder of ``<image stem>.xml`` (or one XML file) with ``<size>`` and
+  ``<object><name>WNID</name><bndbox>xmin ymin xmax ymax</bndbox></object>``.
+- CSV: columns ``file`` (or ``image``), ``xmin, ymin, xmax, ymax``; optional ``label`` or ``wnid``
+  and ``width, height`` (the frame of the box; default: the image file's own size).
+- Pixel masks: a folder of ``<image stem>.png``, foreground where the value >= 128; an optional
+  ``<image stem>_ignore.png`` marks pixels to leave out (>= 128).
+Coordinates are inclusive pixel indices.
+"""
+from __future__ import annotations
+
+import csv
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+
+class AnnotationError(ValueError):
+    """A ground-truth file that cannot be read."""
+
+
+@dataclass
+class ImageBoxes:
+    boxes: list[tuple[int, int, int, int]] = field(default_factory=list)
+    classes: list[str | None] = field(default_factory=list)  # wnid or label text per box, if known
+    size: tuple[int, int] | None = None  # (width, height) of the frame, None = the image's own
+
+    def select(self, wanted: set[str]) -> "ImageBoxes":
+        """Boxes whose class is in ``wanted`` (all boxes when none matches or none is labelled)."""
+        keep = [i for i, c in enumerate(self.classes) if c is not None and c in wanted]
+        if not keep:
+            return self
+        return ImageBoxes([self.boxes[i] for i in keep], [self.classes[i] for i in keep], self.size)
+
+    def tensor(self) -> torch.Tensor:
+        return torch.tensor(self.boxes, dtype=torch.long).view(-1, 4)
+
+
+def _parse_xml(path: Path) -> ImageBoxes:
+    try:
+        root = ET.parse(path).getroot()
+    except (ET.ParseError, OSError) as exc:
+        raise AnnotationError(f"box file '{path}' cannot be read: {exc}") from None
+    size = root.find("size")
+    wh = None
+    if size is not None and size.findtext("width") and size.findtext("height"):
+        wh = (int(float(size.findtext("width"))), int(float(size.findtext("height"))))
+    out = ImageBoxes(size=wh)
+    for obj in root.iter("object"):
+        bb = obj.find("bndbox")
+        if bb is None:
+            continue
+        try:
+            box = tuple(int(float(bb.findtext(k))) for k in ("xmin", "ymin", "xmax", "ymax"))
+        except (TypeError, ValueError):
+            raise AnnotationError(f"box file '{path}' has a malformed <bndbox>") from None
+        out.boxes.append(box)  # type: ignore[arg-type]
+        out.classes.append(obj.findtext("name"))
+    return out
+
+
+def read_boxes(source: str | Path) -> dict[str, ImageBoxes]:
+    """Ground-truth boxes keyed by image stem, from an XML folder, one XML file, or a CSV."""
+    source = Path(source)
+    if not source.exists():
+        raise AnnotationError(f"box source '{source}' does not exist")
+    if source.is_dir():
+        files = sorted(source.glob("*.xml"))
+        if not files:
+            raise AnnotationError(f"folder '{source}' has no .xml box files")
+        return {p.stem: _parse_xml(p) for p in files}
+    if source.suffix.lower() == ".xml":
+        return {source.stem: _parse_xml(source)}
+    with source.open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    if not rows:
+        raise AnnotationError(f"box CSV '{source}' has no rows")
+    key = "file" if "file" in rows[0] else "image" if "image" in rows[0] else None
+    needed = {"xmin", "ymin", "xmax", "ymax"}
+    if key is None or not needed <= set(rows[0]):
+        raise AnnotationError(f"box CSV '{source}' needs columns file (or image), xmin, ymin, xmax, ymax")
+    out: dict[str, ImageBoxes] = {}
+    for r in rows:
+        stem = Path(r[key]).stem
+        entry = out.setdefault(stem, ImageBoxes())
+        try:
+            entry.boxes.append(tuple(int(float(r[k])) for k in ("xmin", "ymin", "xmax", "ymax")))  # type: ignore
+            if r.get("width") and r.get("height"):
+                entry.size = (int(float(r["width"])), int(float(r["height"])))
+        except ValueError:
+            raise AnnotationError(f"box CSV '{source}': bad number in row {r}") from None
+        entry.classes.append(r.get("wnid") or r.get("label") or None)
+    return out
+
+
+def read_pixel_mask(folder: str | Path, stem: str, size: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """(foreground, ignore) bool masks at ``size`` = (height, width) for an image, or None if absent."""
+    from PIL import Image
+
+    folder = Path(folder)
+    path = folder / f"{stem}.png"
+    if not path.exists():
+        return None
+    h, w = size
+
+    def load(p: Path) -> torch.Tensor:
+        try:
+            img = Image.open(p).convert("L").resize((w, h), Image.Resampling.NEAREST)
+        except OSError as exc:
+            raise AnnotationError(f"pixel mask '{p}' cannot be read: {exc}") from None
+        return torch.from_numpy(np.asarray(img) >= 128)
+
+    fg = load(path)
+    ign_path = folder / f"{stem}_ignore.png"
+    ignore = load(ign_path) if ign_path.exists() else torch.zeros_like(fg)
+    return fg, ignore

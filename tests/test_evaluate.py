@@ -1,0 +1,183 @@
+"""`saliency evaluate` end to end on a tiny classifier: files, consistency, resume after a kill, CLI."""
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from PIL import Image
+
+from saliency_core.evaluate import EvalConfig, EvalError, evaluate, parse_method_spec
+from saliency_core.metrics.completeness import completeness, soundness
+
+
+@pytest.fixture(scope="module")
+def small_classifier():
+    """The tiny random classifier working at 64 px, so the whole file stays fast."""
+    from saliency_core.classifier import load_classifier
+    from saliency_core.preprocessing import Preprocessing
+
+    torch.manual_seed(0)
+    clf = load_classifier("timm:test_efficientnet", random_init=True, num_classes=10)
+    pre = clf.preprocessing
+    clf.preprocessing = Preprocessing(pre.mean, pre.std, input_size=64)
+    return clf
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory, small_classifier):
+    from skimage import data
+
+    from saliency_core.checkpoint import save_masker
+    from saliency_core.masker import MaskerConfig, PhangMasker
+
+    root = tmp_path_factory.mktemp("evalset")
+    (root / "imgs").mkdir()
+    (root / "pm").mkdir()
+    rows = ["file,label,wnid"]
+    for i, (name, arr) in enumerate([("a_cat", data.chelsea()), ("b_coffee", data.coffee()),
+                                     ("c_astro", data.astronaut())]):
+        img = Image.fromarray(arr).resize((arr.shape[1] // 5, arr.shape[0] // 5))
+        img.save(root / "imgs" / f"{name}.png")
+        rows.append(f"imgs/{name}.png,{i + 1},n0{i}")
+        w, h = img.size
+        pm = np.zeros((h, w), np.uint8)
+        pm[h // 4: 3 * h // 4, w // 4: 3 * w // 4] = 255
+        Image.fromarray(pm).save(root / "pm" / f"{name}.png")
+    (root / "labels.csv").write_text("\n".join(rows) + "\n")
+    (root / "boxes.csv").write_text("file,xmin,ymin,xmax,ymax,wnid\na_cat.png,10,5,60,50,n00\n"
+                                    "b_coffee.png,20,20,100,90,n01\nb_coffee.png,0,0,5,5,other\n")
+    torch.manual_seed(0)
+    masker = PhangMasker(MaskerConfig(stages=(4, 5), stage_channels=small_classifier.stage_channels))
+    ckpt = save_masker(root / "tiny_masker.safetensors", masker.eval(), small_classifier, config={})
+    return root, ckpt
+
+
+def _cfg(root, ckpt, out, **kw):
+    base = dict(images=str(root / "labels.csv"), out=str(out), labels="top2", steps=4,
+                methods=["center-gaussian", "random:cell=4", f"masker:checkpoint={ckpt}:as=tiny-masker",
+                         "gradient-x-input"],
+                boxes=str(root / "boxes.csv"), pixel_masks=str(root / "pm"))
+    base.update(kw)
+    return EvalConfig(**base)
+
+
+def test_parse_method_spec():
+    s = parse_method_spec("rise:num_masks=500:grid=5")
+    assert (s.name, s.options, s.display) == ("rise", {"num_masks": 500, "grid": 5}, "rise:num_masks=500:grid=5")
+    assert parse_method_spec("masker:checkpoint=ck/ca_lite0.safetensors").display == "masker:ca_lite0"
+    assert parse_method_spec("grad-cam:as=GC").display == "GC"
+    with pytest.raises(EvalError):
+        parse_method_spec("rise:500")
+    with pytest.raises(EvalError):
+        EvalConfig(methods=[])
+    with pytest.raises(EvalError):
+        EvalConfig(split="sideways")
+
+
+def test_evaluate_end_to_end_and_resume(dataset, small_classifier, tmp_path):
+    root, ckpt = dataset
+    out = tmp_path / "out"
+    calls = []
+    res = evaluate(_cfg(root, ckpt, out), classifier=small_classifier, progress=lambda f, m: calls.append(m))
+    assert not res.failures
+    for name in ("config.json", "per_image.jsonl", "per_image.csv", "per_label.csv", "aggregate.csv",
+                 "aggregate.json", "report.html"):
+        assert (out / name).exists(), name
+    recs = [json.loads(line) for line in (out / "per_image.jsonl").read_text().splitlines()]
+    methods = [r for r in recs if not r["method"].startswith("baseline:")]
+    assert len(methods) == 3 * 4 and len(recs) == 12 + 2 * 2  # box baselines for the two boxed images
+    per_label = pd.read_csv(out / "per_label.csv")
+    assert len(per_label) == 3 * 4 * 2
+    # completeness / soundness follow from f and the AUC
+    assert np.allclose(per_label["completeness"], completeness(torch.tensor(per_label["ins_auc"].values),
+                                                               torch.tensor(per_label["f"].values)).numpy(), atol=1e-6)
+    assert np.allclose(per_label["soundness"], soundness(torch.tensor(per_label["ins_auc"].values),
+                                                         torch.tensor(per_label["f"].values)).numpy(), atol=1e-6)
+    # f is the classifier's clean probability
+    rec = methods[0]
+    x = small_classifier.preprocessing.pil_to_input(Image.open(rec["file"]).convert("RGB"))
+    with torch.no_grad():
+        p = small_classifier(x).softmax(-1)[0]
+    assert rec["labels"][0]["f"] == pytest.approx(float(p[rec["labels"][0]["label"]]), abs=1e-5)
+    assert rec["labels"][0]["label"] == int(p.argmax())
+    # aggregate = mean over images
+    per_image = pd.read_csv(out / "per_image.csv")
+    agg = res.aggregate.set_index("method")
+    for m in ("center-gaussian", "gradient-x-input"):
+        assert agg.loc[m, "top_ins_auc"] == pytest.approx(per_image[per_image.method == m]["top_ins_auc"].mean())
+        assert agg.loc[m, "images"] == 3
+    assert bool(agg.loc["tiny-masker", "shared_mask"]) and not bool(agg.loc["gradient-x-input", "shared_mask"])
+    assert "wsol_le" in agg.columns and "pxap" in agg.columns and not math.isnan(agg.loc["center-gaussian", "pxap"])
+    assert agg.loc["baseline:whole-image", "images"] == 2
+    assert "acc[explained]/masked_out" in agg.columns
+    html = (out / "report.html").read_text()
+    assert "plotly" in html and "cheating" in html and "tiny-masker" in html
+
+    # a finished run resumes to nothing new
+    calls.clear()
+    evaluate(_cfg(root, ckpt, out), classifier=small_classifier, progress=lambda f, m: calls.append(m))
+    assert calls == ["done"]
+    # a kill: the last record is lost and a half-written line is left behind -> only that one is redone
+    lines = (out / "per_image.jsonl").read_text().splitlines()
+    (out / "per_image.jsonl").write_text("\n".join(lines[:-1]) + "\n" + lines[-1][: len(lines[-1]) // 2])
+    calls.clear()
+    again = evaluate(_cfg(root, ckpt, out), classifier=small_classifier, progress=lambda f, m: calls.append(m))
+    assert len(calls) == 2 and len(again.records) == len(recs)
+    assert all(json.loads(line) for line in (out / "per_image.jsonl").read_text().splitlines())
+    # other settings in the same folder are refused unless told to start again
+    with pytest.raises(EvalError, match="other settings"):
+        evaluate(_cfg(root, ckpt, out, steps=8), classifier=small_classifier)
+    fresh = evaluate(_cfg(root, ckpt, out, steps=2, methods=["center-gaussian"], limit=1, resume=False,
+                          boxes=None, pixel_masks=None), classifier=small_classifier)
+    assert len(fresh.records) == 1 and len(fresh.records[0]["labels"][0]["ins_curve"]) == 3
+
+
+def test_restricted_softmax_and_split(dataset, small_classifier, tmp_path):
+    root, ckpt = dataset
+    res = evaluate(_cfg(root, ckpt, tmp_path / "r", methods=["center-gaussian"], restrict_labels=[2, 5, 7],
+                        boxes=None, pixel_masks=None, masked_accuracy=False), classifier=small_classifier)
+    for r in res.records:
+        assert {row["label"] for row in r["labels"]} <= {2, 5, 7}
+        assert r["prob_space"] == "softmax restricted to 3 labels"
+        assert sum(row["f"] for row in r["labels"]) <= 1.0 + 1e-6
+    assert "restricted to 3 labels" in (tmp_path / "r" / "report.html").read_text()
+
+
+def test_masker_mprt_reads_a_randomised_classifier(dataset, small_classifier):
+    from saliency_core.methods import make_method
+    from saliency_core.metrics.sanity import method_mask_fn, mprt
+
+    _, ckpt = dataset
+    fn = method_mask_fn(make_method("masker", checkpoint=str(ckpt)), small_classifier)
+    x = torch.randn(1, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    df = mprt(small_classifier, fn, x, [1], mode="cascading", units=["classifier", "blocks.4"])
+    assert list(df["unit"]) == ["original", "classifier", "blocks.4"]
+    assert df.iloc[1]["spearman"] == pytest.approx(1.0)  # the masker does not read the logits layer
+    assert df.iloc[2]["spearman"] < 0.999  # ... but it reads stage 5
+
+
+def test_cli_evaluate(tmp_path, dataset, capsys):
+    from safetensors.torch import save_file
+
+    from saliency_core.classifier import load_classifier
+    from saliency_core.cli import main
+
+    root, _ = dataset
+    torch.manual_seed(0)
+    clf = load_classifier("timm:test_efficientnet", random_init=True)
+    weights = tmp_path / "tiny.safetensors"
+    save_file({k: v.contiguous() for k, v in clf.model.state_dict().items()}, str(weights))
+    out = tmp_path / "cli"
+    rc = main(["evaluate", "--images", str(root / "imgs"), "--methods", "center-gaussian,random", "--labels", "top2",
+               "--steps", "2", "--out", str(out), "--classifier", "timm:test_efficientnet",
+               "--classifier-weights", str(weights), "--no-deletion", "--limit", "2"])
+    assert rc == 0
+    text = capsys.readouterr().out
+    assert "| method |" in text and "center-gaussian" in text
+    assert len(pd.read_csv(out / "per_image.csv")) == 4
+    rc = main(["evaluate", "--images", str(root / "imgs"), "--methods", "no-such-method", "--out", str(out / "x"),
+               "--classifier", "timm:test_efficientnet", "--classifier-weights", str(weights)])
+    err = capsys.readouterr().err
+    assert rc == 2 and "unknown method 'no-such-method'" in err and "Traceback" not in err
