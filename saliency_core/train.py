@@ -24,9 +24,9 @@ import contextlib
 import copy
 import csv
 import json
-import math
 import random
 import resource
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -44,7 +44,7 @@ from .classifier_pool import ClassifierPool
 from .data import (ImageDataset, Sample, class_disjoint_split, correctly_classified, eval_transform, few_shot,
                    read_samples, train_transform)
 from .device import resolve_device
-from .distributed import (DistInfo, all_gather_object, all_reduce_mean_, barrier, broadcast_module_, cleanup,
+from .distributed import (all_gather_object, all_reduce_mean_, barrier, broadcast_module_, cleanup,
                           init_distributed, module_digest)
 from .infill import make_infiller
 from .masker import MaskerConfig, PhangMasker
@@ -85,7 +85,9 @@ def validate(classifier: Classifier, masker: torch.nn.Module, loader: DataLoader
 
     ``clean_acc``, ``in_acc`` / ``out_acc`` (masked-in / masked-out top-1 accuracy), ``in_prob`` /
     ``out_prob`` (mean softmax probability of the true class), ``out_entropy`` (masked-out) and
-    ``mask_mean``, all judged by ``classifier`` (whose activations the masker reads). With a
+    ``mask_mean``, all judged by ``classifier`` (whose activations the masker reads), and ``sm``, the
+    saliency metric of Dabkowski & Gal computed on the masked-in image instead of a box crop,
+    mean of log(max(area, 0.05)) - log p(y | x*m) (lower is better: small masks that keep the class). With a
     ``reference`` classifier (CA: the original, frozen one) the same figures judged by it are added
     with the prefix ``ref_``.
     """
@@ -93,7 +95,7 @@ def validate(classifier: Classifier, masker: torch.nn.Module, loader: DataLoader
     classifier.eval()
     masker.eval()
     judges = {"": classifier, **({"ref_": reference} if reference is not None else {})}
-    keys = ("clean_acc", "in_acc", "out_acc", "in_prob", "out_prob", "out_entropy")
+    keys = ("clean_acc", "in_acc", "out_acc", "in_prob", "out_prob", "out_entropy", "sm")
     tot = {f"{p}{k}": 0.0 for p in judges for k in keys}
     tot["mask_mean"] = 0.0
     device = next(classifier.parameters()).device
@@ -117,6 +119,8 @@ def validate(classifier: Classifier, masker: torch.nn.Module, loader: DataLoader
             tot[f"{prefix}in_prob"] += li.softmax(-1).gather(1, y[:, None]).sum().item()
             tot[f"{prefix}out_prob"] += lo.softmax(-1).gather(1, y[:, None]).sum().item()
             tot[f"{prefix}out_entropy"] += entropy(lo).sum().item()
+            area = m.flatten(1).mean(1).clamp(0.05, 1.0)
+            tot[f"{prefix}sm"] += (area.log() - li.log_softmax(-1).gather(1, y[:, None])[:, 0]).sum().item()
         tot["mask_mean"] += m.flatten(1).mean(1).sum().item()
         n += x.shape[0]
     classifier.train(modes[0])
@@ -130,6 +134,8 @@ class Trainer:
     def __init__(self, cfg: TrainConfig, progress: ProgressFn | None = None, show_bars: bool = True) -> None:
         self.cfg = cfg
         self.progress = progress
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
         seed_everything(cfg.seed)
         self.dist, self.device = init_distributed(resolve_device(cfg.device))
         self.out = Path(cfg.out)
@@ -488,6 +494,10 @@ class Trainer:
         state = load_state(self.out) if cfg.resume else None
         if state is not None:
             self.load_state(state)
+            done = self.out / "masker.safetensors"
+            if self.epoch >= cfg.epochs and done.exists():
+                self.log(f"{self.out} is already trained for {self.epoch} epochs: {done}")
+                return done
             self.log(f"resuming {self.out} at step {self.step} (epoch {self.epoch + 1})")
         elif self.dist.is_main:
             for p in [self.out / "state.pt", *self.out.glob("pool-*.safetensors")]:
@@ -560,6 +570,8 @@ class Trainer:
             "torch": torch.__version__, "threads": torch.get_num_threads(),
             "replicas_identical": len(set(digests)) == 1, "replica_digests": digests,
             "final": self.epoch_rows[-1] if self.epoch_rows else {},
+            "history": self.epoch_rows,
+            "command": shlex.join(sys.argv),
         }
         path = self.out / "masker.safetensors"
         if self.dist.is_main:

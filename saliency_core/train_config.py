@@ -122,6 +122,7 @@ class TrainConfig:
     amp: str = field(default="auto", metadata={"help": "mixed precision: auto (bf16 on CUDA), off, bf16, fp16"})
     channels_last: bool | None = field(default=None, metadata={"help": "channels-last memory (default: on CUDA)"})
     val_batch_size: int = field(default=64, metadata={"help": "validation batch size"})
+    threads: int | None = field(default=None, metadata={"help": "torch CPU threads (default: torch's choice)"})
 
     def __post_init__(self) -> None:
         self.stages = tuple(int(s) for s in (self.stages.split(",") if isinstance(self.stages, str)
@@ -170,7 +171,7 @@ class TrainConfig:
             bad(f"lr_gamma must be in (0, 1], got {self.lr_gamma}")
         if not self.gumbel_temperature > 0:
             bad(f"gumbel_temperature must be > 0, got {self.gumbel_temperature}")
-        for name in ("few_shot_classes", "few_shot_per_class", "max_steps", "pool_save_every"):
+        for name in ("few_shot_classes", "few_shot_per_class", "max_steps", "pool_save_every", "threads"):
             v = getattr(self, name)
             if v is not None and v < 1:
                 bad(f"{name} must be >= 1 (or unset), got {v}")
@@ -233,7 +234,7 @@ class TrainConfig:
 
 #: Fields whose change does not make a saved run incompatible with a resume.
 RESUMABLE_CHANGES = frozenset({"epochs", "max_steps", "device", "num_workers", "resume", "tensorboard",
-                               "checkpoint_every", "val_batch_size", "out"})
+                               "checkpoint_every", "val_batch_size", "out", "threads"})
 
 
 def config_differences(a: dict[str, Any], b: dict[str, Any]) -> list[str]:

@@ -1,0 +1,89 @@
+"""TrainConfig: YAML round trip, defaults by mode, objective names, refusals, and the CLI flags."""
+from __future__ import annotations
+
+import pytest
+
+from saliency_core.train_config import ConfigError, TrainConfig, config_differences, normalize_objective
+
+
+def test_yaml_round_trip_keeps_every_field():
+    cfg = TrainConfig(mode="ca", stages=(1, 3), objective="MinClass+MaxEnt", pool_strategy="fl", lambda_tv=0.01,
+                      infiller="blur", infiller_options={"sigma": 3.5}, few_shot_per_class=10, channels_last=True,
+                      max_steps=5, gumbel="hard")
+    back = TrainConfig.from_yaml(cfg.to_yaml())
+    assert back == cfg
+    assert back.stages == (1, 3) and back.pool_strategy == "FL" and back.objective == "out-class+out-entropy"
+
+
+def test_yaml_file_and_unknown_keys(tmp_path):
+    p = tmp_path / "run.yaml"
+    p.write_text("mode: ca\nepochs: 3\nstages: [3]\n")
+    cfg = TrainConfig.from_yaml(p)
+    assert (cfg.mode, cfg.epochs, cfg.stages) == ("ca", 3, (3,))
+    with pytest.raises(ConfigError, match="unknown config keys: lamda_tv"):
+        TrainConfig.from_yaml("lamda_tv: 1\n")
+    with pytest.raises(ConfigError, match="does not exist"):
+        TrainConfig.from_yaml(tmp_path / "missing.yaml")
+    with pytest.raises(ConfigError, match="mapping"):
+        TrainConfig.from_yaml("- 1\n- 2\n")
+
+
+def test_paper_defaults_by_mode():
+    fix, ca = TrainConfig(), TrainConfig(mode="ca")
+    assert (fix.lambda_area_in, fix.lambda_area_out, fix.lambda_tv) == (1.0, 10.0, 1e-3)
+    assert ca.lambda_area_out == 15.0 and ca.pool_size == 30 and ca.pool_strategy == "L100"
+    assert (ca.classifier_lr, ca.classifier_momentum, ca.classifier_weight_decay) == (1e-3, 0.9, 1e-4)
+    assert (fix.lr, fix.weight_decay, fix.grad_clip, fix.stages) == (1e-3, 1e-4, 10.0, (4, 5))
+    assert TrainConfig(mode="ca", lambda_area_out=3.0).lambda_area_out == 3.0
+    assert ca.trains_classifier and not fix.trains_classifier
+    assert not TrainConfig(mode="ca", pool_strategy="F").trains_classifier
+
+
+@pytest.mark.parametrize("name, canonical", [("MaxClass", "in"), ("maxent", "out-entropy"),
+                                             ("MinClass+MaxClass", "in+out-class"),
+                                             ("MaxEnt+MinClass", "out-class+out-entropy"),
+                                             ("in+out-entropy", "in+out-entropy")])
+def test_objective_names(name, canonical):
+    assert normalize_objective(name) == canonical
+
+
+@pytest.mark.parametrize("kw, match", [
+    (dict(mode="both"), "mode"), (dict(stages=(4, 4)), "stages"), (dict(stages=()), "stages"),
+    (dict(objective="MaxFun"), "unknown objective"), (dict(pool_strategy="L10"), "pool_strategy"),
+    (dict(lambda_tv=-1.0), "lambda_tv"), (dict(epoch_fraction=0.0), "epoch_fraction"),
+    (dict(batch_size=0), "batch_size"), (dict(amp="fp8"), "amp"), (dict(pool_p_latest=2.0), "pool_p_latest"),
+    (dict(classifier_loss="out"), "classifier_loss"), (dict(few_shot_per_class=0), "few_shot_per_class"),
+])
+def test_bad_values_are_refused_with_the_field_named(kw, match):
+    with pytest.raises(ConfigError, match=match):
+        TrainConfig(**kw)
+
+
+def test_resume_compatibility_ignores_run_length_only():
+    a = TrainConfig().to_dict()
+    assert config_differences(a, TrainConfig(epochs=20, max_steps=3, device="cpu").to_dict()) == []
+    assert config_differences(a, TrainConfig(lambda_tv=0.1, seed=1).to_dict()) == ["lambda_tv", "seed"]
+
+
+def test_cli_flags_override_yaml_and_defaults(tmp_path, capsys):
+    from saliency_core.cli import main
+
+    p = tmp_path / "run.yaml"
+    p.write_text(TrainConfig(mode="ca", epochs=3, lambda_tv=0.5).to_yaml())
+    rc = main(["train", "--config", str(p), "--epochs", "5", "--stages", "3,5", "--no-augment",
+               "--infiller-options", "sigma=2", "--max-steps", "none", "--print-config"])
+    assert rc == 0
+    cfg = TrainConfig.from_yaml(capsys.readouterr().out)
+    assert (cfg.mode, cfg.epochs, cfg.lambda_tv, cfg.stages, cfg.augment) == ("ca", 5, 0.5, (3, 5), False)
+    assert cfg.infiller_options == {"sigma": 2} and cfg.max_steps is None and cfg.lambda_area_out == 15.0
+    # switching the mode of a resolved YAML takes the new mode's default area weight
+    main(["train", "--config", str(p), "--mode", "fix", "--print-config"])
+    assert TrainConfig.from_yaml(capsys.readouterr().out).lambda_area_out == 10.0
+
+
+def test_cli_reports_bad_config_in_one_line(capsys):
+    from saliency_core.cli import main
+
+    assert main(["train", "--mode", "bad", "--print-config"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error:") and "mode" in err and "\n" not in err
