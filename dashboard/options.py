@@ -48,8 +48,17 @@ KNOWN_CHOICES: dict[str, tuple[str, ...]] = {
     "objective": ("masked-in", "masked-out", "both"),
 }
 
-#: Options the dashboard fills itself instead of showing a widget (e.g. a pool of other images).
-SUPPLIED_BY_DASHBOARD = {"pool"}
+#: Options not shown: filled by the core or the dashboard itself (a pool of other images, a folder on
+#: the server), or only about speed and previews (they do not change the result).
+NOT_SHOWN = {"pool", "reference_dir", "max_batch", "preview_every", "show_progress", "should_stop"}
+
+#: Options shown first; a method with many options shows the rest under "More options".
+MAIN_OPTIONS = ("checkpoint", "objective", "infiller", "steps", "tv_weight", "l1_weight", "upsample", "layer",
+                "num_masks", "sigma")
+
+#: Widget labels that say more than the option's name.
+LABELS = {"infiller": "infiller (while optimising)", "tv_weight": "TV weight", "l1_weight": "L1 weight",
+          "upsample": "upsampling factor", "lr": "learning rate"}
 
 
 @dataclass(frozen=True)
@@ -67,7 +76,11 @@ class OptionSpec:
 
     @property
     def label(self) -> str:
-        return self.name.replace("_", " ")
+        return LABELS.get(self.name, self.name.replace("_", " "))
+
+    @property
+    def main(self) -> bool:
+        return self.name in MAIN_OPTIONS
 
 
 def _target(factory: Callable) -> Callable:
@@ -89,10 +102,15 @@ def _unwrap_optional(hint: Any) -> tuple[Any, bool]:
     return hint, False
 
 
-def _spec_for(name: str, default: Any, hint: Any) -> OptionSpec | None:
+def _spec_for(name: str, default: Any, hint: Any, choices: tuple | None = None) -> OptionSpec | None:
     hint, optional = _unwrap_optional(hint)
     optional = optional or default is None
     known = KNOWN.get(name, {})
+    if choices:
+        choices = tuple(choices)
+        if default is not None and default not in choices:
+            choices = (default, *choices)
+        return OptionSpec(name, "choice", default if default is not None else choices[0], choices)
     if typing.get_origin(hint) is typing.Literal:
         choices = tuple(typing.get_args(hint))
         if default is not None and default not in choices:
@@ -130,7 +148,7 @@ def options_of(factory: Callable, skip: set[str] | frozenset[str] = frozenset())
     for p in sig.parameters.values():
         if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD) or p.name in ("self", "progress") or p.name in skip:
             continue
-        if p.name in SUPPLIED_BY_DASHBOARD:
+        if p.name in NOT_SHOWN:
             continue
         default = None if p.default is inspect.Parameter.empty else p.default
         spec = _spec_for(p.name, default, hints.get(p.name, p.annotation if p.annotation is not p.empty else None))
@@ -152,3 +170,75 @@ def clean_options(specs: tuple[OptionSpec, ...], values: dict[str, Any]) -> dict
     """Options to pass to the core: unset optional values are left out (the core default applies)."""
     names = {s.name for s in specs}
     return {k: v for k, v in values.items() if k in names and v is not None and v != ""}
+
+
+def _module_choices(module: Any, name: str) -> tuple | None:
+    """Allowed values of a config field, from the defining module's constants by convention
+    (``objective`` -> ``OBJECTIVES``, ``upsample`` -> ``UPSAMPLE_FACTORS`` or ``UPSAMPLE_CHOICES``)."""
+    for const in (f"{name.upper()}S", f"{name.upper()}_FACTORS", f"{name.upper()}_CHOICES"):
+        value = getattr(module, const, None)
+        if isinstance(value, (tuple, list, frozenset)) and value:
+            return tuple(value)
+    return None
+
+
+def options_of_config(config: Any) -> tuple[OptionSpec, ...]:
+    """Toggles for a method configured by a dataclass (e.g. ``OptimizeConfig``): one per field the
+    dashboard can show, with the method's current (preset) values as defaults."""
+    import dataclasses
+    import sys
+
+    if not dataclasses.is_dataclass(config):
+        return ()
+    try:
+        hints = typing.get_type_hints(type(config))
+    except Exception:  # noqa: BLE001
+        hints = {}
+    module = sys.modules.get(type(config).__module__)
+    specs = []
+    for f in dataclasses.fields(config):
+        if f.name in NOT_SHOWN or f.name.startswith("_"):
+            continue
+        default = getattr(config, f.name)
+        if isinstance(default, (dict, list, tuple)):
+            continue
+        spec = _spec_for(f.name, default, hints.get(f.name), _module_choices(module, f.name))
+        if spec is not None:
+            specs.append(spec)
+    return tuple(specs)
+
+
+def _default_config(factory: Callable) -> Any:
+    try:
+        params = inspect.signature(factory).parameters.values()
+    except (TypeError, ValueError):
+        return None
+    if not any(p.kind == p.VAR_KEYWORD for p in params):
+        return None
+    try:
+        instance = factory()
+    except Exception:  # noqa: BLE001 - a factory that needs arguments simply has no discoverable options
+        return None
+    return getattr(instance, "config", None)
+
+
+def takes_option(factory: Callable, name: str) -> bool:
+    """Whether a method factory takes the option ``name`` (in its signature or its config dataclass)."""
+    import dataclasses
+
+    try:
+        if name in inspect.signature(factory).parameters:
+            return True
+    except (TypeError, ValueError):
+        return False
+    config = _default_config(factory)
+    return dataclasses.is_dataclass(config) and name in {f.name for f in dataclasses.fields(config)}
+
+
+def method_options(factory: Callable) -> tuple[OptionSpec, ...]:
+    """A method's toggles: its factory's keyword options, or, for a factory that takes ``**options``
+    only, the fields of the ``config`` dataclass of a default instance."""
+    specs = options_of(factory)
+    if specs:
+        return specs
+    return options_of_config(_default_config(factory))

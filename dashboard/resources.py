@@ -57,6 +57,13 @@ def gallery_input(name: str) -> services.ImageInput:
     return services.gallery_input(name)
 
 
-def catalog() -> dict[str, services.MethodEntry]:
-    """The methods registered right now (cheap: the registry is read, nothing is loaded)."""
+@st.cache_resource(show_spinner=False, max_entries=4)
+def _catalog(names: tuple[str, ...]) -> dict[str, services.MethodEntry]:
     return services.method_catalog()
+
+
+def catalog() -> dict[str, services.MethodEntry]:
+    """The methods registered right now (re-read when the registry changes)."""
+    from saliency_core.methods import available_methods
+
+    return _catalog(tuple(available_methods()))

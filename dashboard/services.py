@@ -25,7 +25,8 @@ from saliency_core.explain import ExplainConfig, Explanation, explain
 from saliency_core.image_io import ImageLoadError, LoadedImage, load_image
 from saliency_core.methods import Method, MethodSpec, available_methods, checkpoints_dir, make_method
 
-from .options import OptionSpec, options_of
+from . import warmup  # noqa: F401 - lazy imports done once, before sessions race for them
+from .options import OptionSpec, method_options, takes_option
 
 ProgressFn = Callable[..., None]
 
@@ -44,8 +45,8 @@ GALLERY: dict[str, tuple[str, str]] = {
     "retina": ("a human retina", "retina"),
 }
 
-#: Value of ``infiller_options["pool"]`` meaning "the other gallery photos" (filled in before the call).
-GALLERY_POOL = "gallery"
+#: Value of ``infiller_options["pool"]`` meaning "the core's reference photos" (filled in before the call).
+GALLERY_POOL = "reference-photos"
 
 
 # --------------------------------------------------------------------------- caching
@@ -127,13 +128,14 @@ def load_input(image: ImageInput, max_upload_mb: int, max_pixels: int, max_side:
     return load_image(image.data, name=image.name, max_pixels=max_pixels, max_side=max_side)
 
 
-def gallery_pool(classifier: Classifier, exclude: str | None = None, size: int = 224) -> torch.Tensor:
-    """The gallery photos (except ``exclude``) as an N x 3 x size x size normalised batch: the
-    reference pool of the ``random-image`` infiller (Gupta et al. fill with other images)."""
+def reference_pool(classifier: Classifier, loaded: LoadedImage) -> torch.Tensor:
+    """The reference images of the ``random-image`` infiller (Gupta et al. fill with other photos):
+    the core's default pool of scikit-image photos, without the photo being explained."""
+    from saliency_core.reference_pool import default_pool
+
     pre = classifier.preprocessing
-    names = [n for n in GALLERY if n != exclude]
-    batch = [pre.pil_to_input(load_image(gallery_input(n).data, name=n).image, size=(size, size)) for n in names]
-    return torch.cat(batch)
+    x01 = pre.pil_to_tensor01(loaded.image)
+    return default_pool(pre).excluding(x01).images
 
 
 # --------------------------------------------------------------------------- methods
@@ -156,6 +158,7 @@ class MethodEntry:
     group: str
     options: tuple[OptionSpec, ...]
     on_request: bool  # slow per-image optimisation: runs when the user presses Run, can be cancelled
+    infiller_options: bool = False  # takes ``infiller_options`` (the options of its own infiller)
 
     @property
     def title(self) -> str:
@@ -166,7 +169,8 @@ def _entry(spec: MethodSpec) -> MethodEntry:
     module = getattr(spec.factory, "__module__", "")
     group = GROUPS.get(module, "Other")
     return MethodEntry(name=spec.name, summary=spec.summary, per_label=spec.per_label, group=group,
-                       options=options_of(spec.factory), on_request=group == "Per-image optimisation")
+                       options=method_options(spec.factory), on_request=group == "Per-image optimisation",
+                       infiller_options=takes_option(spec.factory, "infiller_options"))
 
 
 def method_catalog() -> dict[str, MethodEntry]:
@@ -180,6 +184,13 @@ def method_catalog() -> dict[str, MethodEntry]:
 def build_method(name: str, options: dict[str, Any]) -> Method:
     """A method object (its own caches, e.g. a loaded checkpoint, live inside it)."""
     return make_method(name, **options)
+
+
+def infiller_factory(name: str) -> Callable | None:
+    """The registered factory of an infiller (its signature lists the infiller's options)."""
+    from saliency_core import infill
+
+    return getattr(infill, "_REGISTRY", {}).get(name)
 
 
 # --------------------------------------------------------------------------- checkpoints
@@ -242,11 +253,10 @@ def explanation_key(classifier: Classifier, image: ImageInput, config: ExplainCo
     return cache_key("explain", classifier.identity, image.digest, config.to_dict())
 
 
-def resolve_config(config: ExplainConfig, classifier: Classifier, image_name: str) -> ExplainConfig:
-    """Replace dashboard placeholders (``pool="gallery"``) by the objects the core expects."""
+def resolve_config(config: ExplainConfig, classifier: Classifier, loaded: LoadedImage) -> ExplainConfig:
+    """Replace dashboard placeholders (``pool="reference-photos"``) by the objects the core expects."""
     if config.infiller_options.get("pool") == GALLERY_POOL:
-        stem = Path(image_name).stem
-        opts = {**config.infiller_options, "pool": gallery_pool(classifier, exclude=stem)}
+        opts = {**config.infiller_options, "pool": reference_pool(classifier, loaded)}
         return replace(config, infiller_options=opts)
     return config
 
@@ -265,7 +275,7 @@ def run_explanation(
     hit = cache.get(key)
     if hit is not None:
         return hit
-    expl = explain(loaded, resolve_config(config, classifier, image.name), classifier=classifier, method=method,
+    expl = explain(loaded, resolve_config(config, classifier, loaded), classifier=classifier, method=method,
                    progress=progress)
     cache.put(key, expl)
     return expl
@@ -315,16 +325,12 @@ class CurveRequest:
 
 def curve_labels(expl: Explanation, predicted: list[int], top_k: int) -> list[int]:
     """Labels whose curves are drawn: a per-label method's explained labels (each has its own mask);
-    for one shared mask, the explained labels followed by the top predictions, ``top_k`` in all."""
+    for one shared mask, the explained labels then the top predictions, ``top_k`` in all."""
     if expl.per_label:
         return list(expl.labels)
     labels = list(expl.labels)
-    for label in predicted:
-        if len(labels) >= top_k:
-            break
-        if label not in labels:
-            labels.append(label)
-    return labels[:max(top_k, len(expl.labels))]
+    labels += [label for label in predicted if label not in labels]
+    return labels[:max(1, top_k)]
 
 
 def run_label_scores(expl: Explanation, labels: list[int], request: CurveRequest, classifier: Classifier,

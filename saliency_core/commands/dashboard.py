@@ -72,16 +72,17 @@ class DashboardSettings:
 
 
 def app_path() -> Path:
-    """The Streamlit entry script, ``dashboard/app.py``."""
-    try:
-        import dashboard
+    """The Streamlit entry script, ``dashboard/app.py`` (found without importing the dashboard)."""
+    import importlib.util
 
-        path = Path(dashboard.__file__).resolve().parent / "app.py"
-    except ImportError:
-        path = Path(__file__).resolve().parents[2] / "dashboard" / "app.py"
-    if not path.is_file():
-        raise DashboardConfigError(f"the dashboard app '{path}' is missing (is the 'dashboard' package installed?)")
-    return path
+    spec = importlib.util.find_spec("dashboard")
+    folders = list(spec.submodule_search_locations or []) if spec is not None else []
+    folders.append(str(Path(__file__).resolve().parents[2] / "dashboard"))
+    for folder in folders:
+        path = Path(folder).resolve() / "app.py"
+        if path.is_file():
+            return path
+    raise DashboardConfigError("the dashboard app (dashboard/app.py) is missing: is the 'dashboard' package installed?")
 
 
 #: Streamlit settings that make the server offline, headless and quiet (a config.toml, as env vars).

@@ -1,0 +1,38 @@
+"""Entry script of the dashboard: ``saliency dashboard`` runs ``streamlit run dashboard/app.py``.
+
+The frame around every page: page config, navigation, and the image picker in the sidebar (so the
+image stays the same across pages). The pages live in ``app_pages/`` and stay thin.
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+try:
+    import dashboard  # noqa: F401 - installed with the project
+except ImportError:  # pragma: no cover - running from a checkout without an install
+    sys.path.insert(0, str(HERE.parent))
+
+import streamlit as st
+
+from dashboard import resources, sections, state, widgets
+
+# no page icons: a ":material/...:" icon becomes a favicon fetched from fonts.gstatic.com (the app stays offline)
+st.set_page_config(page_title="Saliency maps", layout="wide")
+
+PAGES = [
+    st.Page(HERE / "app_pages" / "explain.py", title="Explain", default=True),
+    st.Page(HERE / "app_pages" / "compare.py", title="Compare"),
+    st.Page(HERE / "app_pages" / "demo.py", title="Demo"),
+    st.Page(HERE / "app_pages" / "help.py", title="Help"),
+]
+page = st.navigation(PAGES)
+
+with st.sidebar:
+    state.set_image_input(None)
+    with sections.guard("Choosing the image"):
+        settings = resources.settings()
+        state.set_image_input(widgets.image_source_ui(settings))
+
+page.run()

@@ -1,0 +1,91 @@
+"""Compare page: a grid of methods x views for the same image, with each method's scores and time."""
+from __future__ import annotations
+
+import streamlit as st
+
+from dashboard import plots, resources, sections, services, state, widgets
+from saliency_core.explain import ExplainConfig
+
+st.title("Compare methods")
+st.caption("Every method explains the same image's top-5 labels; the views show the top label's mask and the "
+           "scores cover all five (a per-label method's own masks, or one mask shared by all).")
+settings = resources.settings()
+image = state.image_input()
+
+classifier = None
+with sections.guard("Loading the classifier"):
+    classifier = resources.current_classifier()
+if classifier is None:
+    st.stop()
+
+choices: dict[str, tuple[str, dict]] = {}
+picked: list[str] = []
+infiller, infiller_options = "blur", {}
+with st.sidebar:
+    st.divider()
+    st.subheader("Methods to compare")
+    with sections.guard("The comparison controls"):
+        catalog = resources.catalog()
+        for entry in catalog.values():
+            if entry.name == "masker":
+                for ckpt in services.find_checkpoints(settings.checkpoint_folders):
+                    choices[f"masker: {ckpt.label}"] = ("masker", {"checkpoint": str(ckpt.path)})
+            else:
+                choices[entry.name] = (entry.name, {})
+        quick = [c for c, (n, _) in choices.items() if not catalog[n].on_request]
+        preferred = [c for c in quick if c.startswith("masker:")][:2] + [c for c in ("grad-cam", "center-gaussian")
+                                                                           if c in quick]
+        picked = st.multiselect("Methods", list(choices), default=preferred or quick[:3], key="compare_methods",
+                                help="Per-image optimisation methods run with their default options.",
+                                persist_state=widgets.PERSIST)
+        infiller, infiller_options = widgets.infiller_ui()
+
+loaded = sections.load_current_image(image)
+if loaded is not None and picked:
+    cache = resources.results()
+    predicted: list[int] = []
+    with sections.guard("Classifying the image"):
+        predicted = [p.index for p in services.top_predictions(loaded, image, classifier, cache)]
+    request = services.CurveRequest(steps=settings.curve_steps, top_k=5)
+    header = st.columns([1.3, 1, 1, 1, 1])
+    header[0].markdown("**method**")
+    for col, view in zip(header[1:], sections.VIEW_ORDER):
+        col.markdown(f"**{sections.VIEW_TITLES[view]}**")
+    rows = []
+    for choice in picked:
+        name, options = choices[choice]
+        cols = st.columns([1.3, 1, 1, 1, 1])
+        cols[0].markdown(f"**{choice}**")
+        with sections.guard(f"Explaining with {choice}"):
+            config = ExplainConfig(method=name, method_options=options, labels="top5", infiller=infiller,
+                                   infiller_options=infiller_options)
+            scores = None
+            with sections.LiveProgress(choice) as progress:
+                expl = services.run_explanation(image, loaded, config, classifier, resources.method(name, options),
+                                                cache, progress=progress)
+                row = {"method": choice, "time (s)": expl.timings.get("method_s"),
+                       "mask area": float(expl.masks[0].mean()),
+                       "masked-in keeps top-1": expl.predictions["masked_in"][0].index == expl.labels[0],
+                       "masked-out removes top-1": expl.predictions["masked_out"][0].index != expl.labels[0]}
+                if services.curves_available():
+                    scores = services.run_label_scores(
+                        expl, services.curve_labels(expl, predicted, request.top_k), request, classifier, cache,
+                        services.explanation_key(classifier, image, config), progress=progress)
+                    row.update({"top-1 insertion AUC": float(scores.auc[0]), **sections.scores_summary(scores)})
+            rows.append(row)
+            with cols[0]:
+                st.caption(f"{row['time (s)']:.2f} s; mask area {row['mask area']:.0%}")
+                if scores is not None:
+                    st.caption(f"completeness {row['worst completeness']:.2f}, "
+                               f"soundness {row['worst soundness']:.2f} (worst of {len(scores.labels)} labels)")
+            for col, view in zip(cols[1:], sections.VIEW_ORDER):
+                top = expl.predictions[sections.PREDICTION_OF_VIEW[view]][0]
+                col.image(services.display_copy(expl.views[view], 360), width="stretch",
+                          caption=f"{top.name} {top.probability:.0%}")
+    if rows:
+        st.subheader("Scores for this image")
+        st.dataframe(rows, hide_index=True, width="stretch")
+        if "worst completeness" in rows[0]:
+            st.plotly_chart(plots.scores_figure(rows), key="compare_scores")
+elif loaded is not None:
+    st.info("Pick one or more methods in the sidebar.")

@@ -1,0 +1,98 @@
+"""Explain page: the image's top-5, a method with its toggles, the four views, per-label curves, downloads."""
+from __future__ import annotations
+
+import streamlit as st
+
+from dashboard import resources, sections, services, state, widgets
+from saliency_core.explain import ExplainConfig
+
+st.title("Explain an image")
+settings = resources.settings()
+image = state.image_input()
+
+classifier = None
+with sections.guard("Loading the classifier"):
+    classifier = resources.current_classifier()
+if classifier is None:
+    st.stop()
+
+config: ExplainConfig | None = None
+entry = None
+ready = False
+with st.sidebar:
+    st.divider()
+    st.subheader("Explanation")
+    with sections.guard("The explanation controls"):
+        catalog = resources.catalog()
+        checkpoints = services.find_checkpoints(settings.checkpoint_folders)
+        entry, options, ready = widgets.method_ui(catalog, checkpoints, settings)
+        labels = widgets.labels_ui(classifier.class_names)
+        infiller, infiller_options = widgets.infiller_ui()
+        with st.expander("Advanced"):
+            seed = widgets.seed_ui()
+        config = ExplainConfig(method=entry.name, method_options=options, labels=labels, infiller=infiller,
+                               infiller_options=infiller_options, seed=seed)
+
+loaded = sections.load_current_image(image)
+top_slot = st.container()  # the image and its top-5, filled below (from the explanation when there is one)
+
+
+def explanation_section():
+    """The explanation for the current image and options (quick methods run at once; per-image
+    optimisation runs when asked, with a progress bar, the mask as it forms, and Cancel)."""
+    cache = resources.results()
+    found = services.cached_explanation(image, config, classifier, cache)
+    if found is not None:
+        return found
+    if entry.on_request:
+        c1, c2, _ = st.columns([1, 1, 4])
+        run = c1.button(f"Run {entry.name}", type="primary", key="run_method", icon=":material/play_arrow:")
+        cancel = c2.button("Cancel", key="cancel_method", icon=":material/stop:")
+        if cancel:
+            st.info("Cancelled. Change the options or press Run to start again.")
+        if not run:
+            if not cancel:
+                st.info(f"**{entry.name}** optimises a mask for this image; press Run. The mask is shown as it "
+                        "forms, and Cancel stops it.")
+            return None
+    method = resources.method(entry.name, config.method_options)
+    with sections.LiveProgress(f"Explaining with {entry.name}", show_mask=entry.on_request) as progress:
+        return services.run_explanation(image, loaded, config, classifier, method, cache, progress=progress)
+
+
+expl = None
+if loaded is not None and config is not None:
+    if not ready:
+        st.info("Choose a masker checkpoint in the sidebar (upload one or give its path), or pick another method.")
+    else:
+        with sections.guard(f"Explaining with {config.method}"):
+            expl = explanation_section()
+
+predictions = None
+if loaded is not None:
+    with top_slot, sections.guard("Classifying the image"):
+        # the explanation already classified the unmasked image: no second forward pass
+        predictions = expl.predictions["original"] if expl is not None else \
+            services.top_predictions(loaded, image, classifier, resources.results())
+        sections.original_block(loaded, predictions)
+
+if expl is not None:
+    st.subheader("What the classifier sees")
+    sections.views_block(expl, key="explain_views")
+    st.caption(sections.timings_caption(expl))
+    if expl.per_label and len(expl.labels) > 1:
+        with st.expander(f"Masks of all {len(expl.labels)} labels"):
+            with sections.guard("Drawing the per-label masks"):
+                sections.per_label_masks_block(expl)
+    scores = None
+    if services.curves_available():
+        st.subheader("Per-label insertion curves")
+        with sections.guard("Computing the per-label curves"):
+            with st.expander("Curve settings"):
+                request = widgets.curves_ui(settings, shared_mask=not expl.per_label)
+            curve_labels = services.curve_labels(expl, [p.index for p in predictions or []], request.top_k)
+            scores = sections.curves_block(expl, curve_labels, request,
+                                           services.explanation_key(classifier, image, config))
+    st.subheader("Downloads")
+    with sections.guard("Preparing the downloads"):
+        sections.downloads_block(expl, scores)

@@ -1,0 +1,62 @@
+"""Help page: each toggle in two sentences with the paper it comes from, and the registered methods."""
+from __future__ import annotations
+
+import streamlit as st
+
+from dashboard import resources, services, widgets
+from dashboard.help_text import METHOD_PAPERS, PAPERS, TOGGLES, VIEW_HELP, VIEW_TITLES
+from dashboard.options import options_of
+
+st.title("Help")
+st.markdown("A **saliency map** (mask) marks the pixels a classifier relies on. The views test it: the "
+            "classifier is asked again on the image with only the mask kept, with the mask removed, and with "
+            "the removed part filled in.")
+
+
+def _toggle(name: str) -> None:
+    entry = TOGGLES.get(name)
+    if entry is None:
+        st.markdown(f"- **{name.replace('_', ' ')}** (`{name}`): an option of the method, passed as it is.")
+        return
+    st.markdown(f"- **{entry.title}** (`{name}`): {entry.text} *{entry.citation}.*")
+
+
+st.header("Views")
+for view, text in VIEW_HELP.items():
+    st.markdown(f"- **{VIEW_TITLES[view]}**: {text}")
+
+st.header("Toggles")
+st.subheader("Explanation")
+for name in ("method", "checkpoint", "labels", "infiller", "seed"):
+    _toggle(name)
+
+catalog = resources.catalog()
+method_options = sorted({s.name for e in catalog.values() for s in e.options if s.kind != "checkpoint"})
+if method_options:
+    st.subheader("Method options")
+    for name in method_options:
+        _toggle(name)
+
+infiller_options = sorted({s.name for n in widgets.infiller_names()
+                           for s in options_of(services.infiller_factory(n) or (lambda: None))} | {"pool"})
+st.subheader("Infiller options")
+for name in infiller_options:
+    _toggle(name)
+
+if services.curves_available():
+    st.subheader("Per-label curves")
+    st.markdown("For each label a, the pixels are ranked by the mask and inserted into a gray image, most salient "
+                "first; the curve is the classifier's probability of a at each step, and the dashed line is "
+                "f(x, a), its probability on the whole image.")
+    for name in ("curve_steps", "curve_top_k", "eps1", "eps2", "restrict_to"):
+        _toggle(name)
+
+st.header("Methods")
+for name, entry in catalog.items():
+    paper = METHOD_PAPERS.get(name)
+    cite = f" *{PAPERS[paper]}.*" if paper else ""
+    st.markdown(f"- **{name}** ({entry.group.lower()}): {entry.summary}.{cite}")
+
+st.header("Papers")
+for text in PAPERS.values():
+    st.markdown(f"- {text}")

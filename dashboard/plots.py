@@ -1,0 +1,92 @@
+"""Plotly figures of the dashboard: the mask overlay with a colour bar, per-label insertion curves."""
+from __future__ import annotations
+
+import base64
+import io
+
+import numpy as np
+import plotly.graph_objects as go
+import torch
+from PIL import Image
+
+from saliency_core.preprocessing import resize_mask
+
+PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
+           "#17becf")
+
+
+def _data_uri(image: Image.Image) -> str:
+    buf = io.BytesIO()
+    image.convert("RGB").save(buf, "JPEG", quality=88)
+    return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode()
+
+
+def overlay_figure(overlay: Image.Image, mask: np.ndarray, width: int = 320, hover_cells: int = 64) -> go.Figure:
+    """The overlay picture with a horizontal inferno colour bar below it (0 = not salient, 1 = salient);
+    hovering shows the mask value (read from a coarse copy of the mask, ``hover_cells`` on the long side).
+    ``width`` is the expected display width, used only to give the figure the picture's aspect ratio."""
+    w, h = overlay.size
+    scale = hover_cells / max(w, h)
+    gh, gw = max(1, round(h * scale)), max(1, round(w * scale))
+    coarse = resize_mask(torch.from_numpy(np.ascontiguousarray(mask, dtype=np.float32)), gh, gw).numpy()
+    fig = go.Figure()
+    fig.add_trace(go.Image(source=_data_uri(overlay), x0=0, y0=0, dx=1, dy=1, hoverinfo="skip"))
+    fig.add_trace(go.Heatmap(
+        z=coarse, x0=(w / gw) / 2, dx=w / gw, y0=(h / gh) / 2, dy=h / gh, zmin=0.0, zmax=1.0,
+        colorscale="Inferno", opacity=0.0, showscale=True, name="mask",
+        colorbar={"orientation": "h", "y": -0.02, "yanchor": "top", "thickness": 10, "len": 1.0,
+                  "tickvals": [0, 0.5, 1], "tickfont": {"size": 10},
+                  "title": {"text": "saliency", "side": "top", "font": {"size": 10}}},
+        hovertemplate="saliency %{z:.2f}<extra></extra>",
+    ))
+    fig.update_xaxes(visible=False, range=[0, w], constrain="domain")
+    fig.update_yaxes(visible=False, range=[h, 0], scaleanchor="x", constrain="domain")
+    fig.update_layout(height=int(width * h / w) + 48, margin={"l": 0, "r": 0, "t": 0, "b": 44}, showlegend=False)
+    return fig
+
+
+def curves_figure(scores, height: int = 420) -> go.Figure:
+    """Insertion curve of every label (probability vs fraction of its top pixels kept) with its
+    f(x, a) reference line in the same colour; the worst-completeness label is drawn thicker."""
+    fractions = np.asarray(scores.curves.fractions, dtype=float)
+    probs = np.asarray(scores.curves.probs, dtype=float)
+    f = np.asarray(scores.f, dtype=float)
+    comp = np.asarray(scores.completeness, dtype=float)
+    sound = np.asarray(scores.soundness, dtype=float)
+    worst = int(np.argmin(comp)) if len(comp) else -1
+    fig = go.Figure()
+    for k, (label, name) in enumerate(zip(scores.labels, scores.names)):
+        colour = PALETTE[k % len(PALETTE)]
+        tag = f"{name} ({label})"
+        fig.add_trace(go.Scatter(
+            x=fractions, y=probs[k], mode="lines+markers", name=tag, legendgroup=tag,
+            line={"color": colour, "width": 4 if k == worst else 2}, marker={"size": 5},
+            hovertemplate=(f"<b>{name}</b><br>kept %{{x:.0%}} of its top pixels<br>p = %{{y:.3f}}<br>"
+                           f"completeness {comp[k]:.2f}, soundness {sound[k]:.2f}<extra></extra>"),
+        ))
+        fig.add_trace(go.Scatter(
+            x=[0.0, 1.0], y=[f[k], f[k]], mode="lines", name=f"f(x, a) {name}", legendgroup=tag, showlegend=False,
+            line={"color": colour, "dash": "dash", "width": 1},
+            hovertemplate=f"f(x, a) for {name}: {f[k]:.3f}<extra></extra>",
+        ))
+    fig.update_layout(
+        height=height, margin={"l": 10, "r": 10, "t": 30, "b": 10},
+        xaxis={"title": {"text": "fraction of pixels kept (most salient first)"}, "range": [0, 1],
+               "tickformat": ".0%"},
+        yaxis={"title": {"text": "probability of the label"}, "rangemode": "tozero"},
+        legend={"title": {"text": "label (dashed: f(x, a))"}},
+        hovermode="closest",
+    )
+    return fig
+
+
+def scores_figure(rows: list[dict], height: int = 300) -> go.Figure:
+    """Grouped bars of each method's worst completeness and worst soundness (Compare page)."""
+    names = [r["method"] for r in rows]
+    fig = go.Figure()
+    for key, colour in (("worst completeness", PALETTE[0]), ("worst soundness", PALETTE[1])):
+        fig.add_trace(go.Bar(x=names, y=[r.get(key) for r in rows], name=key, marker_color=colour,
+                             hovertemplate="%{x}: %{y:.3f}<extra>" + key + "</extra>"))
+    fig.update_layout(barmode="group", height=height, margin={"l": 10, "r": 10, "t": 30, "b": 10},
+                      yaxis={"range": [0, 1.05], "title": {"text": "score (1 = best)"}})
+    return fig

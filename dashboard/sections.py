@@ -1,0 +1,251 @@
+"""Page blocks shared by the pages: error guard, progress, image, predictions, views, curves, downloads.
+
+Each block draws widgets and calls :mod:`dashboard.services`; an error inside a block becomes one
+``st.error`` line (never a traceback) and the rest of the page keeps working.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import time
+from contextlib import contextmanager
+from functools import partial
+from typing import Any, Iterator
+
+import numpy as np
+import streamlit as st
+import torch
+
+from saliency_core.explain import Explanation
+from saliency_core.image_io import LoadedImage
+from saliency_core.visualize import mask_image
+
+from . import plots, resources, services
+from .help_text import VIEW_HELP, VIEW_TITLES, tooltip
+
+log = logging.getLogger("saliency.dashboard")
+
+VIEW_ORDER = ("overlay", "masked_in", "masked_out", "infilled")
+#: Which predictions go under which view (the overlay shows the unmasked image's).
+PREDICTION_OF_VIEW = {"overlay": "original", "masked_in": "masked_in", "masked_out": "masked_out",
+                      "infilled": "infilled"}
+
+
+class Cancelled(Exception):
+    """The user cancelled a running computation."""
+
+
+def one_line(exc: BaseException, what: str) -> str:
+    """A user-facing one-line message: the core's own message for its errors, a short summary otherwise."""
+    text = str(exc).strip()
+    first = text.splitlines()[0] if text else type(exc).__name__
+    if len(first) > 300:
+        first = first[:297] + "..."
+    if isinstance(exc, (ValueError, OSError, FloatingPointError)):
+        return first
+    if isinstance(exc, MemoryError):
+        return f"{what}: out of memory (try a smaller image or fewer steps)"
+    return f"{what} failed: {type(exc).__name__}: {first}"
+
+
+@contextmanager
+def guard(what: str) -> Iterator[None]:
+    """Show any error in the block as one ``st.error`` line; Streamlit's rerun/stop still propagate
+    (they are not ``Exception`` subclasses)."""
+    try:
+        yield
+    except Exception as exc:  # noqa: BLE001 - the point is that nothing reaches the user as a traceback
+        log.warning("%s failed", what, exc_info=True)
+        st.error(one_line(exc, what), icon=":material/error:")
+
+
+class LiveProgress:
+    """A ``progress(fraction, message, ...)`` callback drawing a progress bar and, when the core
+    passes masks (``current_masks=`` K x H x W, as ``saliency_core.optimize`` does), the first
+    label's mask as it forms. Each update is also where a Cancel click (a Streamlit rerun) stops
+    the running computation."""
+
+    def __init__(self, label: str, show_mask: bool = False, every_s: float = 0.25) -> None:
+        self.bar = st.progress(0.0, text=label)
+        self.slot = st.empty() if show_mask else None
+        self.every_s = every_s
+        self._last = 0.0
+        self.label = label
+        self.calls = 0
+
+    def __call__(self, fraction: float, message: str = "", *args: Any, **kwargs: Any) -> None:
+        self.calls += 1
+        value = float(min(max(fraction, 0.0), 1.0)) if fraction == fraction else 0.0
+        self.bar.progress(value, text=f"{self.label}: {message}" if message else self.label)
+        mask = kwargs.get("current_masks", kwargs.get("mask", args[0] if args else None))
+        if self.slot is not None and mask is not None and time.monotonic() - self._last >= self.every_s:
+            self._last = time.monotonic()
+            arr = mask.detach().float().cpu().numpy() if torch.is_tensor(mask) else np.asarray(mask, dtype=np.float32)
+            while arr.ndim > 2:
+                arr = arr[0]
+            self.slot.image(mask_image(arr), caption="the mask as it forms", width=260)
+
+    def done(self) -> None:
+        self.bar.empty()
+        if self.slot is not None:
+            self.slot.empty()
+
+    def __enter__(self) -> "LiveProgress":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.done()  # also on errors: no half-filled bar is left on the page
+
+
+# --------------------------------------------------------------------------- image
+
+
+def load_current_image(image: services.ImageInput | None) -> LoadedImage | None:
+    """Decode the chosen image with the dashboard's limits; errors are shown, None returned."""
+    if image is None:
+        st.info("Upload an image in the sidebar, or pick a sample photo.", icon=":material/image:")
+        return None
+    s = resources.settings()
+    cache = resources.results()
+    key = services.cache_key("image", image.digest, s.max_upload_mb, s.max_pixels, s.max_side)
+    loaded = cache.get(key)
+    if loaded is None:
+        with guard("Reading the image"):
+            loaded = services.load_input(image, s.max_upload_mb, s.max_pixels, s.max_side)
+            cache.put(key, loaded)
+    return loaded
+
+
+def predictions_md(predictions: list, highlight: set[int] | None = None) -> str:
+    lines = []
+    for rank, p in enumerate(predictions, 1):
+        name = f"**{p.name}**" if highlight and p.index in highlight else p.name
+        lines.append(f"{rank}. {name} {p.probability:.1%}")
+    return "\n".join(lines)
+
+
+def original_block(loaded: LoadedImage, predictions: list, width: int = 420) -> None:
+    """The image as loaded, its size and notes, and the classifier's top-5."""
+    c1, c2 = st.columns([3, 2])
+    with c1:
+        st.image(services.display_copy(loaded.image, 720), caption=f"{loaded.name} "
+                 f"({loaded.original_size[0]} x {loaded.original_size[1]})", width=width)
+    with c2:
+        st.markdown("**The classifier says**")
+        st.markdown(predictions_md(predictions))
+        for note in loaded.notes:
+            st.caption(f"Note: {note}")
+
+
+# --------------------------------------------------------------------------- views
+
+
+def views_block(expl: Explanation, key: str, large: bool = False, captions: dict[str, str] | None = None) -> None:
+    """Overlay (with a colour bar), masked-in, masked-out and infilled views, each with its top-5."""
+    highlight = set(expl.labels[:1])
+    per_row = 2 if large else 4
+    views = list(VIEW_ORDER)
+    side = 900 if large else 560
+    for start in range(0, len(views), per_row):
+        cols = st.columns(per_row)
+        for col, view in zip(cols, views[start:start + per_row]):
+            with col:
+                st.markdown(f"**{VIEW_TITLES[view]}**", help=VIEW_HELP[view])
+                if view == "overlay":
+                    st.plotly_chart(plots.overlay_figure(services.display_copy(expl.views["overlay"], side),
+                                                         expl.masks[0], width=560 if large else 280),
+                                    key=f"{key}_overlay", config={"displayModeBar": False})
+                else:
+                    st.image(services.display_copy(expl.views[view], side), width="stretch")
+                if captions and view in captions:
+                    st.markdown(captions[view])
+                else:
+                    st.markdown(predictions_md(expl.predictions[PREDICTION_OF_VIEW[view]], highlight))
+
+
+def per_label_masks_block(expl: Explanation, side: int = 320) -> None:
+    """The overlay of every label's own mask (per-label methods), five to a row."""
+    from saliency_core.preprocessing import resize_mask
+    from saliency_core.visualize import overlay
+
+    small = services.display_copy(expl.image, side)
+    masks = resize_mask(torch.from_numpy(expl.masks), small.height, small.width).numpy()
+    names = expl.summary()["labels"]
+    cols = st.columns(5)
+    for k, (mask, label) in enumerate(zip(masks, names)):
+        cols[k % 5].image(overlay(small, mask), caption=f"{label['name']} ({label['index']})", width="stretch")
+
+
+def timings_caption(expl: Explanation) -> str:
+    t = expl.timings
+    return (f"method {t.get('method_s', 0):.2f} s, views and new predictions {t.get('views_classify_s', 0):.2f} s, "
+            f"total {t.get('total_s', 0):.2f} s (first computation; cached afterwards)")
+
+
+# --------------------------------------------------------------------------- curves
+
+
+def scores_summary(scores) -> dict[str, Any]:
+    return {"worst completeness": scores.worst_completeness, "worst soundness": scores.worst_soundness,
+            "best effort": scores.best_effort}
+
+
+def curves_block(expl: Explanation, labels: list[int], request: services.CurveRequest, expl_key: str,
+                 key: str = "curves"):
+    """Per-label insertion curves with f(x, a), completeness, soundness and the worst case."""
+    classifier = resources.current_classifier()
+    with LiveProgress(f"Insertion curves ({request.steps} steps, {len(labels)} labels)") as progress:
+        scores = services.run_label_scores(expl, labels, request, classifier, resources.results(), expl_key,
+                                           progress=progress)
+    st.plotly_chart(plots.curves_figure(scores), key=f"{key}_chart")
+    frame = scores.to_frame()
+    st.dataframe(frame, hide_index=True, width="stretch",
+                 column_config={"f": st.column_config.NumberColumn("f(x, a)", format="%.3f"),
+                                "auc": st.column_config.NumberColumn("insertion AUC", format="%.3f"),
+                                "completeness": st.column_config.NumberColumn(format="%.3f"),
+                                "soundness": st.column_config.NumberColumn(format="%.3f")})
+    worst_c = int(np.argmin(np.asarray(scores.completeness)))
+    worst_s = int(np.argmin(np.asarray(scores.soundness)))
+    c1, c2, c3 = st.columns(3)
+    c1.metric("worst completeness", f"{scores.worst_completeness:.3f}", help=tooltip("eps1"),
+              delta=scores.names[worst_c], delta_color="off", delta_arrow="off")
+    c2.metric("worst soundness", f"{scores.worst_soundness:.3f}", help=tooltip("eps2"),
+              delta=scores.names[worst_s], delta_color="off", delta_arrow="off")
+    effort = scores.best_effort
+    c3.metric("best effort (other labels)", "n/a" if effort is None else f"{effort:.3f}",
+              help="Worst completeness over the labels other than the prediction (only defined when the "
+                   "runner-up label has at least 1% probability).")
+    if scores.shared_mask and len(labels) > 1:
+        st.caption("One mask is shared by all labels: it can be complete for every label but not sound for all "
+                   "(Gupta et al.).")
+    return scores
+
+
+# --------------------------------------------------------------------------- downloads
+
+
+def _result_json(expl: Explanation) -> bytes:
+    return (json.dumps(expl.summary(), indent=2, default=str) + "\n").encode()
+
+
+def downloads_block(expl: Explanation, scores=None, key: str = "dl") -> None:
+    """Mask (PNG, NPY), the four views (PNG), per-label scores (CSV) and result.json; the files are
+    made only when a button is clicked."""
+    stem = expl.name.rsplit(".", 1)[0] or "image"
+    items = [
+        ("mask (PNG)", partial(services.mask_png, expl.masks[0]), f"{stem}_mask.png", "image/png"),
+        ("mask (NPY)", partial(services.mask_npy, expl.masks[0]), f"{stem}_mask.npy", "application/octet-stream"),
+    ]
+    if expl.per_label and len(expl.labels) > 1:
+        items.append(("all masks (NPY)", partial(services.mask_npy, expl.masks), f"{stem}_masks.npy",
+                      "application/octet-stream"))
+    items += [(f"{VIEW_TITLES[v].split(' (')[0].lower()} (PNG)", partial(services.image_png, expl.views[v]),
+               f"{stem}_{v}.png", "image/png") for v in VIEW_ORDER]
+    if scores is not None:
+        items.append(("per-label scores (CSV)", partial(lambda s: s.to_frame().to_csv(index=False), scores),
+                      f"{stem}_scores.csv", "text/csv"))
+    items.append(("result.json", partial(_result_json, expl), f"{stem}_result.json", "application/json"))
+    cols = st.columns(4)
+    for i, (label, data, file_name, mime) in enumerate(items):
+        cols[i % 4].download_button(label, data=data, file_name=file_name, mime=mime, key=f"{key}_{i}",
+                                    on_click="ignore", icon=":material/download:")

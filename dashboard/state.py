@@ -1,0 +1,25 @@
+"""Session-state keys that are not widget keys, in one place (each browser session has its own)."""
+from __future__ import annotations
+
+import streamlit as st
+
+from .services import ImageInput
+
+IMAGE_INPUT = "image_input"  # the image chosen in the sidebar (set by app.py on every run)
+TOUR_STEP = "tour_step"  # the guided tour's current step on the Demo page (None: tour closed)
+
+
+def set_image_input(image: ImageInput | None) -> None:
+    st.session_state[IMAGE_INPUT] = image
+
+
+def image_input() -> ImageInput | None:
+    return st.session_state.get(IMAGE_INPUT)
+
+
+def tour_step() -> int | None:
+    return st.session_state.get(TOUR_STEP)
+
+
+def set_tour_step(step: int | None) -> None:
+    st.session_state[TOUR_STEP] = step

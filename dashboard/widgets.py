@@ -1,0 +1,246 @@
+"""Widget groups: each ``*_ui()`` draws a few widgets and returns plain values or core configs.
+
+Every toggle is keyed by the core option it sets (``opt:<method>:<option>``,
+``inf:<infiller>:<option>``), carries that option's help text and keeps its value for the whole
+session (``persist_state="session"``), also across page switches.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import streamlit as st
+
+from saliency_core.commands.dashboard import DashboardSettings
+from saliency_core.infill import available_infillers
+
+from . import resources, services
+from .help_text import tooltip
+from .options import OptionSpec, accepts, clean_options, options_of
+
+PERSIST = "session"
+UPLOAD_CHECKPOINT = "__upload__"
+PATH_CHECKPOINT = "__path__"
+LABEL_MODES = ("top-1", "top-k", "pick classes")
+
+
+# --------------------------------------------------------------------------- image
+
+
+def image_source_ui(settings: DashboardSettings) -> services.ImageInput | None:
+    """Sample photo or upload; returns the chosen image's bytes (None while nothing is uploaded)."""
+    source = st.radio("Image", ("Sample photo", "Upload"), key="image_source", horizontal=True,
+                      persist_state=PERSIST)
+    if source == "Sample photo":
+        name = st.selectbox("Sample photo", tuple(services.GALLERY), key="gallery_name", persist_state=PERSIST,
+                            format_func=lambda n: f"{n}: {services.GALLERY[n][0]}",
+                            help="Photos bundled with scikit-image (nothing is downloaded).")
+        return resources.gallery_input(name)
+    upload = st.file_uploader(
+        "Upload an image", type=list(services.IMAGE_TYPES), key="upload", max_upload_size=settings.max_upload_mb,
+        help=f"jpg, png, webp, bmp, tiff or gif, up to {settings.max_upload_mb} MB and "
+             f"{settings.max_pixels / 1e6:.0f} megapixels.")
+    if upload is None:
+        return None
+    return services.ImageInput.from_bytes(upload.getvalue(), upload.name)
+
+
+# --------------------------------------------------------------------------- generic options
+
+
+def _float_step(default: float | None) -> float:
+    if not default:
+        return 0.01
+    return 10.0 ** math.floor(math.log10(abs(default))) / 10.0
+
+
+def option_widget(spec: OptionSpec, key: str) -> Any:
+    """One widget for one core option; its value is what the core receives under ``spec.name``."""
+    help_ = tooltip(spec.name)
+    if spec.kind == "bool":
+        return st.checkbox(spec.label, value=bool(spec.default), key=key, help=help_, persist_state=PERSIST)
+    if spec.kind == "choice":
+        choices = list(spec.choices)
+        return st.selectbox(spec.label, choices, index=choices.index(spec.default), key=key, help=help_,
+                            persist_state=PERSIST)
+    if spec.kind == "infiller":
+        names = infiller_names()
+        index = names.index(spec.default) if spec.default in names else 0
+        return st.selectbox(spec.label, names, index=index, key=key, help=help_, persist_state=PERSIST)
+    if spec.kind == "int":
+        lo = None if spec.minimum is None else int(spec.minimum)
+        hi = None if spec.maximum is None else int(spec.maximum)
+        value = spec.default if spec.default is None else int(spec.default)
+        if value is not None and lo is not None:
+            value = max(value, lo)
+        return st.number_input(spec.label, min_value=lo, max_value=hi, value=value, step=int(spec.step or 1),
+                               key=key, help=help_, persist_state=PERSIST,
+                               placeholder="default" if spec.optional else None)
+    if spec.kind == "float":
+        value = spec.default
+        return st.number_input(spec.label, min_value=spec.minimum, max_value=spec.maximum, value=value,
+                               step=spec.step or _float_step(value), format="%g", key=key, help=help_,
+                               persist_state=PERSIST, placeholder="default" if spec.optional else None)
+    return st.text_input(spec.label, value=spec.default or "", key=key, help=help_, persist_state=PERSIST,
+                         placeholder="default" if spec.optional else None)
+
+
+# --------------------------------------------------------------------------- method
+
+
+def default_method(catalog: dict[str, services.MethodEntry], have_checkpoint: bool) -> str:
+    """The trained masker when a checkpoint exists, else Grad-CAM, else the first quick method."""
+    for name in ("masker", "grad-cam"):
+        if name in catalog and (name != "masker" or have_checkpoint):
+            return name
+    quick = [n for n, e in catalog.items() if not e.on_request and n != "masker"]
+    return (quick or list(catalog))[0]
+
+
+def checkpoint_ui(checkpoints: list[services.CheckpointInfo], settings: DashboardSettings,
+                  key: str = "checkpoint") -> str | None:
+    """A shipped checkpoint, an uploaded file or a path; returns the file to load (None: none given)."""
+    by_path = {str(c.path): c for c in checkpoints}
+    choices = [*by_path, UPLOAD_CHECKPOINT, PATH_CHECKPOINT]
+    labels = {UPLOAD_CHECKPOINT: "upload a checkpoint...", PATH_CHECKPOINT: "a file on this machine..."}
+    choice = st.selectbox("Masker checkpoint", choices, key=key, help=tooltip("checkpoint"), persist_state=PERSIST,
+                          format_func=lambda c: labels.get(c) or by_path[c].label)
+    if choice in by_path:
+        if by_path[choice].description:
+            st.caption(by_path[choice].description)
+        return choice
+    if choice == UPLOAD_CHECKPOINT:
+        upload = st.file_uploader("Checkpoint (.safetensors)", type=["safetensors"], key=f"{key}_upload",
+                                  max_upload_size=settings.max_upload_mb)
+        if upload is None:
+            return None
+        return str(services.store_uploaded_checkpoint(upload.getvalue(), upload.name, settings.max_upload_mb))
+    text = st.text_input("Checkpoint path", key=f"{key}_path", persist_state=PERSIST,
+                         placeholder="/path/to/masker.safetensors")
+    return text.strip() or None
+
+
+def _method_option(spec: OptionSpec, method: str, checkpoints: list[services.CheckpointInfo],
+                   settings: DashboardSettings, values: dict[str, Any], with_infiller_options: bool) -> None:
+    if spec.kind == "checkpoint":
+        values[spec.name] = checkpoint_ui(checkpoints, settings)
+        return
+    values[spec.name] = option_widget(spec, key=f"opt:{method}:{spec.name}")
+    if spec.kind == "infiller" and with_infiller_options:
+        values["infiller_options"] = infiller_options_ui(values[spec.name], key=f"opt:{method}:infiller_options")
+
+
+def method_ui(catalog: dict[str, services.MethodEntry], checkpoints: list[services.CheckpointInfo],
+              settings: DashboardSettings) -> tuple[services.MethodEntry, dict[str, Any], bool]:
+    """Method choice and its options; returns (entry, options, ready). Only options changed from the
+    method's defaults are returned; ``ready`` is False while a required checkpoint is missing."""
+    names = list(catalog)
+    default = default_method(catalog, bool(checkpoints))
+    name = st.selectbox("Method", names, index=names.index(default), key="method", help=tooltip("method"),
+                        format_func=lambda n: catalog[n].title, persist_state=PERSIST)
+    entry = catalog[name]
+    st.caption(entry.summary + (" One mask per label." if entry.per_label else ""))
+    values: dict[str, Any] = {}
+    many = len(entry.options) > 6
+    with_infiller_options = entry.infiller_options
+    for spec in entry.options:
+        if spec.main or not many:
+            _method_option(spec, name, checkpoints, settings, values, with_infiller_options)
+    if many:
+        with st.expander("More options"):
+            for spec in entry.options:
+                if not spec.main:
+                    _method_option(spec, name, checkpoints, settings, values, with_infiller_options)
+    ready = all(values.get(s.name) is not None for s in entry.options if s.kind == "checkpoint")
+    options = {k: v for k, v in clean_options(entry.options, values).items()
+               if v != next(s.default for s in entry.options if s.name == k)}
+    if values.get("infiller_options"):
+        options["infiller_options"] = values["infiller_options"]
+    return entry, options, ready
+
+
+# --------------------------------------------------------------------------- labels, infiller
+
+
+def labels_ui(class_names: tuple[str, ...]) -> str:
+    """``ExplainConfig.labels``: top1, topK or explicit class indices picked by searching their names.
+
+    The default is the top-5, so the per-label curves cover five labels for every method (a
+    per-label method makes one mask per label, in one batched run)."""
+    mode = st.radio("Target label", LABEL_MODES, index=LABEL_MODES.index("top-k"), key="labels_mode",
+                    horizontal=True, help=tooltip("labels"), persist_state=PERSIST)
+    if mode == "top-1":
+        return "top1"
+    if mode == "top-k":
+        k = st.slider("k (labels)", 2, min(10, len(class_names)), min(5, len(class_names)), key="labels_k",
+                      persist_state=PERSIST)
+        return f"top{k}"
+    picked = st.multiselect("Classes (type to search)", list(range(len(class_names))), key="labels_classes",
+                            format_func=lambda i: f"{class_names[i]} ({i})", max_selections=10,
+                            persist_state=PERSIST)
+    if not picked:
+        st.caption("Pick at least one class; the top-1 label is used until then.")
+        return "top1"
+    return ",".join(str(int(i)) for i in picked)
+
+
+def infiller_names() -> list[str]:
+    """Registered infillers, aliases of the same infiller shown once (``none`` is ``gray``)."""
+    seen: set[int] = set()
+    names = []
+    for name in available_infillers():
+        ident = id(services.infiller_factory(name))
+        if ident not in seen:
+            seen.add(ident)
+            names.append(name)
+    return names
+
+
+def infiller_options_ui(name: str, key: str) -> dict[str, Any]:
+    """The chosen infiller's own options (e.g. blur ``sigma``), as ``infiller_options``."""
+    factory = services.infiller_factory(name)
+    specs = options_of(factory) if factory is not None else ()
+    values = {s.name: option_widget(s, key=f"{key}:{name}:{s.name}") for s in specs}
+    options = clean_options(specs, values)
+    if factory is not None and accepts(factory, "pool"):
+        st.caption("Removed pixels are filled from other photos (scikit-image samples, not this one).")
+    return options
+
+
+def infiller_ui() -> tuple[str, dict[str, Any]]:
+    """``ExplainConfig.infiller`` and ``infiller_options`` (the infilled view's fill)."""
+    names = infiller_names()
+    name = st.selectbox("Infiller of the infilled view", names, index=names.index("blur") if "blur" in names else 0,
+                        key="infiller", help=tooltip("infiller"), persist_state=PERSIST)
+    options = infiller_options_ui(name, key="inf")
+    factory = services.infiller_factory(name)
+    if factory is not None and accepts(factory, "pool"):
+        options["pool"] = services.GALLERY_POOL
+    return name, options
+
+
+def seed_ui() -> int:
+    return int(st.number_input("seed", min_value=0, value=0, step=1, key="seed", help=tooltip("seed"),
+                               persist_state=PERSIST))
+
+
+# --------------------------------------------------------------------------- curves
+
+
+def curves_ui(settings: DashboardSettings, shared_mask: bool) -> services.CurveRequest:
+    """The named options of ``label_scores`` (steps, eps1, eps2, restrict_to) and the label count."""
+    c1, c2, c3, c4 = st.columns(4)
+    steps = c1.number_input("curve steps", min_value=2, max_value=256, value=settings.curve_steps, step=1,
+                            key="curve_steps", help=tooltip("curve_steps"), persist_state=PERSIST)
+    top_k = 5
+    if shared_mask:
+        top_k = c2.slider("curve labels", 1, 10, top_k, key="curve_top_k", help=tooltip("curve_top_k"),
+                          persist_state=PERSIST)
+    eps1 = c3.number_input("eps1", min_value=0.0, max_value=1.0, value=0.01, step=0.001, format="%g", key="eps1",
+                           help=tooltip("eps1"), persist_state=PERSIST)
+    eps2 = c4.number_input("eps2", min_value=0.0, max_value=1.0, value=0.001, step=0.0001, format="%g",
+                           key="eps2", help=tooltip("eps2"), persist_state=PERSIST)
+    restrict = st.checkbox("softmax over the curve labels only", value=False, key="restrict_to",
+                           help=tooltip("restrict_to"), persist_state=PERSIST)
+    return services.CurveRequest(steps=int(steps), top_k=int(top_k), eps1=float(eps1), eps2=float(eps2),
+                                 restrict=bool(restrict))

@@ -1,0 +1,725 @@
+"""The Streamlit dashboard driven through ``AppTest``: every page, every toggle, the error paths.
+
+Most tests run the app on the tiny random 10-class classifier (``resources.current_classifier`` is
+patched, as the Streamlit docs' examples patch their backend) with an untrained masker made for
+it, so they are fast; one test uses the real EfficientNet-Lite0. Assertions compare what the page
+shows with what the core computes directly, and check invariants (a curve ends at f(x, a),
+completeness follows its formula, restricted probabilities sum to 1).
+"""
+from __future__ import annotations
+
+import io
+import json
+import os
+import threading
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import streamlit as st
+import torch
+from PIL import Image
+from streamlit.testing.v1 import AppTest
+
+from dashboard import resources, sections, services, widgets
+from dashboard.help_text import PAPERS, TOGGLES
+from saliency_core.checkpoint import save_masker
+from saliency_core.cli import main as cli_main
+from saliency_core.commands.dashboard import DashboardConfigError, DashboardSettings, streamlit_command
+from saliency_core.explain import ExplainConfig, predict
+from saliency_core.image_io import load_image
+from saliency_core.masker import MaskerConfig, PhangMasker
+
+APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")
+TIMEOUT = 120
+
+
+# --------------------------------------------------------------------------- fixtures and helpers
+
+
+def _png(img: Image.Image, fmt: str = "PNG", **kw) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, fmt, **kw)
+    return buf.getvalue()
+
+
+def _photo(size=(96, 64)) -> Image.Image:
+    from skimage import data
+
+    return Image.fromarray(data.coffee()).resize(size)
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory, tiny_classifier):
+    """The tiny classifier, a masker checkpoint for it, and bad checkpoints."""
+    folder = tmp_path_factory.mktemp("dash_ckpts")
+    torch.manual_seed(1)
+    masker = PhangMasker(MaskerConfig(stage_channels=tiny_classifier.stage_channels)).eval()
+    good = save_masker(folder / "tiny_fix.safetensors", masker, tiny_classifier, {"note": "untrained, tests"})
+    other_dir = tmp_path_factory.mktemp("dash_other")
+    from saliency_core.classifier import load_classifier
+
+    torch.manual_seed(5)
+    other_clf = load_classifier("timm:test_efficientnet", random_init=True, num_classes=10)
+    other = save_masker(other_dir / "other.safetensors",
+                        PhangMasker(MaskerConfig(stage_channels=other_clf.stage_channels)).eval(), other_clf, {})
+    corrupt = other_dir / "corrupt.safetensors"
+    corrupt.write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00{not json" + bytes(range(200)))
+    empty = other_dir / "empty.safetensors"
+    empty.write_bytes(b"")
+    return SimpleNamespace(clf=tiny_classifier, folder=folder, good=good, other=other, corrupt=corrupt,
+                           empty=empty, shipped=tmp_path_factory.mktemp("no_shipped"))
+
+
+@pytest.fixture
+def recorder(monkeypatch):
+    """Records the ExplainConfig of every explanation the pages look up (computed or cached)."""
+    seen: list[ExplainConfig] = []
+    original = services.cached_explanation
+
+    def spy(image, config, classifier, cache):
+        seen.append(config)
+        return original(image, config, classifier, cache)
+
+    monkeypatch.setattr(services, "cached_explanation", spy)
+    return seen
+
+
+@pytest.fixture
+def no_curves(monkeypatch):
+    """Leave the per-label curves out (for tests about other parts of the page: faster)."""
+    monkeypatch.setattr(services, "curves_available", lambda: False)
+
+
+@pytest.fixture
+def app(tiny, monkeypatch):
+    """An AppTest of the dashboard on the tiny classifier with only the test checkpoint folder."""
+    monkeypatch.setenv("SALIENCY_DASHBOARD_CHECKPOINT_DIRS", str(tiny.folder))
+    monkeypatch.setattr(services, "checkpoints_dir", lambda: tiny.shipped)  # ignore the repo's checkpoints/
+    monkeypatch.setattr(resources, "current_classifier", lambda: tiny.clf)
+    return AppTest.from_file(APP, default_timeout=TIMEOUT)
+
+
+def _ok(at: AppTest) -> None:
+    assert not at.exception, [e.message for e in at.exception]
+
+
+def _errors(at: AppTest) -> list[str]:
+    return [e.value for e in at.error]
+
+
+def _charts(at: AppTest) -> list[dict]:
+    return [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+
+
+def _arr(value) -> np.ndarray:
+    """A plotly JSON array: a list, or plotly's typed-array encoding {"dtype", "bdata"(, "shape")}."""
+    if isinstance(value, dict) and "bdata" in value:
+        import base64
+
+        out = np.frombuffer(base64.b64decode(value["bdata"]), dtype=np.dtype(value["dtype"]))
+        if "shape" in value:
+            out = out.reshape([int(v) for v in str(value["shape"]).split(",")])
+        return out
+    return np.asarray(value)
+
+
+def _curve_chart(at: AppTest) -> dict:
+    charts = [c for c in _charts(at) if any(t.get("type") == "scatter" for t in c["data"])]
+    assert len(charts) == 1, "expected one insertion-curve chart"
+    return charts[0]
+
+
+def _upload(at: AppTest, name: str, data: bytes, mime: str = "image/png") -> AppTest:
+    at.sidebar.radio(key="image_source").set_value("Upload").run()
+    at.file_uploader(key="upload").set_value((name, data, mime))
+    return at.run()
+
+
+def _views_shown(at: AppTest) -> bool:
+    return any("Masked in (kept)" in m.value for m in at.markdown)
+
+
+def _top5_text(at: AppTest) -> str:
+    idx = [i for i, m in enumerate(at.markdown) if m.value == "**The classifier says**"]
+    assert idx, "the top-5 block is missing"
+    return at.markdown[idx[0] + 1].value
+
+
+# --------------------------------------------------------------------------- the command
+
+
+def test_command_is_offline_headless_and_quiet():
+    argv, env = streamlit_command("127.0.0.1", 8765, DashboardSettings(max_upload_mb=7))
+    joined = " ".join(argv)
+    assert argv[1:4] == ["-m", "streamlit", "run"] and argv[4].endswith("dashboard/app.py")
+    for flag in ("--server.headless true", "--server.address 127.0.0.1", "--server.port 8765",
+                 "--browser.gatherUsageStats false", "--server.fileWatcherType none", "--server.maxUploadSize 7",
+                 "--server.showEmailPrompt false", "--client.showErrorDetails none"):
+        assert flag in joined
+    assert env["STREAMLIT_BROWSER_GATHER_USAGE_STATS"] == "false" and env["STREAMLIT_SERVER_HEADLESS"] == "true"
+    assert DashboardSettings.from_env(env) == DashboardSettings(max_upload_mb=7)
+    with pytest.raises(DashboardConfigError):
+        streamlit_command("127.0.0.1", 70000, DashboardSettings())
+    with pytest.raises(DashboardConfigError):
+        DashboardSettings.from_env({"SALIENCY_DASHBOARD_MAX_PIXELS": "lots"})
+    with pytest.raises(DashboardConfigError):
+        DashboardSettings(curve_steps=0)
+
+
+def test_cli_prints_the_command_and_refuses_a_bad_port(capsys):
+    assert cli_main(["dashboard", "--port", "8123", "--host", "0.0.0.0", "--print-command"]) == 0
+    out = capsys.readouterr().out
+    assert "--server.port 8123" in out and "--server.address 0.0.0.0" in out
+    assert "STREAMLIT_BROWSER_GATHER_USAGE_STATS=false" in out
+    assert cli_main(["dashboard", "--port", "0", "--print-command"]) == 2
+    assert "port must be between" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- explain page
+
+
+def test_explain_page_shows_top5_views_curves_and_downloads(app, tiny):
+    at = app.run()
+    _ok(at)
+    assert not _errors(at)
+    # the top-5 is the classifier's own top-5 on the sample photo
+    img = load_image(services.gallery_input("chelsea").data).image
+    expected = predict(img, tiny.clf, k=5)
+    shown = _top5_text(at)
+    for rank, p in enumerate(expected, 1):
+        assert f"{rank}. {p.name} {p.probability:.1%}" in shown
+    assert _views_shown(at) and len(at.image) >= 4  # original + masked-in, masked-out, infilled
+    # the overlay has a colour bar from 0 to 1
+    heat = [t for c in _charts(at) for t in c["data"] if t.get("type") == "heatmap"]
+    assert heat and heat[0]["showscale"] and heat[0]["zmin"] == 0 and heat[0]["zmax"] == 1
+    # curves: 5 labels (shared mask), 17 points each, every curve ends at its f(x, a) line
+    chart = _curve_chart(at)
+    curves = [t for t in chart["data"] if t.get("mode") == "lines+markers"]
+    refs = [t for t in chart["data"] if t.get("mode") == "lines"]
+    assert len(curves) == 5 and len(refs) == 5
+    for c, r in zip(curves, refs):
+        x, y = _arr(c["x"]), _arr(c["y"])
+        assert len(y) == 17 and x[0] == 0 and x[-1] == 1
+        assert y[-1] == pytest.approx(_arr(r["y"])[0], abs=1e-6)
+    assert {c["name"].split(" (")[0] for c in curves} == {p.name for p in expected}
+    frame = at.dataframe[0].value
+    assert list(frame["label"]) == [p.index for p in expected]
+    assert {m.label for m in at.metric} >= {"worst completeness", "worst soundness"}
+    assert at.metric[0].value == f"{frame['completeness'].min():.3f}"
+    labels = {b.label for b in at.download_button}
+    assert {"mask (PNG)", "mask (NPY)", "per-label scores (CSV)", "result.json", "infilled (PNG)"} <= labels
+
+
+def test_explanations_are_cached_by_image_hash_and_options(app, monkeypatch):
+    calls = []
+    original = services.explain
+
+    def counting(*args, **kwargs):
+        calls.append(args[1].to_dict())
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(services, "explain", counting)
+    at = app.run()
+    at.sidebar.selectbox(key="gallery_name").set_value("rocket").run()
+    n = len(calls)
+    at.run()
+    at.sidebar.selectbox(key="gallery_name").set_value("chelsea").run()
+    at.sidebar.selectbox(key="gallery_name").set_value("rocket").run()
+    _ok(at)
+    assert len(calls) == n, "the same image + options must come from the cache"
+    at.number_input(key="inf:blur:sigma").set_value(3.0).run()
+    assert len(calls) == n + 1 and calls[-1]["infiller_options"] == {"sigma": 3.0}
+
+
+def test_every_quick_method_and_option_maps_to_its_core_option(app, tiny, recorder, no_curves):
+    app.session_state["opt:rise:num_masks"] = 40  # small from the start (the default is 1000)
+    app.session_state["opt:integrated-gradients:steps"] = 3
+    app.session_state["labels_mode"] = "top-1"  # one label: per-label methods make one map
+    at = app.run()
+    catalog = services.method_catalog()
+    quick = [n for n, e in catalog.items() if not e.on_request]
+    assert {"masker", "grad-cam", "random"} <= set(quick)
+    for name in quick:
+        at.sidebar.selectbox(key="method").set_value(name).run()
+        _ok(at)
+        assert not _errors(at), (name, _errors(at))
+        assert _views_shown(at), name
+        assert recorder[-1].method == name
+        changed = {}
+        for spec in catalog[name].options:  # every toggle changed at once, then one run
+            value = _other_value(spec) if spec.kind != "checkpoint" else None
+            if value is not None:
+                _set(at, f"opt:{name}:{spec.name}", spec, value, run=False)
+                changed[spec.name] = value
+        if changed:
+            at.run()
+            _ok(at)
+            assert not _errors(at), (name, _errors(at))
+            for option, value in changed.items():
+                assert recorder[-1].method_options.get(option) == value, (name, option)
+
+
+def _other_value(spec):
+    """A valid non-default value for a toggle (small, so the runs stay fast)."""
+    small = {"num_masks": 40, "steps": 3, "batch_size": 8, "grid": 4, "samples": 4}
+    if spec.name in small:
+        return small[spec.name] if small[spec.name] != spec.default else small[spec.name] + 1
+    if spec.kind == "bool":
+        return not spec.default
+    if spec.kind in ("choice", "infiller"):
+        choices = list(spec.choices) if spec.kind == "choice" else widgets.infiller_names()
+        return next(c for c in choices if c != spec.default)
+    if spec.kind == "int":
+        return int(spec.default or 0) + 1
+    if spec.kind == "float":
+        v = round((spec.default or 0.1) * 0.5, 6)
+        return v
+    if spec.kind == "text":
+        return None  # text options are checked with their own values (grad-cam layer below)
+    raise AssertionError(spec)
+
+
+def _set(at: AppTest, key: str, spec, value, run: bool = True) -> None:
+    if spec.kind == "bool":
+        widget = at.checkbox(key=key).set_value(value)
+    elif spec.kind in ("choice", "infiller"):
+        widget = at.selectbox(key=key).set_value(value)
+    elif spec.kind in ("int", "float"):
+        widget = at.number_input(key=key).set_value(value)
+    else:
+        widget = at.text_input(key=key).input(value)
+    if run:
+        widget.run()
+
+
+def test_grad_cam_layer_option_and_a_bad_layer_is_one_error(app, no_curves):
+    at = app.run()
+    at.sidebar.selectbox(key="method").set_value("grad-cam").run()
+    at.text_input(key="opt:grad-cam:layer").input("conv_stem").run()
+    _ok(at)
+    assert not _errors(at) and _views_shown(at)
+    at.text_input(key="opt:grad-cam:layer").input("no_such_layer").run()
+    _ok(at)
+    errors = _errors(at)
+    assert len(errors) == 1 and "no layer 'no_such_layer'" in errors[0] and "\n" not in errors[0]
+    assert "The classifier says" in " ".join(m.value for m in at.markdown)  # the rest of the page works
+
+
+def test_optimisation_toggles_run_on_request_and_cancel(app, recorder, no_curves):
+    at = app.run()
+    catalog = services.method_catalog()
+    slow = [n for n, e in catalog.items() if e.on_request]
+    if not slow:
+        pytest.skip("no per-image optimisation method is registered")
+    name = "fido" if "fido" in slow else slow[0]
+    at.sidebar.selectbox(key="method").set_value(name).run()
+    _ok(at)
+    assert not _views_shown(at), "optimisation must wait for Run"
+    assert any("press Run" in i.value for i in at.info)
+    changed = {}
+    for spec in catalog[name].options:  # every toggle reaches the core under its own name
+        value = _other_value(spec)
+        if value is not None:
+            _set(at, f"opt:{name}:{spec.name}", spec, value, run=False)
+            changed[spec.name] = value
+    at.run()
+    _ok(at)
+    assert not _errors(at)
+    for option, value in changed.items():
+        assert recorder[-1].method_options.get(option) == value, option
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)  # a fresh session: default options, few steps
+    at.session_state["labels_mode"] = "top-1"
+    at.run()
+    at.sidebar.selectbox(key="method").set_value(name).run()
+    at.button(key="cancel_method").click().run()
+    assert any("Cancelled" in i.value for i in at.info) and not _views_shown(at)
+    at.number_input(key=f"opt:{name}:steps").set_value(2).run()
+    at.button(key="run_method").click().run()
+    _ok(at)
+    assert not _errors(at) and _views_shown(at)
+    at.run()  # the result stays (cached) without pressing Run again
+    assert _views_shown(at)
+
+
+def test_each_optimisation_method_runs(app, no_curves):
+    catalog = services.method_catalog()
+    names = [n for n in ("fido", "meaningful-perturbation", "gupta") if n in catalog]
+    if not names:
+        pytest.skip("no per-image optimisation method is registered")
+    resources.results().clear()  # earlier tests may have cached some of these runs
+    app.session_state["labels_mode"] = "top-1"  # one mask per run: fast
+    at = app.run()
+    for name in names:
+        at.sidebar.selectbox(key="method").set_value(name).run()
+        at.number_input(key=f"opt:{name}:steps").set_value(2).run()
+        at.button(key="run_method").click().run()
+        _ok(at)
+        assert not _errors(at), (name, _errors(at))
+        assert _views_shown(at), name
+
+
+def test_live_progress_draws_the_mask_as_it_forms():
+    def script():
+        import torch as _torch
+
+        from dashboard.sections import LiveProgress
+
+        p = LiveProgress("optimising", show_mask=True, every_s=0.0)
+        p(0.5, "step 5/10", current_masks=_torch.rand(2, 16, 24))
+
+    at = AppTest.from_function(script, default_timeout=TIMEOUT).run()
+    _ok(at)
+    assert at.get("progress")[0].proto.value == 50
+    assert at.image[0].proto.imgs[0].caption == "the mask as it forms"
+
+
+def test_labels_toggle_top1_topk_and_picked_classes(app, tiny, recorder):
+    at = app.run()
+    assert recorder[-1].labels == "top5"  # the default: five labels, five curves
+    at.sidebar.radio(key="labels_mode").set_value("top-1").run()
+    assert recorder[-1].labels == "top1"
+    at.sidebar.radio(key="labels_mode").set_value("top-k").run()
+    at.sidebar.slider(key="labels_k").set_value(3).run()
+    _ok(at)
+    assert recorder[-1].labels == "top3"
+    at.sidebar.radio(key="labels_mode").set_value("pick classes").run()
+    assert recorder[-1].labels == "top1" and any("Pick at least one" in c.value for c in at.caption)
+    at.sidebar.multiselect(key="labels_classes").set_value([7, 2]).run()
+    _ok(at)
+    assert recorder[-1].labels == "7,2"
+    # a per-label method draws one curve per picked label, with that label's own mask
+    at.sidebar.selectbox(key="method").set_value("grad-cam").run()
+    _ok(at)
+    curves = [t for t in _curve_chart(at)["data"] if t.get("mode") == "lines+markers"]
+    assert [c["name"] for c in curves] == [f"{tiny.clf.class_names[i]} ({i})" for i in (7, 2)]
+
+
+def test_infiller_toggles_and_their_options(app, recorder, no_curves):
+    at = app.run()
+    for name in widgets.infiller_names():
+        at.sidebar.selectbox(key="infiller").set_value(name).run()
+        _ok(at)
+        assert not _errors(at), (name, _errors(at))
+        assert recorder[-1].infiller == name and _views_shown(at)
+        if name == "random-image":
+            assert recorder[-1].infiller_options.get("pool") == services.GALLERY_POOL
+    assert "none" not in widgets.infiller_names()  # an alias of gray is shown once
+    at.sidebar.selectbox(key="infiller").set_value("local-mean").run()
+    at.number_input(key="inf:local-mean:window").set_value(7).run()
+    _ok(at)
+    assert recorder[-1].infiller_options == {"window": 7}
+    at.number_input(key="inf:local-mean:window").set_value(8).run()  # even: the core refuses it
+    errors = _errors(at)
+    assert len(errors) == 1 and "window" in errors[0]
+
+
+def test_curve_toggles_follow_their_formulas(app):
+    at = app.run()
+    at.number_input(key="curve_steps").set_value(4).run()
+    at.slider(key="curve_top_k").set_value(3).run()
+    _ok(at)
+    curves = [t for t in _curve_chart(at)["data"] if t.get("mode") == "lines+markers"]
+    assert len(curves) == 3 and all(len(_arr(c["y"])) == 5 for c in curves)
+    at.number_input(key="eps1").set_value(0.5).run()
+    at.number_input(key="eps2").set_value(0.2).run()
+    frame = at.dataframe[0].value
+    expect_c = np.minimum(np.maximum(frame["auc"], 0.5) / frame["f"], 1.0)
+    expect_s = np.minimum(np.maximum(frame["f"], 0.2) / frame["auc"], 1.0)
+    assert np.allclose(frame["completeness"], expect_c, atol=1e-5)
+    assert np.allclose(frame["soundness"], expect_s, atol=1e-5)
+    at.checkbox(key="restrict_to").check().run()
+    _ok(at)
+    frame = at.dataframe[0].value
+    assert frame["f"].sum() == pytest.approx(1.0, abs=1e-5)  # softmax over the three curve labels only
+
+
+# --------------------------------------------------------------------------- bad input
+
+
+def _bomb() -> bytes:
+    return _png(Image.new("1", (9000, 9000)))  # 81 MP decoded, a few kB on disk
+
+
+BAD_UPLOADS = {
+    "empty.png": (b"", "empty"),
+    "truncated.png": (None, "corrupt"),
+    "notes.png": (b"these are my notes, not a picture\n" * 20, "not a recognised image"),
+    "bomb.png": (None, "too large"),
+}
+
+
+@pytest.mark.parametrize("name", list(BAD_UPLOADS))
+def test_bad_uploads_give_one_clear_message_and_the_page_keeps_working(app, name, no_curves):
+    data, expected = BAD_UPLOADS[name]
+    if name == "truncated.png":
+        data = _png(_photo())[:300]
+    elif name == "bomb.png":
+        data = _bomb()
+    at = _upload(app.run(), name, data)
+    _ok(at)
+    errors = _errors(at)
+    assert len(errors) == 1, errors
+    assert expected in errors[0] and name in errors[0] and "\n" not in errors[0]
+    assert not _views_shown(at)
+    assert at.sidebar.selectbox(key="method").value  # the controls still work
+    at.sidebar.radio(key="image_source").set_value("Sample photo").run()
+    _ok(at)
+    assert not _errors(at) and _views_shown(at)
+
+
+def test_upload_size_limit(app, monkeypatch, no_curves):
+    monkeypatch.setenv("SALIENCY_DASHBOARD_MAX_UPLOAD_MB", "1")
+    rng = np.random.default_rng(0)
+    noisy = Image.fromarray(rng.integers(0, 256, (800, 800, 3), dtype=np.uint8))
+    data = _png(noisy)
+    assert len(data) > 2 ** 20
+    at = _upload(app.run(), "big.png", data)
+    _ok(at)
+    errors = _errors(at)
+    assert len(errors) == 1 and "limit is 1 MB" in errors[0]
+
+
+def _odd_images() -> dict[str, tuple[bytes, str | None]]:
+    photo = _photo()
+    arr16 = (np.asarray(photo.convert("L"), dtype=np.uint16) * 257)
+    rgba = photo.convert("RGBA")
+    rgba.putalpha(Image.linear_gradient("L").resize(photo.size))
+    frames = [photo, photo.rotate(90, expand=False)]
+    gif = io.BytesIO()
+    frames[0].save(gif, "GIF", save_all=True, append_images=frames[1:], duration=100)
+    return {
+        "cmyk.jpg": (_png(photo.convert("CMYK"), "JPEG"), "CMYK"),
+        "deep.png": (_png(Image.fromarray(arr16)), "8-bit"),
+        "palette.png": (_png(photo.convert("P")), None),
+        "alpha.png": (_png(rgba), "transparent"),
+        "animated.gif": (gif.getvalue(), "animated"),
+        "photo.webp": (_png(photo, "WEBP"), None),
+        "photo.bmp": (_png(photo, "BMP"), None),
+        "photo.tiff": (_png(photo, "TIFF"), None),
+    }
+
+
+def test_odd_image_modes_and_formats_are_explained(app, no_curves):
+    at = app.run()
+    for name, (data, note) in _odd_images().items():
+        at = _upload(at, name, data)
+        _ok(at)
+        assert not _errors(at), (name, _errors(at))
+        assert _views_shown(at), name
+        captions = " ".join(c.value for c in at.caption)
+        if note:
+            assert note in captions, (name, captions)
+
+
+def test_checkpoint_errors_are_one_line_and_the_rest_works(app, tiny, no_curves):
+    at = app.run()
+    assert at.sidebar.selectbox(key="checkpoint").value == str(tiny.good.resolve())
+    at.sidebar.selectbox(key="checkpoint").set_value(widgets.PATH_CHECKPOINT).run()
+    assert any("Choose a masker checkpoint" in i.value for i in at.info)
+    cases = {tiny.other: "trained for classifier", tiny.corrupt: "not a valid masker checkpoint",
+             tiny.empty: "is empty", tiny.folder / "missing.safetensors": "does not exist"}
+    for path, expected in cases.items():
+        at.text_input(key="checkpoint_path").input(str(path)).run()
+        _ok(at)
+        errors = _errors(at)
+        assert len(errors) == 1 and expected in errors[0] and "\n" not in errors[0], errors
+        assert "The classifier says" in " ".join(m.value for m in at.markdown)
+    # an uploaded corrupt checkpoint: same message; a good upload works
+    at.sidebar.selectbox(key="checkpoint").set_value(widgets.UPLOAD_CHECKPOINT).run()
+    at.file_uploader(key="checkpoint_upload").set_value(("bad.safetensors", tiny.corrupt.read_bytes(),
+                                                          "application/octet-stream")).run()
+    assert len(_errors(at)) == 1 and "not a valid masker checkpoint" in _errors(at)[0]
+    at.file_uploader(key="checkpoint_upload").set_value(("good.safetensors", tiny.good.read_bytes(),
+                                                          "application/octet-stream")).run()
+    _ok(at)
+    assert not _errors(at) and _views_shown(at)
+
+
+# --------------------------------------------------------------------------- other pages
+
+
+def test_compare_page_grid_scores_and_a_failing_method(app, tiny, monkeypatch):
+    at = app.run()
+    at.switch_page("app_pages/compare.py").run()
+    _ok(at)
+    picked = at.sidebar.multiselect(key="compare_methods").value
+    assert "masker: tiny_fix" in picked and "grad-cam" in picked
+    monkeypatch.setenv("SALIENCY_DASHBOARD_CHECKPOINT_DIRS", os.pathsep.join(map(str, (tiny.folder, tiny.other.parent))))
+    at.run()
+    at.sidebar.multiselect(key="compare_methods").set_value(["masker: tiny_fix", "masker: other", "random"]).run()
+    _ok(at)
+    errors = _errors(at)
+    assert len(errors) == 1 and "trained for classifier" in errors[0]
+    rows = at.dataframe[0].value
+    assert list(rows["method"]) == ["masker: tiny_fix", "random"]
+    assert {"time (s)", "worst completeness", "worst soundness", "top-1 insertion AUC"} <= set(rows.columns)
+    assert (rows["worst completeness"] <= 1).all() and (rows["worst soundness"] <= 1).all()
+    assert len(at.image) == 2 * 4  # two methods x four views
+    bars = [c for c in _charts(at) if c["data"] and c["data"][0].get("type") == "bar"]
+    assert bars and list(bars[0]["data"][0]["x"]) == ["masker: tiny_fix", "random"]
+
+
+def test_demo_page_plain_captions_and_tour(app, tiny):
+    at = app.run()
+    at.switch_page("app_pages/demo.py").run()
+    _ok(at)
+    img = load_image(services.gallery_input("chelsea").data).image
+    top = predict(img, tiny.clf, k=1)[0]
+    text = " ".join(m.value for m in at.markdown)
+    assert f"The classifier says **\u201c{top.name}\u201d**" in text
+    assert "when it sees only the highlighted part" in text and "highlighted part is removed" in text
+    at.button(key="tour_start").click().run()
+    assert any("step 1 of" in m.value for m in at.markdown)
+    at.button(key="tour_next").click().run()
+    assert any("step 2 of" in m.value for m in at.markdown)
+    at.button(key="tour_back").click().run()
+    assert any("step 1 of" in m.value for m in at.markdown)
+    at.button(key="tour_end").click().run()
+    _ok(at)
+    assert not any("Tour, step" in m.value for m in at.markdown)
+
+
+def test_help_page_explains_every_toggle_with_its_paper(app):
+    at = app.run()
+    at.switch_page("app_pages/help.py").run()
+    _ok(at)
+    text = " ".join(m.value for m in at.markdown)
+    option_names = {s.name for e in services.method_catalog().values() for s in e.options}
+    for name in option_names | {"method", "labels", "infiller", "seed", "curve_steps", "eps1", "eps2"}:
+        assert name in TOGGLES, f"toggle '{name}' has no help text"
+        assert f"(`{name}`)" in text
+    for entry in TOGGLES.values():  # two sentences each
+        assert entry.text.rstrip().endswith(".") and entry.text.count(". ") >= 1, entry.title
+    for paper in PAPERS.values():
+        assert paper in text
+
+
+# --------------------------------------------------------------------------- sessions and caches
+
+
+def test_two_sessions_at_once_do_not_interfere(app, tiny):
+    """Two browser sessions (AppTest instances) run in parallel threads on the shared model and
+    caches, with different images and methods; each shows exactly what it shows when run alone."""
+    resources.results().clear()
+
+    def session(photo: str, method: str, out: dict) -> None:
+        at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+        at.session_state["gallery_name"] = photo  # chosen before the first run: one run per session
+        at.session_state["method"] = method
+        at.session_state["labels_k"] = 2  # two labels, 8 curve steps: the check, at a small cost
+        at.session_state["curve_steps"] = 8
+        at.run()
+        out["exc"] = [e.message for e in at.exception]
+        out["errors"] = _errors(at)
+        out["text"] = [m.value for m in at.markdown]
+        out["curves"] = [_arr(t["y"]) for t in _curve_chart(at)["data"] if t.get("mode") == "lines+markers"]
+
+    results = {}
+    runs = [("coffee", "grad-cam"), ("astronaut", "masker"), ("rocket", "gradient-x-input")]
+    threads = [threading.Thread(target=session, args=(p, m, results.setdefault((p, m), {}))) for p, m in runs]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    resources.results().clear()
+    for p, m in runs:  # the same sessions one at a time, from an empty cache
+        alone: dict = {}
+        session(p, m, alone)
+        both = results[(p, m)]
+        assert not both["exc"] and not both["errors"], both
+        assert both["text"] == alone["text"], (p, m)
+        assert np.allclose(np.array(both["curves"]), np.array(alone["curves"]), atol=1e-6), (p, m)
+
+
+def test_result_cache_is_lru_and_thread_safe():
+    cache = services.ResultCache(max_entries=3)
+    for i in range(5):
+        cache.put(str(i), i)
+    assert cache.get("0") is None and cache.get("4") == 4 and len(cache) == 3
+    cache.get("2")
+    cache.put("5", 5)  # evicts the least recently used ("3")
+    assert cache.get("3") is None and cache.get("2") == 2
+
+    def hammer(k: int) -> None:
+        for i in range(200):
+            cache.put(f"{k}-{i}", i)
+            cache.get(f"{k}-{i - 1}")
+
+    threads = [threading.Thread(target=hammer, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(cache) == 3
+
+
+def test_an_interrupted_explanation_is_not_cached(tiny):
+    """A cancelled run (the progress callback raises, as a Streamlit rerun does) leaves no result."""
+    cache = services.ResultCache()
+    image = services.gallery_input("coffee")
+    loaded = load_image(image.data)
+    config = ExplainConfig(method="rise", method_options={"num_masks": 20, "batch_size": 5})
+
+    class Stop(Exception):
+        pass
+
+    def progress(fraction, message, **_):
+        raise Stop()
+
+    method = services.build_method("rise", config.method_options)
+    with pytest.raises(Stop):
+        services.run_explanation(image, loaded, config, tiny.clf, method, cache, progress=progress)
+    assert services.cached_explanation(image, config, tiny.clf, cache) is None
+    expl = services.run_explanation(image, loaded, config, tiny.clf, method, cache)
+    assert services.cached_explanation(image, config, tiny.clf, cache) is expl
+
+
+def test_downloads_are_the_mask_and_views(tiny):
+    mask = np.linspace(0, 1, 12, dtype=np.float32).reshape(3, 4)
+    back = np.load(io.BytesIO(services.mask_npy(mask)))
+    assert back.dtype == np.float32 and np.array_equal(back, mask)
+    png = np.asarray(Image.open(io.BytesIO(services.mask_png(mask))))
+    assert png.shape == (3, 4) and png[0, 0] == 0 and png[-1, -1] == 255
+
+
+def test_one_line_messages():
+    assert sections.one_line(ValueError("bad thing\nsecond line"), "x") == "bad thing"
+    assert sections.one_line(RuntimeError("boom"), "Explaining") == "Explaining failed: RuntimeError: boom"
+    assert len(sections.one_line(ValueError("y" * 1000), "x")) <= 300
+
+
+# --------------------------------------------------------------------------- the real classifier
+
+
+def test_real_classifier_says_cat_for_chelsea(monkeypatch, tmp_path, lite0, no_curves):
+    """The embedded EfficientNet-Lite0 (the session's shared instance) on the default sample photo;
+    without any masker checkpoint the default method is Grad-CAM."""
+    monkeypatch.setattr(services, "checkpoints_dir", lambda: tmp_path)
+    monkeypatch.delenv("SALIENCY_DASHBOARD_CHECKPOINT_DIRS", raising=False)
+    monkeypatch.setattr(resources, "current_classifier", lambda: lite0)
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+    _ok(at)
+    assert not _errors(at)
+    assert at.sidebar.selectbox(key="method").value == "grad-cam"
+    top1 = _top5_text(at).splitlines()[0]
+    assert any(cat in top1 for cat in ("tabby", "tiger cat", "Egyptian cat")), top1
+    assert _views_shown(at)
+
+
+def test_default_classifier_loads_once_per_process(monkeypatch):
+    """``resources.classifier`` is a process-wide cache: the same frozen object for every session."""
+    built = []
+
+    def fake_load(name, weights=None, device="cpu"):
+        built.append(name)
+        return SimpleNamespace(name=name, frozen=True)
+
+    monkeypatch.setattr(resources, "load_classifier", fake_load)
+    resources.classifier.clear()
+    try:
+        first = resources.classifier("efficientnet_lite0", "", "cpu")
+        assert resources.classifier("efficientnet_lite0", "", "cpu") is first and built == ["efficientnet_lite0"]
+    finally:
+        resources.classifier.clear()

@@ -1,0 +1,180 @@
+"""Real-browser test: ``saliency dashboard`` in headless Debian Chromium (Playwright, no browser download).
+
+Starts the server on a free loopback port, uploads a photo, waits for the four views and the
+per-label curves, checks the predicted label against the core, and, in a second browser session
+at the same time, a different sample photo (sessions must not interfere). Screenshots go to
+``test-artifacts/``. Without Chromium the test is skipped locally but FAILS when ``CI=true``.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.e2e
+
+ROOT = Path(__file__).resolve().parents[1]
+ARTIFACTS = ROOT / "test-artifacts"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 "--disable-dev-shm-usage"]
+WAIT_MS = 240_000  # generous: a cold first render on a busy 2-core machine
+
+
+def _need_browser():
+    """Playwright's sync API and Debian's chromium, or skip (fail under CI=true)."""
+    problem = None
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        problem, sync_playwright = "the playwright package is not installed", None
+    if problem is None and not (Path(CHROMIUM).exists() or shutil.which("chromium")):
+        problem = "Debian chromium is not installed (apt-get install -y chromium)"
+    if problem:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"browser test cannot run in CI: {problem}")
+        pytest.skip(problem)
+    return sync_playwright
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """``saliency dashboard --port P`` on loopback; stopped (SIGTERM, then SIGKILL) afterwards."""
+    _need_browser()
+    port = _free_port()
+    script = Path(sys.executable).with_name("saliency")
+    cmd = [str(script)] if script.exists() else [sys.executable, "-m", "saliency_core.cli"]
+    log_path = tmp_path_factory.mktemp("server") / "server.log"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env.pop("DISPLAY", None)
+    with open(log_path, "wb") as log:  # a file, not a pipe: a closed pipe makes streamlit ignore SIGTERM
+        proc = subprocess.Popen([*cmd, "dashboard", "--port", str(port), "--host", "127.0.0.1"],
+                                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, cwd=ROOT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    try:
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"the dashboard exited with {proc.returncode}: {log_path.read_text()[-2000:]}")
+            try:
+                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
+                    if r.read().strip() == b"ok":
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"the dashboard did not answer within 120 s: {log_path.read_text()[-2000:]}")
+            time.sleep(0.5)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+    assert "Traceback" not in log_path.read_text(), log_path.read_text()[-3000:]
+
+
+def _expected_top1(path: Path) -> str:
+    from saliency_core.classifier import load_classifier
+    from saliency_core.explain import predict
+    from saliency_core.image_io import load_image
+
+    return predict(load_image(path), load_classifier(), k=1)[0].name
+
+
+def _wait_for_results(page, name: str) -> None:
+    page.get_by_text(name).first.wait_for(timeout=WAIT_MS)
+    page.get_by_text("Masked in (kept)").wait_for(timeout=WAIT_MS)
+    page.get_by_text("Infilled", exact=True).wait_for(timeout=WAIT_MS)
+    page.get_by_text("Per-label insertion curves").wait_for(timeout=WAIT_MS)
+    page.get_by_text("worst completeness").wait_for(timeout=WAIT_MS)
+    page.locator(".js-plotly-plot").nth(1).wait_for(state="visible", timeout=WAIT_MS)  # overlay + curves
+    page.locator(".js-plotly-plot .scatterlayer .trace").first.wait_for(state="attached", timeout=WAIT_MS)
+
+
+def test_dashboard_in_a_real_browser(server, tmp_path):
+    sync_playwright = _need_browser()
+    from skimage import data
+    from PIL import Image
+
+    photo = tmp_path / "my_cat.jpg"
+    Image.fromarray(data.chelsea()).save(photo, quality=92)
+    coffee = tmp_path / "coffee.png"
+    Image.fromarray(data.coffee()).save(coffee)
+    expected_cat, expected_coffee = _expected_top1(photo), _expected_top1(coffee)
+    ARTIFACTS.mkdir(exist_ok=True)
+
+    home = tmp_path / "home"  # chromium writes ~/.cache and ~/.config
+    home.mkdir()
+    off_host: list[str] = []
+    timings: dict[str, float] = {}
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM if Path(CHROMIUM).exists() else shutil.which("chromium"),
+                                    args=CHROMIUM_ARGS, env={**os.environ, "HOME": str(home)})
+        try:
+            one = browser.new_context(viewport={"width": 1400, "height": 2600}).new_page()
+            two = browser.new_context(viewport={"width": 1400, "height": 2600}).new_page()
+            for page in (one, two):
+                page.on("request", lambda r: off_host.append(r.url) if not r.url.startswith(
+                    (server, "data:", "blob:", "about:")) else None)
+                page.goto(server)
+            for page in (one, two):
+                page.get_by_text("Explain an image").wait_for(timeout=WAIT_MS)
+                # the first sample photo is explained before anything is chosen: wait, so the next
+                # steps measure the upload alone
+                page.get_by_text("Per-label insertion curves").wait_for(timeout=WAIT_MS)
+
+            # session one uploads a photo; session two, at the same time, picks another sample photo
+            sidebar = one.locator('[data-testid="stSidebar"]')
+            sidebar.get_by_text("Upload", exact=True).click()
+            one.locator('input[type="file"]').first.wait_for(state="attached", timeout=WAIT_MS)
+            t0 = time.monotonic()
+            one.locator('input[type="file"]').first.set_input_files(str(photo))
+            side2 = two.locator('[data-testid="stSidebar"]')
+            side2.locator('[data-testid="stSelectbox"]').first.click()
+            two.get_by_role("option", name="coffee: a cup of coffee").click()
+
+            one.get_by_text("my_cat.jpg").first.wait_for(timeout=WAIT_MS)
+            one.get_by_text("Masked in (kept)").wait_for(timeout=WAIT_MS)
+            one.locator('[data-testid="stImage"]').nth(3).wait_for(state="visible", timeout=WAIT_MS)
+            timings["upload_to_views_s"] = round(time.monotonic() - t0, 2)
+            _wait_for_results(one, "my_cat.jpg")
+            timings["upload_to_curves_s"] = round(time.monotonic() - t0, 2)
+            _wait_for_results(two, "coffee.png")
+            time.sleep(1.0)  # let plotly finish drawing before the screenshots
+            one.screenshot(path=str(ARTIFACTS / "dashboard_e2e_upload.png"), full_page=True)
+            two.screenshot(path=str(ARTIFACTS / "dashboard_e2e_second_session.png"), full_page=True)
+
+            text_one, text_two = one.inner_text("body"), two.inner_text("body")
+            assert "The classifier says" in text_one
+            assert expected_cat in text_one, (expected_cat, text_one[:1500])
+            assert expected_coffee in text_two, (expected_coffee, text_two[:1500])
+            assert "my_cat.jpg" not in text_two and "coffee.png" not in text_one  # sessions do not mix
+            for page, text in ((one, text_one), (two, text_two)):
+                assert page.locator('[data-testid="stException"]').count() == 0 and "Traceback" not in text
+                alerts = page.locator('[data-testid="stAlert"]').all_inner_texts()
+                assert not alerts, alerts  # no error (or any other message) box on a normal run
+                assert "Masked out (removed)" in text and "worst soundness" in text
+            assert one.locator(".js-plotly-plot .legend").count() >= 1
+        finally:
+            browser.close()
+    (ARTIFACTS / "dashboard_e2e_timings.json").write_text(json.dumps(timings, indent=2) + "\n")
+    print(f"\nbrowser timings: {timings}")
+    assert not off_host, f"the page made off-host requests: {sorted(set(off_host))[:5]}"
