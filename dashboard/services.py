@@ -176,7 +176,8 @@ def _entry(spec: MethodSpec) -> MethodEntry:
 def method_catalog() -> dict[str, MethodEntry]:
     """Every method registered right now (found at run time), masker first, then optimisation, baselines."""
     order = {g: i for i, g in enumerate(GROUPS.values())}
-    entries = [_entry(s) for s in available_methods().values()]
+    entries = [_entry(s) for s in available_methods().values()
+               if getattr(s.factory, "is_available", lambda: True)()]  # no dead controls
     entries.sort(key=lambda e: (order.get(e.group, len(order)), e.name))
     return {e.name: e for e in entries}
 

@@ -65,3 +65,8 @@ class LabelMaskerMethod(MaskerMethod):
 
     def __init__(self, checkpoint: str | Path | None = None) -> None:
         super().__init__(checkpoint or default_checkpoint("label"))
+
+    @staticmethod
+    def is_available() -> bool:
+        """Without a shipped label checkpoint the method needs ``checkpoint=``; the dashboard hides it."""
+        return default_checkpoint("label").exists()

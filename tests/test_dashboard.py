@@ -723,3 +723,14 @@ def test_default_classifier_loads_once_per_process(monkeypatch):
         assert resources.classifier("efficientnet_lite0", "", "cpu") is first and built == ["efficientnet_lite0"]
     finally:
         resources.classifier.clear()
+
+
+def test_label_masker_is_listed_only_with_its_checkpoint(monkeypatch, tmp_path):
+    """No dead control: without a shipped label checkpoint the per-label masker is not offered."""
+    from saliency_core import masker_method
+
+    monkeypatch.setattr(masker_method, "default_checkpoint", lambda kind="phang": tmp_path / f"{kind}.safetensors")
+    assert "label-masker" not in services.method_catalog()
+    assert "masker" in services.method_catalog()
+    (tmp_path / "label.safetensors").write_bytes(b"x")
+    assert "label-masker" in services.method_catalog()
