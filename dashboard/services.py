@@ -213,8 +213,12 @@ def _describe(path: Path) -> str:
     kind = meta.get("kind", "phang")
     clf = meta.get("classifier_name", "?")
     metrics = meta.get("metrics") or {}
-    shown = ", ".join(f"{k} {v:.3g}" for k, v in list(metrics.items())[:3] if isinstance(v, (int, float)))
-    return f"{kind} masker for {clf}" + (f"; {shown}" if shown else "")
+    final = metrics.get("final") or {}
+    names = {"val_in_acc": "masked-in acc", "val_out_acc": "masked-out acc", "val_mask_mean": "mean mask"}
+    shown = ", ".join(f"{label} {final[k]:.2f}" for k, label in names.items()
+                      if isinstance(final.get(k), (int, float)))
+    mode = f" ({metrics['mode'].upper()})" if isinstance(metrics.get("mode"), str) else ""
+    return f"{kind} masker{mode} for {clf}" + (f"; held-out classes: {shown}" if shown else "")
 
 
 def find_checkpoints(extra_dirs: list[Path] | None = None) -> list[CheckpointInfo]:
