@@ -152,3 +152,40 @@ def calibrated_label_loss(log_p_composite: torch.Tensor, log_f: torch.Tensor,
         raise ValueError("overshoot_weight must be >= 0")
     gap = log_p_composite - log_f.detach()
     return (F.relu(-gap) + overshoot_weight * F.relu(gap)).mean()
+
+
+def soft_insertion_keep(logits: torch.Tensor, fractions: torch.Tensor, temperature: float = 0.1) -> torch.Tensor:
+    """Soft "keep the top t of the pixels" maps, a differentiable stand-in for an insertion step.
+
+    ``logits``: K x 1 x h x w mask logits; ``fractions``: K x T shares of pixels to keep. Returns
+    K x T x h x w maps ~1 on the pixels ranked in the top t of their mask and ~0 elsewhere: a sigmoid
+    of (logit - threshold) / temperature, the threshold being the logit at rank t·N (the gradient
+    reaches the threshold through the sort). Only the ranking and the logits' spread matter, not
+    their offset.
+    """
+    if logits.dim() != 4 or logits.shape[1] != 1:
+        raise ValueError(f"logits must be K x 1 x h x w, got {tuple(logits.shape)}")
+    if not temperature > 0:
+        raise ValueError(f"temperature must be > 0, got {temperature}")
+    flat = logits.flatten(1)
+    n = flat.shape[1]
+    ranked = flat.sort(dim=1, descending=True).values
+    index = (fractions * n).long().clamp(0, n - 1)
+    threshold = ranked.gather(1, index)                                   # K x T
+    return torch.sigmoid((logits - threshold[..., None, None]) / temperature)
+
+
+def completeness_soundness_loss(g: torch.Tensor, f: torch.Tensor, eps1: float = 0.01, eps2: float = 0.001,
+                                soundness_weight: float = 1.0) -> torch.Tensor:
+    """(1 - completeness) + w (1 - soundness) of Gupta et al. from an insertion AUC ``g`` and f(x,a).
+
+    completeness = min(max(g, eps1) / f, 1) and soundness = min(max(f, eps2) / g, 1): the loss is
+    zero exactly when g is close to f, so a mask is rewarded for a composite probability that tracks
+    the classifier's own belief, never for pushing a label the classifier does not believe. Per label.
+    """
+    if soundness_weight < 0:
+        raise ValueError("soundness_weight must be >= 0")
+    f = f.detach().clamp_min(1e-12)
+    completeness = torch.clamp(torch.maximum(g, torch.full_like(g, eps1)) / f, max=1.0)
+    soundness = torch.clamp(torch.clamp(f, min=eps2) / g.clamp_min(1e-12), max=1.0)
+    return (1 - completeness) + soundness_weight * (1 - soundness)

@@ -28,9 +28,10 @@ from .data import ImageDataset, class_disjoint_split, read_samples, train_transf
 from .device import resolve_device
 from .label_masker import LabelMasker, LabelMaskerConfig, output_layer_weights
 from .masking import composite
-from .objectives import calibrated_label_loss, gupta_label_loss, total_variation
+from .objectives import (calibrated_label_loss, completeness_soundness_loss, gupta_label_loss, soft_insertion_keep,
+                         total_variation)
 
-LABEL_OBJECTIVES = ("calibrated", "gupta")
+LABEL_OBJECTIVES = ("insertion", "calibrated", "gupta")
 
 
 @dataclass
@@ -42,12 +43,18 @@ class LabelMaskerTrainConfig:
     classifier: str = "efficientnet_lite0"
     classifier_weights: str | None = None
     stages: tuple[int, ...] = (4, 5)
-    objective: str = "calibrated"
-    overshoot_weight: float = 1.0
+    objective: str = "insertion"
+    overshoot_weight: float = 1.0   # calibrated: weight of the overshoot term
+    soundness_weight: float = 1.0   # insertion: weight of (1 - soundness) against (1 - completeness)
+    fractions: int = 4              # insertion: soft insertion steps per label (stratified fractions)
+    keep_temperature: float = 0.5   # insertion: softness (in logit units) of the "top t of the pixels" maps
+    eps1: float = 0.01
+    eps2: float = 0.001
     l1_weight: float = 1.0   # on the mean mask (= Gupta's 2e-5 x sum over 224^2, about 1.0)
     tv_weight: float = 0.01  # on the squared-difference sum of the 224^2 mask, as Gupta et al.
     top_k: int = 5
     low_probability_labels: int = 1
+    rest_labels: int = 1            # labels drawn from ranks 2..top_k (uniformly for insertion)
     epochs: int = 4
     batch_size: int = 8
     lr: float = 1e-3
@@ -59,16 +66,21 @@ class LabelMaskerTrainConfig:
     seed: int = 0
     device: str = "auto"
     max_steps: int | None = None
+    threads: int | None = None
 
     def __post_init__(self) -> None:
         self.stages = tuple(int(s) for s in self.stages)
         if self.objective not in LABEL_OBJECTIVES:
             raise ValueError(f"objective must be one of {LABEL_OBJECTIVES}, got '{self.objective}'")
-        for name in ("overshoot_weight", "l1_weight", "tv_weight", "lr"):
+        for name in ("overshoot_weight", "soundness_weight", "l1_weight", "tv_weight", "lr", "eps1", "eps2"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0")
         if self.top_k < 2:
             raise ValueError("top_k must be >= 2")
+        if self.fractions < 1 or self.rest_labels < 1 or not self.keep_temperature > 0:
+            raise ValueError("fractions and rest_labels must be >= 1 and keep_temperature > 0")
+        if self.rest_labels > self.top_k - 1:
+            raise ValueError(f"rest_labels must be <= top_k - 1 = {self.top_k - 1}")
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -83,18 +95,20 @@ class LabelMaskerTrainConfig:
         return cls(**d)
 
 
-def draw_labels(probs: torch.Tensor, top_k: int, low: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per image: top-1, one of ranks 2..top_k sampled by probability, and ``low`` uniform labels
-    from outside the top-k. Returns (labels, image_index), both flat."""
+def draw_labels(probs: torch.Tensor, top_k: int, low: int, generator: torch.Generator, rest: int = 1,
+                uniform: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per image: the top-1 label, ``rest`` distinct labels of ranks 2..top_k (sampled by probability,
+    or uniformly: the weak labels of the top-k are the hard ones for completeness), and ``low`` uniform
+    labels from outside the top-k. Returns (labels, image_index), both flat."""
     b, n = probs.shape
     top = probs.topk(top_k, dim=1)
     labels, index = [], []
     for i in range(b):
-        rest_p = top.values[i, 1:]
-        pick = torch.multinomial(rest_p / rest_p.sum(), 1, generator=generator).item()
-        chosen = [int(top.indices[i, 0]), int(top.indices[i, 1 + pick])]
+        rest_p = torch.ones(top_k - 1) if uniform else top.values[i, 1:].float()
+        picks = torch.multinomial(rest_p / rest_p.sum(), rest, replacement=False, generator=generator)
+        chosen = [int(top.indices[i, 0])] + [int(top.indices[i, 1 + int(p)]) for p in picks]
         excluded = set(top.indices[i].tolist())
-        while len(chosen) < 2 + low:
+        while len(chosen) < 1 + rest + low:
             c = int(torch.randint(0, n, (1,), generator=generator))
             if c not in excluded and c not in chosen:
                 chosen.append(c)
@@ -103,8 +117,36 @@ def draw_labels(probs: torch.Tensor, top_k: int, low: int, generator: torch.Gene
     return torch.tensor(labels), torch.tensor(index)
 
 
+def insertion_step(clf, masker: LabelMasker, x: torch.Tensor, stages: list[torch.Tensor], codes: torch.Tensor,
+                   labels: torch.Tensor, idx: torch.Tensor, f: torch.Tensor, cfg: "LabelMaskerTrainConfig",
+                   generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The insertion objective for one batch: (loss per label, soft insertion AUC g, masks).
+
+    Each label's mask ranks the pixels; ``cfg.fractions`` stratified random shares t are kept (soft
+    top-t maps from the low-resolution logits, upsampled bilinearly by 4 as Gupta et al.), the rest
+    is gray (0), exactly as the evaluation's insertion curve; g = mean of the label's probability over
+    those composites estimates its insertion AUC, and the loss is (1 - completeness) + w (1 - soundness).
+    """
+    size = tuple(x.shape[-2:])
+    logits = masker.mask_logits(masker.features(stages, size), codes, idx)           # K x 1 x h x w
+    k, t = logits.shape[0], cfg.fractions
+    u = torch.rand(k, t, generator=generator).to(x.device)
+    fractions = (torch.arange(t, device=x.device) + u) / t                           # stratified in (0, 1)
+    keep = soft_insertion_keep(logits, fractions, cfg.keep_temperature)              # K x T x h x w
+    keep = F.interpolate(keep, size=size, mode="bilinear", align_corners=False)
+    comp = (x[idx][:, None] * keep[:, :, None]).flatten(0, 1)                        # K*T x 3 x H x W
+    probs = F.softmax(clf(comp).float(), dim=-1).view(k, t, -1)
+    p = probs.gather(2, labels.view(k, 1, 1).expand(k, t, 1))[..., 0]
+    g = p.mean(1)
+    loss = completeness_soundness_loss(g, f, cfg.eps1, cfg.eps2, cfg.soundness_weight)
+    masks = torch.sigmoid(F.interpolate(logits, size=size, mode="bilinear", align_corners=False))
+    return loss, g, masks
+
+
 def train_label_masker(cfg: LabelMaskerTrainConfig) -> Path:
     """Train and save ``<out>/masker.safetensors`` (kind "label"); logs to ``steps.csv``."""
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
     random.seed(cfg.seed)
     np.random.seed(cfg.seed)
     torch.manual_seed(cfg.seed)
@@ -131,15 +173,22 @@ def train_label_masker(cfg: LabelMaskerTrainConfig) -> Path:
             with torch.no_grad():
                 clean = clf.forward_features(x)
                 logp_clean = F.log_softmax(clean.logits, dim=-1)
-            labels, idx = draw_labels(logp_clean.exp().cpu(), cfg.top_k, cfg.low_probability_labels, gen)
+            labels, idx = draw_labels(logp_clean.exp().cpu(), cfg.top_k, cfg.low_probability_labels, gen,
+                                      rest=cfg.rest_labels, uniform=cfg.objective == "insertion")
             labels, idx = labels.to(device), idx.to(device)
-            m = masker(clean.stages, tuple(x.shape[-2:]), codes_all[labels], idx)
-            background = x.roll(1, dims=0)[idx]  # another image of the batch
-            comp = composite(x[idx], m, background)
-            logp = F.log_softmax(clf(comp), dim=-1).gather(1, labels[:, None])[:, 0]
             log_f = logp_clean[idx, labels]
-            fit = (calibrated_label_loss(logp, log_f, cfg.overshoot_weight) if cfg.objective == "calibrated"
-                   else gupta_label_loss(logp))
+            if cfg.objective == "insertion":
+                per_label, g, m = insertion_step(clf, masker, x, clean.stages, codes_all[labels], labels, idx,
+                                                 log_f.exp(), cfg, gen)
+                fit = per_label.mean()
+                logp = g.clamp_min(1e-12).log()
+            else:
+                m = masker(clean.stages, tuple(x.shape[-2:]), codes_all[labels], idx)
+                background = x.roll(1, dims=0)[idx]  # another image of the batch
+                comp = composite(x[idx], m, background)
+                logp = F.log_softmax(clf(comp), dim=-1).gather(1, labels[:, None])[:, 0]
+                fit = (calibrated_label_loss(logp, log_f, cfg.overshoot_weight) if cfg.objective == "calibrated"
+                       else gupta_label_loss(logp))
             area = m.mean()
             tv = total_variation(m)
             loss = fit + cfg.l1_weight * area + cfg.tv_weight * tv
@@ -151,7 +200,7 @@ def train_label_masker(cfg: LabelMaskerTrainConfig) -> Path:
             step += 1
             rows.append({"step": step, "epoch": epoch + 1, "loss": float(loss.detach()), "fit": float(fit.detach()),
                          "area": float(area.detach()), "tv": float(tv.detach()),
-                         "gap_top1": float((logp - log_f).detach()[::2 + cfg.low_probability_labels].mean())})
+                         "gap_top1": float((logp - log_f).detach()[::1 + cfg.rest_labels + cfg.low_probability_labels].mean())})
             bar.update(1)
             bar.set_postfix(loss=f"{rows[-1]['loss']:.3f}", area=f"{rows[-1]['area']:.2f}")
             if step >= total_steps:

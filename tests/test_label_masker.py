@@ -8,7 +8,8 @@ from PIL import Image
 
 from saliency_core.label_masker import LabelMasker, LabelMaskerConfig, output_layer_weights
 from saliency_core.masker_method import default_checkpoint
-from saliency_core.objectives import calibrated_label_loss, gupta_label_loss
+from saliency_core.objectives import (calibrated_label_loss, completeness_soundness_loss, gupta_label_loss,
+                                      soft_insertion_keep)
 from saliency_core.train_label_masker import LabelMaskerTrainConfig, draw_labels
 
 
@@ -65,8 +66,50 @@ def test_label_draws_cover_top_sampled_and_low_probability():
     assert (per_image[:, 2] >= 3).all()                       # a low-probability label outside the top-k
 
 
+def test_uniform_draws_of_several_ranked_labels():
+    g = torch.Generator().manual_seed(0)
+    # rank 2 holds almost all the remaining mass: uniform draws still reach ranks 3 and 4
+    probs = torch.tensor([[0.6, 0.39, 0.004, 0.003, 0.003]] * 40)
+    labels, _ = draw_labels(probs, top_k=4, low=1, generator=g, rest=2, uniform=True)
+    per_image = labels.view(40, 4)
+    assert (per_image[:, 0] == 0).all() and (per_image[:, 3] == 4).all()
+    assert all(len(set(r[1:3].tolist())) == 2 and set(r[1:3].tolist()) <= {1, 2, 3} for r in per_image)
+    assert {2, 3} <= set(per_image[:, 1:3].flatten().tolist())
+
+
+def test_soft_insertion_keeps_the_top_ranked_pixels():
+    logits = torch.arange(16.0).view(1, 1, 4, 4) * 10   # pixel 15 ranked first, then 14, ...
+    keep = soft_insertion_keep(logits, torch.tensor([[0.25, 0.5]]), temperature=0.1)
+    assert keep.shape == (1, 2, 4, 4)
+    hard = keep > 0.5
+    # t = 0.25 keeps the top 4 of 16 pixels; the next one (the threshold) sits at exactly 0.5
+    assert hard[0, 0].flatten().nonzero().flatten().tolist() == [12, 13, 14, 15]
+    assert hard[0, 1].flatten().nonzero().flatten().tolist() == list(range(8, 16))
+    assert keep[0, 0, 2, 3] == pytest.approx(0.5)
+    # only the ranking and the spread matter: a shifted mask keeps the same pixels
+    assert torch.allclose(soft_insertion_keep(logits + 3.0, torch.tensor([[0.25, 0.5]]), 0.1), keep)
+    with pytest.raises(ValueError):
+        soft_insertion_keep(logits[0], torch.tensor([[0.5]]))
+
+
+def test_completeness_soundness_loss_by_hand():
+    g = torch.tensor([0.2, 0.6, 0.005, 0.0005, 0.004], requires_grad=True)
+    f = torch.tensor([0.5, 0.3, 0.02, 0.0001, 0.0001])
+    loss = completeness_soundness_loss(g, f, eps1=0.01, eps2=0.001, soundness_weight=2.0)
+    expected = [1 - 0.2 / 0.5,                 # incomplete, sound
+                2 * (1 - 0.3 / 0.6),           # complete, unsound (weighted)
+                1 - 0.01 / 0.02,               # g below eps1 counts as eps1
+                0.0,                           # f below eps2, g below eps2: sound
+                2 * (1 - 0.001 / 0.004)]       # f counts as eps2 for soundness
+    assert loss.tolist() == pytest.approx(expected, rel=1e-5)
+    loss.sum().backward()
+    assert g.grad[0] < 0 and g.grad[1] > 0 and g.grad[3] == 0   # raise g, lower g, leave it
+    assert completeness_soundness_loss(f, f).abs().max() == 0
+
+
 def test_bad_label_training_options():
-    for bad in ({"objective": "max"}, {"overshoot_weight": -1}, {"top_k": 1}):
+    for bad in ({"objective": "max"}, {"overshoot_weight": -1}, {"top_k": 1}, {"fractions": 0},
+                {"rest_labels": 5, "top_k": 5}, {"keep_temperature": 0}):
         with pytest.raises(ValueError):
             LabelMaskerTrainConfig(**bad)
 
@@ -89,3 +132,23 @@ def test_the_label_matters_on_a_two_object_image(lite0):
     left = lambda m: m[:, :300].sum() / m.sum()  # noqa: E731 - share of the mask on the left half
     assert left(m_cat) > 0.6 and left(m_cup) < 0.4
     assert np.abs(m_cat - m_cup).mean() > 0.05
+
+
+def test_insertion_step_trains_the_masker_through_the_frozen_classifier(tiny_classifier):
+    from saliency_core.train_label_masker import insertion_step
+
+    m, codes = _masker(tiny_classifier)
+    m.train()
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        clean = tiny_classifier.forward_features(x)
+        f = clean.logits.softmax(-1)
+    labels, idx = torch.tensor([1, 2, 3]), torch.tensor([0, 0, 1])
+    cfg = LabelMaskerTrainConfig(fractions=3)
+    loss, g, masks = insertion_step(tiny_classifier, m, x, clean.stages, codes[labels], labels, idx, f[idx, labels],
+                                    cfg, torch.Generator().manual_seed(0))
+    assert loss.shape == g.shape == (3,) and masks.shape == (3, 1, 64, 64)
+    assert ((0 <= g) & (g <= 1)).all()
+    loss.mean().backward()
+    assert m.decoder[-1].weight.grad.abs().sum() > 0 and m.code[1].weight.grad.abs().sum() > 0
+    assert all(p.grad is None for p in tiny_classifier.parameters())
