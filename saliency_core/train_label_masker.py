@@ -50,8 +50,11 @@ class LabelMaskerTrainConfig:
     keep_temperature: float = 0.5   # insertion: softness (in logit units) of the "top t of the pixels" maps
     eps1: float = 0.01
     eps2: float = 0.001
-    l1_weight: float = 1.0   # on the mean mask (= Gupta's 2e-5 x sum over 224^2, about 1.0)
-    tv_weight: float = 0.01  # on the squared-difference sum of the 224^2 mask, as Gupta et al.
+    # on the mean mask (= Gupta's 2e-5 x sum over 224^2, about 1.0) and on the squared-difference sum of
+    # the mask (Gupta et al.: 0.01); None: those values for gupta/calibrated, 0 for insertion (its loss
+    # depends on the mask's ranking only, so an area or smoothness term has nothing to trade against)
+    l1_weight: float | None = None
+    tv_weight: float | None = None
     top_k: int = 5
     low_probability_labels: int = 1
     rest_labels: int = 1            # labels drawn from ranks 2..top_k (uniformly for insertion)
@@ -72,6 +75,10 @@ class LabelMaskerTrainConfig:
         self.stages = tuple(int(s) for s in self.stages)
         if self.objective not in LABEL_OBJECTIVES:
             raise ValueError(f"objective must be one of {LABEL_OBJECTIVES}, got '{self.objective}'")
+        if self.l1_weight is None:
+            self.l1_weight = 0.0 if self.objective == "insertion" else 1.0
+        if self.tv_weight is None:
+            self.tv_weight = 0.0 if self.objective == "insertion" else 0.01
         for name in ("overshoot_weight", "soundness_weight", "l1_weight", "tv_weight", "lr", "eps1", "eps2"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0")

@@ -152,3 +152,18 @@ def test_insertion_step_trains_the_masker_through_the_frozen_classifier(tiny_cla
     loss.mean().backward()
     assert m.decoder[-1].weight.grad.abs().sum() > 0 and m.code[1].weight.grad.abs().sum() > 0
     assert all(p.grad is None for p in tiny_classifier.parameters())
+
+
+def test_saliency_train_kind_label_resolves_its_own_config(capsys):
+    import yaml
+
+    from saliency_core.cli import main
+
+    assert main(["train", "--kind", "label", "--fractions", "3", "--epochs", "2", "--print-config"]) == 0
+    cfg = yaml.safe_load(capsys.readouterr().out)
+    assert cfg["objective"] == "insertion" and cfg["fractions"] == 3 and cfg["epochs"] == 2
+    assert cfg["l1_weight"] == 0 and cfg["tv_weight"] == 0          # ranking-only loss: no area term
+    assert main(["train", "--kind", "label", "--objective", "gupta", "--print-config"]) == 0
+    assert yaml.safe_load(capsys.readouterr().out)["l1_weight"] == 1.0
+    assert main(["train", "--kind", "label", "--objective", "max", "--print-config"]) != 0
+    assert "objective must be one of" in capsys.readouterr().err

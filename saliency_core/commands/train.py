@@ -58,10 +58,12 @@ def _field_kind(tp: Any) -> tuple[Any, bool]:
     return tp, False
 
 
-def add_config_flags(parser: argparse.ArgumentParser) -> None:
-    """One flag per TrainConfig field (default SUPPRESS, so only given flags override)."""
-    hints = typing.get_type_hints(TrainConfig)
-    for f in fields(TrainConfig):
+def add_config_flags(parser: argparse.ArgumentParser, cls: type = TrainConfig, skip: frozenset = frozenset()) -> None:
+    """One flag per field of the config dataclass ``cls`` (default SUPPRESS, so only given flags override)."""
+    hints = typing.get_type_hints(cls)
+    for f in fields(cls):
+        if f.name in skip:
+            continue
         flag = "--" + f.name.replace("_", "-")
         base, optional = _field_kind(hints[f.name])
         default = f.default if f.default is not MISSING else f.default_factory()  # type: ignore[misc]
@@ -90,7 +92,14 @@ def register(sub: argparse._SubParsersAction) -> None:
                        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", default=None, metavar="YAML", help="a YAML file of config fields")
     p.add_argument("--print-config", action="store_true", help="print the resolved config as YAML and exit")
+    p.add_argument("--kind", choices=("masker", "label"), default="masker",
+                   help="masker: the Phang et al. masker (FIX or CA); label: the per-label masker (FIX; its own "
+                        "objectives: --objective insertion|calibrated|gupta)")
     add_config_flags(p)
+    from saliency_core.train_label_masker import LabelMaskerTrainConfig
+
+    add_config_flags(p.add_argument_group("per-label masker (--kind label)"), LabelMaskerTrainConfig,
+                     skip=frozenset(f.name for f in fields(TrainConfig)))
     p.set_defaults(handler=run)
 
 
@@ -108,7 +117,30 @@ def resolve_config(args: argparse.Namespace) -> TrainConfig:
     return TrainConfig.from_dict({**base, **overrides})
 
 
+def resolve_label_config(args: argparse.Namespace):
+    """The per-label masker's config: defaults <- YAML file <- flags (the fields it shares are shared flags)."""
+    import yaml
+
+    from saliency_core.train_label_masker import LabelMaskerTrainConfig
+
+    base = yaml.safe_load(open(args.config)) if args.config else {}
+    names = {f.name for f in fields(LabelMaskerTrainConfig)}
+    overrides = {k: v for k, v in vars(args).items() if k in names}
+    return LabelMaskerTrainConfig.from_dict({**(base or {}), **overrides})
+
+
 def run(args: argparse.Namespace) -> int:
+    if args.kind == "label":
+        cfg_label = resolve_label_config(args)
+        if args.print_config:
+            import yaml
+
+            sys.stdout.write(yaml.safe_dump(cfg_label.to_dict(), sort_keys=False))
+            return 0
+        from saliency_core.train_label_masker import train_label_masker
+
+        print(train_label_masker(cfg_label))
+        return 0
     cfg = resolve_config(args)
     if args.print_config:
         sys.stdout.write(cfg.to_yaml())
