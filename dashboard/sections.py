@@ -59,6 +59,16 @@ def guard(what: str) -> Iterator[None]:
         st.error(one_line(exc, what), icon=":material/error:")
 
 
+def require_classifier():
+    """The process's classifier, or one error line and the end of this page run (nothing below runs)."""
+    classifier = None
+    with guard("Loading the classifier"):
+        classifier = resources.current_classifier()
+    if classifier is None:
+        st.stop()
+    return classifier
+
+
 class LiveProgress:
     """A ``progress(fraction, message, ...)`` callback drawing a progress bar and, when the core
     passes masks (``current_masks=`` K x H x W, as ``saliency_core.optimize`` does), the first

@@ -25,13 +25,7 @@ TINY = dict(classifier="timm:test_efficientnet", classifier_random_init=True, nu
             batch_size=4, val_fraction=0.25, tensorboard=False, resume=False, threads=1, val_batch_size=8)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """The CPU is shared: one thread keeps these tiny models fast and the results deterministic."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -12,11 +12,7 @@ st.caption("Every method explains the same image's top-5 labels; the views show 
 settings = resources.settings()
 image = state.image_input()
 
-classifier = None
-with sections.guard("Loading the classifier"):
-    classifier = resources.current_classifier()
-if classifier is None:
-    st.stop()
+classifier = sections.require_classifier()
 
 choices: dict[str, tuple[str, dict]] = {}
 picked: list[str] = []

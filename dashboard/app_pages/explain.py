@@ -10,11 +10,7 @@ st.title("Explain an image")
 settings = resources.settings()
 image = state.image_input()
 
-classifier = None
-with sections.guard("Loading the classifier"):
-    classifier = resources.current_classifier()
-if classifier is None:
-    st.stop()
+classifier = sections.require_classifier()
 
 config: ExplainConfig | None = None
 entry = None
