@@ -6,6 +6,9 @@ never seen in training still get a meaningful code), projected to FiLM scales an
 the decoder: each selected stage -> 1x1 conv (64) -> BN -> ReLU -> upsample to input/4 -> concat ->
 FiLM(w_a) -> ReLU -> 3x3 conv (64) -> ReLU -> 1x1 conv -> logits, upsampled bilinearly by 4 (the
 "upsampling s = 4" of Gupta et al.).
+
+``film_at="hidden"`` moves the FiLM after the 3x3 conv (concat -> 3x3 conv -> FiLM(w_a) -> ReLU -> 1x1
+conv): the 3x3 conv then runs once per image instead of once per label, so k labels cost k 1x1 convs.
 """
 from __future__ import annotations
 
@@ -27,8 +30,11 @@ class LabelMaskerConfig:
     resolution_divisor: int = 4
     stage_channels: list[int] = field(default_factory=list)
     label_dim: int = 1280  # length of the classifier's output-layer weight vectors
+    film_at: str = "input"  # where the label modulates the decoder: "input" (before the 3x3 conv) or "hidden"
 
     def __post_init__(self) -> None:
+        if self.film_at not in ("input", "hidden"):
+            raise ValueError(f"film_at must be 'input' or 'hidden', got '{self.film_at}'")
         self.stages = tuple(int(s) for s in self.stages)
         if not self.stages or min(self.stages) < 1:
             raise ValueError(f"stages must be numbers >= 1, got {self.stages}")
@@ -74,10 +80,15 @@ class LabelMasker(nn.Module):
             for s in config.stages
         )
         width = c * len(config.stages)
-        self.code = nn.Sequential(nn.LayerNorm(config.label_dim), nn.Linear(config.label_dim, 2 * width))
+        film_width = c if config.film_at == "hidden" else width
+        self.code = nn.Sequential(nn.LayerNorm(config.label_dim), nn.Linear(config.label_dim, 2 * film_width))
         nn.init.zeros_(self.code[1].weight)
         nn.init.zeros_(self.code[1].bias)
-        self.decoder = nn.Sequential(nn.Conv2d(width, c, 3, padding=1), nn.ReLU(inplace=True), nn.Conv2d(c, 1, 1))
+        if config.film_at == "hidden":
+            self.shared = nn.Conv2d(width, c, 3, padding=1)
+            self.decoder = nn.Conv2d(c, 1, 1)
+        else:
+            self.decoder = nn.Sequential(nn.Conv2d(width, c, 3, padding=1), nn.ReLU(inplace=True), nn.Conv2d(c, 1, 1))
 
     def features(self, stages: list[torch.Tensor], input_size: tuple[int, int]) -> torch.Tensor:
         """Label-independent features at input/4, computed once per image."""
@@ -89,6 +100,8 @@ class LabelMasker(nn.Module):
 
     def mask_logits(self, feats: torch.Tensor, label_codes: torch.Tensor, image_index: torch.Tensor) -> torch.Tensor:
         gamma, beta = self.code(label_codes).chunk(2, dim=1)
+        if self.config.film_at == "hidden":
+            feats = self.shared(feats)  # once per image, shared by its labels
         f = feats[image_index] * (1 + gamma[..., None, None]) + beta[..., None, None]
         return self.decoder(F.relu(f))
 

@@ -43,6 +43,7 @@ class LabelMaskerTrainConfig:
     classifier: str = "efficientnet_lite0"
     classifier_weights: str | None = None
     stages: tuple[int, ...] = (4, 5)
+    film_at: str = "input"          # the decoder's FiLM: "input" (before the 3x3 conv) or "hidden" (after; cheaper)
     objective: str = "insertion"
     overshoot_weight: float = 1.0   # calibrated: weight of the overshoot term
     soundness_weight: float = 1.0   # insertion: weight of (1 - soundness) against (1 - completeness)
@@ -168,7 +169,7 @@ def train_label_masker(cfg: LabelMaskerTrainConfig) -> Path:
     gen = torch.Generator().manual_seed(cfg.seed)
     loader = DataLoader(ds, batch_size=cfg.batch_size, shuffle=True, drop_last=True, generator=gen)
     masker = LabelMasker(LabelMaskerConfig(stages=cfg.stages, stage_channels=clf.stage_channels,
-                                           label_dim=codes_all.shape[1])).to(device).train()
+                                           label_dim=codes_all.shape[1], film_at=cfg.film_at)).to(device).train()
     opt = torch.optim.Adam(masker.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     total_steps = cfg.epochs * len(loader) if not cfg.max_steps else min(cfg.max_steps, cfg.epochs * len(loader))
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: max(0.05, 1 - s / max(total_steps, 1)))

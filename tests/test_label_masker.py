@@ -13,16 +13,18 @@ from saliency_core.objectives import (calibrated_label_loss, completeness_soundn
 from saliency_core.train_label_masker import LabelMaskerTrainConfig, draw_labels
 
 
-def _masker(tiny):
+def _masker(tiny, film_at: str = "input"):
     torch.manual_seed(0)
     codes = output_layer_weights(tiny)
-    m = LabelMasker(LabelMaskerConfig(stage_channels=tiny.stage_channels, label_dim=codes.shape[1])).eval()
+    m = LabelMasker(LabelMaskerConfig(stage_channels=tiny.stage_channels, label_dim=codes.shape[1],
+                                      film_at=film_at)).eval()
     torch.nn.init.normal_(m.code[1].weight, std=0.5)  # as if trained: labels modulate the decoder
     return m, codes
 
 
-def test_masks_depend_on_the_label_and_batch_consistently(tiny_classifier):
-    m, codes = _masker(tiny_classifier)
+@pytest.mark.parametrize("film_at", ["input", "hidden"])
+def test_masks_depend_on_the_label_and_batch_consistently(tiny_classifier, film_at):
+    m, codes = _masker(tiny_classifier, film_at)
     x = torch.randn(2, 3, 64, 64)
     with torch.no_grad():
         stages = tiny_classifier.forward_features(x).stages
@@ -33,6 +35,20 @@ def test_masks_depend_on_the_label_and_batch_consistently(tiny_classifier):
     assert batched.shape == (3, 1, 64, 64) and 0 <= batched.min() and batched.max() <= 1
     assert not torch.allclose(batched[0], batched[1])           # same image, different label
     assert torch.allclose(batched[2], alone[0], atol=1e-6)      # routed to the right image
+
+
+def test_hidden_film_runs_the_3x3_conv_once_per_image(tiny_classifier):
+    m, codes = _masker(tiny_classifier, "hidden")
+    calls = []
+    m.shared.register_forward_hook(lambda mod, inp, out: calls.append(out.shape[0]))
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        stages = tiny_classifier.forward_features(x).stages
+        out = m(stages, (64, 64), codes[torch.tensor([1, 2, 3, 4, 5])], torch.tensor([0, 0, 0, 1, 1]))
+    assert out.shape == (5, 1, 64, 64)
+    assert calls == [2]  # two images, five labels: the shared conv saw the two images once
+    with pytest.raises(ValueError, match="film_at"):
+        LabelMaskerConfig(stage_channels=tiny_classifier.stage_channels, film_at="middle")
 
 
 def test_output_layer_weights_of_timm_and_torchvision(tiny_classifier):
