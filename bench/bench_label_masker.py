@@ -24,6 +24,7 @@ from saliency_core.classifier import load_classifier
 from saliency_core.label_masker import LabelMasker, LabelMaskerConfig, output_layer_weights
 from saliency_core.masker_method import default_checkpoint
 from saliency_core.optimize import make_config, optimize_masks
+from saliency_core.train_label_masker import LabelMaskerTrainConfig
 
 
 def interleaved(fns: list, repeats: int) -> list[float]:
@@ -58,9 +59,10 @@ def main() -> None:
     if ckpt_path.exists():
         masker, source = load_masker(ckpt_path, clf, device=args.device).masker, str(ckpt_path)
     else:
-        masker = LabelMasker(LabelMaskerConfig(stage_channels=clf.stage_channels,
+        film_at = LabelMaskerTrainConfig().film_at  # what `saliency train --kind label` builds by default
+        masker = LabelMasker(LabelMaskerConfig(stage_channels=clf.stage_channels, film_at=film_at,
                                                label_dim=output_layer_weights(clf).shape[1])).eval().to(clf.device)
-        source = "untrained (same architecture; no label checkpoint found)"
+        source = f"untrained, film_at={film_at} (the cost does not depend on the weights; no label checkpoint found)"
     codes_all = output_layer_weights(clf)
     from skimage import data  # a real photo (chelsea, a tabby cat), so early stopping behaves as on real input
 

@@ -43,7 +43,7 @@ class LabelMaskerTrainConfig:
     classifier: str = "efficientnet_lite0"
     classifier_weights: str | None = None
     stages: tuple[int, ...] = (4, 5)
-    film_at: str = "input"          # the decoder's FiLM: "input" (before the 3x3 conv) or "hidden" (after; cheaper)
+    film_at: str = "hidden"         # the decoder's FiLM: "hidden" (after the shared 3x3 conv; cheap) or "input"
     objective: str = "insertion"
     overshoot_weight: float = 1.0   # calibrated: weight of the overshoot term
     soundness_weight: float = 1.0   # insertion: weight of (1 - soundness) against (1 - completeness)
