@@ -1,6 +1,8 @@
 """Helpers shared by the bench/ scripts: images from the shared set, method specs, output folders."""
 from __future__ import annotations
 
+import statistics
+import time
 from pathlib import Path
 
 import torch
@@ -57,3 +59,16 @@ def markdown_table(df, floatfmt: str = ".3f") -> str:
         cells = [format(v, floatfmt) if isinstance(v, float) else str(v) for v in r.tolist()]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def interleaved(fns: list, repeats: int) -> list[float]:
+    """Median seconds of each of ``fns``, called in turn ``repeats`` times (after one warm-up round)."""
+    for fn in fns:
+        fn()
+    times: list[list[float]] = [[] for _ in fns]
+    for _ in range(repeats):
+        for fn, ts in zip(fns, times):
+            t = time.perf_counter()
+            fn()
+            ts.append(time.perf_counter() - t)
+    return [statistics.median(ts) for ts in times]

@@ -6,12 +6,16 @@ the forward itself (target <= 1.3x at batch 1 on the CPU). Run: ``python bench/b
 from __future__ import annotations
 
 import argparse
+import sys
 import statistics
 import time
+from pathlib import Path
 
 import torch
 
-from saliency_core.checkpoint import load_masker
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import interleaved  # noqa: E402
+from saliency_core.checkpoint import load_masker  # noqa: E402
 from saliency_core.classifier import load_classifier
 from saliency_core.masker import MaskerConfig, PhangMasker
 from saliency_core.masker_method import default_checkpoint
@@ -26,19 +30,6 @@ def timed(fn, repeats: int) -> float:
         fn()
         times.append(time.perf_counter() - t)
     return statistics.median(times)
-
-
-def interleaved(fns: list, repeats: int) -> list[float]:
-    """Median seconds of each of ``fns``, called in turn ``repeats`` times (after one warm-up round)."""
-    for fn in fns:
-        fn()
-    times: list[list[float]] = [[] for _ in fns]
-    for _ in range(repeats):
-        for fn, ts in zip(fns, times):
-            t = time.perf_counter()
-            fn()
-            ts.append(time.perf_counter() - t)
-    return [statistics.median(ts) for ts in times]
 
 
 @torch.inference_mode()

@@ -12,6 +12,7 @@ without a label checkpoint an untrained masker of the same architecture is timed
 from __future__ import annotations
 
 import argparse
+import sys
 import json
 import statistics
 import time
@@ -19,25 +20,14 @@ from pathlib import Path
 
 import torch
 
-from saliency_core.checkpoint import load_masker
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import interleaved  # noqa: E402
+from saliency_core.checkpoint import load_masker  # noqa: E402
 from saliency_core.classifier import load_classifier
 from saliency_core.label_masker import LabelMasker, LabelMaskerConfig, output_layer_weights
 from saliency_core.masker_method import default_checkpoint
 from saliency_core.optimize import make_config, optimize_masks
 from saliency_core.train_label_masker import LabelMaskerTrainConfig
-
-
-def interleaved(fns: list, repeats: int) -> list[float]:
-    """Median seconds of each of ``fns``, called in turn ``repeats`` times (after one warm-up round)."""
-    for fn in fns:
-        fn()
-    times: list[list[float]] = [[] for _ in fns]
-    for _ in range(repeats):
-        for fn, ts in zip(fns, times):
-            t = time.perf_counter()
-            fn()
-            ts.append(time.perf_counter() - t)
-    return [statistics.median(ts) for ts in times]
 
 
 def main() -> None:
