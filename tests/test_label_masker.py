@@ -51,6 +51,19 @@ def test_hidden_film_runs_the_3x3_conv_once_per_image(tiny_classifier):
         LabelMaskerConfig(stage_channels=tiny_classifier.stage_channels, film_at="middle")
 
 
+@pytest.mark.parametrize("film_at", ["input", "hidden"])
+def test_label_checkpoint_round_trip_keeps_the_layout(tiny_classifier, tmp_path, film_at):
+    from saliency_core.checkpoint import load_masker, save_masker
+
+    m, codes = _masker(tiny_classifier, film_at)
+    path = save_masker(tmp_path / "label.safetensors", m, tiny_classifier, {"film_at": film_at}, kind="label")
+    loaded = load_masker(path, tiny_classifier).masker.eval()
+    assert loaded.config.film_at == film_at
+    with torch.no_grad():
+        stages = tiny_classifier.forward_features(torch.randn(1, 3, 64, 64)).stages
+        assert torch.allclose(loaded(stages, (64, 64), codes[1:4]), m(stages, (64, 64), codes[1:4]), atol=1e-6)
+
+
 def test_output_layer_weights_of_timm_and_torchvision(tiny_classifier):
     from saliency_core.classifier import load_classifier
 
