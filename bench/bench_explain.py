@@ -6,8 +6,8 @@ the forward itself (target <= 1.3x at batch 1 on the CPU). Run: ``python bench/b
 from __future__ import annotations
 
 import argparse
-import sys
 import statistics
+import sys
 import time
 from pathlib import Path
 

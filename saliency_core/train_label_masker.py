@@ -74,6 +74,8 @@ class LabelMaskerTrainConfig:
 
     def __post_init__(self) -> None:
         self.stages = tuple(int(s) for s in self.stages)
+        if self.film_at not in ("input", "hidden"):  # checked here too, before any data or model is loaded
+            raise ValueError(f"film_at must be 'input' or 'hidden', got '{self.film_at}'")
         if self.objective not in LABEL_OBJECTIVES:
             raise ValueError(f"objective must be one of {LABEL_OBJECTIVES}, got '{self.objective}'")
         if self.l1_weight is None:

@@ -49,6 +49,8 @@ def test_hidden_film_runs_the_3x3_conv_once_per_image(tiny_classifier):
     assert calls == [2]  # two images, five labels: the shared conv saw the two images once
     with pytest.raises(ValueError, match="film_at"):
         LabelMaskerConfig(stage_channels=tiny_classifier.stage_channels, film_at="middle")
+    with pytest.raises(ValueError, match="film_at"):
+        LabelMaskerTrainConfig(film_at="middle")
 
 
 @pytest.mark.parametrize("film_at", ["input", "hidden"])
