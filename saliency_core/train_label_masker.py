@@ -49,6 +49,9 @@ class LabelMaskerTrainConfig:
     soundness_weight: float = 1.0   # insertion: weight of (1 - soundness) against (1 - completeness)
     fractions: int = 4              # insertion: soft insertion steps per label (stratified fractions)
     keep_temperature: float = 0.5   # insertion: softness (in logit units) of the "top t of the pixels" maps
+    # insertion: weight of a calibrated random-image composite term on the mask itself (plus L1 and TV), which
+    # gives the mask a readable scale (the insertion loss alone sees only the ranking, so its masks are flat)
+    scale_weight: float = 0.0
     eps1: float = 0.01
     eps2: float = 0.001
     # on the mean mask (= Gupta's 2e-5 x sum over 224^2, about 1.0) and on the squared-difference sum of
@@ -78,10 +81,15 @@ class LabelMaskerTrainConfig:
             raise ValueError(f"film_at must be 'input' or 'hidden', got '{self.film_at}'")
         if self.objective not in LABEL_OBJECTIVES:
             raise ValueError(f"objective must be one of {LABEL_OBJECTIVES}, got '{self.objective}'")
+        if self.scale_weight < 0:
+            raise ValueError("scale_weight must be >= 0")
+        if self.scale_weight > 0 and self.objective != "insertion":
+            raise ValueError("scale_weight applies to the insertion objective only")
+        ranking_only = self.objective == "insertion"
         if self.l1_weight is None:
-            self.l1_weight = 0.0 if self.objective == "insertion" else 1.0
+            self.l1_weight = self.scale_weight * 1.0 if ranking_only else 1.0
         if self.tv_weight is None:
-            self.tv_weight = 0.0 if self.objective == "insertion" else 0.01
+            self.tv_weight = self.scale_weight * 0.01 if ranking_only else 0.01
         for name in ("overshoot_weight", "soundness_weight", "l1_weight", "tv_weight", "lr", "eps1", "eps2"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0")
@@ -153,6 +161,18 @@ def insertion_step(clf, masker: LabelMasker, x: torch.Tensor, stages: list[torch
     return loss, g, masks
 
 
+def scale_term(clf, x: torch.Tensor, masks: torch.Tensor, labels: torch.Tensor, idx: torch.Tensor,
+               log_f: torch.Tensor, cfg: "LabelMaskerTrainConfig") -> torch.Tensor:
+    """Calibrated loss of the masks themselves on random-image composites (another image of the batch fills
+    the unkept pixels): with the L1 term it makes a mask keep just enough for f(x,a), so mask values mean
+    something. The target is max(f, eps2), as in the soundness metric: no composite can go below chance."""
+    background = x.roll(1, dims=0)[idx]
+    comp = composite(x[idx], masks, background)
+    logp = F.log_softmax(clf(comp).float(), dim=-1).gather(1, labels[:, None])[:, 0]
+    target = log_f.detach().clamp_min(float(np.log(cfg.eps2)))
+    return calibrated_label_loss(logp, target, cfg.overshoot_weight)
+
+
 def train_label_masker(cfg: LabelMaskerTrainConfig) -> Path:
     """Train and save ``<out>/masker.safetensors`` (kind "label"); logs to ``steps.csv``."""
     if cfg.threads:
@@ -192,6 +212,8 @@ def train_label_masker(cfg: LabelMaskerTrainConfig) -> Path:
                                                  log_f.exp(), cfg, gen)
                 fit = per_label.mean()
                 logp = g.clamp_min(1e-12).log()
+                if cfg.scale_weight > 0:
+                    fit = fit + cfg.scale_weight * scale_term(clf, x, m, labels, idx, log_f, cfg)
             else:
                 m = masker(clean.stages, tuple(x.shape[-2:]), codes_all[labels], idx)
                 background = x.roll(1, dims=0)[idx]  # another image of the batch

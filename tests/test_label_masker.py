@@ -198,3 +198,37 @@ def test_saliency_train_kind_label_resolves_its_own_config(capsys):
     assert yaml.safe_load(capsys.readouterr().out)["l1_weight"] == 1.0
     assert main(["train", "--kind", "label", "--objective", "max", "--print-config"]) != 0
     assert "objective must be one of" in capsys.readouterr().err
+
+
+def test_scale_term_is_zero_for_a_full_mask_and_pulls_an_empty_one_up(tiny_classifier):
+    """A full mask reproduces the image, so its composite probability is f(x,a) exactly: nothing to fix.
+    An empty mask shows only the other image; for the label that image does not support it falls short of
+    f and the gradient raises the mask."""
+    from saliency_core.train_label_masker import scale_term
+
+    torch.manual_seed(0)
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        logp = tiny_classifier(x).log_softmax(-1)
+    labels, idx = logp.argmax(-1), torch.tensor([0, 1])
+    log_f = logp[idx, labels]
+    cfg = LabelMaskerTrainConfig(scale_weight=1.0)
+    full = torch.ones(2, 1, 64, 64)
+    assert float(scale_term(tiny_classifier, x, full, labels, idx, log_f, cfg)) == pytest.approx(0, abs=1e-5)
+    empty = torch.zeros(2, 1, 64, 64, requires_grad=True)
+    loss = scale_term(tiny_classifier, x, empty, labels, idx, log_f, cfg)
+    with torch.no_grad():
+        shown = tiny_classifier(x.roll(1, dims=0)).log_softmax(-1)[idx, labels]
+    expected = torch.relu(log_f - shown).mean()       # shortfall only, overshoot weight 1
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-4) and loss.item() > 0
+    loss.backward()
+    assert empty.grad.sum() < 0                         # descending the loss raises the mask
+
+
+def test_scale_weight_sets_l1_and_tv_and_is_checked():
+    cfg = LabelMaskerTrainConfig(scale_weight=0.2)
+    assert cfg.l1_weight == pytest.approx(0.2) and cfg.tv_weight == pytest.approx(0.002)
+    assert LabelMaskerTrainConfig().l1_weight == 0 and LabelMaskerTrainConfig().tv_weight == 0
+    for bad in ({"scale_weight": -1}, {"scale_weight": 0.1, "objective": "gupta"}):
+        with pytest.raises(ValueError):
+            LabelMaskerTrainConfig(**bad)
