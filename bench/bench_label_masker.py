@@ -69,7 +69,7 @@ def main() -> None:
     def label_masks() -> torch.Tensor:
         out = clf.forward_features(x)
         top = out.logits.topk(k, dim=1).indices[0]
-        return masker(out.stages, tuple(x.shape[-2:]), codes_all[top])
+        return masker(out.stages, tuple(x.shape[-2:]), codes_all[top], head=out.head)
 
     assert label_masks().shape == (k, 1, 224, 224)
     t_fwd, t_lm = interleaved([forward, label_masks], args.repeats)

@@ -45,22 +45,27 @@ def imagenet_class_names() -> tuple[str, ...]:
 
 @dataclass
 class ClassifierOutput:
-    """Logits plus the stage activations of the same forward pass (stage 1 first)."""
+    """Logits plus the stage activations of the same forward pass (stage 1 first).
+
+    ``head`` is the spatial map whose global average pool feeds the final linear layer (for class
+    activation maps: w_a . head + b_a averages to the label's logit), or None where the model has none.
+    """
 
     logits: torch.Tensor
     stages: list[torch.Tensor]
+    head: torch.Tensor | None = None
 
     def select(self, stage_ids: tuple[int, ...]) -> list[torch.Tensor]:
         """Activations of the given 1-based stage numbers."""
         return [self.stages[i - 1] for i in stage_ids]
 
 
-StageFn = Callable[[nn.Module, torch.Tensor], tuple[torch.Tensor, list[torch.Tensor]]]
+StageFn = Callable[[nn.Module, torch.Tensor], tuple[torch.Tensor, list[torch.Tensor], torch.Tensor | None]]
 
 
-def _timm_stage_fn(model: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+def _timm_stage_fn(model: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor], torch.Tensor]:
     final, stages = model.forward_intermediates(x)
-    return model.forward_head(final), list(stages)
+    return model.forward_head(final), list(stages), final
 
 
 class Classifier(nn.Module):
@@ -111,8 +116,8 @@ class Classifier(nn.Module):
         return self.model(x)
 
     def forward_features(self, x: torch.Tensor) -> ClassifierOutput:
-        logits, stages = self._stage_fn(self.model, x)
-        return ClassifierOutput(logits=logits, stages=stages)
+        logits, stages, head = self._stage_fn(self.model, x)
+        return ClassifierOutput(logits=logits, stages=stages, head=head)
 
     def label_name(self, index: int) -> str:
         return self.class_names[index]
@@ -233,9 +238,12 @@ def _torchvision_classifier(name: str, arch: str, weights: Path | None, preproce
         probe = extractor(torch.zeros(1, 3, 64, 64))
     channels = [probe[n].shape[1] for n in nodes]
 
-    def stage_fn(_: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    # ResNets average-pool their last stage straight into fc: that stage is the CAM head
+    head_node = nodes[-1] if nodes[-1] == "layer4" else None
+
+    def stage_fn(_: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor], torch.Tensor | None]:
         out = extractor(x)
-        return out[output_node], [out[n] for n in nodes]
+        return out[output_node], [out[n] for n in nodes], (out[head_node] if head_node else None)
 
     clf = Classifier(name, model, preprocessing, stage_fn, channels,
                      class_names=None if num_classes == 1000 else tuple(str(i) for i in range(num_classes)))

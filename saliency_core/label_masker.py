@@ -9,6 +9,12 @@ FiLM(w_a) -> ReLU -> 3x3 conv (64) -> ReLU -> 1x1 conv -> logits, upsampled bili
 
 ``film_at="hidden"`` moves the FiLM after the 3x3 conv (concat -> 3x3 conv -> FiLM(w_a) -> ReLU -> 1x1
 conv): the 3x3 conv then runs once per image instead of once per label, so k labels cost k 1x1 convs.
+
+``label_map=True`` (``hidden`` layout only) also feeds the classifier's own class activation map of the
+label, w_a . head(x) (centred; the classifier's pre-pool map, whose average is the label's logit), into
+the FiLM'd hidden layer and straight onto the logits: a label-specific *spatial* signal, so that on an
+image with two objects each label's mask can find its own. The skip starts at 1, so an untrained masker
+ranks pixels as the CAM does.
 """
 from __future__ import annotations
 
@@ -31,10 +37,13 @@ class LabelMaskerConfig:
     stage_channels: list[int] = field(default_factory=list)
     label_dim: int = 1280  # length of the classifier's output-layer weight vectors
     film_at: str = "input"  # where the label modulates the decoder: "input" (before the 3x3 conv) or "hidden"
+    label_map: bool = False  # also read the label's class activation map (needs film_at="hidden")
 
     def __post_init__(self) -> None:
         if self.film_at not in ("input", "hidden"):
             raise ValueError(f"film_at must be 'input' or 'hidden', got '{self.film_at}'")
+        if self.label_map and self.film_at != "hidden":
+            raise ValueError("label_map needs film_at='hidden'")
         self.stages = tuple(int(s) for s in self.stages)
         if not self.stages or min(self.stages) < 1:
             raise ValueError(f"stages must be numbers >= 1, got {self.stages}")
@@ -89,6 +98,9 @@ class LabelMasker(nn.Module):
             self.decoder = nn.Conv2d(c, 1, 1)
         else:
             self.decoder = nn.Sequential(nn.Conv2d(width, c, 3, padding=1), nn.ReLU(inplace=True), nn.Conv2d(c, 1, 1))
+        if config.label_map:
+            self.map_in = nn.Parameter(torch.zeros(c))      # CAM -> hidden channels
+            self.map_skip = nn.Parameter(torch.ones(1))     # CAM -> logits
 
     def features(self, stages: list[torch.Tensor], input_size: tuple[int, int]) -> torch.Tensor:
         """Label-independent features at input/4, computed once per image."""
@@ -98,18 +110,32 @@ class LabelMasker(nn.Module):
                  for r, s in zip(self.reducers, self.config.stages)]
         return torch.cat(feats, dim=1)
 
-    def mask_logits(self, feats: torch.Tensor, label_codes: torch.Tensor, image_index: torch.Tensor) -> torch.Tensor:
+    def label_maps(self, head: torch.Tensor | None, label_codes: torch.Tensor, image_index: torch.Tensor,
+                   size: tuple[int, int]) -> torch.Tensor:
+        """K x 1 x h x w class activation maps w_a . head (centred over space), at the decoder's resolution."""
+        if head is None or head.dim() != 4 or head.shape[1] != label_codes.shape[1]:
+            raise ValueError("this label masker reads class activation maps: the classifier must expose a "
+                             f"{label_codes.shape[1]}-channel pre-pool map (ClassifierOutput.head)")
+        cam = torch.einsum("kd,kdhw->khw", label_codes.float(), head.detach().float()[image_index])[:, None]
+        cam = cam - cam.mean(dim=(2, 3), keepdim=True)
+        return F.interpolate(cam, size=size, mode="bilinear", align_corners=False)
+
+    def mask_logits(self, feats: torch.Tensor, label_codes: torch.Tensor, image_index: torch.Tensor,
+                    head: torch.Tensor | None = None) -> torch.Tensor:
         gamma, beta = self.code(label_codes).chunk(2, dim=1)
         if self.config.film_at == "hidden":
             feats = self.shared(feats)  # once per image, shared by its labels
         f = feats[image_index] * (1 + gamma[..., None, None]) + beta[..., None, None]
-        return self.decoder(F.relu(f))
+        if not self.config.label_map:
+            return self.decoder(F.relu(f))
+        cam = self.label_maps(head, label_codes, image_index, tuple(feats.shape[-2:]))
+        return self.decoder(F.relu(f + self.map_in[:, None, None] * cam)) + self.map_skip * cam
 
     def forward(self, stages: list[torch.Tensor], input_size: tuple[int, int], label_codes: torch.Tensor,
-                image_index: torch.Tensor | None = None) -> torch.Tensor:
+                image_index: torch.Tensor | None = None, head: torch.Tensor | None = None) -> torch.Tensor:
         if image_index is None:
             image_index = torch.zeros(label_codes.shape[0], dtype=torch.long, device=label_codes.device)
-        logits = self.mask_logits(self.features(stages, input_size), label_codes, image_index)
+        logits = self.mask_logits(self.features(stages, input_size), label_codes, image_index, head)
         return torch.sigmoid(F.interpolate(logits, size=input_size, mode="bilinear", align_corners=False))
 
 

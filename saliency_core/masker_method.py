@@ -43,15 +43,16 @@ class MaskerMethod:
     def __call__(self, classifier: Classifier, x: torch.Tensor, labels: list[int], clean: ClassifierOutput,
                  progress: ProgressFn | None = None) -> MethodResult:
         ckpt = self.load(classifier)
-        stages = clean.stages
+        stages, head = clean.stages, clean.head
         if ckpt.classifier is not classifier:
-            stages = ckpt.classifier.forward_features(x).stages
+            own = ckpt.classifier.forward_features(x)
+            stages, head = own.stages, own.head
         info = {"checkpoint": str(self.checkpoint), "masker_kind": ckpt.kind}
         if ckpt.kind == "label":
             from .label_masker import output_layer_weights
 
             codes = output_layer_weights(ckpt.classifier)[torch.as_tensor(labels, device=x.device)]
-            mask = ckpt.masker(stages, tuple(x.shape[-2:]), codes)
+            mask = ckpt.masker(stages, tuple(x.shape[-2:]), codes, head=head)
             return MethodResult(masks=mask[:, 0], per_label=True, info=info)
         mask = ckpt.masker(stages, tuple(x.shape[-2:]))
         return MethodResult(masks=mask[:, 0], per_label=False, info=info)

@@ -44,6 +44,7 @@ class LabelMaskerTrainConfig:
     classifier_weights: str | None = None
     stages: tuple[int, ...] = (4, 5)
     film_at: str = "hidden"         # the decoder's FiLM: "hidden" (after the shared 3x3 conv; cheap) or "input"
+    label_map: bool = False         # also read the label's class activation map (film_at "hidden" only)
     objective: str = "insertion"
     overshoot_weight: float = 1.0   # calibrated: weight of the overshoot term
     soundness_weight: float = 1.0   # insertion: weight of (1 - soundness) against (1 - completeness)
@@ -79,6 +80,8 @@ class LabelMaskerTrainConfig:
         self.stages = tuple(int(s) for s in self.stages)
         if self.film_at not in ("input", "hidden"):  # checked here too, before any data or model is loaded
             raise ValueError(f"film_at must be 'input' or 'hidden', got '{self.film_at}'")
+        if self.label_map and self.film_at != "hidden":
+            raise ValueError("label_map needs film_at='hidden'")
         if self.objective not in LABEL_OBJECTIVES:
             raise ValueError(f"objective must be one of {LABEL_OBJECTIVES}, got '{self.objective}'")
         if self.scale_weight < 0:
@@ -137,7 +140,8 @@ def draw_labels(probs: torch.Tensor, top_k: int, low: int, generator: torch.Gene
 
 def insertion_step(clf, masker: LabelMasker, x: torch.Tensor, stages: list[torch.Tensor], codes: torch.Tensor,
                    labels: torch.Tensor, idx: torch.Tensor, f: torch.Tensor, cfg: "LabelMaskerTrainConfig",
-                   generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+                   generator: torch.Generator, head: torch.Tensor | None = None
+                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The insertion objective for one batch: (loss per label, soft insertion AUC g, masks).
 
     Each label's mask ranks the pixels; ``cfg.fractions`` stratified random shares t are kept (soft
@@ -146,7 +150,7 @@ def insertion_step(clf, masker: LabelMasker, x: torch.Tensor, stages: list[torch
     those composites estimates its insertion AUC, and the loss is (1 - completeness) + w (1 - soundness).
     """
     size = tuple(x.shape[-2:])
-    logits = masker.mask_logits(masker.features(stages, size), codes, idx)           # K x 1 x h x w
+    logits = masker.mask_logits(masker.features(stages, size), codes, idx, head)         # K x 1 x h x w
     k, t = logits.shape[0], cfg.fractions
     u = torch.rand(k, t, generator=generator).to(x.device)
     fractions = (torch.arange(t, device=x.device) + u) / t                           # stratified in (0, 1)
@@ -191,7 +195,8 @@ def train_label_masker(cfg: LabelMaskerTrainConfig) -> Path:
     gen = torch.Generator().manual_seed(cfg.seed)
     loader = DataLoader(ds, batch_size=cfg.batch_size, shuffle=True, drop_last=True, generator=gen)
     masker = LabelMasker(LabelMaskerConfig(stages=cfg.stages, stage_channels=clf.stage_channels,
-                                           label_dim=codes_all.shape[1], film_at=cfg.film_at)).to(device).train()
+                                           label_dim=codes_all.shape[1], film_at=cfg.film_at,
+                                           label_map=cfg.label_map)).to(device).train()
     opt = torch.optim.Adam(masker.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     total_steps = cfg.epochs * len(loader) if not cfg.max_steps else min(cfg.max_steps, cfg.epochs * len(loader))
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: max(0.05, 1 - s / max(total_steps, 1)))
@@ -209,13 +214,13 @@ def train_label_masker(cfg: LabelMaskerTrainConfig) -> Path:
             log_f = logp_clean[idx, labels]
             if cfg.objective == "insertion":
                 per_label, g, m = insertion_step(clf, masker, x, clean.stages, codes_all[labels], labels, idx,
-                                                 log_f.exp(), cfg, gen)
+                                                 log_f.exp(), cfg, gen, head=clean.head)
                 fit = per_label.mean()
                 logp = g.clamp_min(1e-12).log()
                 if cfg.scale_weight > 0:
                     fit = fit + cfg.scale_weight * scale_term(clf, x, m, labels, idx, log_f, cfg)
             else:
-                m = masker(clean.stages, tuple(x.shape[-2:]), codes_all[labels], idx)
+                m = masker(clean.stages, tuple(x.shape[-2:]), codes_all[labels], idx, head=clean.head)
                 background = x.roll(1, dims=0)[idx]  # another image of the batch
                 comp = composite(x[idx], m, background)
                 logp = F.log_softmax(clf(comp), dim=-1).gather(1, labels[:, None])[:, 0]

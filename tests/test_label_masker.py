@@ -4,6 +4,7 @@ import math
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from PIL import Image
 
 from saliency_core.label_masker import LabelMasker, LabelMaskerConfig, output_layer_weights
@@ -232,3 +233,44 @@ def test_scale_weight_sets_l1_and_tv_and_is_checked():
     for bad in ({"scale_weight": -1}, {"scale_weight": 0.1, "objective": "gupta"}):
         with pytest.raises(ValueError):
             LabelMaskerTrainConfig(**bad)
+
+
+def test_classifier_head_is_the_class_activation_map_source(tiny_classifier):
+    """Averaging w_a . head + b_a over space gives the label's logit (timm and torchvision ResNets)."""
+    from saliency_core.classifier import load_classifier
+
+    rn = load_classifier("torchvision:resnet18", random_init=True, num_classes=4).eval()
+    for clf in (tiny_classifier, rn):
+        out = clf.forward_features(torch.randn(2, 3, 64, 64))
+        fc = getattr(clf.model, "fc", None) or clf.model.get_classifier()
+        cam = torch.einsum("cd,bdhw->bchw", fc.weight, out.head) + fc.bias[:, None, None]
+        assert torch.allclose(cam.mean((2, 3)), out.logits, atol=1e-4)
+
+
+def test_label_map_masker_starts_from_the_cam_and_round_trips(tiny_classifier, tmp_path):
+    from saliency_core.checkpoint import load_masker, save_masker
+
+    torch.manual_seed(0)
+    codes = output_layer_weights(tiny_classifier)
+    m = LabelMasker(LabelMaskerConfig(stage_channels=tiny_classifier.stage_channels, label_dim=codes.shape[1],
+                                      film_at="hidden", label_map=True)).eval()
+    x = torch.randn(2, 3, 64, 64)
+    labels, index = torch.tensor([1, 2, 1]), torch.tensor([0, 0, 1])
+    with torch.no_grad():
+        out = tiny_classifier.forward_features(x)
+        torch.nn.init.zeros_(m.decoder.weight)
+        torch.nn.init.zeros_(m.decoder.bias)
+        logits = m.mask_logits(m.features(out.stages, (64, 64)), codes[labels], index, out.head)
+        cam = torch.einsum("kd,kdhw->khw", codes[labels], out.head[index])[:, None]
+        cam = F.interpolate(cam - cam.mean((2, 3), keepdim=True), size=(16, 16), mode="bilinear", align_corners=False)
+        assert torch.allclose(logits, cam, atol=1e-4)               # skip = 1: an untrained masker ranks like CAM
+        assert not torch.allclose(logits[0], logits[1])              # the label's own map
+        with pytest.raises(ValueError, match="class activation map"):
+            m(out.stages, (64, 64), codes[labels], index)           # no head given
+        path = save_masker(tmp_path / "l.safetensors", m, tiny_classifier, {}, kind="label")
+        loaded = load_masker(path, tiny_classifier).masker.eval()
+        assert loaded.config.label_map
+        assert torch.allclose(loaded(out.stages, (64, 64), codes[labels], index, head=out.head),
+                              m(out.stages, (64, 64), codes[labels], index, head=out.head), atol=1e-6)
+    with pytest.raises(ValueError, match="label_map"):
+        LabelMaskerConfig(stage_channels=tiny_classifier.stage_channels, film_at="input", label_map=True)
