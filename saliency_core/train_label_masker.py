@@ -1,4 +1,10 @@
-"""Training the label-conditioned masker (FIX: frozen classifier) from the Gupta et al. objective.
+"""Training the label-conditioned masker from the Gupta et al. objective, FIX or CA.
+
+FIX: the classifier is frozen. CA (classifier-agnostic, Zolna et al.): the classifier keeps training
+(SGD) on clean images and on images with the top label's most salient pixels deleted, and the masker's
+composites are judged by the latest classifier or by a snapshot from a pool of its past selves (CASM's
+thinning strategies). Its BatchNorm statistics stay frozen (eval mode): batches of a few images would
+make them noise. The checkpoint then carries the co-trained classifier, whose activations the masker reads.
 
 For each image, labels are drawn from the classifier's own distribution: the top-1 label, one
 label sampled from p(.|x) among the rest of the top-k, and one low-probability label drawn
@@ -27,6 +33,7 @@ from .classifier import load_classifier
 from .data import ImageDataset, class_disjoint_split, read_samples, train_transform
 from .device import resolve_device
 from .label_masker import LabelMasker, LabelMaskerConfig, output_layer_weights
+from .classifier_pool import ClassifierPool, thinning_strategy
 from .masking import composite
 from .objectives import (calibrated_label_loss, completeness_soundness_loss, gupta_label_loss, soft_insertion_keep,
                          total_variation)
@@ -43,6 +50,13 @@ class LabelMaskerTrainConfig:
     classifier: str = "efficientnet_lite0"
     classifier_weights: str | None = None
     stages: tuple[int, ...] = (4, 5)
+    mode: str = "fix"               # fix: frozen classifier; ca: it keeps training and a pool of its snapshots judges
+    pool_strategy: str = "L100"     # CA thinning strategy: F, L, FL, L100, L1000
+    pool_size: int = 30
+    classifier_lr: float = 1e-3     # CA: SGD on the classifier
+    classifier_momentum: float = 0.9
+    classifier_weight_decay: float = 1e-4
+    deleted_fraction: tuple[float, float] = (0.2, 0.5)  # CA: share of the top label's pixels deleted (uniform)
     film_at: str = "hidden"         # the decoder's FiLM: "hidden" (after the shared 3x3 conv; cheap) or "input"
     label_map: bool = False         # also read the label's class activation map (film_at "hidden" only)
     objective: str = "insertion"
@@ -82,6 +96,21 @@ class LabelMaskerTrainConfig:
             raise ValueError(f"film_at must be 'input' or 'hidden', got '{self.film_at}'")
         if self.label_map and self.film_at != "hidden":
             raise ValueError("label_map needs film_at='hidden'")
+        if self.mode not in ("fix", "ca"):
+            raise ValueError(f"mode must be 'fix' or 'ca', got '{self.mode}'")
+        thinning_strategy(self.pool_strategy)  # PoolError (a ValueError) names the valid ones
+        raw = self.deleted_fraction
+        try:
+            self.deleted_fraction = tuple(float(v) for v in (raw.split(",") if isinstance(raw, str) else raw))
+        except ValueError:
+            raise ValueError(f"deleted_fraction must look like 0.2,0.5, got '{raw}'") from None
+        if len(self.deleted_fraction) != 2:
+            raise ValueError(f"deleted_fraction must be two numbers (low,high), got '{raw}'")
+        lo, hi = self.deleted_fraction
+        if not 0 < lo <= hi < 1:
+            raise ValueError(f"deleted_fraction must be 0 < low <= high < 1, got {self.deleted_fraction}")
+        if self.pool_size < 1 or self.classifier_lr <= 0:
+            raise ValueError("pool_size must be >= 1 and classifier_lr > 0")
         if self.objective not in LABEL_OBJECTIVES:
             raise ValueError(f"objective must be one of {LABEL_OBJECTIVES}, got '{self.objective}'")
         if self.scale_weight < 0:
@@ -106,6 +135,7 @@ class LabelMaskerTrainConfig:
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["stages"] = list(self.stages)
+        d["deleted_fraction"] = list(self.deleted_fraction)
         return d
 
     @classmethod
@@ -177,6 +207,57 @@ def scale_term(clf, x: torch.Tensor, masks: torch.Tensor, labels: torch.Tensor, 
     return calibrated_label_loss(logp, target, cfg.overshoot_weight)
 
 
+def delete_top(x: torch.Tensor, masks: torch.Tensor, fraction: torch.Tensor) -> torch.Tensor:
+    """Images with their top ``fraction`` of pixels (ranked by ``masks``, one per image) set to gray (0): the
+    masked-out images a CA classifier learns from, so the masker must find *all* the label's evidence."""
+    flat = masks.detach().flatten(1)
+    k = (fraction.to(flat.device) * flat.shape[1]).long().clamp(1, flat.shape[1])
+    thresholds = flat.sort(dim=1, descending=True).values.gather(1, (k - 1)[:, None])
+    keep = (flat < thresholds).float().view_as(masks)
+    return x * keep
+
+
+class CoTraining:
+    """The CA side of label-masker training: the training classifier, its optimiser and the judge pool."""
+
+    def __init__(self, clf, cfg: "LabelMaskerTrainConfig", generator: torch.Generator) -> None:
+        import copy
+
+        self.clf, self.cfg, self.gen = clf, cfg, generator
+        strategy = thinning_strategy(cfg.pool_strategy)
+        self.trains = strategy.train_classifier
+        clf.requires_grad_(self.trains)
+        self.params = [p for p in clf.parameters() if p.requires_grad]
+        self.opt = (torch.optim.SGD(self.params, lr=cfg.classifier_lr, momentum=cfg.classifier_momentum,
+                                    weight_decay=cfg.classifier_weight_decay) if self.trains else None)
+        self.pool = ClassifierPool.from_strategy(strategy, cfg.pool_size, seed=cfg.seed) if strategy.uses_pool else None
+        self.judge_copy = copy.deepcopy(clf).eval().requires_grad_(False) if self.pool is not None else None
+        self.updates = 0
+        if self.pool is not None:
+            self.pool.observe(clf.model, 0)
+
+    def judge(self):
+        """The classifier that scores this step's composites: the latest, or a pool snapshot."""
+        index = self.pool.draw() if self.pool is not None else None
+        return self.clf if index is None else self.pool.load_into(self.judge_copy.model, index)
+
+    def step(self, clean_logits: torch.Tensor, x: torch.Tensor, y: torch.Tensor, top_masks: torch.Tensor) -> float:
+        """One SGD step of the classifier on clean + top-label-deleted images (CASM's mixed loss)."""
+        if not self.trains:
+            return 0.0
+        lo, hi = self.cfg.deleted_fraction
+        fraction = lo + (hi - lo) * torch.rand(x.shape[0], generator=self.gen)
+        loss = F.cross_entropy(clean_logits.float(), y) + F.cross_entropy(self.clf(delete_top(x, top_masks, fraction))
+                                                                          .float(), y)
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward(inputs=self.params)
+        self.opt.step()
+        self.updates += 1
+        if self.pool is not None:
+            self.pool.observe(self.clf.model, self.updates)
+        return float(loss.detach())
+
+
 def train_label_masker(cfg: LabelMaskerTrainConfig) -> Path:
     """Train and save ``<out>/masker.safetensors`` (kind "label"); logs to ``steps.csv``."""
     if cfg.threads:
@@ -189,7 +270,7 @@ def train_label_masker(cfg: LabelMaskerTrainConfig) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
     clf = load_classifier(cfg.classifier, cfg.classifier_weights, device=device)
-    codes_all = output_layer_weights(clf).to(device)
+    codes_all = output_layer_weights(clf).to(device)  # a view of the live weights: CA updates show up in it
     train_s, val_s = class_disjoint_split(read_samples(cfg.data), cfg.val_fraction, cfg.split_seed)
     ds = ImageDataset(train_s, train_transform(cfg.image_size))
     gen = torch.Generator().manual_seed(cfg.seed)
@@ -200,44 +281,51 @@ def train_label_masker(cfg: LabelMaskerTrainConfig) -> Path:
     opt = torch.optim.Adam(masker.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     total_steps = cfg.epochs * len(loader) if not cfg.max_steps else min(cfg.max_steps, cfg.epochs * len(loader))
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: max(0.05, 1 - s / max(total_steps, 1)))
+    co = CoTraining(clf, cfg, gen) if cfg.mode == "ca" else None
+    per_image = 1 + cfg.rest_labels + cfg.low_probability_labels
     step, t0, rows = 0, time.perf_counter(), []
-    bar = tqdm(total=total_steps, desc="label masker", unit="step")
+    bar = tqdm(total=total_steps, desc=f"label masker ({cfg.mode})", unit="step")
     for epoch in range(cfg.epochs):
-        for x01, _ in loader:
-            x = clf.preprocessing.normalize(x01.to(device))
-            with torch.no_grad():
+        for x01, y in loader:
+            x, y = clf.preprocessing.normalize(x01.to(device)), y.to(device)
+            with torch.set_grad_enabled(co is not None and co.trains):  # CA: the clean pass trains the classifier
                 clean = clf.forward_features(x)
-                logp_clean = F.log_softmax(clean.logits, dim=-1)
+            judge = co.judge() if co is not None else clf
+            with torch.no_grad():  # f(x,a) of the classifier that judges this step
+                logp_clean = F.log_softmax((clean.logits if judge is clf else judge(x)).detach().float(), dim=-1)
             labels, idx = draw_labels(logp_clean.exp().cpu(), cfg.top_k, cfg.low_probability_labels, gen,
                                       rest=cfg.rest_labels, uniform=cfg.objective == "insertion")
             labels, idx = labels.to(device), idx.to(device)
             log_f = logp_clean[idx, labels]
             if cfg.objective == "insertion":
-                per_label, g, m = insertion_step(clf, masker, x, clean.stages, codes_all[labels], labels, idx,
+                per_label, g, m = insertion_step(judge, masker, x, clean.stages, codes_all[labels], labels, idx,
                                                  log_f.exp(), cfg, gen, head=clean.head)
                 fit = per_label.mean()
                 logp = g.clamp_min(1e-12).log()
                 if cfg.scale_weight > 0:
-                    fit = fit + cfg.scale_weight * scale_term(clf, x, m, labels, idx, log_f, cfg)
+                    fit = fit + cfg.scale_weight * scale_term(judge, x, m, labels, idx, log_f, cfg)
             else:
                 m = masker(clean.stages, tuple(x.shape[-2:]), codes_all[labels], idx, head=clean.head)
                 background = x.roll(1, dims=0)[idx]  # another image of the batch
                 comp = composite(x[idx], m, background)
-                logp = F.log_softmax(clf(comp), dim=-1).gather(1, labels[:, None])[:, 0]
+                logp = F.log_softmax(judge(comp), dim=-1).gather(1, labels[:, None])[:, 0]
                 fit = (calibrated_label_loss(logp, log_f, cfg.overshoot_weight) if cfg.objective == "calibrated"
                        else gupta_label_loss(logp))
             area = m.mean()
             tv = total_variation(m)
             loss = fit + cfg.l1_weight * area + cfg.tv_weight * tv
             opt.zero_grad(set_to_none=True)
-            loss.backward()
+            loss.backward(inputs=list(masker.parameters()))  # never into a CA classifier's weights
             torch.nn.utils.clip_grad_norm_(masker.parameters(), cfg.grad_clip)
             opt.step()
             sched.step()
+            cls_loss = co.step(clean.logits, x, y, m[::per_image]) if co is not None else 0.0
             step += 1
             rows.append({"step": step, "epoch": epoch + 1, "loss": float(loss.detach()), "fit": float(fit.detach()),
                          "area": float(area.detach()), "tv": float(tv.detach()),
-                         "gap_top1": float((logp - log_f).detach()[::1 + cfg.rest_labels + cfg.low_probability_labels].mean())})
+                         "gap_top1": float((logp - log_f).detach()[::per_image].mean()),
+                         "cls_loss": cls_loss, "judge": "fixed" if co is None else
+                         ("latest" if judge is clf else "pool")})
             bar.update(1)
             bar.set_postfix(loss=f"{rows[-1]['loss']:.3f}", area=f"{rows[-1]['area']:.2f}")
             if step >= total_steps:
@@ -252,4 +340,8 @@ def train_label_masker(cfg: LabelMaskerTrainConfig) -> Path:
     figures = {"train_images": len(ds), "val_images": len(val_s), "steps": step, "wall_time_s": round(elapsed, 1),
                "images_per_s": round(step * cfg.batch_size / elapsed, 2), "device": str(device),
                "final_area": rows[-1]["area"] if rows else None}
-    return save_masker(out / "masker.safetensors", masker.eval(), clf, cfg.to_dict(), figures, kind="label")
+    if co is not None:
+        clf.eval().requires_grad_(False)
+        figures["classifier_updates"] = co.updates
+    return save_masker(out / "masker.safetensors", masker.eval(), clf, cfg.to_dict(), figures, kind="label",
+                       include_classifier=co is not None and co.trains)

@@ -274,3 +274,62 @@ def test_label_map_masker_starts_from_the_cam_and_round_trips(tiny_classifier, t
                               m(out.stages, (64, 64), codes[labels], index, head=out.head), atol=1e-6)
     with pytest.raises(ValueError, match="label_map"):
         LabelMaskerConfig(stage_channels=tiny_classifier.stage_channels, film_at="input", label_map=True)
+
+
+def _photo_csv(tmp_path, n: int = 6):
+    """A tiny labelled set of real photos (skimage crops), one class each."""
+    from skimage import data
+
+    photos = [data.chelsea(), data.coffee(), data.astronaut()]
+    lines = ["file,label"]
+    for i in range(n):
+        img = Image.fromarray(photos[i % 3]).crop((i * 10, i * 10, i * 10 + 200, i * 10 + 200))
+        img.save(tmp_path / f"{i}.png")
+        lines.append(f"{i}.png,{[285, 967, 834][i % 3] + i // 3}")
+    (tmp_path / "labels.csv").write_text("\n".join(lines) + "\n")
+    return tmp_path / "labels.csv"
+
+
+@pytest.mark.parametrize("mode", ["fix", "ca"])
+def test_train_label_masker_fix_and_ca_end_to_end(tmp_path, mode, lite0):
+    """Two real steps on the embedded classifier: FIX leaves it alone; CA trains it, and the checkpoint carries
+    the co-trained classifier, which the masker reads while the embedded classifier is explained."""
+    from saliency_core.checkpoint import load_masker
+    from saliency_core.masker_method import MaskerMethod
+    from saliency_core.train_label_masker import train_label_masker
+
+    cfg = LabelMaskerTrainConfig(data=str(_photo_csv(tmp_path)), out=str(tmp_path / "run"), mode=mode,
+                                 pool_strategy="L100", label_map=True, batch_size=2, max_steps=2, epochs=1,
+                                 image_size=96, fractions=1, val_fraction=0.2, threads=1)
+    path = train_label_masker(cfg)
+    ckpt = load_masker(path, lite0)
+    steps = __import__("pandas").read_csv(tmp_path / "run" / "steps.csv")
+    assert len(steps) == 2 and steps["loss"].notna().all()
+    if mode == "fix":
+        assert ckpt.classifier is lite0 and (steps["cls_loss"] == 0).all()
+    else:
+        assert ckpt.classifier is not lite0 and (steps["cls_loss"] > 0).all()
+        moved = [(a - b).abs().max() for a, b in zip(ckpt.classifier.parameters(), lite0.parameters())]
+        assert max(moved) > 0                                          # the classifier really trained
+        assert ckpt.classifier.identity != lite0.identity
+    x = lite0.preprocessing.normalize(torch.rand(1, 3, 96, 96))
+    with torch.no_grad():
+        result = MaskerMethod(path)(lite0, x, [285, 967], lite0.forward_features(x))
+    assert result.per_label and result.masks.shape == (2, 96, 96) and torch.isfinite(result.masks).all()
+
+
+def test_delete_top_removes_exactly_the_top_share():
+    from saliency_core.train_label_masker import delete_top
+
+    x = torch.ones(2, 3, 4, 4)
+    masks = torch.arange(32, dtype=torch.float32).view(2, 1, 4, 4)
+    out = delete_top(x, masks, torch.tensor([0.25, 0.5]))
+    assert (out[0, 0] == 0).sum() == 4 and (out[1, 0] == 0).sum() == 8
+    assert out[0, 0, 3].sum() == 0 and out[0, 0, :3].min() == 1       # the 4 highest-ranked pixels went gray
+
+
+def test_bad_co_training_options():
+    for bad in ({"mode": "agnostic"}, {"pool_strategy": "L7"}, {"deleted_fraction": (0.5, 0.2)},
+                {"deleted_fraction": "0.1"}, {"pool_size": 0}):
+        with pytest.raises(ValueError):
+            LabelMaskerTrainConfig(**bad)

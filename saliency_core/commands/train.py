@@ -93,8 +93,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--config", default=None, metavar="YAML", help="a YAML file of config fields")
     p.add_argument("--print-config", action="store_true", help="print the resolved config as YAML and exit")
     p.add_argument("--kind", choices=("masker", "label"), default="masker",
-                   help="masker: the Phang et al. masker (FIX or CA); label: the per-label masker (FIX; its own "
-                        "objectives: --objective insertion|calibrated|gupta)")
+                   help="masker: the Phang et al. masker (FIX or CA); label: the per-label masker (FIX or CA with "
+                        "--mode; its own objectives: --objective insertion|calibrated|gupta)")
     add_config_flags(p)
     from saliency_core.train_label_masker import LabelMaskerTrainConfig
 
