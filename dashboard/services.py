@@ -159,6 +159,7 @@ class MethodEntry:
     options: tuple[OptionSpec, ...]
     on_request: bool  # slow per-image optimisation: runs when the user presses Run, can be cancelled
     infiller_options: bool = False  # takes ``infiller_options`` (the options of its own infiller)
+    checkpoint_kinds: tuple[str, ...] | None = None  # masker checkpoint kinds it accepts (None: any)
 
     @property
     def title(self) -> str:
@@ -170,7 +171,8 @@ def _entry(spec: MethodSpec) -> MethodEntry:
     group = GROUPS.get(module, "Other")
     return MethodEntry(name=spec.name, summary=spec.summary, per_label=spec.per_label, group=group,
                        options=method_options(spec.factory), on_request=group == "Per-image optimisation",
-                       infiller_options=takes_option(spec.factory, "infiller_options"))
+                       infiller_options=takes_option(spec.factory, "infiller_options"),
+                       checkpoint_kinds=getattr(spec.factory, "checkpoint_kinds", None))
 
 
 def method_catalog() -> dict[str, MethodEntry]:
@@ -202,6 +204,7 @@ class CheckpointInfo:
     path: Path
     label: str
     description: str
+    kind: str = "phang"  # "phang" (one mask per image) or "label" (one mask per label); "?" when unreadable
 
 
 def _describe(path: Path) -> str:
@@ -221,6 +224,17 @@ def _describe(path: Path) -> str:
     return f"{kind} masker{mode} for {clf}" + (f"; held-out classes: {shown}" if shown else "")
 
 
+def _kind(path: Path) -> str:
+    """The checkpoint's kind from its safetensors header (the header only: cheap), "?" when unreadable."""
+    try:
+        from safetensors import safe_open
+
+        with safe_open(str(path), framework="pt") as f:
+            return json.loads((f.metadata() or {}).get("kind", '"phang"'))
+    except Exception:  # noqa: BLE001 - an unreadable file is reported when it is loaded, with its reason
+        return "?"
+
+
 def find_checkpoints(extra_dirs: list[Path] | None = None) -> list[CheckpointInfo]:
     """Masker checkpoints (``*.safetensors``) in the repository's checkpoints/ and ``extra_dirs``."""
     seen: dict[Path, CheckpointInfo] = {}
@@ -230,9 +244,11 @@ def find_checkpoints(extra_dirs: list[Path] | None = None) -> list[CheckpointInf
         for path in sorted(folder.glob("*.safetensors")):
             path = path.resolve()
             if path not in seen:
-                seen[path] = CheckpointInfo(path, path.stem, _describe(path))
-    # the shipped FIX masker first: it is the default of the 'masker' method
-    return sorted(seen.values(), key=lambda c: (c.path.name != "fix_lite0.safetensors", c.label))
+                seen[path] = CheckpointInfo(path, path.stem, _describe(path), _kind(path))
+    # the shipped maskers first: each is the default of its method ('masker', 'label-masker')
+    shipped = ("fix_lite0.safetensors", "label_lite0.safetensors")
+    return sorted(seen.values(), key=lambda c: (c.path.name not in shipped, shipped.index(c.path.name)
+                                                if c.path.name in shipped else 0, c.label))
 
 
 def store_uploaded_checkpoint(data: bytes, name: str, max_mb: int) -> Path:

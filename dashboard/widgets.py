@@ -121,9 +121,14 @@ def checkpoint_ui(checkpoints: list[services.CheckpointInfo], settings: Dashboar
 
 
 def _method_option(spec: OptionSpec, method: str, checkpoints: list[services.CheckpointInfo],
-                   settings: DashboardSettings, values: dict[str, Any], with_infiller_options: bool) -> None:
+                   settings: DashboardSettings, values: dict[str, Any], with_infiller_options: bool,
+                   kinds: tuple[str, ...] | None = None) -> None:
     if spec.kind == "checkpoint":
-        values[spec.name] = checkpoint_ui(checkpoints, settings)
+        if kinds is None:
+            values[spec.name] = checkpoint_ui(checkpoints, settings)
+        else:  # only the checkpoints this method can read, in its own widget (its own default)
+            values[spec.name] = checkpoint_ui([c for c in checkpoints if c.kind in kinds or c.kind == "?"], settings,
+                                              key=f"checkpoint_{method}")
         return
     values[spec.name] = option_widget(spec, key=f"opt:{method}:{spec.name}")
     if spec.kind == "infiller" and with_infiller_options:
@@ -145,12 +150,14 @@ def method_ui(catalog: dict[str, services.MethodEntry], checkpoints: list[servic
     with_infiller_options = entry.infiller_options
     for spec in entry.options:
         if spec.main or not many:
-            _method_option(spec, name, checkpoints, settings, values, with_infiller_options)
+            _method_option(spec, name, checkpoints, settings, values, with_infiller_options,
+                           entry.checkpoint_kinds)
     if many:
         with st.expander("More options"):
             for spec in entry.options:
                 if not spec.main:
-                    _method_option(spec, name, checkpoints, settings, values, with_infiller_options)
+                    _method_option(spec, name, checkpoints, settings, values, with_infiller_options,
+                                   entry.checkpoint_kinds)
     ready = all(values.get(s.name) is not None for s in entry.options if s.kind == "checkpoint")
     options = {k: v for k, v in clean_options(entry.options, values).items()
                if v != next(s.default for s in entry.options if s.name == k)}

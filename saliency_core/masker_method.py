@@ -28,6 +28,8 @@ class MaskerMethod:
     """
 
     name = "masker"
+    #: checkpoint kinds this method accepts (None: any; a label checkpoint then gives one mask per label)
+    checkpoint_kinds: tuple[str, ...] | None = None
 
     def __init__(self, checkpoint: str | Path | None = None) -> None:
         self.checkpoint = Path(checkpoint) if checkpoint else default_checkpoint()
@@ -36,7 +38,14 @@ class MaskerMethod:
     def load(self, classifier: Classifier) -> MaskerCheckpoint:
         key = classifier.identity
         if key not in self._loaded:
-            self._loaded[key] = load_masker(self.checkpoint, classifier=classifier, device=classifier.device)
+            ckpt = load_masker(self.checkpoint, classifier=classifier, device=classifier.device)
+            if self.checkpoint_kinds is not None and ckpt.kind not in self.checkpoint_kinds:
+                from .checkpoint import CheckpointError
+
+                raise CheckpointError(f"{self.checkpoint.name} is a '{ckpt.kind}' masker checkpoint; the "
+                                      f"{self.name} method needs one of kind {', '.join(self.checkpoint_kinds)} "
+                                      "(use the 'masker' method for it)")
+            self._loaded[key] = ckpt
         return self._loaded[key]
 
     @torch.no_grad()
@@ -63,6 +72,7 @@ class LabelMaskerMethod(MaskerMethod):
     """The per-label masker (checkpoint kind "label"); default: the shipped one."""
 
     name = "label-masker"
+    checkpoint_kinds = ("label",)
 
     def __init__(self, checkpoint: str | Path | None = None) -> None:
         super().__init__(checkpoint or default_checkpoint("label"))

@@ -734,3 +734,51 @@ def test_label_masker_is_listed_only_with_its_checkpoint(monkeypatch, tmp_path):
     assert "masker" in services.method_catalog()
     (tmp_path / "label.safetensors").write_bytes(b"x")
     assert "label-masker" in services.method_catalog()
+
+
+@pytest.mark.skipif(not services.checkpoints_dir().joinpath("label_lite0.safetensors").exists(),
+                    reason="shipped label masker not built yet")
+def test_shipped_label_masker_draws_one_mask_and_curve_per_label(monkeypatch, lite0):
+    """The embedded classifier with the shipped per-label masker: five masks, each under its own label,
+    and the per-label curves scored from those five masks."""
+    monkeypatch.delenv("SALIENCY_DASHBOARD_CHECKPOINT_DIRS", raising=False)
+    monkeypatch.setattr(resources, "current_classifier", lambda: lite0)
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+    at.sidebar.selectbox(key="method").set_value("label-masker").run()
+    _ok(at)
+    assert not _errors(at)
+    top5 = [line.split(". ", 1)[1].rsplit(" ", 1)[0] for line in _top5_text(at).splitlines()]
+    shown = [i.caption.rsplit(" (", 1)[0] for el in at.image for i in el.proto.imgs if i.caption]
+    assert [s for s in shown if s in top5] == top5, shown       # one overlay per label, in rank order
+    curves = [t for t in _curve_chart(at)["data"] if t.get("mode") == "lines+markers"]
+    assert len(curves) == 5
+    frame = at.dataframe[0].value
+    assert list(frame["name"]) == top5 and frame["completeness"].between(0, 1).all()
+
+
+def test_checkpoints_carry_their_kind_and_the_label_masker_lists_only_its_own(app, tiny, monkeypatch):
+    """The per-label masker's checkpoint menu has only label checkpoints (its own widget and default), so
+    switching from 'masker' never hands it a label-agnostic file."""
+    from saliency_core.label_masker import LabelMasker, LabelMaskerConfig, output_layer_weights
+
+    codes = output_layer_weights(tiny.clf)
+    label = save_masker(tiny.folder / "tiny_label.safetensors", LabelMasker(LabelMaskerConfig(
+        stage_channels=tiny.clf.stage_channels, label_dim=codes.shape[1], film_at="hidden")).eval(), tiny.clf, {},
+        kind="label")
+    try:
+        kinds = {c.path.name: c.kind for c in services.find_checkpoints([tiny.folder])}
+        assert kinds["tiny_label.safetensors"] == "label" and kinds["tiny_fix.safetensors"] == "phang"
+        from saliency_core import masker_method
+
+        monkeypatch.setattr(masker_method, "default_checkpoint",  # as if this one shipped: the method is listed
+                            lambda kind="phang": label if kind == "label" else tiny.good)
+        at = app.run()
+        at.sidebar.selectbox(key="method").set_value("label-masker").run()
+        _ok(at)
+        menu = at.sidebar.selectbox(key="checkpoint_label-masker")
+        assert [o for o in menu.options if o.startswith("tiny")] == ["tiny_label"], menu.options
+        assert not [e.value for e in at.error]
+        assert len(at.image) >= 4 + 5                                   # the views + one overlay per top-5 label
+    finally:
+        label.unlink()
+        label.with_suffix(".json").unlink(missing_ok=True)

@@ -333,3 +333,15 @@ def test_bad_co_training_options():
                 {"deleted_fraction": "0.1"}, {"pool_size": 0}):
         with pytest.raises(ValueError):
             LabelMaskerTrainConfig(**bad)
+
+
+def test_label_masker_method_refuses_a_label_agnostic_checkpoint(tiny_classifier, tmp_path):
+    from saliency_core.checkpoint import CheckpointError, save_masker
+    from saliency_core.masker import MaskerConfig, PhangMasker
+    from saliency_core.masker_method import LabelMaskerMethod, MaskerMethod
+
+    phang = save_masker(tmp_path / "fix.safetensors", PhangMasker(MaskerConfig(
+        stage_channels=tiny_classifier.stage_channels)).eval(), tiny_classifier, {})
+    with pytest.raises(CheckpointError, match="'phang' masker checkpoint.*use the 'masker' method"):
+        LabelMaskerMethod(phang).load(tiny_classifier)
+    assert MaskerMethod(phang).load(tiny_classifier).kind == "phang"
