@@ -53,7 +53,8 @@ class LabelMaskerTrainConfig:
     mode: str = "fix"               # fix: frozen classifier; ca: it keeps training and a pool of its snapshots judges
     pool_strategy: str = "L100"     # CA thinning strategy: F, L, FL, L100, L1000
     pool_size: int = 30
-    classifier_lr: float = 1e-3     # CA: SGD on the classifier
+    classifier_lr: float = 1e-4     # CA: SGD on the classifier (1e-3 blew the classifier up within 5 steps)
+    classifier_grad_clip: float = 1.0  # CA: the frozen-BN EfficientNet's gradients spike without it
     classifier_momentum: float = 0.9
     classifier_weight_decay: float = 1e-4
     deleted_fraction: tuple[float, float] = (0.2, 0.5)  # CA: share of the top label's pixels deleted (uniform)
@@ -109,8 +110,8 @@ class LabelMaskerTrainConfig:
         lo, hi = self.deleted_fraction
         if not 0 < lo <= hi < 1:
             raise ValueError(f"deleted_fraction must be 0 < low <= high < 1, got {self.deleted_fraction}")
-        if self.pool_size < 1 or self.classifier_lr <= 0:
-            raise ValueError("pool_size must be >= 1 and classifier_lr > 0")
+        if self.pool_size < 1 or self.classifier_lr <= 0 or self.classifier_grad_clip < 0:
+            raise ValueError("pool_size must be >= 1, classifier_lr > 0 and classifier_grad_clip >= 0")
         if self.objective not in LABEL_OBJECTIVES:
             raise ValueError(f"objective must be one of {LABEL_OBJECTIVES}, got '{self.objective}'")
         if self.scale_weight < 0:
@@ -251,6 +252,8 @@ class CoTraining:
                                                                           .float(), y)
         self.opt.zero_grad(set_to_none=True)
         loss.backward(inputs=self.params)
+        if self.cfg.classifier_grad_clip:
+            torch.nn.utils.clip_grad_norm_(self.params, self.cfg.classifier_grad_clip)
         self.opt.step()
         self.updates += 1
         if self.pool is not None:

@@ -330,7 +330,7 @@ def test_delete_top_removes_exactly_the_top_share():
 
 def test_bad_co_training_options():
     for bad in ({"mode": "agnostic"}, {"pool_strategy": "L7"}, {"deleted_fraction": (0.5, 0.2)},
-                {"deleted_fraction": "0.1"}, {"pool_size": 0}):
+                {"deleted_fraction": "0.1"}, {"pool_size": 0}, {"classifier_grad_clip": -1}):
         with pytest.raises(ValueError):
             LabelMaskerTrainConfig(**bad)
 
