@@ -46,14 +46,18 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     clf = load_classifier(device=args.device)
     ckpt_path = Path(args.checkpoint) if args.checkpoint else default_checkpoint("label")
+    reader = clf  # the classifier whose activations the masker reads: a CA checkpoint brings its own
     if ckpt_path.exists():
-        masker, source = load_masker(ckpt_path, clf, device=args.device).masker, str(ckpt_path)
+        ckpt = load_masker(ckpt_path, clf, device=args.device)
+        masker, source, reader = ckpt.masker, str(ckpt_path), ckpt.classifier
+        if reader is not clf:
+            source += " (CA: its co-trained classifier runs once more, and is timed)"
     else:
         film_at = LabelMaskerTrainConfig().film_at  # what `saliency train --kind label` builds by default
         masker = LabelMasker(LabelMaskerConfig(stage_channels=clf.stage_channels, film_at=film_at,
                                                label_dim=output_layer_weights(clf).shape[1])).eval().to(clf.device)
         source = f"untrained, film_at={film_at} (the cost does not depend on the weights; no label checkpoint found)"
-    codes_all = output_layer_weights(clf)
+    codes_all = output_layer_weights(reader)
     from skimage import data  # a real photo (chelsea, a tabby cat), so early stopping behaves as on real input
 
     photo = torch.from_numpy(data.chelsea()).permute(2, 0, 1)[None].float() / 255
@@ -69,6 +73,8 @@ def main() -> None:
     def label_masks() -> torch.Tensor:
         out = clf.forward_features(x)
         top = out.logits.topk(k, dim=1).indices[0]
+        if reader is not clf:
+            out = reader.forward_features(x)
         return masker(out.stages, tuple(x.shape[-2:]), codes_all[top], head=out.head)
 
     assert label_masks().shape == (k, 1, 224, 224)
