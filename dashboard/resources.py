@@ -58,12 +58,14 @@ def gallery_input(name: str) -> services.ImageInput:
 
 
 @st.cache_resource(show_spinner=False, max_entries=4)
-def _catalog(names: tuple[str, ...]) -> dict[str, services.MethodEntry]:
+def _catalog(names: tuple[tuple[str, bool], ...]) -> dict[str, services.MethodEntry]:
     return services.method_catalog()
 
 
 def catalog() -> dict[str, services.MethodEntry]:
-    """The methods registered right now (re-read when the registry changes)."""
+    """The methods registered right now (re-read when the registry changes, or when a method's
+    availability does, e.g. the per-label masker's checkpoint appears)."""
     from saliency_core.methods import available_methods
 
-    return _catalog(tuple(available_methods()))
+    return _catalog(tuple((name, bool(getattr(spec.factory, "is_available", lambda: True)()))
+                          for name, spec in available_methods().items()))

@@ -97,6 +97,9 @@ def app(tiny, monkeypatch):
     """An AppTest of the dashboard on the tiny classifier with only the test checkpoint folder."""
     monkeypatch.setenv("SALIENCY_DASHBOARD_CHECKPOINT_DIRS", str(tiny.folder))
     monkeypatch.setattr(services, "checkpoints_dir", lambda: tiny.shipped)  # ignore the repo's checkpoints/
+    from saliency_core import masker_method  # the shipped label masker is for Lite0: not offered here
+
+    monkeypatch.setattr(masker_method, "default_checkpoint", lambda kind="phang": tiny.shipped / f"{kind}.safetensors")
     monkeypatch.setattr(resources, "current_classifier", lambda: tiny.clf)
     return AppTest.from_file(APP, default_timeout=TIMEOUT)
 
@@ -736,8 +739,6 @@ def test_label_masker_is_listed_only_with_its_checkpoint(monkeypatch, tmp_path):
     assert "label-masker" in services.method_catalog()
 
 
-@pytest.mark.skipif(not services.checkpoints_dir().joinpath("label_lite0.safetensors").exists(),
-                    reason="shipped label masker not built yet")
 def test_shipped_label_masker_draws_one_mask_and_curve_per_label(monkeypatch, lite0):
     """The embedded classifier with the shipped per-label masker: five masks, each under its own label,
     and the per-label curves scored from those five masks."""

@@ -8,7 +8,6 @@ import torch.nn.functional as F
 from PIL import Image
 
 from saliency_core.label_masker import LabelMasker, LabelMaskerConfig, output_layer_weights
-from saliency_core.masker_method import default_checkpoint
 from saliency_core.objectives import (calibrated_label_loss, completeness_soundness_loss, gupta_label_loss,
                                       soft_insertion_keep)
 from saliency_core.train_label_masker import LabelMaskerTrainConfig, draw_labels
@@ -146,7 +145,6 @@ def test_bad_label_training_options():
             LabelMaskerTrainConfig(**bad)
 
 
-@pytest.mark.skipif(not default_checkpoint("label").exists(), reason="shipped label masker not built yet")
 def test_the_label_matters_on_a_two_object_image(lite0):
     """Cat on the left, coffee on the right: each label's mask covers its own object."""
     from skimage import data

@@ -25,12 +25,14 @@ with st.sidebar:
         for entry in catalog.values():
             if entry.name == "masker":
                 for ckpt in services.find_checkpoints(settings.checkpoint_folders):
+                    if ckpt.kind == "label":  # offered through the label-masker entry
+                        continue
                     choices[f"masker: {ckpt.label}"] = ("masker", {"checkpoint": str(ckpt.path)})
             else:
                 choices[entry.name] = (entry.name, {})
         quick = [c for c, (n, _) in choices.items() if not catalog[n].on_request]
-        preferred = [c for c in quick if c.startswith("masker:")][:2] + [c for c in ("grad-cam", "center-gaussian")
-                                                                           if c in quick]
+        preferred = [c for c in quick if c.startswith("masker:")][:2] + [
+            c for c in ("label-masker", "grad-cam", "center-gaussian") if c in quick]
         picked = st.multiselect("Methods", list(choices), default=preferred or quick[:3], key="compare_methods",
                                 help="Per-image optimisation methods run with their default options.",
                                 persist_state=widgets.PERSIST)
