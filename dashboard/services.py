@@ -247,8 +247,8 @@ def find_checkpoints(extra_dirs: list[Path] | None = None) -> list[CheckpointInf
                 seen[path] = CheckpointInfo(path, path.stem, _describe(path), _kind(path))
     # the shipped maskers first: each is the default of its method ('masker', 'label-masker')
     shipped = ("fix_lite0.safetensors", "label_lite0.safetensors")
-    return sorted(seen.values(), key=lambda c: (c.path.name not in shipped, shipped.index(c.path.name)
-                                                if c.path.name in shipped else 0, c.label))
+    rank = {name: i for i, name in enumerate(shipped)}
+    return sorted(seen.values(), key=lambda c: (rank.get(c.path.name, len(shipped)), c.label))
 
 
 def store_uploaded_checkpoint(data: bytes, name: str, max_mb: int) -> Path:

@@ -30,10 +30,10 @@ from tqdm.auto import tqdm
 
 from .checkpoint import save_masker
 from .classifier import load_classifier
+from .classifier_pool import ClassifierPool, thinning_strategy
 from .data import ImageDataset, class_disjoint_split, read_samples, train_transform
 from .device import resolve_device
 from .label_masker import LabelMasker, LabelMaskerConfig, output_layer_weights
-from .classifier_pool import ClassifierPool, thinning_strategy
 from .masking import composite
 from .objectives import (calibrated_label_loss, completeness_soundness_loss, gupta_label_loss, soft_insertion_keep,
                          total_variation)
@@ -53,7 +53,7 @@ class LabelMaskerTrainConfig:
     mode: str = "fix"               # fix: frozen classifier; ca: it keeps training and a pool of its snapshots judges
     pool_strategy: str = "L100"     # CA thinning strategy: F, L, FL, L100, L1000
     pool_size: int = 30
-    classifier_lr: float = 1e-4     # CA: SGD on the classifier (1e-3 blew the classifier up within 5 steps)
+    classifier_lr: float = 1e-4     # CA: SGD on the classifier (at 1e-3 it collapsed within 10 steps)
     classifier_grad_clip: float = 1.0  # CA: the frozen-BN EfficientNet's gradients spike without it
     classifier_momentum: float = 0.9
     classifier_weight_decay: float = 1e-4
