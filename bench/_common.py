@@ -18,7 +18,7 @@ def load_images(source: str, classifier, limit: int | None, split: str = "val", 
 
     ``split``: all, or the class-disjoint val/train part that ``saliency train`` uses (seed 0, 1/8).
     """
-    from saliency_core.data import ImageDataset, class_disjoint_split, eval_transform, read_samples
+    from saliency_core.datasets import ImageDataset, class_disjoint_split, eval_transform, read_samples
 
     samples = read_samples(source)
     if split != "all":
@@ -39,8 +39,8 @@ def load_images(source: str, classifier, limit: int | None, split: str = "val", 
 
 def build_method(spec: str):
     """(display name, method) from a spec NAME[:key=value...] as `saliency evaluate` takes it."""
-    from saliency_core.evaluate import parse_method_spec
-    from saliency_core.methods import make_method
+    from saliency_core.evaluate.runner import parse_method_spec
+    from saliency_core.methods.base import make_method
 
     s = parse_method_spec(spec)
     return s.display, make_method(s.name, **s.options)

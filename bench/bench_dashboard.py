@@ -32,11 +32,11 @@ import torch
 from PIL import Image
 
 from dashboard import plots, services
-from saliency_core.checkpoint import save_masker
-from saliency_core.classifier import load_classifier
+from saliency_core.classifiers.builders import load_classifier
 from saliency_core.explain import ExplainConfig
-from saliency_core.masker import MaskerConfig, PhangMasker
-from saliency_core.masker_method import default_checkpoint
+from saliency_core.maskers.checkpoint import save_masker
+from saliency_core.maskers.phang import MaskerConfig, PhangMasker
+from saliency_core.methods.trained import default_checkpoint
 from saliency_core.metrics.insertion import pixel_ranks, step_counts
 
 SAMPLES = Path("/work/shared/data/imagenet-samples")

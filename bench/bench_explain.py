@@ -15,10 +15,11 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import interleaved  # noqa: E402
-from saliency_core.checkpoint import load_masker  # noqa: E402
-from saliency_core.classifier import load_classifier
-from saliency_core.masker import MaskerConfig, PhangMasker
-from saliency_core.masker_method import default_checkpoint
+
+from saliency_core.classifiers.builders import load_classifier
+from saliency_core.maskers.checkpoint import load_masker  # noqa: E402
+from saliency_core.maskers.phang import MaskerConfig, PhangMasker
+from saliency_core.methods.trained import default_checkpoint
 
 
 def timed(fn, repeats: int) -> float:

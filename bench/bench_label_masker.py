@@ -12,9 +12,9 @@ without a label checkpoint an untrained masker of the same architecture is timed
 from __future__ import annotations
 
 import argparse
-import sys
 import json
 import statistics
+import sys
 import time
 from pathlib import Path
 
@@ -22,12 +22,13 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import interleaved  # noqa: E402
-from saliency_core.checkpoint import load_masker  # noqa: E402
-from saliency_core.classifier import load_classifier
-from saliency_core.label_masker import LabelMasker, LabelMaskerConfig, output_layer_weights
-from saliency_core.masker_method import default_checkpoint
-from saliency_core.optimize import make_config, optimize_masks
-from saliency_core.train_label_masker import LabelMaskerTrainConfig
+
+from saliency_core.classifiers.builders import load_classifier
+from saliency_core.maskers.checkpoint import load_masker  # noqa: E402
+from saliency_core.maskers.label import LabelMasker, LabelMaskerConfig, output_layer_weights
+from saliency_core.methods.optimize.engine import make_config, optimize_masks
+from saliency_core.methods.trained import default_checkpoint
+from saliency_core.train.label_masker import LabelMaskerTrainConfig
 
 
 def main() -> None:

@@ -25,7 +25,7 @@ DATA = ROOT.parent / "shared" / "data" / "imagenet-samples" / "labels.csv"
 def one(mode: str, device: str, batch_size: int, steps: int, image_size: int, threads: int | None) -> dict:
     import torch
 
-    from saliency_core.train import Trainer, TrainConfig, peak_memory_mb
+    from saliency_core.train.masker import TrainConfig, Trainer, peak_memory_mb
 
     data = str(DATA)
     if not DATA.exists():  # synthetic fallback: a CSV of random images

@@ -38,8 +38,8 @@ def own_half_shares(mask: np.ndarray, left: bool, top: float = 0.2) -> tuple[flo
 
 
 def main() -> None:
-    from saliency_core.classifier import load_classifier
-    from saliency_core.evaluate import parse_method_spec
+    from saliency_core.classifiers.builders import load_classifier
+    from saliency_core.evaluate.runner import parse_method_spec
     from saliency_core.explain import ExplainConfig, explain
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -74,7 +74,7 @@ def train_upper(clf, feats, y, epochs: int, seed: int, batch: int = 32) -> float
 
 
 def train_masker(clf, x, y, epochs: int, seed: int, batch: int = 16):
-    from saliency_core.masker import MaskerConfig, PhangMasker
+    from saliency_core.maskers.phang import MaskerConfig, PhangMasker
     from saliency_core.objectives import MaskerObjective, masker_loss
 
     torch.manual_seed(seed)
@@ -106,7 +106,7 @@ def masker_masks(masker, clf, x) -> torch.Tensor:
 
 
 def gradcam_masks(clf, x) -> torch.Tensor:
-    from saliency_core.methods import make_method
+    from saliency_core.methods.base import make_method
 
     method = make_method("grad-cam")
     out = []
@@ -132,7 +132,7 @@ def main() -> None:
 
     import pandas as pd
 
-    from saliency_core.classifier import load_classifier
+    from saliency_core.classifiers.builders import load_classifier
     from saliency_core.metrics.similarity import similarity
 
     t0 = time.perf_counter()

@@ -35,7 +35,7 @@ def main() -> None:
     import pandas as pd
     import plotly.express as px
 
-    from saliency_core.classifier import load_classifier
+    from saliency_core.classifiers.builders import load_classifier
     from saliency_core.metrics.sanity import method_mask_fn, mprt, randomization_units
 
     torch.manual_seed(args.seed)

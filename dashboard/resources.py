@@ -11,9 +11,9 @@ from typing import Any
 
 import streamlit as st
 
-from saliency_core.classifier import Classifier, load_classifier
-from saliency_core.commands.dashboard import DashboardSettings
-from saliency_core.methods import Method
+from saliency_core.classifiers.builders import Classifier, load_classifier
+from saliency_core.cli.dashboard_command import DashboardSettings
+from saliency_core.methods.base import Method
 
 from . import services
 
@@ -65,7 +65,7 @@ def _catalog(names: tuple[tuple[str, bool], ...]) -> dict[str, services.MethodEn
 def catalog() -> dict[str, services.MethodEntry]:
     """The methods registered right now (re-read when the registry changes, or when a method's
     availability does, e.g. the per-label masker's checkpoint appears)."""
-    from saliency_core.methods import available_methods
+    from saliency_core.methods.base import available_methods
 
     return _catalog(tuple((name, bool(getattr(spec.factory, "is_available", lambda: True)()))
                           for name, spec in available_methods().items()))

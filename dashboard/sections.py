@@ -17,8 +17,8 @@ import streamlit as st
 import torch
 
 from saliency_core.explain import Explanation
-from saliency_core.image_io import LoadedImage
-from saliency_core.visualize import mask_image
+from saliency_core.images.loading import LoadedImage
+from saliency_core.images.pictures import mask_image
 
 from . import plots, resources, services
 from .help_text import VIEW_HELP, VIEW_TITLES, tooltip
@@ -71,7 +71,7 @@ def require_classifier():
 
 class LiveProgress:
     """A ``progress(fraction, message, ...)`` callback drawing a progress bar and, when the core
-    passes masks (``current_masks=`` K x H x W, as ``saliency_core.optimize`` does), the first
+    passes masks (``current_masks=`` K x H x W, as ``saliency_core.methods.optimize.engine`` does), the first
     label's mask as it forms. Each update is also where a Cancel click (a Streamlit rerun) stops
     the running computation."""
 
@@ -175,8 +175,8 @@ def views_block(expl: Explanation, key: str, large: bool = False, captions: dict
 
 def per_label_masks_block(expl: Explanation, side: int = 320) -> None:
     """The overlay of every label's own mask (per-label methods), five to a row."""
-    from saliency_core.preprocessing import resize_mask
-    from saliency_core.visualize import overlay
+    from saliency_core.images.pictures import overlay
+    from saliency_core.images.preprocessing import resize_mask
 
     small = services.display_copy(expl.image, side)
     masks = resize_mask(torch.from_numpy(expl.masks), small.height, small.width).numpy()

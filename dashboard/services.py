@@ -20,17 +20,17 @@ import numpy as np
 import torch
 from PIL import Image
 
-from saliency_core.classifier import Classifier
+from saliency_core.classifiers.builders import Classifier
 from saliency_core.explain import ExplainConfig, Explanation, explain
-from saliency_core.image_io import ImageLoadError, LoadedImage, load_image
-from saliency_core.methods import Method, MethodSpec, available_methods, checkpoints_dir, make_method
+from saliency_core.images.loading import ImageLoadError, LoadedImage, load_image
+from saliency_core.methods.base import Method, MethodSpec, available_methods, checkpoints_dir, make_method
 
 from . import warmup  # noqa: F401 - lazy imports done once, before sessions race for them
 from .options import OptionSpec, method_options, takes_option
 
 ProgressFn = Callable[..., None]
 
-#: Upload types offered by the file picker (all decoded by saliency_core.image_io).
+#: Upload types offered by the file picker (all decoded by saliency_core.images.loading).
 IMAGE_TYPES = ("jpg", "jpeg", "png", "webp", "bmp", "tif", "tiff", "gif")
 
 #: scikit-image's bundled photos offered as a gallery: name -> (caption, loader name).
@@ -131,7 +131,7 @@ def load_input(image: ImageInput, max_upload_mb: int, max_pixels: int, max_side:
 def reference_pool(classifier: Classifier, loaded: LoadedImage) -> torch.Tensor:
     """The reference images of the ``random-image`` infiller (Gupta et al. fill with other photos):
     the core's default pool of scikit-image photos, without the photo being explained."""
-    from saliency_core.reference_pool import default_pool
+    from saliency_core.infill.reference_pool import default_pool
 
     pre = classifier.preprocessing
     x01 = pre.pil_to_tensor01(loaded.image)
@@ -142,9 +142,9 @@ def reference_pool(classifier: Classifier, loaded: LoadedImage) -> torch.Tensor:
 
 
 GROUPS = {
-    "saliency_core.masker_method": "Trained masker",
-    "saliency_core.optimize": "Per-image optimisation",
-    "saliency_core.baselines": "Baseline",
+    "saliency_core.methods.trained": "Trained masker",
+    "saliency_core.methods.optimize.engine": "Per-image optimisation",
+    "saliency_core.methods.gradients": "Baseline",
 }
 
 
@@ -191,7 +191,7 @@ def build_method(name: str, options: dict[str, Any]) -> Method:
 
 def infiller_factory(name: str) -> Callable | None:
     """The registered factory of an infiller (its signature lists the infiller's options)."""
-    from saliency_core import infill
+    from saliency_core.infill import base as infill
 
     return getattr(infill, "_REGISTRY", {}).get(name)
 
@@ -254,14 +254,14 @@ def find_checkpoints(extra_dirs: list[Path] | None = None) -> list[CheckpointInf
 def store_uploaded_checkpoint(data: bytes, name: str, max_mb: int) -> Path:
     """Save an uploaded checkpoint under a content-addressed temporary name and return its path."""
     if len(data) > max_mb * 1024 * 1024:
-        from saliency_core.checkpoint import CheckpointError
+        from saliency_core.maskers.checkpoint import CheckpointError
 
         raise CheckpointError(f"{name}: the file is {len(data) / 2 ** 20:.1f} MB; the limit is {max_mb} MB")
     folder = Path(tempfile.gettempdir()) / "saliency_dashboard_checkpoints"
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{digest(data)}.safetensors"
     if not path.exists():
-        from saliency_core.checkpoint import atomic_write_bytes
+        from saliency_core.maskers.checkpoint import atomic_write_bytes
 
         atomic_write_bytes(path, data)
     return path
@@ -377,7 +377,7 @@ def run_label_scores(expl: Explanation, labels: list[int], request: CurveRequest
 
 
 def mask_png(mask: np.ndarray) -> bytes:
-    from saliency_core.visualize import mask_image
+    from saliency_core.images.pictures import mask_image
 
     buf = io.BytesIO()
     mask_image(mask).save(buf, "PNG")

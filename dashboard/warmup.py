@@ -17,7 +17,7 @@ MODULES = (
     "pandas", "plotly.graph_objects", "safetensors.torch",
     "skimage.data", "skimage.restoration",
     "pytorch_grad_cam", "pytorch_grad_cam.utils.model_targets", "captum.attr",
-    "saliency_core.visualize", "saliency_core.reference_pool", "saliency_core.metrics.completeness",
+    "saliency_core.images.pictures", "saliency_core.infill.reference_pool", "saliency_core.metrics.completeness",
 )
 
 for _name in MODULES:
@@ -31,6 +31,6 @@ from matplotlib import colormaps as _colormaps  # noqa: E402 - the registry the 
 _colormaps["inferno"]
 
 # the method registry imports the maskers, optimisation and baselines modules
-from saliency_core.methods import available_methods as _available_methods  # noqa: E402
+from saliency_core.methods.base import available_methods as _available_methods  # noqa: E402
 
 _available_methods()

@@ -11,8 +11,8 @@ from typing import Any
 
 import streamlit as st
 
-from saliency_core.commands.dashboard import DashboardSettings
-from saliency_core.infill import available_infillers
+from saliency_core.cli.dashboard_command import DashboardSettings
+from saliency_core.infill.base import available_infillers
 
 from . import resources, services
 from .help_text import tooltip

@@ -17,14 +17,14 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .classifier import Classifier, load_classifier
-from .image_io import LoadedImage, load_image
-from .infill import make_infiller
-from .labels import resolve_labels
-from .masking import composite
-from .methods import Method, ProgressFn, make_method
-from .preprocessing import resize_mask, tensor01_to_pil
-from .visualize import overlay
+from saliency_core.classifiers.builders import Classifier, load_classifier
+from saliency_core.images.loading import LoadedImage, load_image
+from saliency_core.images.pictures import overlay
+from saliency_core.images.preprocessing import resize_mask, tensor01_to_pil
+from saliency_core.infill.base import make_infiller
+from saliency_core.infill.composite import composite
+from saliency_core.labels import resolve_labels
+from saliency_core.methods.base import Method, ProgressFn, make_method
 
 VIEWS = ("original", "masked_in", "masked_out", "infilled")
 

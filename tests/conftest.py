@@ -10,7 +10,7 @@ from PIL import Image
 @pytest.fixture(scope="session")
 def lite0():
     """The real embedded EfficientNet-Lite0 (ImageNet)."""
-    from saliency_core.classifier import load_classifier
+    from saliency_core.classifiers.builders import load_classifier
 
     return load_classifier("efficientnet_lite0")
 
@@ -18,7 +18,7 @@ def lite0():
 @pytest.fixture(scope="session")
 def tiny_classifier():
     """A 356k-parameter random timm EfficientNet with 10 classes and 5 stages."""
-    from saliency_core.classifier import load_classifier
+    from saliency_core.classifiers.builders import load_classifier
 
     torch.manual_seed(0)
     return load_classifier("timm:test_efficientnet", random_init=True, num_classes=10)

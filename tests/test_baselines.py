@@ -6,8 +6,8 @@ import pytest
 import torch
 from torch import nn
 
-from saliency_core.baselines import center_gaussian, default_cam_layer, rise_masks
-from saliency_core.methods import MethodError, available_methods, make_method
+from saliency_core.methods.base import MethodError, available_methods, make_method
+from saliency_core.methods.gradients import center_gaussian, default_cam_layer, rise_masks
 
 NAMES = {"grad-cam": True, "gradient-x-input": True, "integrated-gradients": True, "rise": True,
          "center-gaussian": False, "random": False}

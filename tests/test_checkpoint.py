@@ -4,9 +4,9 @@ import json
 import pytest
 import torch
 
-from saliency_core.checkpoint import CheckpointError, load_masker, read_checkpoint, save_masker
-from saliency_core.classifier import load_classifier
-from saliency_core.masker import MaskerConfig, PhangMasker
+from saliency_core.classifiers.builders import load_classifier
+from saliency_core.maskers.checkpoint import CheckpointError, load_masker, read_checkpoint, save_masker
+from saliency_core.maskers.phang import MaskerConfig, PhangMasker
 
 
 def _masker(clf, **kw):

@@ -2,12 +2,17 @@
 import pytest
 import torch
 
-from saliency_core.classifier import ClassifierLoadError, imagenet_class_names, load_classifier, state_dict_hash
+from saliency_core.classifiers.builders import (
+    ClassifierLoadError,
+    imagenet_class_names,
+    load_classifier,
+    state_dict_hash,
+)
 
 
 def test_default_classifier_recognises_real_photos(lite0, chelsea):
-    from skimage import data
     from PIL import Image
+    from skimage import data
 
     def top5(img):
         with torch.no_grad():

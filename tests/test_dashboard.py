@@ -24,12 +24,12 @@ from streamlit.testing.v1 import AppTest
 
 from dashboard import resources, sections, services, widgets
 from dashboard.help_text import PAPERS, TOGGLES
-from saliency_core.checkpoint import save_masker
 from saliency_core.cli import main as cli_main
-from saliency_core.commands.dashboard import DashboardConfigError, DashboardSettings, streamlit_command
+from saliency_core.cli.dashboard_command import DashboardConfigError, DashboardSettings, streamlit_command
 from saliency_core.explain import ExplainConfig, predict
-from saliency_core.image_io import load_image
-from saliency_core.masker import MaskerConfig, PhangMasker
+from saliency_core.images.loading import load_image
+from saliency_core.maskers.checkpoint import save_masker
+from saliency_core.maskers.phang import MaskerConfig, PhangMasker
 
 APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")
 TIMEOUT = 120
@@ -58,7 +58,7 @@ def tiny(tmp_path_factory, tiny_classifier):
     masker = PhangMasker(MaskerConfig(stage_channels=tiny_classifier.stage_channels)).eval()
     good = save_masker(folder / "tiny_fix.safetensors", masker, tiny_classifier, {"note": "untrained, tests"})
     other_dir = tmp_path_factory.mktemp("dash_other")
-    from saliency_core.classifier import load_classifier
+    from saliency_core.classifiers.builders import load_classifier
 
     torch.manual_seed(5)
     other_clf = load_classifier("timm:test_efficientnet", random_init=True, num_classes=10)
@@ -97,7 +97,7 @@ def app(tiny, monkeypatch):
     """An AppTest of the dashboard on the tiny classifier with only the test checkpoint folder."""
     monkeypatch.setenv("SALIENCY_DASHBOARD_CHECKPOINT_DIRS", str(tiny.folder))
     monkeypatch.setattr(services, "checkpoints_dir", lambda: tiny.shipped)  # ignore the repo's checkpoints/
-    from saliency_core import masker_method  # the shipped label masker is for Lite0: not offered here
+    from saliency_core.methods import trained as masker_method  # the shipped label masker is for Lite0: not offered here
 
     monkeypatch.setattr(masker_method, "default_checkpoint", lambda kind="phang": tiny.shipped / f"{kind}.safetensors")
     monkeypatch.setattr(resources, "current_classifier", lambda: tiny.clf)
@@ -730,7 +730,7 @@ def test_default_classifier_loads_once_per_process(monkeypatch):
 
 def test_label_masker_is_listed_only_with_its_checkpoint(monkeypatch, tmp_path):
     """No dead control: without a shipped label checkpoint the per-label masker is not offered."""
-    from saliency_core import masker_method
+    from saliency_core.methods import trained as masker_method
 
     monkeypatch.setattr(masker_method, "default_checkpoint", lambda kind="phang": tmp_path / f"{kind}.safetensors")
     assert "label-masker" not in services.method_catalog()
@@ -760,7 +760,7 @@ def test_shipped_label_masker_draws_one_mask_and_curve_per_label(monkeypatch, li
 def test_checkpoints_carry_their_kind_and_the_label_masker_lists_only_its_own(app, tiny, monkeypatch):
     """The per-label masker's checkpoint menu has only label checkpoints (its own widget and default), so
     switching from 'masker' never hands it a label-agnostic file."""
-    from saliency_core.label_masker import LabelMasker, LabelMaskerConfig, output_layer_weights
+    from saliency_core.maskers.label import LabelMasker, LabelMaskerConfig, output_layer_weights
 
     codes = output_layer_weights(tiny.clf)
     label = save_masker(tiny.folder / "tiny_label.safetensors", LabelMasker(LabelMaskerConfig(
@@ -769,7 +769,7 @@ def test_checkpoints_carry_their_kind_and_the_label_masker_lists_only_its_own(ap
     try:
         kinds = {c.path.name: c.kind for c in services.find_checkpoints([tiny.folder])}
         assert kinds["tiny_label.safetensors"] == "label" and kinds["tiny_fix.safetensors"] == "phang"
-        from saliency_core import masker_method
+        from saliency_core.methods import trained as masker_method
 
         monkeypatch.setattr(masker_method, "default_checkpoint",  # as if this one shipped: the method is listed
                             lambda kind="phang": label if kind == "label" else tiny.good)

@@ -92,9 +92,9 @@ def server(tmp_path_factory):
 
 
 def _expected_top1(path: Path) -> str:
-    from saliency_core.classifier import load_classifier
+    from saliency_core.classifiers.builders import load_classifier
     from saliency_core.explain import predict
-    from saliency_core.image_io import load_image
+    from saliency_core.images.loading import load_image
 
     return predict(load_image(path), load_classifier(), k=1)[0].name
 
@@ -111,8 +111,8 @@ def _wait_for_results(page, name: str) -> None:
 
 def test_dashboard_in_a_real_browser(server, tmp_path):
     sync_playwright = _need_browser()
-    from skimage import data
     from PIL import Image
+    from skimage import data
 
     photo = tmp_path / "my_cat.jpg"
     Image.fromarray(data.chelsea()).save(photo, quality=92)

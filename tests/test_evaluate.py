@@ -8,15 +8,15 @@ import pytest
 import torch
 from PIL import Image
 
-from saliency_core.evaluate import EvalConfig, EvalError, evaluate, parse_method_spec
+from saliency_core.evaluate.runner import EvalConfig, EvalError, evaluate, parse_method_spec
 from saliency_core.metrics.completeness import completeness, soundness
 
 
 @pytest.fixture(scope="module")
 def small_classifier():
     """The tiny random classifier working at 64 px, so the whole file stays fast."""
-    from saliency_core.classifier import load_classifier
-    from saliency_core.preprocessing import Preprocessing
+    from saliency_core.classifiers.builders import load_classifier
+    from saliency_core.images.preprocessing import Preprocessing
 
     torch.manual_seed(0)
     clf = load_classifier("timm:test_efficientnet", random_init=True, num_classes=10)
@@ -29,8 +29,8 @@ def small_classifier():
 def dataset(tmp_path_factory, small_classifier):
     from skimage import data
 
-    from saliency_core.checkpoint import save_masker
-    from saliency_core.masker import MaskerConfig, PhangMasker
+    from saliency_core.maskers.checkpoint import save_masker
+    from saliency_core.maskers.phang import MaskerConfig, PhangMasker
 
     root = tmp_path_factory.mktemp("evalset")
     (root / "imgs").mkdir()
@@ -146,7 +146,7 @@ def test_restricted_softmax_and_split(dataset, small_classifier, tmp_path):
 
 
 def test_masker_mprt_reads_a_randomised_classifier(dataset, small_classifier):
-    from saliency_core.methods import make_method
+    from saliency_core.methods.base import make_method
     from saliency_core.metrics.sanity import method_mask_fn, mprt
 
     _, ckpt = dataset
@@ -161,7 +161,7 @@ def test_masker_mprt_reads_a_randomised_classifier(dataset, small_classifier):
 def test_cli_evaluate(tmp_path, dataset, capsys):
     from safetensors.torch import save_file
 
-    from saliency_core.classifier import load_classifier
+    from saliency_core.classifiers.builders import load_classifier
     from saliency_core.cli import main
 
     root, _ = dataset

@@ -6,13 +6,13 @@ import pytest
 import torch
 from PIL import Image
 
-from saliency_core.checkpoint import save_masker
 from saliency_core.cli import main
 from saliency_core.explain import ExplainConfig, explain, write_explanation
 from saliency_core.labels import LabelSpecError, resolve_labels
-from saliency_core.masker import MaskerConfig, PhangMasker
-from saliency_core.masker_method import default_checkpoint
-from saliency_core.methods import MethodError, MethodResult, make_method, register_method
+from saliency_core.maskers.checkpoint import save_masker
+from saliency_core.maskers.phang import MaskerConfig, PhangMasker
+from saliency_core.methods.base import MethodError, MethodResult, make_method, register_method
+from saliency_core.methods.trained import default_checkpoint
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""Tests for saliency_core.image_io.load_image: every input is generated here, in tmp_path or as bytes."""
+"""Tests for saliency_core.images.loading.load_image: every input is generated here, in tmp_path or as bytes."""
 from __future__ import annotations
 
 import io
@@ -8,13 +8,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from saliency_core.image_io import (
+from saliency_core.images.loading import (
     DEFAULT_MAX_PIXELS,
     ImageLoadError,
     LoadedImage,
     load_image,
 )
-
 
 # --------------------------------------------------------------------------- helpers
 

@@ -2,8 +2,8 @@
 import pytest
 import torch
 
-from saliency_core.infill import InfillerError, available_infillers, gaussian_blur, make_infiller
-from saliency_core.masking import composite, masked_in, masked_out
+from saliency_core.infill.base import InfillerError, available_infillers, gaussian_blur, make_infiller
+from saliency_core.infill.composite import composite, masked_in, masked_out
 
 
 def test_composites_by_hand():

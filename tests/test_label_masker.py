@@ -7,10 +7,14 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from saliency_core.label_masker import LabelMasker, LabelMaskerConfig, output_layer_weights
-from saliency_core.objectives import (calibrated_label_loss, completeness_soundness_loss, gupta_label_loss,
-                                      soft_insertion_keep)
-from saliency_core.train_label_masker import LabelMaskerTrainConfig, draw_labels
+from saliency_core.maskers.label import LabelMasker, LabelMaskerConfig, output_layer_weights
+from saliency_core.objectives import (
+    calibrated_label_loss,
+    completeness_soundness_loss,
+    gupta_label_loss,
+    soft_insertion_keep,
+)
+from saliency_core.train.label_masker import LabelMaskerTrainConfig, draw_labels
 
 
 def _masker(tiny, film_at: str = "input"):
@@ -55,7 +59,7 @@ def test_hidden_film_runs_the_3x3_conv_once_per_image(tiny_classifier):
 
 @pytest.mark.parametrize("film_at", ["input", "hidden"])
 def test_label_checkpoint_round_trip_keeps_the_layout(tiny_classifier, tmp_path, film_at):
-    from saliency_core.checkpoint import load_masker, save_masker
+    from saliency_core.maskers.checkpoint import load_masker, save_masker
 
     m, codes = _masker(tiny_classifier, film_at)
     path = save_masker(tmp_path / "label.safetensors", m, tiny_classifier, {"film_at": film_at}, kind="label")
@@ -67,7 +71,7 @@ def test_label_checkpoint_round_trip_keeps_the_layout(tiny_classifier, tmp_path,
 
 
 def test_output_layer_weights_of_timm_and_torchvision(tiny_classifier):
-    from saliency_core.classifier import load_classifier
+    from saliency_core.classifiers.builders import load_classifier
 
     assert output_layer_weights(tiny_classifier).shape[0] == 10
     rn = load_classifier("torchvision:resnet18", random_init=True, num_classes=4)
@@ -165,7 +169,7 @@ def test_the_label_matters_on_a_two_object_image(lite0):
 
 
 def test_insertion_step_trains_the_masker_through_the_frozen_classifier(tiny_classifier):
-    from saliency_core.train_label_masker import insertion_step
+    from saliency_core.train.label_masker import insertion_step
 
     m, codes = _masker(tiny_classifier)
     m.train()
@@ -203,7 +207,7 @@ def test_scale_term_is_zero_for_a_full_mask_and_pulls_an_empty_one_up(tiny_class
     """A full mask reproduces the image, so its composite probability is f(x,a) exactly: nothing to fix.
     An empty mask shows only the other image; for the label that image does not support it falls short of
     f and the gradient raises the mask."""
-    from saliency_core.train_label_masker import scale_term
+    from saliency_core.train.label_masker import scale_term
 
     torch.manual_seed(0)
     x = torch.randn(2, 3, 64, 64)
@@ -235,7 +239,7 @@ def test_scale_weight_sets_l1_and_tv_and_is_checked():
 
 def test_classifier_head_is_the_class_activation_map_source(tiny_classifier):
     """Averaging w_a . head + b_a over space gives the label's logit (timm and torchvision ResNets)."""
-    from saliency_core.classifier import load_classifier
+    from saliency_core.classifiers.builders import load_classifier
 
     rn = load_classifier("torchvision:resnet18", random_init=True, num_classes=4).eval()
     for clf in (tiny_classifier, rn):
@@ -246,7 +250,7 @@ def test_classifier_head_is_the_class_activation_map_source(tiny_classifier):
 
 
 def test_label_map_masker_starts_from_the_cam_and_round_trips(tiny_classifier, tmp_path):
-    from saliency_core.checkpoint import load_masker, save_masker
+    from saliency_core.maskers.checkpoint import load_masker, save_masker
 
     torch.manual_seed(0)
     codes = output_layer_weights(tiny_classifier)
@@ -292,9 +296,9 @@ def _photo_csv(tmp_path, n: int = 6):
 def test_train_label_masker_fix_and_ca_end_to_end(tmp_path, mode, lite0):
     """Two real steps on the embedded classifier: FIX leaves it alone; CA trains it, and the checkpoint carries
     the co-trained classifier, which the masker reads while the embedded classifier is explained."""
-    from saliency_core.checkpoint import load_masker
-    from saliency_core.masker_method import MaskerMethod
-    from saliency_core.train_label_masker import train_label_masker
+    from saliency_core.maskers.checkpoint import load_masker
+    from saliency_core.methods.trained import MaskerMethod
+    from saliency_core.train.label_masker import train_label_masker
 
     cfg = LabelMaskerTrainConfig(data=str(_photo_csv(tmp_path)), out=str(tmp_path / "run"), mode=mode,
                                  pool_strategy="L100", label_map=True, batch_size=2, max_steps=2, epochs=1,
@@ -317,7 +321,7 @@ def test_train_label_masker_fix_and_ca_end_to_end(tmp_path, mode, lite0):
 
 
 def test_delete_top_removes_exactly_the_top_share():
-    from saliency_core.train_label_masker import delete_top
+    from saliency_core.train.label_masker import delete_top
 
     x = torch.ones(2, 3, 4, 4)
     masks = torch.arange(32, dtype=torch.float32).view(2, 1, 4, 4)
@@ -334,9 +338,9 @@ def test_bad_co_training_options():
 
 
 def test_label_masker_method_refuses_a_label_agnostic_checkpoint(tiny_classifier, tmp_path):
-    from saliency_core.checkpoint import CheckpointError, save_masker
-    from saliency_core.masker import MaskerConfig, PhangMasker
-    from saliency_core.masker_method import LabelMaskerMethod, MaskerMethod
+    from saliency_core.maskers.checkpoint import CheckpointError, save_masker
+    from saliency_core.maskers.phang import MaskerConfig, PhangMasker
+    from saliency_core.methods.trained import LabelMaskerMethod, MaskerMethod
 
     phang = save_masker(tmp_path / "fix.safetensors", PhangMasker(MaskerConfig(
         stage_channels=tiny_classifier.stage_channels)).eval(), tiny_classifier, {})

@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from saliency_core.masker import MaskerConfig, PhangMasker, binary_concrete
+from saliency_core.maskers.phang import MaskerConfig, PhangMasker, binary_concrete
 
 
 def _stages(tiny, x):

@@ -6,8 +6,14 @@ import torch
 from torch import nn
 
 from saliency_core.metrics.completeness import LabelScores, completeness, label_scores, soundness
-from saliency_core.metrics.insertion import (CurveError, curve_auc, insertion_curves, pixel_ranks,
-                                             restricted_softmax, step_counts)
+from saliency_core.metrics.insertion import (
+    CurveError,
+    curve_auc,
+    insertion_curves,
+    pixel_ranks,
+    restricted_softmax,
+    step_counts,
+)
 
 
 class SumModel(nn.Module):

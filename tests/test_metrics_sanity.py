@@ -5,9 +5,14 @@ import pytest
 import torch
 from torch import nn
 
-from saliency_core.metrics.sanity import (method_mask_fn, mprt, randomization_units, randomize_module_,
-                                          randomized_classifiers)
-from saliency_core.methods import make_method
+from saliency_core.methods.base import make_method
+from saliency_core.metrics.sanity import (
+    method_mask_fn,
+    mprt,
+    randomization_units,
+    randomize_module_,
+    randomized_classifiers,
+)
 
 
 class Net(nn.Module):

@@ -104,8 +104,8 @@ def test_read_boxes_csv_xml_and_pixel_masks(tmp_path):
     (tmp_path / "bad.csv").write_text("file,x\na,1\n")
     with pytest.raises(AnnotationError, match="needs columns"):
         read_boxes(tmp_path / "bad.csv")
-    from PIL import Image
     import numpy as np
+    from PIL import Image
 
     arr = np.zeros((4, 4), np.uint8)
     arr[:2] = 255

@@ -1,4 +1,4 @@
-"""Per-image mask optimisation (saliency_core.optimize) on hand-built classifiers whose evidence is known.
+"""Per-image mask optimisation (saliency_core.methods.optimize.engine) on hand-built classifiers whose evidence is known.
 
 ``PatchNet`` looks only at fixed patches (class c's logit is a gain times the mean of channel 0 over
 patch c, the last class is a constant "background"), so the right mask for class c is patch c under
@@ -16,10 +16,12 @@ import torch
 from PIL import Image
 from torch import nn
 
-from saliency_core.classifier import Classifier
+from saliency_core.classifiers.builders import Classifier
+from saliency_core.images.preprocessing import Preprocessing
+from saliency_core.infill.reference_pool import ReferencePoolError, build_pool, pool_from_folder
 from saliency_core.labels import LabelSpecError
-from saliency_core.methods import MethodError, available_methods, make_method
-from saliency_core.optimize import (
+from saliency_core.methods.base import MethodError, available_methods, make_method
+from saliency_core.methods.optimize.engine import (
     PRESETS,
     OptimizationCancelled,
     OptimizeConfig,
@@ -34,8 +36,6 @@ from saliency_core.optimize import (
     upsample_probability,
     working_size,
 )
-from saliency_core.preprocessing import Preprocessing
-from saliency_core.reference_pool import ReferencePoolError, build_pool, pool_from_folder
 
 SIZE = 64
 BOXES = [(8, 24, 8, 24), (36, 56, 36, 56)]  # (top, bottom, left, right) of the patch of class 0 and 1
@@ -274,7 +274,7 @@ def test_concrete_logit_is_stable_where_float32_saturates():
     assert torch.allclose(logit, theta, atol=1e-3)
     # low temperature: nearly binary draws with the right probability
     g = torch.Generator().manual_seed(0)
-    from saliency_core.optimize import logistic_noise
+    from saliency_core.methods.optimize.engine import logistic_noise
 
     z = concrete_sample(torch.full((20000,), math.log(0.3 / 0.7)), logistic_noise((20000,), g), 0.1)
     assert abs(float((z > 0.5).float().mean()) - 0.3) < 0.02
@@ -346,7 +346,7 @@ def test_presets_and_registered_methods():
 
 
 def test_method_end_to_end_through_explain_on_a_tiny_timm_model():
-    from saliency_core.classifier import load_classifier
+    from saliency_core.classifiers.builders import load_classifier
     from saliency_core.explain import ExplainConfig, explain
 
     clf = load_classifier("timm:test_efficientnet", random_init=True, num_classes=10)

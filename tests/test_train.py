@@ -18,8 +18,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from saliency_core.masking import composite
-from saliency_core.train import Trainer, TrainConfig, train
+from saliency_core.infill.composite import composite
+from saliency_core.train.masker import TrainConfig, Trainer, train
 
 TINY = dict(classifier="timm:test_efficientnet", classifier_random_init=True, num_classes=10, image_size=32,
             batch_size=4, val_fraction=0.25, tensorboard=False, resume=False, threads=1, val_batch_size=8)
@@ -155,7 +155,7 @@ def _read_steps(path: Path) -> list[dict[str, str]]:
 
 
 def test_resume_after_kill_reproduces_uninterrupted_run(tiny_data, tmp_path):
-    from saliency_core.checkpoint import read_checkpoint
+    from saliency_core.maskers.checkpoint import read_checkpoint
 
     common = dict(mode="ca", pool_strategy="L100", pool_save_every=1, epochs=2, checkpoint_every=2,
                   gumbel="soft")
@@ -186,7 +186,7 @@ def test_resume_after_kill_reproduces_uninterrupted_run(tiny_data, tmp_path):
     assert meta_a["metrics"]["final"]["val_in_acc"] == meta_b["metrics"]["final"]["val_in_acc"]
     assert len(list((tmp_path / "killed").glob("pool-*.safetensors"))) == 1
     # the CA checkpoint carries its co-trained classifier, which load_masker restores and checks
-    from saliency_core.checkpoint import load_masker
+    from saliency_core.maskers.checkpoint import load_masker
 
     ck = load_masker(resumed, classifier=Trainer(tiny_cfg(tiny_data, tmp_path / "fresh")).classifier)
     assert ck.classifier.identity == meta_b["classifier_identity"]
@@ -195,7 +195,7 @@ def test_resume_after_kill_reproduces_uninterrupted_run(tiny_data, tmp_path):
 
 
 def test_resume_refuses_a_different_config(tiny_data, tmp_path):
-    from saliency_core.train_state import StateError
+    from saliency_core.train.state import StateError
 
     train(tiny_cfg(tiny_data, tmp_path / "r", max_steps=1), show_bars=False)
     with pytest.raises(StateError, match="lambda_tv"):
@@ -203,7 +203,7 @@ def test_resume_refuses_a_different_config(tiny_data, tmp_path):
 
 
 def test_fix_run_outputs_and_validation_are_class_disjoint(tiny_data, tmp_path):
-    from saliency_core.checkpoint import load_masker
+    from saliency_core.maskers.checkpoint import load_masker
 
     out = tmp_path / "run"
     path = train(tiny_cfg(tiny_data, out, epochs=1, tensorboard=True), show_bars=False)
@@ -222,7 +222,7 @@ def test_few_shot_and_only_correct_select_training_images(tiny_data, tmp_path):
     again = Trainer(tiny_cfg(tiny_data, tmp_path / "fs2", few_shot_classes=2, few_shot_per_class=3, few_shot_seed=1))
     assert tr.train_samples == again.train_samples  # seeded
     # only_correct keeps exactly the images the classifier gets right on the evaluation crop
-    from saliency_core.data import ImageDataset, eval_transform
+    from saliency_core.datasets import ImageDataset, eval_transform
 
     full = Trainer(tiny_cfg(tiny_data, tmp_path / "all"))
     with torch.no_grad():
@@ -234,14 +234,14 @@ def test_few_shot_and_only_correct_select_training_images(tiny_data, tmp_path):
         oc = Trainer(tiny_cfg(tiny_data, tmp_path / "oc", only_correct=True))
         assert oc.train_samples == right
     else:
-        from saliency_core.train_config import ConfigError
+        from saliency_core.train.config import ConfigError
 
         with pytest.raises(ConfigError, match="none of the training images"):
             Trainer(tiny_cfg(tiny_data, tmp_path / "oc", only_correct=True))
 
 
 def test_epoch_batches_are_seeded_split_and_complete():
-    from saliency_core.train_data import epoch_batches
+    from saliency_core.train.data import epoch_batches
 
     a = epoch_batches(10, 3, seed=0, epoch=0)
     assert a == epoch_batches(10, 3, seed=0, epoch=0) and a != epoch_batches(10, 3, seed=0, epoch=1)
@@ -260,7 +260,7 @@ DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "imagene
 @pytest.mark.skipif(not DATA.exists(), reason="needs ../shared/data/imagenet-samples")
 def test_ca_on_the_real_classifier_saves_a_loadable_checkpoint(tmp_path):
     """Two CA steps of EfficientNet-Lite0 on real images; the checkpoint restores its classifier."""
-    from saliency_core.checkpoint import load_masker
+    from saliency_core.maskers.checkpoint import load_masker
 
     cfg = TrainConfig(data=str(DATA), out=str(tmp_path / "ca"), mode="ca", pool_save_every=1, batch_size=2,
                       image_size=96, epochs=1, max_steps=2, few_shot_classes=6, few_shot_per_class=1,

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from saliency_core.train_config import ConfigError, TrainConfig, config_differences, normalize_objective
+from saliency_core.train.config import ConfigError, TrainConfig, config_differences, normalize_objective
 
 
 def test_yaml_round_trip_keeps_every_field():

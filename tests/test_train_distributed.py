@@ -12,10 +12,9 @@ import socket
 import subprocess
 import sys
 
-
 from test_train import TINY, tiny_data  # noqa: F401 - the fixture is used by name
 
-from saliency_core.train_config import TrainConfig
+from saliency_core.train.config import TrainConfig
 
 
 def free_port() -> int:

@@ -5,7 +5,7 @@ import pytest
 import torch
 from torch import nn
 
-from saliency_core.classifier_pool import THINNING_STRATEGIES, ClassifierPool, PoolError, thinning_strategy
+from saliency_core.classifiers.pool import THINNING_STRATEGIES, ClassifierPool, PoolError, thinning_strategy
 
 
 def tagged(value: float) -> nn.Module:

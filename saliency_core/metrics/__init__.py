@@ -12,8 +12,8 @@
 - :mod:`.localisation`: pasted-object localisation check (energy in box, pointing game, IoU).
 - :mod:`.masked_accuracy`: accuracy of masked-in / masked-out / infilled images per classifier.
 """
-from .completeness import LabelScores, completeness, label_scores, soundness
-from .insertion import CurveError, CurveResult, deletion_curves, insertion_curves
+from saliency_core.metrics.completeness import LabelScores, completeness, label_scores, soundness
+from saliency_core.metrics.insertion import CurveError, CurveResult, deletion_curves, insertion_curves
 
 __all__ = ["CurveError", "CurveResult", "LabelScores", "completeness", "deletion_curves", "insertion_curves",
            "label_scores", "soundness"]

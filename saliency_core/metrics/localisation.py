@@ -15,8 +15,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ..infill import gaussian_blur
-from .wsol import IOU_THRESHOLD, box_iou, box_masks, mask_boxes
+from saliency_core.infill.base import gaussian_blur
+from saliency_core.metrics.wsol import IOU_THRESHOLD, box_iou, box_masks, mask_boxes
 
 
 def paste_objects(objects01: torch.Tensor, backgrounds01: torch.Tensor, scale: float = 0.5,

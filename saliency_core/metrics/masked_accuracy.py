@@ -11,7 +11,7 @@ from typing import Callable
 
 import torch
 
-from ..masking import composite
+from saliency_core.infill.composite import composite
 
 VIEWS = ("clean", "masked_in", "masked_out", "infilled_out")
 

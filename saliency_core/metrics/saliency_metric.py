@@ -13,7 +13,7 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from .wsol import box_area
+from saliency_core.metrics.wsol import box_area
 
 MIN_AREA = 0.05
 

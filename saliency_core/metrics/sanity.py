@@ -23,9 +23,9 @@ from typing import Callable, Iterator
 import torch
 from torch import nn
 
-from ..classifier import Classifier
-from ..methods import Method, ProgressFn
-from .similarity import similarity
+from saliency_core.classifiers.builders import Classifier
+from saliency_core.methods.base import Method, ProgressFn
+from saliency_core.metrics.similarity import similarity
 
 MaskFn = Callable[[Classifier, torch.Tensor, int], torch.Tensor]
 MPRT_MODES = ("cascading", "independent")
@@ -90,7 +90,7 @@ def randomized_classifiers(classifier: Classifier, mode: str = "cascading", dept
 def method_mask_fn(method: Method, reference: Classifier) -> MaskFn:
     """``mask_fn(classifier, x, label) -> h x w`` for a registered method; a masker checkpoint is
     loaded once against ``reference`` and then reads any (randomised) classifier's activations."""
-    from ..masker_method import MaskerMethod
+    from saliency_core.methods.trained import MaskerMethod
 
     if isinstance(method, MaskerMethod):
         ckpt = method.load(reference)

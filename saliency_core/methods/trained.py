@@ -5,9 +5,9 @@ from pathlib import Path
 
 import torch
 
-from .checkpoint import MaskerCheckpoint, load_masker
-from .classifier import Classifier, ClassifierOutput
-from .methods import MethodResult, ProgressFn, checkpoints_dir, register_method
+from saliency_core.classifiers.builders import Classifier, ClassifierOutput
+from saliency_core.maskers.checkpoint import MaskerCheckpoint, load_masker
+from saliency_core.methods.base import MethodResult, ProgressFn, checkpoints_dir, register_method
 
 #: The shipped masker for the default classifier, used when no checkpoint is given.
 DEFAULT_CHECKPOINT = "fix_lite0.safetensors"
@@ -40,7 +40,7 @@ class MaskerMethod:
         if key not in self._loaded:
             ckpt = load_masker(self.checkpoint, classifier=classifier, device=classifier.device)
             if self.checkpoint_kinds is not None and ckpt.kind not in self.checkpoint_kinds:
-                from .checkpoint import CheckpointError
+                from saliency_core.maskers.checkpoint import CheckpointError
 
                 raise CheckpointError(f"{self.checkpoint.name} is a '{ckpt.kind}' masker checkpoint; the "
                                       f"{self.name} method needs one of kind {', '.join(self.checkpoint_kinds)} "
@@ -58,7 +58,7 @@ class MaskerMethod:
             stages, head = own.stages, own.head
         info = {"checkpoint": str(self.checkpoint), "masker_kind": ckpt.kind}
         if ckpt.kind == "label":
-            from .label_masker import output_layer_weights
+            from saliency_core.maskers.label import output_layer_weights
 
             codes = output_layer_weights(ckpt.classifier)[torch.as_tensor(labels, device=x.device)]
             mask = ckpt.masker(stages, tuple(x.shape[-2:]), codes, head=head)

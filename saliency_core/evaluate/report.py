@@ -89,7 +89,7 @@ def _bar_figure(agg):
 
 def write_report(cfg, records: list[dict[str, Any]], agg, path: Path) -> Path:
     """Write ``report.html`` for the records of an evaluation."""
-    from .evaluate import records_to_frames
+    from saliency_core.evaluate.runner import records_to_frames
 
     _, per_label = records_to_frames(records)
     scored = [r for r in records if r.get("labels")]

@@ -24,8 +24,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .classifier import Classifier, ClassifierOutput
-from .methods import MethodError, MethodResult, ProgressFn, register_method
+from saliency_core.classifiers.builders import Classifier, ClassifierOutput
+from saliency_core.methods.base import MethodError, MethodResult, ProgressFn, register_method
 
 
 def _normalise_max(a: torch.Tensor) -> torch.Tensor:

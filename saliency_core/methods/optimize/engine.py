@@ -11,8 +11,8 @@ through a frozen classifier. Every choice of the three papers is an option of
   whose removal destroys it: masked-out) or ``both``; the class score as ``log-odds`` (FIDO),
   ``log-prob`` or ``prob`` (Fong & Vedaldi), averaged over the samples of a step as scores
   (FIDO) or as probabilities (Gupta et al. average the softmax over their random references);
-* any infiller of :mod:`saliency_core.infill`; ``random-image`` draws a fresh reference image for
-  every sample of every step from a pool (:mod:`saliency_core.reference_pool`);
+* any infiller of :mod:`saliency_core.infill.base`; ``random-image`` draws a fresh reference image for
+  every sample of every step from a pool (:mod:`saliency_core.infill.reference_pool`);
 * regularisers: L1 area and squared total variation, both as the papers' sums over a 224 x 224
   mask (other sizes are rescaled so a weight means the same at any size), and the upsampling
   factor ``s``: the mask is learned on an (H/s) x (W/s) grid and bilinearly upsampled;
@@ -37,10 +37,10 @@ from typing import Any, Callable
 import torch
 import torch.nn.functional as F
 
-from .classifier import Classifier, ClassifierOutput
-from .infill import available_infillers, make_infiller
-from .labels import LabelSpecError
-from .methods import MethodError, MethodResult, ProgressFn, register_method
+from saliency_core.classifiers.builders import Classifier, ClassifierOutput
+from saliency_core.infill.base import available_infillers, make_infiller
+from saliency_core.labels import LabelSpecError
+from saliency_core.methods.base import MethodError, MethodResult, ProgressFn, register_method
 
 OBJECTIVES = ("ssr", "sdr", "both")
 SCORES = ("log-odds", "log-prob", "prob")
@@ -399,7 +399,7 @@ def _build_infiller(cfg: OptimizeConfig, classifier: Classifier, x: torch.Tensor
     """The infiller of the config; random-image gets the reference pool (without the explained photo)."""
     opts = dict(cfg.infiller_options)
     if cfg.infiller == "random-image" and opts.get("pool") is None:
-        from .reference_pool import default_pool, pool_from_folder
+        from saliency_core.infill.reference_pool import default_pool, pool_from_folder
 
         pre = classifier.preprocessing
         pool = pool_from_folder(cfg.reference_dir, pre) if cfg.reference_dir else default_pool(pre)
@@ -407,7 +407,7 @@ def _build_infiller(cfg: OptimizeConfig, classifier: Classifier, x: torch.Tensor
         # resized once to the working size, so no draw pays for a resize
         opts["pool"] = F.interpolate(pool.images, size=size, mode="bilinear", align_corners=False,
                                      antialias=True).to(x.device)
-    from .infill import _REGISTRY  # the factory's signature says whether it takes a seed
+    from saliency_core.infill.base import _REGISTRY  # the factory's signature says whether it takes a seed
 
     factory = _REGISTRY[cfg.infiller]
     try:

@@ -28,15 +28,20 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from .checkpoint import save_masker
-from .classifier import load_classifier
-from .classifier_pool import ClassifierPool, thinning_strategy
-from .data import ImageDataset, class_disjoint_split, read_samples, train_transform
-from .device import resolve_device
-from .label_masker import LabelMasker, LabelMaskerConfig, output_layer_weights
-from .masking import composite
-from .objectives import (calibrated_label_loss, completeness_soundness_loss, gupta_label_loss, soft_insertion_keep,
-                         total_variation)
+from saliency_core.classifiers.builders import load_classifier
+from saliency_core.classifiers.pool import ClassifierPool, thinning_strategy
+from saliency_core.datasets import ImageDataset, class_disjoint_split, read_samples, train_transform
+from saliency_core.device import resolve_device
+from saliency_core.infill.composite import composite
+from saliency_core.maskers.checkpoint import save_masker
+from saliency_core.maskers.label import LabelMasker, LabelMaskerConfig, output_layer_weights
+from saliency_core.objectives import (
+    calibrated_label_loss,
+    completeness_soundness_loss,
+    gupta_label_loss,
+    soft_insertion_keep,
+    total_variation,
+)
 
 LABEL_OBJECTIVES = ("insertion", "calibrated", "gupta")
 

@@ -18,8 +18,8 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from .classifier import Classifier, load_classifier
-from .masker import MaskerConfig, PhangMasker
+from saliency_core.classifiers.builders import Classifier, load_classifier
+from saliency_core.maskers.phang import MaskerConfig, PhangMasker
 
 FORMAT = "saliency_core.masker/1"
 
@@ -134,7 +134,7 @@ def build_masker(kind: str, masker_config: dict[str, Any]) -> nn.Module:
     if kind not in MASKER_KINDS:
         import importlib
 
-        importlib.import_module("saliency_core.label_masker")  # registers the "label" kind
+        importlib.import_module("saliency_core.maskers.label")  # registers the "label" kind
     if kind not in MASKER_KINDS:
         raise CheckpointError(f"unknown masker kind '{kind}' (known: {', '.join(sorted(MASKER_KINDS))})")
     return MASKER_KINDS[kind](masker_config)

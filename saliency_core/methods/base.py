@@ -14,7 +14,7 @@ from typing import Any, Callable, Protocol
 
 import torch
 
-from .classifier import Classifier, ClassifierOutput
+from saliency_core.classifiers.builders import Classifier, ClassifierOutput
 
 ProgressFn = Callable[[float, str], None]
 
@@ -64,7 +64,7 @@ def _load_builtin_methods() -> None:
     """Import the modules whose methods register themselves (kept lazy: some need heavy imports)."""
     import importlib
 
-    for module in ("saliency_core.masker_method", "saliency_core.optimize", "saliency_core.baselines"):
+    for module in ("saliency_core.methods.trained", "saliency_core.methods.optimize.engine", "saliency_core.methods.gradients"):
         try:
             importlib.import_module(module)
         except ModuleNotFoundError as exc:
@@ -92,4 +92,4 @@ def make_method(name: str, **options: Any) -> Method:
 
 def checkpoints_dir() -> Path:
     """Folder of the shipped masker checkpoints (the repository's ``checkpoints/``)."""
-    return Path(__file__).resolve().parent.parent / "checkpoints"
+    return Path(__file__).resolve().parents[2] / "checkpoints"

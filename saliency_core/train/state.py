@@ -18,8 +18,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from .checkpoint import atomic_write_bytes
-from .classifier_pool import ClassifierPool
+from saliency_core.classifiers.pool import ClassifierPool
+from saliency_core.maskers.checkpoint import atomic_write_bytes
 
 STATE_FILE = "state.pt"
 STATE_FORMAT = "saliency_core.train_state/1"

@@ -45,7 +45,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
-    from saliency_core.evaluate import EvalConfig, evaluate, main_table
+    from saliency_core.evaluate.runner import EvalConfig, evaluate, main_table
 
     restrict = None
     if args.restrict_labels:

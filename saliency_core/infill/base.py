@@ -1,7 +1,7 @@
 """Infillers: what replaces the pixels a mask removes, in a registry keyed by name.
 
 An infiller maps ``(x, keep)`` -> ``fill`` (same shape as ``x``, normalised space, detached); the
-composite is ``x * keep + fill * (1 - keep)`` (see :mod:`saliency_core.masking`).
+composite is ``x * keep + fill * (1 - keep)`` (see :mod:`saliency_core.infill.composite`).
 
 Built in: ``gray`` (alias ``none``: zeros), ``mean`` (the image's mean colour), ``blur`` (Gaussian
 blur of the image, ``sigma``), ``noise`` (random colour plus Gaussian noise, as FIDO),
@@ -206,7 +206,7 @@ class ModuleInfiller:
 
     def __init__(self, net: nn.Module, weights: str | Path | None = None) -> None:
         if weights is not None:
-            from .classifier import _read_state_dict
+            from saliency_core.classifiers.builders import _read_state_dict
 
             net.load_state_dict(_read_state_dict(Path(weights)))
         self.net = net.eval().requires_grad_(False)

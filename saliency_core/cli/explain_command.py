@@ -46,10 +46,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from saliency_core.classifier import load_classifier
+    from saliency_core.classifiers.builders import load_classifier
     from saliency_core.explain import ExplainConfig, explain, write_explanation
-    from saliency_core.image_io import ImageLoadError, load_image
-    from saliency_core.methods import available_methods, make_method
+    from saliency_core.images.loading import ImageLoadError, load_image
+    from saliency_core.methods.base import available_methods, make_method
 
     if args.list_methods:
         for name, spec in available_methods().items():

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from .preprocessing import Preprocessing
+from saliency_core.images.preprocessing import Preprocessing
 
 #: scikit-image sample photos used for the default pool (all bundled with the package, no download).
 DEFAULT_PHOTOS = (

@@ -30,9 +30,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from .classifier import Classifier, load_classifier
-from .data import IMAGE_SUFFIXES, DataError, class_disjoint_split, read_samples
-from .methods import Method, MethodError, ProgressFn, make_method
+from saliency_core.classifiers.builders import Classifier, load_classifier
+from saliency_core.datasets import IMAGE_SUFFIXES, DataError, class_disjoint_split, read_samples
+from saliency_core.methods.base import Method, MethodError, ProgressFn, make_method
 
 #: Fields whose change makes earlier results in the same folder incomparable.
 _FINGERPRINT = ("images", "labels", "boxes", "pixel_masks", "classifier", "classifier_weights", "extra_classifiers",
@@ -162,7 +162,7 @@ def read_eval_samples(cfg: EvalConfig) -> list[EvalSample]:
             raise EvalError(f"folder '{src}' has no images") from None
         samples = [(p, -1) for p in files]
     if cfg.split != "all":
-        from .data import Sample
+        from saliency_core.datasets import Sample
 
         if any(label < 0 for _, label in samples):
             raise EvalError("split=val/train needs labelled images")
@@ -202,9 +202,9 @@ def _load_extra_classifier(spec: str, device: str) -> tuple[str, Classifier]:
 
 
 def build_context(cfg: EvalConfig, classifier: Classifier | None = None) -> EvalContext:
-    from .infill import make_infiller
-    from .metrics.annotations import read_boxes
-    from .metrics.insertion import restricted_softmax
+    from saliency_core.infill.base import make_infiller
+    from saliency_core.metrics.annotations import read_boxes
+    from saliency_core.metrics.insertion import restricted_softmax
 
     classifier = classifier or load_classifier(cfg.classifier, cfg.classifier_weights, device=cfg.device)
     specs: dict[str, MethodSpec] = {}
@@ -231,7 +231,7 @@ def build_context(cfg: EvalConfig, classifier: Classifier | None = None) -> Eval
 
 
 def _labels_for(cfg: EvalConfig, probs: torch.Tensor) -> list[int]:
-    from .labels import resolve_labels
+    from saliency_core.labels import resolve_labels
 
     if cfg.restrict_labels:
         sub = torch.zeros_like(probs)
@@ -247,7 +247,7 @@ def _labels_for(cfg: EvalConfig, probs: torch.Tensor) -> list[int]:
 
 def _gt_boxes(ctx: EvalContext, sample: EvalSample, image_size: tuple[int, int], work_hw: tuple[int, int]
               ) -> torch.Tensor | None:
-    from .metrics.wsol import scale_boxes
+    from saliency_core.metrics.wsol import scale_boxes
 
     if ctx.boxes is None or sample.name not in ctx.boxes:
         return None
@@ -261,7 +261,7 @@ def _gt_boxes(ctx: EvalContext, sample: EvalSample, image_size: tuple[int, int],
 
 
 def _wsol_record(pred_box: torch.Tensor, mask: torch.Tensor | None, gt: torch.Tensor, correct: bool) -> dict:
-    from .metrics.wsol import wsol_scores
+    from saliency_core.metrics.wsol import wsol_scores
 
     return wsol_scores(pred_box, mask, gt, correct)
 
@@ -270,13 +270,13 @@ def evaluate_method_on_image(ctx: EvalContext, display: str, x: torch.Tensor, cl
                              target: int, gt_boxes: torch.Tensor | None,
                              pixel_gt: tuple[torch.Tensor, torch.Tensor] | None) -> dict[str, Any]:
     """All metrics of one method on one image -> a JSON-ready record (without the image fields)."""
-    from .metrics.completeness import label_scores
-    from .metrics.insertion import deletion_curves
-    from .metrics.mask_stats import mask_histogram, mask_stats
-    from .metrics.masked_accuracy import masked_correct
-    from .metrics.pxap import PxAPAccumulator
-    from .metrics.saliency_metric import saliency_metric
-    from .metrics.wsol import mask_boxes
+    from saliency_core.metrics.completeness import label_scores
+    from saliency_core.metrics.insertion import deletion_curves
+    from saliency_core.metrics.mask_stats import mask_histogram, mask_stats
+    from saliency_core.metrics.masked_accuracy import masked_correct
+    from saliency_core.metrics.pxap import PxAPAccumulator
+    from saliency_core.metrics.saliency_metric import saliency_metric
+    from saliency_core.metrics.wsol import mask_boxes
 
     cfg, clf, method = ctx.cfg, ctx.classifier, ctx.methods[display]
     t0 = time.perf_counter()
@@ -339,7 +339,7 @@ def evaluate_method_on_image(ctx: EvalContext, display: str, x: torch.Tensor, cl
 
 def box_baseline_records(gt: torch.Tensor, hw: tuple[int, int], correct: bool) -> list[dict[str, Any]]:
     """WSOL rows of the two box baselines: a centred box of half the image area, and the whole image."""
-    from .metrics.wsol import box_masks, centre_box, whole_box
+    from saliency_core.metrics.wsol import box_masks, centre_box, whole_box
 
     out = []
     for name, box in (("baseline:centre-50%-box", centre_box(*hw)), ("baseline:whole-image", whole_box(*hw))):
@@ -389,7 +389,7 @@ def aggregate(records: list[dict[str, Any]]):
     """One row per method: means over images (best effort over the images where it is defined)."""
     import pandas as pd
 
-    from .metrics.pxap import PxAPAccumulator
+    from saliency_core.metrics.pxap import PxAPAccumulator
 
     per_image, per_label = records_to_frames(records)
     if per_image.empty:
@@ -439,7 +439,7 @@ class EvalResult:
 
 def write_outputs(cfg: EvalConfig, out: Path, records: list[dict[str, Any]]):
     """Rebuild the CSVs, the aggregate tables and the HTML report from the records."""
-    from .evaluate_report import write_report
+    from saliency_core.evaluate.report import write_report
 
     per_image, per_label = records_to_frames(records)
     per_image.to_csv(out / "per_image.csv", index=False)
@@ -479,8 +479,8 @@ def _prepare_out(cfg: EvalConfig) -> tuple[Path, list[dict[str, Any]]]:
 def evaluate(cfg: EvalConfig, classifier: Classifier | None = None, progress: ProgressFn | None = None
              ) -> EvalResult:
     """Run the evaluation; results are appended to ``per_image.jsonl`` one (image, method) at a time."""
-    from .image_io import ImageLoadError, load_image
-    from .metrics.annotations import read_pixel_mask
+    from saliency_core.images.loading import ImageLoadError, load_image
+    from saliency_core.metrics.annotations import read_pixel_mask
 
     samples = read_eval_samples(cfg)
     if not samples:

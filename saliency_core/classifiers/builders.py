@@ -19,8 +19,8 @@ from typing import Callable
 import torch
 from torch import nn
 
-from .device import resolve_device
-from .preprocessing import Preprocessing
+from saliency_core.device import resolve_device
+from saliency_core.images.preprocessing import Preprocessing
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)

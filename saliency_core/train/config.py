@@ -11,9 +11,9 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from .classifier_pool import THINNING_STRATEGIES, ThinningStrategy, thinning_strategy
-from .masker import GUMBEL_MODES, UPSAMPLE_MODES
-from .objectives import OBJECTIVES, MaskerObjective
+from saliency_core.classifiers.pool import THINNING_STRATEGIES, ThinningStrategy, thinning_strategy
+from saliency_core.maskers.phang import GUMBEL_MODES, UPSAMPLE_MODES
+from saliency_core.objectives import OBJECTIVES, MaskerObjective
 
 MODES = ("fix", "ca")
 AMP_MODES = ("auto", "off", "bf16", "fp16")

@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .checkpoint import register_masker_kind
+from saliency_core.maskers.checkpoint import register_masker_kind
 
 
 @dataclass

@@ -99,7 +99,7 @@ class ImageDataset(Dataset):
     def _image(self, i: int) -> Image.Image:
         if i in self._cache:
             return self._cache[i]
-        from .image_io import load_image
+        from saliency_core.images.loading import load_image
 
         img = load_image(self.samples[i].path).image
         if self.cache:
@@ -128,7 +128,7 @@ def eval_transform(size: int = 224) -> transforms.Compose:
 @torch.no_grad()
 def correctly_classified(samples: list[Sample], classifier: torch.nn.Module, size: int = 224, batch_size: int = 32,
                          progress=None) -> list[Sample]:
-    """The samples that ``classifier`` (a :class:`saliency_core.classifier.Classifier`) gets right
+    """The samples that ``classifier`` (a :class:`saliency_core.classifiers.builders.Classifier`) gets right
     on the evaluation crop (for 'train only on images the classifier gets right')."""
     from torch.utils.data import DataLoader
 

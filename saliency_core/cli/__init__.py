@@ -1,6 +1,6 @@
 """The ``saliency`` command: one sub-command per job (explain, train, evaluate, dashboard).
 
-Each sub-command lives in ``saliency_core/commands/<name>.py`` with ``register(subparsers)``; its
+Each sub-command lives in ``saliency_core/cli/<name>_command.py`` with ``register(subparsers)``; its
 handler returns an exit code. Errors meant for users are printed as one line, never a traceback.
 """
 from __future__ import annotations
@@ -17,9 +17,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     for name in COMMANDS:
         try:
-            module = importlib.import_module(f"saliency_core.commands.{name}")
+            module = importlib.import_module(f"saliency_core.cli.{name}_command")
         except ModuleNotFoundError as exc:
-            if exc.name == f"saliency_core.commands.{name}":
+            if exc.name == f"saliency_core.cli.{name}_command":
                 continue
             raise
         module.register(sub)

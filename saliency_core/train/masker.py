@@ -38,21 +38,36 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from .checkpoint import save_masker
-from .classifier import Classifier, load_classifier
-from .classifier_pool import ClassifierPool
-from .data import (ImageDataset, Sample, class_disjoint_split, correctly_classified, eval_transform, few_shot,
-                   read_samples, train_transform)
-from .device import resolve_device
-from .distributed import (all_gather_object, all_reduce_mean_, barrier, broadcast_module_, cleanup,
-                          init_distributed, module_digest)
-from .infill import make_infiller
-from .masker import MaskerConfig, PhangMasker
-from .masking import composite
-from .objectives import entropy, masker_loss
-from .train_config import ConfigError, TrainConfig, config_differences
-from .train_data import SeededAugmentation, epoch_batches
-from .train_state import StateError, load_state, restore_pool, rng_state, save_state, set_rng_state
+from saliency_core.classifiers.builders import Classifier, load_classifier
+from saliency_core.classifiers.pool import ClassifierPool
+from saliency_core.datasets import (
+    ImageDataset,
+    Sample,
+    class_disjoint_split,
+    correctly_classified,
+    eval_transform,
+    few_shot,
+    read_samples,
+    train_transform,
+)
+from saliency_core.device import resolve_device
+from saliency_core.infill.base import make_infiller
+from saliency_core.infill.composite import composite
+from saliency_core.maskers.checkpoint import save_masker
+from saliency_core.maskers.phang import MaskerConfig, PhangMasker
+from saliency_core.objectives import entropy, masker_loss
+from saliency_core.train.config import ConfigError, TrainConfig, config_differences
+from saliency_core.train.data import SeededAugmentation, epoch_batches
+from saliency_core.train.distributed import (
+    all_gather_object,
+    all_reduce_mean_,
+    barrier,
+    broadcast_module_,
+    cleanup,
+    init_distributed,
+    module_digest,
+)
+from saliency_core.train.state import StateError, load_state, restore_pool, rng_state, save_state, set_rng_state
 
 __all__ = ["TrainConfig", "ConfigError", "StateError", "train", "Trainer", "validate", "seed_everything"]
 

@@ -1,6 +1,6 @@
 """``saliency train [--config run.yaml] [--FIELD VALUE ...]``: train a masker (FIX or CA).
 
-Every field of :class:`saliency_core.train_config.TrainConfig` is a flag (``--lambda-area-out 15``,
+Every field of :class:`saliency_core.train.config.TrainConfig` is a flag (``--lambda-area-out 15``,
 ``--stages 4,5``, ``--no-augment``); flags override the YAML file, which overrides the defaults.
 The resolved config is written to ``<out>/config.yaml``. Several GPUs or machines:
 ``torchrun --nproc_per_node=N -m saliency_core.cli train --config run.yaml``.
@@ -14,7 +14,7 @@ import typing
 from dataclasses import MISSING, fields
 from typing import Any
 
-from saliency_core.train_config import TrainConfig
+from saliency_core.train.config import TrainConfig
 
 EXAMPLES = """examples:
   saliency train --data ../shared/data/imagenet-samples/labels.csv --out runs/fix --epochs 8 --batch-size 16
@@ -96,7 +96,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="masker: the Phang et al. masker (FIX or CA); label: the per-label masker (FIX or CA with "
                         "--mode; its own objectives: --objective insertion|calibrated|gupta)")
     add_config_flags(p)
-    from saliency_core.train_label_masker import LabelMaskerTrainConfig
+    from saliency_core.train.label_masker import LabelMaskerTrainConfig
 
     add_config_flags(p.add_argument_group("per-label masker (--kind label)"), LabelMaskerTrainConfig,
                      skip=frozenset(f.name for f in fields(TrainConfig)))
@@ -109,7 +109,7 @@ def resolve_config(args: argparse.Namespace) -> TrainConfig:
     names = {f.name for f in fields(TrainConfig)}
     overrides = {k: v for k, v in vars(args).items() if k in names}
     if "infiller_options" in overrides:
-        from saliency_core.commands.explain import parse_options
+        from saliency_core.cli.explain_command import parse_options
 
         overrides["infiller_options"] = parse_options(overrides["infiller_options"] or [])
     if "mode" in overrides and "lambda_area_out" not in overrides and args.config:
@@ -121,7 +121,7 @@ def resolve_label_config(args: argparse.Namespace):
     """The per-label masker's config: defaults <- YAML file <- flags (the fields it shares are shared flags)."""
     import yaml
 
-    from saliency_core.train_label_masker import LabelMaskerTrainConfig
+    from saliency_core.train.label_masker import LabelMaskerTrainConfig
 
     base = yaml.safe_load(open(args.config)) if args.config else {}
     names = {f.name for f in fields(LabelMaskerTrainConfig)}
@@ -137,7 +137,7 @@ def run(args: argparse.Namespace) -> int:
 
             sys.stdout.write(yaml.safe_dump(cfg_label.to_dict(), sort_keys=False))
             return 0
-        from saliency_core.train_label_masker import train_label_masker
+        from saliency_core.train.label_masker import train_label_masker
 
         print(train_label_masker(cfg_label))
         return 0
@@ -145,7 +145,7 @@ def run(args: argparse.Namespace) -> int:
     if args.print_config:
         sys.stdout.write(cfg.to_yaml())
         return 0
-    from saliency_core.train import train
+    from saliency_core.train.masker import train
 
     print(train(cfg))
     return 0

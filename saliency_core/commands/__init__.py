@@ -1,1 +1,0 @@
-"""Sub-commands of the ``saliency`` CLI (one module each, with ``register(subparsers)``)."""
