@@ -40,10 +40,10 @@ def load_images(source: str, classifier, limit: int | None, split: str = "val", 
 def build_method(spec: str):
     """(display name, method) from a spec NAME[:key=value...] as `saliency evaluate` takes it."""
     from saliency_core.evaluate.runner import parse_method_spec
-    from saliency_core.methods.base import make_method
+    from saliency_core.methods.base import create_method
 
     s = parse_method_spec(spec)
-    return s.display, make_method(s.name, **s.options)
+    return s.display, create_method(s.name, **s.options)
 
 
 def write_plot(fig, path: Path) -> None:

@@ -30,7 +30,7 @@ def main() -> None:
 
     from skimage import data
 
-    from saliency_core.classifiers.builders import load_classifier
+    from saliency_core.classifiers import load_classifier
     from saliency_core.metrics.completeness import label_scores
     from saliency_core.metrics.insertion import pixel_ranks, step_counts
 

@@ -32,7 +32,7 @@ import torch
 from PIL import Image
 
 from dashboard import plots, services
-from saliency_core.classifiers.builders import load_classifier
+from saliency_core.classifiers import load_classifier
 from saliency_core.explain import ExplainConfig
 from saliency_core.maskers.checkpoint import save_masker
 from saliency_core.maskers.phang import MaskerConfig, PhangMasker

@@ -16,7 +16,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import interleaved  # noqa: E402
 
-from saliency_core.classifiers.builders import load_classifier
+from saliency_core.classifiers import load_classifier
 from saliency_core.maskers.checkpoint import load_masker  # noqa: E402
 from saliency_core.maskers.phang import MaskerConfig, PhangMasker
 from saliency_core.methods.trained import default_checkpoint

@@ -23,10 +23,11 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import interleaved  # noqa: E402
 
-from saliency_core.classifiers.builders import load_classifier
+from saliency_core.classifiers import load_classifier
 from saliency_core.maskers.checkpoint import load_masker  # noqa: E402
 from saliency_core.maskers.label import LabelMasker, LabelMaskerConfig, output_layer_weights
-from saliency_core.methods.optimize.engine import make_config, optimize_masks
+from saliency_core.methods.optimize.config import make_config
+from saliency_core.methods.optimize.engine import optimize_masks
 from saliency_core.methods.trained import default_checkpoint
 from saliency_core.train.label_masker import LabelMaskerTrainConfig
 

@@ -29,8 +29,9 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from saliency_core.classifiers.builders import load_classifier
-from saliency_core.methods.optimize.engine import make_config, optimize_masks, working_size
+from saliency_core.classifiers import load_classifier
+from saliency_core.methods.optimize.config import make_config
+from saliency_core.methods.optimize.engine import optimize_masks, working_size
 
 DEFAULT_IMAGE = Path("/work/shared/data/imagenet-samples/images/001_n01443537.jpg")
 TARGETS = {1: 20.0, 5: 60.0}
@@ -74,7 +75,7 @@ def stub_like(clf):
     """A near-free classifier with ``clf``'s contract: engine time with it is the engine's own overhead."""
     from torch import nn
 
-    from saliency_core.classifiers.builders import Classifier
+    from saliency_core.classifiers import Classifier
 
     net = nn.Sequential(nn.Conv2d(3, 8, 8, stride=8), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
                         nn.Linear(8, clf.num_classes))

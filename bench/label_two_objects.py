@@ -38,7 +38,7 @@ def own_half_shares(mask: np.ndarray, left: bool, top: float = 0.2) -> tuple[flo
 
 
 def main() -> None:
-    from saliency_core.classifiers.builders import load_classifier
+    from saliency_core.classifiers import load_classifier
     from saliency_core.evaluate.runner import parse_method_spec
     from saliency_core.explain import ExplainConfig, explain
 

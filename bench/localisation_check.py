@@ -40,7 +40,7 @@ def main() -> None:
 
     import pandas as pd
 
-    from saliency_core.classifiers.builders import load_classifier
+    from saliency_core.classifiers import load_classifier
     from saliency_core.metrics.localisation import localisation_scores, paste_objects
 
     clf = load_classifier()

@@ -36,7 +36,7 @@ def main() -> None:
     import pandas as pd
     import plotly.express as px
 
-    from saliency_core.classifiers.builders import load_classifier
+    from saliency_core.classifiers import load_classifier
     from saliency_core.metrics.roar import random_masks, roar_curve
 
     clf = load_classifier()

@@ -106,9 +106,9 @@ def masker_masks(masker, clf, x) -> torch.Tensor:
 
 
 def gradcam_masks(clf, x) -> torch.Tensor:
-    from saliency_core.methods.base import make_method
+    from saliency_core.methods.base import create_method
 
-    method = make_method("grad-cam")
+    method = create_method("grad-cam")
     out = []
     for i in range(len(x)):
         with torch.no_grad():
@@ -132,7 +132,7 @@ def main() -> None:
 
     import pandas as pd
 
-    from saliency_core.classifiers.builders import load_classifier
+    from saliency_core.classifiers import load_classifier
     from saliency_core.metrics.similarity import similarity
 
     t0 = time.perf_counter()

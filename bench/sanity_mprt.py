@@ -35,8 +35,8 @@ def main() -> None:
     import pandas as pd
     import plotly.express as px
 
-    from saliency_core.classifiers.builders import load_classifier
-    from saliency_core.metrics.sanity import method_mask_fn, mprt, randomization_units
+    from saliency_core.classifiers import load_classifier
+    from saliency_core.evaluate.sanity import method_mask_fn, mprt, randomization_units
 
     torch.manual_seed(args.seed)
     clf = load_classifier()

@@ -20,10 +20,10 @@ import numpy as np
 import torch
 from PIL import Image
 
-from saliency_core.classifiers.builders import Classifier
+from saliency_core.classifiers import Classifier
 from saliency_core.explain import ExplainConfig, Explanation, explain
 from saliency_core.images.loading import ImageLoadError, LoadedImage, load_image
-from saliency_core.methods.base import Method, MethodSpec, available_methods, checkpoints_dir, make_method
+from saliency_core.methods.base import Method, MethodSpec, create_method, method_entries
 
 from . import warmup  # noqa: F401 - lazy imports done once, before sessions race for them
 from .options import OptionSpec, method_options, takes_option
@@ -178,7 +178,7 @@ def _entry(spec: MethodSpec) -> MethodEntry:
 def method_catalog() -> dict[str, MethodEntry]:
     """Every method registered right now (found at run time), masker first, then optimisation, baselines."""
     order = {g: i for i, g in enumerate(GROUPS.values())}
-    entries = [_entry(s) for s in available_methods().values()
+    entries = [_entry(s) for s in method_entries().values()
                if getattr(s.factory, "is_available", lambda: True)()]  # no dead controls
     entries.sort(key=lambda e: (order.get(e.group, len(order)), e.name))
     return {e.name: e for e in entries}
@@ -186,7 +186,7 @@ def method_catalog() -> dict[str, MethodEntry]:
 
 def build_method(name: str, options: dict[str, Any]) -> Method:
     """A method object (its own caches, e.g. a loaded checkpoint, live inside it)."""
-    return make_method(name, **options)
+    return create_method(name, **options)
 
 
 def infiller_factory(name: str) -> Callable | None:

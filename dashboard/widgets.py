@@ -12,7 +12,7 @@ from typing import Any
 import streamlit as st
 
 from saliency_core.cli.dashboard_command import DashboardSettings
-from saliency_core.infill.base import available_infillers
+from saliency_core.infill.base import list_infillers
 
 from . import resources, services
 from .help_text import tooltip
@@ -195,7 +195,7 @@ def infiller_names() -> list[str]:
     """Registered infillers, aliases of the same infiller shown once (``none`` is ``gray``)."""
     seen: set[int] = set()
     names = []
-    for name in available_infillers():
+    for name in list_infillers():
         ident = id(services.infiller_factory(name))
         if ident not in seen:
             seen.add(ident)

@@ -17,14 +17,15 @@ import numpy as np
 import torch
 from PIL import Image
 
-from saliency_core.classifiers.builders import Classifier, load_classifier
+from saliency_core.classifiers import Classifier, load_classifier
 from saliency_core.images.loading import LoadedImage, load_image
 from saliency_core.images.pictures import overlay
 from saliency_core.images.preprocessing import resize_mask, tensor01_to_pil
-from saliency_core.infill.base import make_infiller
+from saliency_core.infill.base import create_infiller, infiller_entry
 from saliency_core.infill.composite import composite
 from saliency_core.labels import resolve_labels
-from saliency_core.methods.base import Method, ProgressFn, make_method
+from saliency_core.methods.base import Method, ProgressFn, create_method, method_entry
+from saliency_core.registry import Entry
 
 VIEWS = ("original", "masked_in", "masked_out", "infilled")
 
@@ -94,6 +95,14 @@ class Explanation:
     _label_names: list[str] = field(default_factory=list)
 
 
+def with_seed(entry: Entry, options: dict[str, Any], seed: int) -> dict[str, Any]:
+    """``options`` plus ``seed`` when the method or infiller declares a seed option and none was given:
+    the explanation's seed reaches every random choice, through the component's own generator."""
+    if entry.config is not None and "seed" not in options and any(o.name == "seed" for o in entry.options()):
+        return {**options, "seed": int(seed)}
+    return dict(options)
+
+
 def _top(probs: torch.Tensor, names: tuple[str, ...], k: int) -> list[Prediction]:
     v, i = probs.topk(min(k, probs.numel()))
     return [Prediction(int(j), names[int(j)], float(p)) for p, j in zip(v.tolist(), i.tolist())]
@@ -113,11 +122,12 @@ def explain(
         LoadedImage(image.convert("RGB"), "image", image.size) if isinstance(image, Image.Image) else load_image(image)
     )
     classifier = classifier or load_classifier()
-    method = method or make_method(config.method, **config.method_options)
-    infiller = make_infiller(config.infiller, **config.infiller_options)
+    method = method or create_method(config.method, **with_seed(method_entry(config.method), config.method_options,
+                                                                 config.seed))
+    infiller = create_infiller(config.infiller, **with_seed(infiller_entry(config.infiller), config.infiller_options,
+                                                            config.seed))
     pre = classifier.preprocessing
     dev = classifier.device
-    torch.manual_seed(config.seed)
 
     x = pre.pil_to_input(loaded.image).to(dev)
     t1 = time.perf_counter()
@@ -147,9 +157,9 @@ def explain(
                                                              align_corners=False))
     views = {
         "overlay": overlay(loaded.image, full_masks[0]),
-        "masked_in": tensor01_to_pil(orig01 * m + gray * (1 - m)),
-        "masked_out": tensor01_to_pil(orig01 * (1 - m) + gray * m),
-        "infilled": tensor01_to_pil(orig01 * (1 - m) + fill01 * m),
+        "masked_in": tensor01_to_pil(composite(orig01, m, gray)),
+        "masked_out": tensor01_to_pil(composite(orig01, 1 - m, gray)),
+        "infilled": tensor01_to_pil(composite(orig01, 1 - m, fill01)),
     }
     names = classifier.class_names
     predictions = {v: _top(view_probs[i], names, config.top_k_predictions) for i, v in enumerate(VIEWS)}

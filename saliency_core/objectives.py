@@ -54,11 +54,12 @@ def conditional_area(mask: torch.Tensor, condition: torch.Tensor) -> torch.Tenso
     return (condition.to(mask.dtype) * mask_area(mask)).mean()
 
 
-def total_variation(mask: torch.Tensor, power: float = 2.0, border_weight: float = 0.0) -> torch.Tensor:
-    """Sum over pixels of |neighbour differences|^power (plus an optional border term), batch mean.
+def total_variation_per_mask(mask: torch.Tensor, power: float = 2.0, border_weight: float = 0.0) -> torch.Tensor:
+    """Sum over pixels of |neighbour differences|^power (plus an optional border term), one value per mask.
 
     ``border_weight`` adds w * sum(m^power) on the four border lines (Phang et al. use 0.3), which
-    pushes masks to 0 at the image's edge.
+    pushes masks to 0 at the image's edge. The one TV term of the project: training and per-image
+    optimisation both use it.
     """
     m = mask.flatten(0, -3) if mask.dim() > 3 else mask
     m = m.reshape(mask.shape[0], -1, *mask.shape[-2:])
@@ -69,7 +70,12 @@ def total_variation(mask: torch.Tensor, power: float = 2.0, border_weight: float
         border = (m[..., 0, :].abs().pow(power).flatten(1).sum(1) + m[..., -1, :].abs().pow(power).flatten(1).sum(1)
                   + m[..., :, 0].abs().pow(power).flatten(1).sum(1) + m[..., :, -1].abs().pow(power).flatten(1).sum(1))
         tv = tv + border_weight * border
-    return tv.mean()
+    return tv
+
+
+def total_variation(mask: torch.Tensor, power: float = 2.0, border_weight: float = 0.0) -> torch.Tensor:
+    """:func:`total_variation_per_mask`, averaged over the batch (the masker training term)."""
+    return total_variation_per_mask(mask, power, border_weight).mean()
 
 
 @dataclass

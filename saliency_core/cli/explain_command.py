@@ -46,14 +46,18 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from saliency_core.classifiers.builders import load_classifier
+    from saliency_core.classifiers import load_classifier
     from saliency_core.explain import ExplainConfig, explain, write_explanation
     from saliency_core.images.loading import ImageLoadError, load_image
-    from saliency_core.methods.base import available_methods, make_method
+    from saliency_core.explain import with_seed
+    from saliency_core.methods.base import create_method, method_entries, method_entry
 
     if args.list_methods:
-        for name, spec in available_methods().items():
-            print(f"{name:24s} {spec.summary}")
+        for name, entry in method_entries().items():
+            print(f"{name:24s} {entry.summary}")
+            shown = [o for o in entry.options() if o.shown]
+            if shown:
+                print(" " * 25 + "options: " + ", ".join(f"{o.name}={o.default}" for o in shown))
         return 0
     if not args.images:
         raise ValueError("give at least one image file (or --list-methods)")
@@ -63,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
     config = ExplainConfig(method=args.method, method_options=options, labels=args.labels,
                            infiller=args.infiller, seed=args.seed)
     classifier = load_classifier(args.classifier, args.classifier_weights, device=args.device)
-    method = make_method(config.method, **config.method_options)
+    method = create_method(config.method, **with_seed(method_entry(config.method), config.method_options, args.seed))
     out = Path(args.out)
     failures = 0
     used: set[str] = set()

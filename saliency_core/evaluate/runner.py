@@ -30,9 +30,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from saliency_core.classifiers.builders import Classifier, load_classifier
+from saliency_core.classifiers import Classifier, load_classifier
 from saliency_core.datasets import IMAGE_SUFFIXES, DataError, class_disjoint_split, read_samples
-from saliency_core.methods.base import Method, MethodError, ProgressFn, make_method
+from saliency_core.methods.base import Method, MethodError, ProgressFn, create_method
 
 #: Fields whose change makes earlier results in the same folder incomparable.
 _FINGERPRINT = ("images", "labels", "boxes", "pixel_masks", "classifier", "classifier_weights", "extra_classifiers",
@@ -202,7 +202,7 @@ def _load_extra_classifier(spec: str, device: str) -> tuple[str, Classifier]:
 
 
 def build_context(cfg: EvalConfig, classifier: Classifier | None = None) -> EvalContext:
-    from saliency_core.infill.base import make_infiller
+    from saliency_core.infill.base import create_infiller
     from saliency_core.metrics.annotations import read_boxes
     from saliency_core.metrics.insertion import restricted_softmax
 
@@ -214,7 +214,7 @@ def build_context(cfg: EvalConfig, classifier: Classifier | None = None) -> Eval
         spec = parse_method_spec(raw)
         if spec.display in specs:
             raise EvalError(f"method '{spec.display}' is listed twice (use as=NAME to tell them apart)")
-        method = make_method(spec.name, **spec.options)
+        method = create_method(spec.name, **spec.options)
         if spec.name == "masker":  # fail now, not on the first image, if the checkpoint does not fit
             ckpt = method.load(classifier)
             if ckpt.classifier is not classifier:
@@ -227,7 +227,7 @@ def build_context(cfg: EvalConfig, classifier: Classifier | None = None) -> Eval
     if cfg.pixel_masks and not Path(cfg.pixel_masks).is_dir():
         raise EvalError(f"pixel-mask folder '{cfg.pixel_masks}' does not exist")
     probs_fn = restricted_softmax(cfg.restrict_labels) if cfg.restrict_labels else None
-    return EvalContext(cfg, classifier, methods, specs, classifiers, make_infiller(cfg.infiller), boxes, probs_fn)
+    return EvalContext(cfg, classifier, methods, specs, classifiers, create_infiller(cfg.infiller), boxes, probs_fn)
 
 
 def _labels_for(cfg: EvalConfig, probs: torch.Tensor) -> list[int]:

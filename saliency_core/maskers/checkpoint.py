@@ -13,13 +13,13 @@ import os
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from torch import nn
 
-from saliency_core.classifiers.builders import Classifier, load_classifier
-from saliency_core.maskers.phang import MaskerConfig, PhangMasker
+from saliency_core.classifiers import Classifier, load_classifier
+from saliency_core.maskers.base import MASKER_KINDS
 
 FORMAT = "saliency_core.masker/1"
 
@@ -39,6 +39,11 @@ class MaskerCheckpoint:
     @property
     def kind(self) -> str:
         return self.metadata.get("kind", "phang")
+
+    def explain(self, stages: list[torch.Tensor], head: torch.Tensor | None, size: tuple[int, int],
+                labels: list[int]) -> tuple[torch.Tensor, bool]:
+        """K x h x w masks for ``labels`` (K = 1 for a label-agnostic kind) and whether they are per label."""
+        return MASKER_KINDS.get(self.kind).attrs["explain"](self.masker, self.classifier, stages, head, size, labels)
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -118,26 +123,11 @@ def _strip(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Ten
     return {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
 
 
-#: Builders of masker kinds, ``kind -> builder(masker_config_dict) -> nn.Module``.
-MASKER_KINDS: dict[str, Callable[[dict[str, Any]], nn.Module]] = {
-    "phang": lambda cfg: PhangMasker(MaskerConfig.from_dict(cfg)),
-}
-
-
-def register_masker_kind(kind: str, builder: Callable[[dict[str, Any]], nn.Module]) -> None:
-    """Make checkpoints of a new masker kind loadable (e.g. a label-conditioned masker)."""
-    MASKER_KINDS[kind] = builder
-
-
 def build_masker(kind: str, masker_config: dict[str, Any]) -> nn.Module:
-    """Instantiate an (untrained) masker of a checkpoint kind from its stored config."""
+    """Instantiate an (untrained) masker of a registered kind from its stored config."""
     if kind not in MASKER_KINDS:
-        import importlib
-
-        importlib.import_module("saliency_core.maskers.label")  # registers the "label" kind
-    if kind not in MASKER_KINDS:
-        raise CheckpointError(f"unknown masker kind '{kind}' (known: {', '.join(sorted(MASKER_KINDS))})")
-    return MASKER_KINDS[kind](masker_config)
+        raise CheckpointError(f"unknown masker kind '{kind}' (known: {', '.join(MASKER_KINDS.list())})")
+    return MASKER_KINDS.get(kind).factory(masker_config)
 
 
 def load_masker(path: str | Path, classifier: Classifier | None = None,

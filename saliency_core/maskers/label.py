@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from saliency_core.maskers.checkpoint import register_masker_kind
+from saliency_core.maskers.base import register_masker_kind
 
 
 @dataclass
@@ -139,4 +139,11 @@ class LabelMasker(nn.Module):
         return torch.sigmoid(F.interpolate(logits, size=input_size, mode="bilinear", align_corners=False))
 
 
-register_masker_kind("label", lambda cfg: LabelMasker(LabelMaskerConfig.from_dict(cfg)))
+def _explain(masker: LabelMasker, classifier: nn.Module, stages: list[torch.Tensor], head: torch.Tensor | None,
+             size: tuple[int, int], labels: list[int]) -> tuple[torch.Tensor, bool]:
+    codes = output_layer_weights(classifier)[torch.as_tensor(labels, device=stages[0].device)]
+    return masker(stages, size, codes, head=head)[:, 0], True
+
+
+register_masker_kind("label", summary="label-conditioned masker: one mask per label", explain=_explain)(
+    lambda cfg: LabelMasker(LabelMaskerConfig.from_dict(cfg)))

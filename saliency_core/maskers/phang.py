@@ -15,6 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from saliency_core.maskers.base import register_masker_kind
+
 GUMBEL_MODES = ("off", "soft", "hard")
 UPSAMPLE_MODES = ("nearest", "bilinear")
 
@@ -129,3 +131,12 @@ class PhangMasker(nn.Module):
         if cfg.final_upsample == "nearest":
             return F.interpolate(small, size=input_size, mode="nearest")
         return F.interpolate(small, size=input_size, mode="bilinear", align_corners=False)
+
+
+def _explain(masker: PhangMasker, classifier: nn.Module, stages: list[torch.Tensor], head: torch.Tensor | None,
+             size: tuple[int, int], labels: list[int]) -> tuple[torch.Tensor, bool]:
+    return masker(stages, size)[:, 0], False
+
+
+register_masker_kind("phang", summary="Phang et al.'s masker: one label-agnostic mask", explain=_explain)(
+    lambda cfg: PhangMasker(MaskerConfig.from_dict(cfg)))

@@ -1,22 +1,29 @@
-"""Saliency methods in a registry keyed by name, so the CLI and dashboard never special-case one.
+"""The method contract and registry: every way of making a saliency map is a registered method.
 
-A method is built with ``make_method(name, **options)`` and called as
-``method(classifier, x, labels, clean, progress)`` where ``x`` is the normalised 1 x 3 x h x w
-input, ``labels`` the class indices to explain and ``clean`` the classifier's output on ``x``
-(logits and stage activations, so maskers reuse the forward pass). It returns a
-:class:`MethodResult` with one mask per label (or a single mask for label-agnostic methods).
+A method is built with ``create_method(name, **options)`` (options validated against the dataclass
+it declares) and called as ``method(classifier, x, labels, clean, progress)``: ``x`` is the
+normalised 1 x 3 x h x w input, ``labels`` the class indices to explain and ``clean`` the
+classifier's output on ``x`` (logits and stage activations, so maskers reuse the forward pass). It
+returns a :class:`MethodResult` with one mask per label (or one mask for label-agnostic methods).
+
+What a method declares when it registers (read by the CLI, ``saliency evaluate`` and the dashboard,
+so none of them branches on a method's name): ``summary``, ``config`` (its options), ``defaults``
+(a preset), ``per_label``, ``group`` (one of :data:`GROUPS`), ``on_request`` (slow: a UI runs it only
+when asked), ``in_comparison`` (a UI compares it by default), ``available`` (a callable: can it run here).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Callable, Protocol
 
 import torch
 
-from saliency_core.classifiers.builders import Classifier, ClassifierOutput
+from saliency_core.classifiers.base import Classifier, ClassifierOutput
+from saliency_core.progress import ProgressFn  # noqa: E402 - re-exported for methods
+from saliency_core.registry import Entry, Registry, RegistryError
 
-ProgressFn = Callable[[float, str], None]
+#: Method groups, in the order a UI lists them.
+GROUPS = ("Trained masker", "Per-image optimisation", "Gradient baseline", "Control")
 
 
 @dataclass
@@ -35,61 +42,49 @@ class Method(Protocol):
                  progress: ProgressFn | None = None) -> MethodResult: ...
 
 
-class MethodError(ValueError):
+class MethodError(RegistryError):
     """Unknown method or bad method option."""
 
 
-@dataclass
-class MethodSpec:
-    name: str
-    factory: Callable[..., Method]
-    summary: str
-    per_label: bool
+#: Every method, by name. Add one with ``@METHODS.register("name", config=Options, group=..., per_label=...)``.
+METHODS: Registry[Method] = Registry("method", builtin_modules=(
+    "saliency_core.methods.trained", "saliency_core.methods.optimize.method", "saliency_core.methods.gradients",
+    "saliency_core.methods.rise", "saliency_core.methods.controls",
+))
+
+register_method = METHODS.register
 
 
-_REGISTRY: dict[str, MethodSpec] = {}
+def _order(item: tuple[str, Entry]) -> int:
+    group = item[1].attrs.get("group")
+    return GROUPS.index(group) if group in GROUPS else len(GROUPS)
 
 
-def register_method(name: str, summary: str, per_label: bool = False) -> Callable:
-    """Decorator: register ``factory(**options) -> Method`` under ``name``."""
-
-    def wrap(factory: Callable[..., Method]) -> Callable[..., Method]:
-        _REGISTRY[name] = MethodSpec(name, factory, summary, per_label)
-        return factory
-
-    return wrap
+def method_entries(available_only: bool = False) -> dict[str, Entry]:
+    """Registered methods in display order (by group, then registration order)."""
+    items = sorted(METHODS.entries().items(), key=_order)
+    return {n: e for n, e in items if not available_only or e.available}
 
 
-def _load_builtin_methods() -> None:
-    """Import the modules whose methods register themselves (kept lazy: some need heavy imports)."""
-    import importlib
-
-    for module in ("saliency_core.methods.trained", "saliency_core.methods.optimize.engine", "saliency_core.methods.gradients"):
-        try:
-            importlib.import_module(module)
-        except ModuleNotFoundError as exc:
-            if exc.name != module:
-                raise
+def list_methods() -> list[str]:
+    return list(method_entries())
 
 
-def available_methods() -> dict[str, MethodSpec]:
-    _load_builtin_methods()
-    return dict(sorted(_REGISTRY.items()))
-
-
-def make_method(name: str, **options: Any) -> Method:
-    """Build a registered method with its options (unknown options give a clear error)."""
-    methods = available_methods()
-    if name not in methods:
-        raise MethodError(f"unknown method '{name}' (choose from {', '.join(methods)})")
+def method_entry(name: str) -> Entry:
     try:
-        method = methods[name].factory(**options)
-    except TypeError as exc:
-        raise MethodError(f"bad option for method '{name}': {exc}") from None
+        return METHODS.get(name)
+    except RegistryError as exc:
+        raise MethodError(str(exc)) from None
+
+
+def create_method(name: str, **options: Any) -> Method:
+    """Build a registered method with its options (unknown or bad options give one clear error)."""
+    method_entry(name)
+    try:
+        method = METHODS.create(name, **options)
+    except MethodError:
+        raise
+    except RegistryError as exc:
+        raise MethodError(str(exc)) from None
     method.name = name
     return method
-
-
-def checkpoints_dir() -> Path:
-    """Folder of the shipped masker checkpoints (the repository's ``checkpoints/``)."""
-    return Path(__file__).resolve().parents[2] / "checkpoints"

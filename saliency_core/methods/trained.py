@@ -1,38 +1,55 @@
-"""The trained-masker method: one forward of the classifier, then the small masker head."""
+"""Trained maskers as methods: one forward of the classifier, then the small masker head."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from saliency_core.classifiers.builders import Classifier, ClassifierOutput
-from saliency_core.maskers.checkpoint import MaskerCheckpoint, load_masker
-from saliency_core.methods.base import MethodResult, ProgressFn, checkpoints_dir, register_method
-
-#: The shipped masker for the default classifier, used when no checkpoint is given.
-DEFAULT_CHECKPOINT = "fix_lite0.safetensors"
-#: The shipped label-conditioned (per-label) masker for the default classifier.
-DEFAULT_LABEL_CHECKPOINT = "label_lite0.safetensors"
+from saliency_core.classifiers.base import Classifier, ClassifierOutput
+from saliency_core.maskers.catalog import default_checkpoint
+from saliency_core.maskers.checkpoint import CheckpointError, MaskerCheckpoint, load_masker
+from saliency_core.methods.base import MethodResult, ProgressFn, register_method
+from saliency_core.options import check_options, option
 
 
-def default_checkpoint(kind: str = "phang") -> Path:
-    return checkpoints_dir() / (DEFAULT_LABEL_CHECKPOINT if kind == "label" else DEFAULT_CHECKPOINT)
+@dataclass(frozen=True)
+class MaskerOptions:
+    checkpoint: str | None = option(None, kind="checkpoint", main=True,
+                                    help="masker checkpoint file (.safetensors); default: the shipped FIX masker")
+
+    def __post_init__(self) -> None:
+        check_options(self, "method 'masker'")
 
 
-@register_method("masker", "trained masker network (Phang et al.; FIX or CA checkpoint)")
+@dataclass(frozen=True)
+class LabelMaskerOptions:
+    checkpoint: str | None = option(None, kind="checkpoint", main=True, checkpoint_kinds=("label",),
+                                    help="per-label masker checkpoint; default: the shipped label_lite0")
+
+    def __post_init__(self) -> None:
+        check_options(self, "method 'label-masker'")
+
+
+@register_method("masker", summary="trained masker network (Phang et al.; FIX or CA checkpoint)",
+                 config=MaskerOptions, group="Trained masker", per_label=False, on_request=False,
+                 in_comparison=True, available=lambda: default_checkpoint("phang").exists())
 class MaskerMethod:
     """Explains with a trained masker checkpoint; label-agnostic (one mask whatever the label).
 
     For a FIX checkpoint the masker reads the explained classifier's own activations (no extra
-    forward). A CA checkpoint's masker reads its co-trained classifier, run once more.
+    forward). A CA checkpoint's masker reads its co-trained classifier, run once more. A per-label
+    checkpoint gives one mask per label.
     """
 
     name = "masker"
-    #: checkpoint kinds this method accepts (None: any; a label checkpoint then gives one mask per label)
+    #: checkpoint kinds this method accepts (None: any)
     checkpoint_kinds: tuple[str, ...] | None = None
+    default_kind = "phang"
 
-    def __init__(self, checkpoint: str | Path | None = None) -> None:
-        self.checkpoint = Path(checkpoint) if checkpoint else default_checkpoint()
+    def __init__(self, options: MaskerOptions | LabelMaskerOptions | None = None) -> None:
+        checkpoint = options.checkpoint if options is not None else None
+        self.checkpoint = Path(checkpoint) if checkpoint else default_checkpoint(self.default_kind)
         self._loaded: dict[str, MaskerCheckpoint] = {}
 
     def load(self, classifier: Classifier) -> MaskerCheckpoint:
@@ -40,8 +57,6 @@ class MaskerMethod:
         if key not in self._loaded:
             ckpt = load_masker(self.checkpoint, classifier=classifier, device=classifier.device)
             if self.checkpoint_kinds is not None and ckpt.kind not in self.checkpoint_kinds:
-                from saliency_core.maskers.checkpoint import CheckpointError
-
                 raise CheckpointError(f"{self.checkpoint.name} is a '{ckpt.kind}' masker checkpoint; the "
                                       f"{self.name} method needs one of kind {', '.join(self.checkpoint_kinds)} "
                                       "(use the 'masker' method for it)")
@@ -57,27 +72,16 @@ class MaskerMethod:
             own = ckpt.classifier.forward_features(x)
             stages, head = own.stages, own.head
         info = {"checkpoint": str(self.checkpoint), "masker_kind": ckpt.kind}
-        if ckpt.kind == "label":
-            from saliency_core.maskers.label import output_layer_weights
-
-            codes = output_layer_weights(ckpt.classifier)[torch.as_tensor(labels, device=x.device)]
-            mask = ckpt.masker(stages, tuple(x.shape[-2:]), codes, head=head)
-            return MethodResult(masks=mask[:, 0], per_label=True, info=info)
-        mask = ckpt.masker(stages, tuple(x.shape[-2:]))
-        return MethodResult(masks=mask[:, 0], per_label=False, info=info)
+        masks, per_label = ckpt.explain(stages, head, tuple(x.shape[-2:]), labels)
+        return MethodResult(masks=masks, per_label=per_label, info=info)
 
 
-@register_method("label-masker", "label-conditioned masker: a sound mask per label in one pass", per_label=True)
+@register_method("label-masker", summary="label-conditioned masker: a sound mask per label in one pass",
+                 config=LabelMaskerOptions, group="Trained masker", per_label=True, on_request=False,
+                 in_comparison=True, available=lambda: default_checkpoint("label").exists())
 class LabelMaskerMethod(MaskerMethod):
     """The per-label masker (checkpoint kind "label"); default: the shipped one."""
 
     name = "label-masker"
     checkpoint_kinds = ("label",)
-
-    def __init__(self, checkpoint: str | Path | None = None) -> None:
-        super().__init__(checkpoint or default_checkpoint("label"))
-
-    @staticmethod
-    def is_available() -> bool:
-        """Without a shipped label checkpoint the method needs ``checkpoint=``; the dashboard hides it."""
-        return default_checkpoint("label").exists()
+    default_kind = "label"

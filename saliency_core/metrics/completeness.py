@@ -17,8 +17,8 @@ from typing import Callable
 
 import torch
 
-from saliency_core.methods.base import ProgressFn
 from saliency_core.metrics.insertion import CurveError, CurveResult, insertion_curves, restricted_softmax
+from saliency_core.progress import ProgressFn
 
 EPS1 = 0.01
 EPS2 = 0.001

@@ -22,7 +22,7 @@ from typing import Callable
 
 import torch
 
-from saliency_core.methods.base import ProgressFn
+from saliency_core.progress import ProgressFn
 
 CURVE_MODES = ("insertion", "deletion")
 ProbsFn = Callable[[torch.Tensor], torch.Tensor]

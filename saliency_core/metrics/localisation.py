@@ -15,7 +15,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from saliency_core.infill.base import gaussian_blur
+from saliency_core.infill.blur import gaussian_blur
 from saliency_core.metrics.wsol import IOU_THRESHOLD, box_iou, box_masks, mask_boxes
 
 

@@ -14,9 +14,9 @@ from typing import Callable
 import numpy as np
 import torch
 
-from saliency_core.classifiers.builders import Classifier
-from saliency_core.methods.base import ProgressFn
+from saliency_core.classifiers import Classifier
 from saliency_core.metrics.insertion import pixel_ranks
+from saliency_core.progress import ProgressFn
 
 DEFAULT_FRACTIONS = (0.0, 0.1, 0.3, 0.5, 0.7, 0.9)
 

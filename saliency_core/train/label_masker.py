@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from saliency_core.classifiers.builders import load_classifier
+from saliency_core.classifiers import load_classifier
 from saliency_core.classifiers.pool import ClassifierPool, thinning_strategy
 from saliency_core.datasets import ImageDataset, class_disjoint_split, read_samples, train_transform
 from saliency_core.device import resolve_device

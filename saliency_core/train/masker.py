@@ -38,7 +38,7 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from saliency_core.classifiers.builders import Classifier, load_classifier
+from saliency_core.classifiers import Classifier, load_classifier
 from saliency_core.classifiers.pool import ClassifierPool
 from saliency_core.datasets import (
     ImageDataset,
@@ -51,7 +51,7 @@ from saliency_core.datasets import (
     train_transform,
 )
 from saliency_core.device import resolve_device
-from saliency_core.infill.base import make_infiller
+from saliency_core.infill.base import create_infiller
 from saliency_core.infill.composite import composite
 from saliency_core.maskers.checkpoint import save_masker
 from saliency_core.maskers.phang import MaskerConfig, PhangMasker
@@ -196,7 +196,7 @@ class Trainer:
                                          weight_decay=cfg.classifier_weight_decay)
             self.sched_c = torch.optim.lr_scheduler.StepLR(self.opt_c, cfg.lr_step_epochs or 10**9, cfg.lr_gamma)
         self.objective = cfg.objective_config()
-        self.infiller = make_infiller(cfg.infiller, **cfg.infiller_options)
+        self.infiller = create_infiller(cfg.infiller, **cfg.infiller_options)
 
         # progress counters (all saved in the state)
         self.step = 0

@@ -1,4 +1,4 @@
-"""Per-image mask optimisation: FIDO, meaningful perturbation and per-label masks (Gupta et al.).
+"""The per-image mask optimisation engine: FIDO, meaningful perturbation and per-label masks (Gupta et al.).
 
 One engine, :func:`optimize_masks`, learns one mask per label for one image by gradient descent
 through a frozen classifier. Every choice of the three papers is an option of
@@ -31,33 +31,17 @@ from __future__ import annotations
 import inspect
 import math
 import time
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import torch
 import torch.nn.functional as F
 
-from saliency_core.classifiers.builders import Classifier, ClassifierOutput
-from saliency_core.infill.base import available_infillers, make_infiller
+from saliency_core.classifiers.base import Classifier
+from saliency_core.infill.base import create_infiller, infiller_entry
 from saliency_core.labels import LabelSpecError
-from saliency_core.methods.base import MethodError, MethodResult, ProgressFn, register_method
-
-OBJECTIVES = ("ssr", "sdr", "both")
-SCORES = ("log-odds", "log-prob", "prob")
-PARAMETRIZATIONS = ("continuous", "concrete")
-AVERAGES = ("score", "probability")
-UPSAMPLE_FACTORS = (1, 2, 4, 8)
-#: Infillers whose fill depends on the image only: computed once, at the input's resolution.
-STATIC_INFILLERS = frozenset({"gray", "none", "mean", "blur"})
-#: Infillers that give the same fill for the same mask (no randomness).
-DETERMINISTIC_INFILLERS = STATIC_INFILLERS | {"local-mean", "inpaint"}
-#: The papers' regularisers are sums over a 224 x 224 mask.
-REFERENCE_SIDE = 224
-MIN_CONCRETE_SAMPLES = 4
-
-
-class OptimizeError(MethodError):
-    """A bad optimisation option (the message names the option and what is allowed)."""
+from saliency_core.methods.optimize.config import REFERENCE_SIDE, OptimizeConfig, OptimizeError
+from saliency_core.objectives import total_variation_per_mask
 
 
 class OptimizationCancelled(Exception):
@@ -66,196 +50,6 @@ class OptimizationCancelled(Exception):
     def __init__(self, message: str = "optimisation cancelled", partial: "OptimizeResult | None" = None) -> None:
         super().__init__(message)
         self.partial = partial
-
-
-@dataclass
-class OptimizeConfig:
-    """Every option of the mask optimisation engine (shared by the CLI, the dashboard and presets).
-
-    Defaults are the fast FIDO preset (``fido``); see :data:`PRESETS` for the others.
-    """
-
-    objective: str = "ssr"  # ssr | sdr | both
-    score: str = "log-odds"  # log-odds | log-prob | prob
-    average: str = "score"  # how the samples of a step combine: mean score, or score of the mean probability
-    parametrization: str = "concrete"  # continuous | concrete
-    temperature: float = 0.1  # Concrete temperature
-    samples: int = 4  # samples per step (Concrete draws and/or random reference images)
-    infiller: str = "blur"
-    infiller_options: dict[str, Any] = field(default_factory=dict)
-    reference_dir: str | None = None  # random-image: folder of reference photos (default: scikit-image samples)
-    l1_weight: float = 1e-3  # weight of sum(mask) over a 224 x 224 mask
-    tv_weight: float = 0.01  # weight of sum |grad mask|^tv_power over a 224 x 224 mask
-    tv_power: float = 2.0
-    upsample: int = 4  # s: the mask is learned at H/s x W/s
-    resolution: int | None = None  # short side of the image the classifier sees (None: the input as given)
-    steps: int = 36
-    lr: float = 0.2
-    lr_decay: bool = True  # linear decay of the learning rate to 0 (FIDO)
-    warmup: float = 0.1  # fraction of the steps over which the regulariser weights ramp up from 0
-    init: float = 0.5  # initial mask value (salient probability)
-    seed: int = 0
-    early_stop_tol: float = 0.01  # per label: stop when the mean loss of a window of steps improved on the
-    early_stop_patience: int = 10  # previous window by less than this fraction (0: off); window = patience steps
-    max_batch: int = 64  # images per classifier call (labels are split into chunks above it)
-    preview_every: int = 5  # send the current masks to the progress callback every N steps (0: never)
-
-    def __post_init__(self) -> None:
-        self.validate()
-
-    def validate(self) -> None:
-        """Raise :class:`OptimizeError` naming the first bad option."""
-
-        def choice(name: str, allowed: tuple) -> None:
-            if getattr(self, name) not in allowed:
-                raise OptimizeError(f"{name} must be one of {', '.join(map(str, allowed))}, "
-                                    f"got {getattr(self, name)!r}")
-
-        def number(name: str, low: float, high: float = math.inf, low_open: bool = False,
-                   integer: bool = False) -> None:
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-                raise OptimizeError(f"{name} must be a finite number, got {v!r}")
-            if integer and int(v) != v:
-                raise OptimizeError(f"{name} must be a whole number, got {v!r}")
-            if (v <= low if low_open else v < low) or v > high:
-                lo = f"> {low}" if low_open else f">= {low}"
-                raise OptimizeError(f"{name} must be {lo}" + (f" and <= {high}" if high != math.inf else "")
-                                    + f", got {v!r}")
-            if integer:
-                setattr(self, name, int(v))
-
-        choice("objective", OBJECTIVES)
-        choice("score", SCORES)
-        choice("average", AVERAGES)
-        choice("parametrization", PARAMETRIZATIONS)
-        if self.upsample not in UPSAMPLE_FACTORS or isinstance(self.upsample, bool):
-            raise OptimizeError(f"upsample (s) must be one of 1, 2, 4, 8, got {self.upsample!r}")
-        self.upsample = int(self.upsample)
-        if self.infiller not in available_infillers():
-            raise OptimizeError(f"unknown infiller '{self.infiller}' (choose from {', '.join(available_infillers())})")
-        if not isinstance(self.infiller_options, dict):
-            raise OptimizeError(f"infiller_options must be a dict, got {self.infiller_options!r}")
-        number("temperature", 0.0, low_open=True)
-        number("samples", 1, integer=True)
-        if self.parametrization == "concrete" and self.samples < MIN_CONCRETE_SAMPLES:
-            raise OptimizeError(f"the concrete parametrisation needs samples >= {MIN_CONCRETE_SAMPLES} per step, "
-                                f"got {self.samples}")
-        for name in ("l1_weight", "tv_weight", "early_stop_tol"):
-            number(name, 0.0)
-        number("tv_power", 1.0)
-        if self.resolution is not None:
-            number("resolution", 16, integer=True)
-        number("steps", 1, integer=True)
-        number("lr", 0.0, low_open=True)
-        number("warmup", 0.0, 1.0)
-        number("init", 0.0, 1.0, low_open=True)
-        if not self.init < 1.0:
-            raise OptimizeError(f"init must be < 1, got {self.init!r}")
-        number("seed", -(2 ** 63), integer=True)
-        number("early_stop_patience", 1, integer=True)
-        number("max_batch", 1, integer=True)
-        number("preview_every", 0, integer=True)
-        if self.reference_dir is not None and not isinstance(self.reference_dir, str):
-            raise OptimizeError(f"reference_dir must be a folder path, got {self.reference_dir!r}")
-        if not isinstance(self.lr_decay, bool):
-            raise OptimizeError(f"lr_decay must be true or false, got {self.lr_decay!r}")
-
-    @property
-    def effective_samples(self) -> int:
-        """Samples actually drawn per step: 1 when nothing is random (continuous mask, deterministic fill)."""
-        if self.parametrization == "continuous" and self.infiller in DETERMINISTIC_INFILLERS:
-            return 1
-        return int(self.samples)
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready fields (a tensor option, such as a reference pool, is described by its shape)."""
-        d = {f.name: getattr(self, f.name) for f in fields(self)}
-        d["infiller_options"] = {k: f"<tensor {tuple(v.shape)}>" if torch.is_tensor(v) else v
-                                 for k, v in self.infiller_options.items()}
-        return d
-
-
-#: Presets named after the papers. The fast ones fit the CPU budget (see the README); the ``-paper``
-#: ones are the papers' full settings (meant for a GPU).
-PRESETS: dict[str, dict[str, Any]] = {
-    "fido": dict(parametrization="concrete", samples=4, temperature=0.1, objective="ssr", score="log-odds",
-                 average="score", infiller="blur", l1_weight=1e-3, tv_weight=0.01, upsample=4, steps=36,
-                 lr=0.2, lr_decay=True, warmup=0.1, resolution=None),
-    "fido-paper": dict(parametrization="concrete", samples=8, temperature=0.1, objective="ssr", score="log-odds",
-                       average="score", infiller="local-mean", l1_weight=1e-3, tv_weight=0.01, upsample=4,
-                       steps=300, lr=0.05, lr_decay=True, warmup=0.1, resolution=None, early_stop_tol=0.0),
-    "meaningful-perturbation": dict(parametrization="continuous", samples=1, objective="sdr", score="prob",
-                                    average="score", infiller="blur", infiller_options={"sigma": 10.0},
-                                    l1_weight=1e-4, tv_weight=0.01, tv_power=3.0, upsample=8, steps=100, lr=0.1,
-                                    lr_decay=True, warmup=0.0, resolution=None),
-    "meaningful-perturbation-paper": dict(parametrization="continuous", samples=1, objective="sdr", score="prob",
-                                          average="score", infiller="blur", infiller_options={"sigma": 10.0},
-                                          l1_weight=1e-4, tv_weight=0.01, tv_power=3.0, upsample=8, steps=500,
-                                          lr=0.1, lr_decay=False, warmup=0.0, resolution=None, early_stop_tol=0.0),
-    "gupta": dict(parametrization="continuous", samples=4, objective="ssr", score="log-prob", average="probability",
-                  infiller="random-image", l1_weight=5e-4, tv_weight=0.01, upsample=4, steps=36, lr=0.2,
-                  lr_decay=True, warmup=0.0, resolution=None),
-    "gupta-paper": dict(parametrization="continuous", samples=10, objective="ssr", score="log-prob",
-                        average="probability", infiller="random-image", l1_weight=2e-5, tv_weight=0.01, upsample=4,
-                        steps=2000, lr=0.05, lr_decay=False, warmup=0.0, resolution=None, early_stop_tol=0.0),
-}
-
-#: One line per option, for help texts and the dashboard's widgets; choices where the option has them.
-OPTION_HELP: dict[str, str] = {
-    "objective": "ssr: keep the smallest region that preserves the label; sdr: remove the smallest region that "
-                 "destroys it; both",
-    "score": "class score: log-odds (FIDO), log-prob, prob (Fong & Vedaldi)",
-    "average": "samples of a step combine as the mean score (FIDO) or the score of the mean probability (Gupta)",
-    "parametrization": "continuous (sigmoid mask) or concrete (relaxed Bernoulli dropout, FIDO)",
-    "temperature": "Concrete temperature (FIDO: 0.1)",
-    "samples": "samples per step: Concrete draws and/or random reference images (concrete: >= 4)",
-    "infiller": "what replaces removed pixels (any infiller of the registry)",
-    "infiller_options": "options of the infiller, e.g. {\"sigma\": 10} for blur",
-    "reference_dir": "random-image: folder of reference photos (default: scikit-image's sample photos)",
-    "l1_weight": "area weight, on the mask's sum over a 224 x 224 image",
-    "tv_weight": "total-variation weight, on the squared TV of a 224 x 224 mask",
-    "tv_power": "exponent of the TV differences (2; Fong & Vedaldi use 3)",
-    "upsample": "s: the mask is learned at H/s x W/s and upsampled bilinearly (1, 2, 4, 8)",
-    "resolution": "short side of the image the classifier sees while optimising (null: as given)",
-    "steps": "optimisation steps",
-    "lr": "Adam learning rate (papers: 0.05)",
-    "lr_decay": "decay the learning rate linearly to 0 (FIDO)",
-    "warmup": "fraction of the steps over which the regularisers ramp up from 0 (FIDO: 0.1)",
-    "init": "initial mask value",
-    "seed": "random seed (same seed, same mask)",
-    "early_stop_tol": "stop a label when its loss improves by less than this fraction over a window (0: off)",
-    "early_stop_patience": "window of the early-stopping test, in steps",
-    "max_batch": "images per classifier call; more labels are split into chunks",
-    "preview_every": "send the current masks to the progress callback every N steps",
-}
-OPTION_CHOICES: dict[str, tuple] = {"objective": OBJECTIVES, "score": SCORES, "average": AVERAGES,
-                                    "parametrization": PARAMETRIZATIONS, "upsample": UPSAMPLE_FACTORS}
-
-#: Short option names accepted besides the field names.
-ALIASES = {"s": "upsample", "tv": "tv_weight", "l1": "l1_weight", "parameterization": "parametrization"}
-
-
-def option_names() -> list[str]:
-    return [f.name for f in fields(OptimizeConfig)]
-
-
-def make_config(preset: str | None = None, **options: Any) -> OptimizeConfig:
-    """A config from a preset name (or the defaults) with ``options`` overriding it; errors are clear."""
-    if preset is not None and preset not in PRESETS:
-        raise OptimizeError(f"unknown preset '{preset}' (choose from {', '.join(PRESETS)})")
-    base = dict(PRESETS[preset]) if preset else {}
-    names = set(option_names())
-    for key, value in options.items():
-        key = ALIASES.get(key, key)
-        if key not in names:
-            raise OptimizeError(f"unknown option '{key}' (options: {', '.join(sorted(names | set(ALIASES)))})")
-        base[key] = value
-    return OptimizeConfig(**base)
-
-
-# --------------------------------------------------------------------------------------------------
-# Pure tensor functions
 
 
 def class_log_probs(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -317,13 +111,6 @@ def concrete_sample(logit: torch.Tensor, noise: torch.Tensor, temperature: float
     return torch.sigmoid((logit + noise) / temperature)
 
 
-def tv_per_mask(mask: torch.Tensor, power: float = 2.0) -> torch.Tensor:
-    """Sum over pixels of |neighbour difference|^power, one value per mask (K x 1 x H x W -> K)."""
-    dh = (mask[..., 1:, :] - mask[..., :-1, :]).abs().pow(power).flatten(1).sum(1)
-    dw = (mask[..., :, 1:] - mask[..., :, :-1]).abs().pow(power).flatten(1).sum(1)
-    return dh + dw
-
-
 def regularisers(mask: torch.Tensor, tv_power: float) -> tuple[torch.Tensor, torch.Tensor]:
     """(area, tv) per mask, as the papers' sums over a 224 x 224 mask (K x 1 x H x W -> K, K).
 
@@ -332,7 +119,7 @@ def regularisers(mask: torch.Tensor, tv_power: float) -> tuple[torch.Tensor, tor
     """
     h, w = mask.shape[-2:]
     area = mask.flatten(1).mean(1) * REFERENCE_SIDE ** 2
-    tv = tv_per_mask(mask, tv_power) * (REFERENCE_SIDE / math.sqrt(h * w))
+    tv = total_variation_per_mask(mask, tv_power) * (REFERENCE_SIDE / math.sqrt(h * w))
     return area, tv
 
 
@@ -398,7 +185,7 @@ def _accepts_masks(progress: Callable | None) -> bool:
 def _build_infiller(cfg: OptimizeConfig, classifier: Classifier, x: torch.Tensor, size: tuple[int, int]):
     """The infiller of the config; random-image gets the reference pool (without the explained photo)."""
     opts = dict(cfg.infiller_options)
-    if cfg.infiller == "random-image" and opts.get("pool") is None:
+    if infiller_entry(cfg.infiller).attrs.get("reference_pool") and opts.get("pool") is None:
         from saliency_core.infill.reference_pool import default_pool, pool_from_folder
 
         pre = classifier.preprocessing
@@ -407,16 +194,10 @@ def _build_infiller(cfg: OptimizeConfig, classifier: Classifier, x: torch.Tensor
         # resized once to the working size, so no draw pays for a resize
         opts["pool"] = F.interpolate(pool.images, size=size, mode="bilinear", align_corners=False,
                                      antialias=True).to(x.device)
-    from saliency_core.infill.base import _REGISTRY  # the factory's signature says whether it takes a seed
-
-    factory = _REGISTRY[cfg.infiller]
-    try:
-        takes_seed = "seed" in inspect.signature(factory).parameters
-    except (TypeError, ValueError):
-        takes_seed = False
-    if takes_seed and "seed" not in opts:
-        opts["seed"] = int(cfg.seed) + 1
-    return make_infiller(cfg.infiller, **opts)
+    entry = infiller_entry(cfg.infiller)
+    if entry.config is not None and "seed" in {o.name for o in entry.options()} and "seed" not in opts:
+        opts["seed"] = int(cfg.seed) + 1  # the run's seed reaches a random infiller too
+    return create_infiller(cfg.infiller, **opts)
 
 
 def optimize_masks(
@@ -461,7 +242,7 @@ def optimize_masks(
 
     infiller = _build_infiller(cfg, classifier, x, hw)
     static_fill = None
-    if cfg.infiller in STATIC_INFILLERS:
+    if infiller_entry(cfg.infiller).attrs.get("static"):
         with torch.no_grad():
             full = infiller(x, torch.ones_like(x[:, :1]))
             static_fill = full if hw == (H, W) else F.interpolate(full, size=hw, mode="bilinear",
@@ -597,72 +378,3 @@ def _final_scores(classifier, x: torch.Tensor, masks: torch.Tensor, labels: torc
             "masked_out": probs[1 + k + ar, labels].tolist(), "area": m.flatten(1).mean(1).tolist()}
 
 
-# --------------------------------------------------------------------------------------------------
-# Registered methods
-
-
-class _TqdmProgress:
-    """A tqdm bar as a progress callback (used when the caller gives none, e.g. the CLI)."""
-
-    def __init__(self, desc: str) -> None:
-        from tqdm.auto import tqdm
-
-        self.bar = tqdm(total=100, desc=desc, unit="%", leave=False, disable=None)
-
-    def __call__(self, fraction: float, message: str) -> None:
-        self.bar.n = round(100 * fraction)
-        self.bar.set_postfix_str(message, refresh=True)
-
-    def close(self) -> None:
-        self.bar.close()
-
-
-class OptimizeMethod:
-    """A registered method around :func:`optimize_masks` (one mask per label, optimised together).
-
-    Options are the fields of :class:`OptimizeConfig` (plus ``preset``), so ``-o steps=100``
-    works on the command line. ``should_stop`` (a callable) lets the dashboard cancel a run;
-    ``show_progress`` draws a tqdm bar when no progress callback is given.
-    """
-
-    name = "optimize"
-
-    def __init__(self, preset: str | None = None, should_stop: Callable[[], bool] | None = None,
-                 show_progress: bool = True, **options: Any) -> None:
-        self.config = make_config(preset, **options)
-        self.preset = preset
-        self.should_stop = should_stop
-        self.show_progress = show_progress
-
-    def __call__(self, classifier: Classifier, x: torch.Tensor, labels: list[int], clean: ClassifierOutput,
-                 progress: ProgressFn | None = None) -> MethodResult:
-        bar = _TqdmProgress(f"{self.name} ({len(labels)} label{'s' if len(labels) > 1 else ''})") \
-            if progress is None and self.show_progress else None
-        try:
-            res = optimize_masks(classifier, x, labels, self.config, progress=progress or bar,
-                                 should_stop=self.should_stop)
-        finally:
-            if bar is not None:
-                bar.close()
-        info = res.info()
-        info["preset"] = self.preset
-        return MethodResult(masks=res.masks.to(x.device), per_label=True, info=info)
-
-
-def _register(name: str, summary: str, preset: str | None) -> None:
-    def factory(**options: Any) -> OptimizeMethod:
-        chosen = options.pop("preset", preset)
-        return OptimizeMethod(chosen, **options)
-
-    register_method(name, summary, per_label=True)(factory)
-
-
-_register("fido", "FIDO (Chang et al.): Concrete dropout mask, SSR, log-odds; fast CPU defaults", "fido")
-_register("fido-paper", "FIDO with the paper's settings (300 steps, 8 samples, local-mean infill)", "fido-paper")
-_register("meaningful-perturbation", "Fong & Vedaldi: continuous mask, blur deletion (SDR), fast defaults",
-          "meaningful-perturbation")
-_register("meaningful-perturbation-paper", "Fong & Vedaldi with the paper's settings (500 steps)",
-          "meaningful-perturbation-paper")
-_register("gupta", "Gupta et al.: per-label masks, random-image infill; fast CPU defaults", "gupta")
-_register("gupta-paper", "Gupta et al. with the paper's settings (2000 steps, 10 references a step)", "gupta-paper")
-_register("optimize", "per-image mask optimisation with every option (-o preset=NAME to start from a preset)", None)

@@ -12,7 +12,7 @@ import socket
 import subprocess
 import sys
 
-from test_train import TINY, tiny_data  # noqa: F401 - the fixture is used by name
+from tests.train.conftest import TINY
 
 from saliency_core.train.config import TrainConfig
 

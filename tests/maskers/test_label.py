@@ -71,7 +71,7 @@ def test_label_checkpoint_round_trip_keeps_the_layout(tiny_classifier, tmp_path,
 
 
 def test_output_layer_weights_of_timm_and_torchvision(tiny_classifier):
-    from saliency_core.classifiers.builders import load_classifier
+    from saliency_core.classifiers import load_classifier
 
     assert output_layer_weights(tiny_classifier).shape[0] == 10
     rn = load_classifier("torchvision:resnet18", random_init=True, num_classes=4)
@@ -239,7 +239,7 @@ def test_scale_weight_sets_l1_and_tv_and_is_checked():
 
 def test_classifier_head_is_the_class_activation_map_source(tiny_classifier):
     """Averaging w_a . head + b_a over space gives the label's logit (timm and torchvision ResNets)."""
-    from saliency_core.classifiers.builders import load_classifier
+    from saliency_core.classifiers import load_classifier
 
     rn = load_classifier("torchvision:resnet18", random_init=True, num_classes=4).eval()
     for clf in (tiny_classifier, rn):
@@ -297,7 +297,7 @@ def test_train_label_masker_fix_and_ca_end_to_end(tmp_path, mode, lite0):
     """Two real steps on the embedded classifier: FIX leaves it alone; CA trains it, and the checkpoint carries
     the co-trained classifier, which the masker reads while the embedded classifier is explained."""
     from saliency_core.maskers.checkpoint import load_masker
-    from saliency_core.methods.trained import MaskerMethod
+    from saliency_core.methods import create_method
     from saliency_core.train.label_masker import train_label_masker
 
     cfg = LabelMaskerTrainConfig(data=str(_photo_csv(tmp_path)), out=str(tmp_path / "run"), mode=mode,
@@ -316,7 +316,7 @@ def test_train_label_masker_fix_and_ca_end_to_end(tmp_path, mode, lite0):
         assert ckpt.classifier.identity != lite0.identity
     x = lite0.preprocessing.normalize(torch.rand(1, 3, 96, 96))
     with torch.no_grad():
-        result = MaskerMethod(path)(lite0, x, [285, 967], lite0.forward_features(x))
+        result = create_method("masker", checkpoint=str(path))(lite0, x, [285, 967], lite0.forward_features(x))
     assert result.per_label and result.masks.shape == (2, 96, 96) and torch.isfinite(result.masks).all()
 
 
@@ -340,10 +340,10 @@ def test_bad_co_training_options():
 def test_label_masker_method_refuses_a_label_agnostic_checkpoint(tiny_classifier, tmp_path):
     from saliency_core.maskers.checkpoint import CheckpointError, save_masker
     from saliency_core.maskers.phang import MaskerConfig, PhangMasker
-    from saliency_core.methods.trained import LabelMaskerMethod, MaskerMethod
+    from saliency_core.methods import create_method
 
     phang = save_masker(tmp_path / "fix.safetensors", PhangMasker(MaskerConfig(
         stage_channels=tiny_classifier.stage_channels)).eval(), tiny_classifier, {})
     with pytest.raises(CheckpointError, match="'phang' masker checkpoint.*use the 'masker' method"):
-        LabelMaskerMethod(phang).load(tiny_classifier)
-    assert MaskerMethod(phang).load(tiny_classifier).kind == "phang"
+        create_method("label-masker", checkpoint=str(phang)).load(tiny_classifier)
+    assert create_method("masker", checkpoint=str(phang)).load(tiny_classifier).kind == "phang"

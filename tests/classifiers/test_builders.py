@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from saliency_core.classifiers.builders import (
+from saliency_core.classifiers import (
     ClassifierLoadError,
     imagenet_class_names,
     load_classifier,

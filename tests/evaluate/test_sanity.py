@@ -5,14 +5,14 @@ import pytest
 import torch
 from torch import nn
 
-from saliency_core.methods.base import make_method
-from saliency_core.metrics.sanity import (
+from saliency_core.evaluate.sanity import (
     method_mask_fn,
     mprt,
     randomization_units,
     randomize_module_,
     randomized_classifiers,
 )
+from saliency_core.methods.base import create_method
 
 
 class Net(nn.Module):
@@ -75,10 +75,10 @@ def test_cascading_and_independent_on_tiny_classifier(tiny_classifier):
 
 def test_mprt_model_independent_map_stays_identical(tiny_classifier):
     x = torch.randn(2, 3, 48, 48, generator=torch.Generator().manual_seed(0))
-    fn = method_mask_fn(make_method("center-gaussian"), tiny_classifier)
+    fn = method_mask_fn(create_method("center-gaussian"), tiny_classifier)
     df = mprt(tiny_classifier, fn, x, [1, 2], mode="cascading", units=["classifier", "bn2"])
     assert len(df) == 2 * 3 and set(df["unit"]) == {"original", "classifier", "bn2"}
     assert df["spearman"].tolist() == pytest.approx([1.0] * 6) and df["ssim"].tolist() == pytest.approx([1.0] * 6)
-    grad = method_mask_fn(make_method("gradient-x-input"), tiny_classifier)
+    grad = method_mask_fn(create_method("gradient-x-input"), tiny_classifier)
     df2 = mprt(tiny_classifier, grad, x, [1, 2], mode="independent", units=["conv_stem"])
     assert (df2[df2.step == 1]["spearman"] < 0.99).all()  # the gradient map depends on the weights

@@ -15,7 +15,7 @@ from saliency_core.metrics.completeness import completeness, soundness
 @pytest.fixture(scope="module")
 def small_classifier():
     """The tiny random classifier working at 64 px, so the whole file stays fast."""
-    from saliency_core.classifiers.builders import load_classifier
+    from saliency_core.classifiers import load_classifier
     from saliency_core.images.preprocessing import Preprocessing
 
     torch.manual_seed(0)
@@ -146,11 +146,11 @@ def test_restricted_softmax_and_split(dataset, small_classifier, tmp_path):
 
 
 def test_masker_mprt_reads_a_randomised_classifier(dataset, small_classifier):
-    from saliency_core.methods.base import make_method
-    from saliency_core.metrics.sanity import method_mask_fn, mprt
+    from saliency_core.evaluate.sanity import method_mask_fn, mprt
+    from saliency_core.methods.base import create_method
 
     _, ckpt = dataset
-    fn = method_mask_fn(make_method("masker", checkpoint=str(ckpt)), small_classifier)
+    fn = method_mask_fn(create_method("masker", checkpoint=str(ckpt)), small_classifier)
     x = torch.randn(1, 3, 64, 64, generator=torch.Generator().manual_seed(0))
     df = mprt(small_classifier, fn, x, [1], mode="cascading", units=["classifier", "blocks.4"])
     assert list(df["unit"]) == ["original", "classifier", "blocks.4"]
@@ -161,7 +161,7 @@ def test_masker_mprt_reads_a_randomised_classifier(dataset, small_classifier):
 def test_cli_evaluate(tmp_path, dataset, capsys):
     from safetensors.torch import save_file
 
-    from saliency_core.classifiers.builders import load_classifier
+    from saliency_core.classifiers import load_classifier
     from saliency_core.cli import main
 
     root, _ = dataset

@@ -21,7 +21,7 @@ import pytest
 
 pytestmark = pytest.mark.e2e
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -92,7 +92,7 @@ def server(tmp_path_factory):
 
 
 def _expected_top1(path: Path) -> str:
-    from saliency_core.classifiers.builders import load_classifier
+    from saliency_core.classifiers import load_classifier
     from saliency_core.explain import predict
     from saliency_core.images.loading import load_image
 

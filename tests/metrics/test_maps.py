@@ -55,7 +55,7 @@ def test_localisation_scores_by_hand():
 def test_paste_objects_places_the_patch_in_its_box():
     import torch.nn.functional as F
 
-    from saliency_core.infill.base import gaussian_blur
+    from saliency_core.infill.blur import gaussian_blur
 
     gen = torch.Generator().manual_seed(0)
     obj = torch.rand(3, 3, 40, 40, generator=gen)

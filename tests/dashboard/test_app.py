@@ -31,7 +31,7 @@ from saliency_core.images.loading import load_image
 from saliency_core.maskers.checkpoint import save_masker
 from saliency_core.maskers.phang import MaskerConfig, PhangMasker
 
-APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")
+APP = str(Path(__file__).resolve().parents[2] / "dashboard" / "app.py")
 TIMEOUT = 120
 
 
@@ -58,7 +58,7 @@ def tiny(tmp_path_factory, tiny_classifier):
     masker = PhangMasker(MaskerConfig(stage_channels=tiny_classifier.stage_channels)).eval()
     good = save_masker(folder / "tiny_fix.safetensors", masker, tiny_classifier, {"note": "untrained, tests"})
     other_dir = tmp_path_factory.mktemp("dash_other")
-    from saliency_core.classifiers.builders import load_classifier
+    from saliency_core.classifiers import load_classifier
 
     torch.manual_seed(5)
     other_clf = load_classifier("timm:test_efficientnet", random_init=True, num_classes=10)
@@ -97,7 +97,9 @@ def app(tiny, monkeypatch):
     """An AppTest of the dashboard on the tiny classifier with only the test checkpoint folder."""
     monkeypatch.setenv("SALIENCY_DASHBOARD_CHECKPOINT_DIRS", str(tiny.folder))
     monkeypatch.setattr(services, "checkpoints_dir", lambda: tiny.shipped)  # ignore the repo's checkpoints/
-    from saliency_core.methods import trained as masker_method  # the shipped label masker is for Lite0: not offered here
+    from saliency_core.methods import (
+        trained as masker_method,  # the shipped label masker is for Lite0: not offered here
+    )
 
     monkeypatch.setattr(masker_method, "default_checkpoint", lambda kind="phang": tiny.shipped / f"{kind}.safetensors")
     monkeypatch.setattr(resources, "current_classifier", lambda: tiny.clf)

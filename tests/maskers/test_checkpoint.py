@@ -4,7 +4,7 @@ import json
 import pytest
 import torch
 
-from saliency_core.classifiers.builders import load_classifier
+from saliency_core.classifiers import load_classifier
 from saliency_core.maskers.checkpoint import CheckpointError, load_masker, read_checkpoint, save_masker
 from saliency_core.maskers.phang import MaskerConfig, PhangMasker
 

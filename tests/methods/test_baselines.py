@@ -6,8 +6,10 @@ import pytest
 import torch
 from torch import nn
 
-from saliency_core.methods.base import MethodError, available_methods, make_method
-from saliency_core.methods.gradients import center_gaussian, default_cam_layer, rise_masks
+from saliency_core.methods.base import MethodError, create_method, method_entries
+from saliency_core.methods.controls import center_gaussian
+from saliency_core.methods.gradients import default_cam_layer
+from saliency_core.methods.rise import rise_masks
 
 NAMES = {"grad-cam": True, "gradient-x-input": True, "integrated-gradients": True, "rise": True,
          "center-gaussian": False, "random": False}
@@ -35,17 +37,17 @@ class QuadrantModel(nn.Module):
 
 
 def _call(name, clf, x, labels, **opts):
-    return make_method(name, **opts)(clf, x, labels, None)
+    return create_method(name, **opts)(clf, x, labels, None)
 
 
 def test_registry_has_every_baseline_with_its_label_dependence():
-    methods = available_methods()
+    methods = method_entries()
     for name, per_label in NAMES.items():
         assert name in methods and methods[name].per_label is per_label
     with pytest.raises(MethodError):
-        make_method("rise", num_masks=0)
+        create_method("rise", num_masks=0)
     with pytest.raises(MethodError):
-        make_method("center-gaussian", sigma=-1)
+        create_method("center-gaussian", sigma=-1)
 
 
 def test_gradient_x_input_and_integrated_gradients_by_hand():
@@ -97,7 +99,7 @@ def _hook_count(model):
 def test_grad_cam_per_label_on_a_private_copy(tiny_classifier):
     x = torch.randn(1, 3, 64, 64, generator=torch.Generator().manual_seed(0))
     assert default_cam_layer(tiny_classifier.model) == "bn2"
-    method = make_method("grad-cam")
+    method = create_method("grad-cam")
     before = _hook_count(tiny_classifier.model)
     res = method(tiny_classifier, x, [1, 5], None)
     assert res.masks.shape == (2, 64, 64) and res.per_label and res.masks.min() >= 0 and res.masks.max() <= 1
@@ -117,7 +119,7 @@ def test_grad_cam_per_label_on_a_private_copy(tiny_classifier):
         t.join()
     assert torch.allclose(out[1], serial[0], atol=1e-4) and torch.allclose(out[5], serial[1], atol=1e-4)
     with pytest.raises(MethodError, match="no layer"):
-        make_method("grad-cam", layer="nope")(tiny_classifier, x, [1], None)
+        create_method("grad-cam", layer="nope")(tiny_classifier, x, [1], None)
 
 
 def test_baselines_work_through_explain(tiny_classifier, chelsea):

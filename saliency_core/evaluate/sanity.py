@@ -23,7 +23,7 @@ from typing import Callable, Iterator
 import torch
 from torch import nn
 
-from saliency_core.classifiers.builders import Classifier
+from saliency_core.classifiers import Classifier
 from saliency_core.methods.base import Method, ProgressFn
 from saliency_core.metrics.similarity import similarity
 

@@ -16,26 +16,23 @@ import torch
 from PIL import Image
 from torch import nn
 
-from saliency_core.classifiers.builders import Classifier
+from saliency_core.classifiers import Classifier
 from saliency_core.images.preprocessing import Preprocessing
 from saliency_core.infill.reference_pool import ReferencePoolError, build_pool, pool_from_folder
 from saliency_core.labels import LabelSpecError
-from saliency_core.methods.base import MethodError, available_methods, make_method
+from saliency_core.methods.base import MethodError, create_method, method_entries
+from saliency_core.methods.optimize.config import PRESETS, OptimizeConfig, OptimizeError, make_config
 from saliency_core.methods.optimize.engine import (
-    PRESETS,
     OptimizationCancelled,
-    OptimizeConfig,
-    OptimizeError,
     class_score,
     concrete_sample,
-    make_config,
     optimize_masks,
     regularisers,
-    tv_per_mask,
     upsample_logit,
     upsample_probability,
     working_size,
 )
+from saliency_core.objectives import total_variation_per_mask
 
 SIZE = 64
 BOXES = [(8, 24, 8, 24), (36, 56, 36, 56)]  # (top, bottom, left, right) of the patch of class 0 and 1
@@ -174,7 +171,7 @@ def test_more_tv_gives_a_smoother_mask():
     tvs = []
     for w in (0.0, 0.05, 0.5):
         m = optimize_masks(clf, x, [0], fast(tv_weight=w, upsample=1, l1_weight=1e-3, steps=60)).masks
-        tvs.append(float(tv_per_mask(m[:, None])[0]))
+        tvs.append(float(total_variation_per_mask(m[:, None])[0]))
     assert tvs[0] > tvs[1] > tvs[2], tvs
 
 
@@ -305,7 +302,7 @@ def test_regularisers_by_hand():
     (dict(s=3), "upsample"),
     (dict(l1_weight=-1e-3), "l1_weight"),
     (dict(tv_weight=-0.1), "tv_weight"),
-    (dict(infiller="magic"), "unknown infiller"),
+    (dict(infiller="magic"), "option 'infiller' must be one of"),
     (dict(parametrization="concrete", samples=2), "samples >= 4"),
     (dict(objective="smallest"), "objective"),
     (dict(score="logits"), "score"),
@@ -319,7 +316,7 @@ def test_bad_options_give_clear_errors(options, words):
     with pytest.raises(OptimizeError, match=words):
         make_config("fido", **options)
     with pytest.raises(MethodError):  # OptimizeError is a MethodError, hence a ValueError
-        make_method("gupta", **options)
+        create_method("gupta", **options)
 
 
 def test_bad_labels_and_inputs(patchnet):
@@ -337,21 +334,23 @@ def test_presets_and_registered_methods():
     assert make_config("fido").parametrization == "concrete" and make_config("fido").score == "log-odds"
     assert make_config("gupta").infiller == "random-image" and make_config("gupta-paper").steps == 2000
     assert make_config("meaningful-perturbation").infiller == "blur"
-    methods = available_methods()
+    methods = method_entries()
     for name in ("fido", "meaningful-perturbation", "gupta", "fido-paper", "gupta-paper", "optimize"):
         assert name in methods and methods[name].per_label
-    m = make_method("gupta", steps=7, s=8, tv_weight=0.02)
+    m = create_method("gupta", steps=7, s=8, tv_weight=0.02)
     assert (m.config.steps, m.config.upsample, m.config.tv_weight, m.config.infiller) == (7, 8, 0.02, "random-image")
-    assert make_method("optimize", preset="meaningful-perturbation").config.objective == "sdr"
+    assert create_method("meaningful-perturbation").config.objective == "sdr"
+    with pytest.raises(MethodError, match="unknown option 'preset'"):
+        create_method("optimize", preset="fido")  # a preset is a method of its own
 
 
 def test_method_end_to_end_through_explain_on_a_tiny_timm_model():
-    from saliency_core.classifiers.builders import load_classifier
+    from saliency_core.classifiers import load_classifier
     from saliency_core.explain import ExplainConfig, explain
 
     clf = load_classifier("timm:test_efficientnet", random_init=True, num_classes=10)
     img = Image.fromarray((np.random.default_rng(0).random((80, 96, 3)) * 255).astype(np.uint8))
-    cfg = ExplainConfig(method="gupta", method_options={"steps": 2, "show_progress": False}, labels="top2",
+    cfg = ExplainConfig(method="gupta", method_options={"steps": 2}, labels="top2",
                         infiller="gray")
     expl = explain(img, cfg, classifier=clf)
     assert expl.per_label and expl.masks.shape == (2, 80, 96) and expl.info["steps_run"] == 2

@@ -1,0 +1,151 @@
+"""The options of per-image mask optimisation, declared once (help, choices, ranges), and the papers' presets."""
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Any
+
+import torch
+
+from saliency_core.infill.base import infiller_entry
+from saliency_core.methods.base import MethodError
+from saliency_core.options import check_options, config_to_dict, option
+
+OBJECTIVES = ("ssr", "sdr", "both")
+SCORES = ("log-odds", "log-prob", "prob")
+PARAMETRIZATIONS = ("continuous", "concrete")
+AVERAGES = ("score", "probability")
+UPSAMPLE_FACTORS = (1, 2, 4, 8)
+#: The papers' regularisers are sums over a 224 x 224 mask.
+REFERENCE_SIDE = 224
+MIN_CONCRETE_SAMPLES = 4
+
+
+class OptimizeError(MethodError):
+    """A bad optimisation option (the message names the option and what is allowed)."""
+
+
+@dataclass
+class OptimizeConfig:
+    """Every option of the mask optimisation engine (shared by the CLI, the dashboard and presets).
+
+    Defaults are the fast FIDO preset (``fido``); see :data:`PRESETS` for the others.
+    """
+
+    objective: str = option("ssr", choices=OBJECTIVES, main=True,
+                            help="ssr: keep the smallest region that preserves the label (masked-in); sdr: remove "
+                                 "the smallest region that destroys it (masked-out); both")
+    score: str = option("log-odds", choices=SCORES, help="class score: log-odds (FIDO), log-prob, prob (Fong & Vedaldi)")
+    average: str = option("score", choices=AVERAGES,
+                          help="samples of a step combine as the mean score (FIDO) or the score of the mean "
+                               "probability (Gupta et al.)")
+    parametrization: str = option("concrete", choices=PARAMETRIZATIONS, aliases=("parameterization",),
+                                  help="continuous (sigmoid mask) or concrete (relaxed Bernoulli dropout, FIDO)")
+    temperature: float = option(0.1, low=0.0, low_open=True, high=10.0, help="Concrete temperature (FIDO: 0.1)")
+    samples: int = option(4, low=1, high=256,
+                          help="samples per step: Concrete draws and/or random reference images (concrete: >= 4)")
+    infiller: str = option("blur", kind="infiller", main=True, label="infiller (while optimising)",
+                           help="what replaces the removed pixels while the mask is optimised")
+    infiller_options: dict[str, Any] = option(help="options of that infiller, e.g. {\"sigma\": 10} for blur",
+                                              default_factory=dict, shown=False)
+    reference_dir: str | None = option(None, shown=False,
+                                       help="random-image: folder of reference photos (default: scikit-image's)")
+    l1_weight: float = option(1e-3, low=0.0, high=1.0, log=True, main=True, label="L1 weight", aliases=("l1",),
+                              help="area weight, on the mask's sum over a 224 x 224 image")
+    tv_weight: float = option(0.01, low=0.0, high=100.0, log=True, main=True, label="TV weight", aliases=("tv",),
+                              help="total-variation weight, on the squared TV of a 224 x 224 mask")
+    tv_power: float = option(2.0, low=1.0, high=4.0, help="exponent of the TV differences (2; Fong & Vedaldi use 3)")
+    upsample: int = option(4, choices=UPSAMPLE_FACTORS, main=True, label="upsampling factor s", aliases=("s",),
+                           help="the mask is learned at H/s x W/s and upsampled bilinearly (Gupta et al.)")
+    resolution: int | None = option(None, low=16, high=4096,
+                                    help="short side of the image the classifier sees while optimising (empty: as given)")
+    steps: int = option(36, low=1, high=5000, main=True, help="optimisation steps")
+    lr: float = option(0.2, low=0.0, low_open=True, high=10.0, label="learning rate", help="Adam learning rate (papers: 0.05)")
+    lr_decay: bool = option(True, help="decay the learning rate linearly to 0 (FIDO)")
+    warmup: float = option(0.1, low=0.0, high=1.0,
+                           help="fraction of the steps over which the regularisers ramp up from 0 (FIDO: 0.1)")
+    init: float = option(0.5, low=0.0, low_open=True, high=0.999, help="initial mask value")
+    seed: int = option(0, low=0, help="random seed of the Concrete draws and reference images (same seed, same mask)")
+    early_stop_tol: float = option(0.01, low=0.0, high=1.0,
+                                   help="stop a label when its loss improves by less than this fraction over a window "
+                                        "(0: off)")
+    early_stop_patience: int = option(10, low=1, high=1000, help="window of the early-stopping test, in steps")
+    max_batch: int = option(64, low=1, high=4096, shown=False,
+                            help="images per classifier call; more labels are split into chunks")
+    preview_every: int = option(5, low=0, high=1000, shown=False,
+                                help="send the current masks to the progress callback every N steps")
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise :class:`OptimizeError` naming the first bad option."""
+        try:
+            check_options(self, "optimisation")
+            infiller_entry(self.infiller)
+        except ValueError as exc:
+            raise OptimizeError(str(exc)) from None
+        if not isinstance(self.infiller_options, dict):
+            raise OptimizeError(f"infiller_options must be a dict, got {self.infiller_options!r}")
+        if self.parametrization == "concrete" and self.samples < MIN_CONCRETE_SAMPLES:
+            raise OptimizeError(f"the concrete parametrisation needs samples >= {MIN_CONCRETE_SAMPLES} per step, "
+                                f"got {self.samples}")
+        if self.reference_dir is not None and not isinstance(self.reference_dir, str):
+            raise OptimizeError(f"reference_dir must be a folder path, got {self.reference_dir!r}")
+
+    @property
+    def effective_samples(self) -> int:
+        """Samples actually drawn per step: 1 when nothing is random (continuous mask, deterministic fill)."""
+        if self.parametrization == "continuous" and infiller_entry(self.infiller).attrs.get("deterministic"):
+            return 1
+        return int(self.samples)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready fields (a tensor option, such as a reference pool, is described by its shape)."""
+        d = config_to_dict(self)
+        d["infiller_options"] = {k: f"<tensor {tuple(v.shape)}>" if torch.is_tensor(v) else v
+                                 for k, v in self.infiller_options.items()}
+        return d
+
+
+#: Presets named after the papers. The fast ones fit the CPU budget (see the README); the ``-paper``
+#: ones are the papers' full settings (meant for a GPU).
+PRESETS: dict[str, dict[str, Any]] = {
+    "fido": dict(parametrization="concrete", samples=4, temperature=0.1, objective="ssr", score="log-odds",
+                 average="score", infiller="blur", l1_weight=1e-3, tv_weight=0.01, upsample=4, steps=36,
+                 lr=0.2, lr_decay=True, warmup=0.1, resolution=None),
+    "fido-paper": dict(parametrization="concrete", samples=8, temperature=0.1, objective="ssr", score="log-odds",
+                       average="score", infiller="local-mean", l1_weight=1e-3, tv_weight=0.01, upsample=4,
+                       steps=300, lr=0.05, lr_decay=True, warmup=0.1, resolution=None, early_stop_tol=0.0),
+    "meaningful-perturbation": dict(parametrization="continuous", samples=1, objective="sdr", score="prob",
+                                    average="score", infiller="blur", infiller_options={"sigma": 10.0},
+                                    l1_weight=1e-4, tv_weight=0.01, tv_power=3.0, upsample=8, steps=100, lr=0.1,
+                                    lr_decay=True, warmup=0.0, resolution=None),
+    "meaningful-perturbation-paper": dict(parametrization="continuous", samples=1, objective="sdr", score="prob",
+                                          average="score", infiller="blur", infiller_options={"sigma": 10.0},
+                                          l1_weight=1e-4, tv_weight=0.01, tv_power=3.0, upsample=8, steps=500,
+                                          lr=0.1, lr_decay=False, warmup=0.0, resolution=None, early_stop_tol=0.0),
+    "gupta": dict(parametrization="continuous", samples=4, objective="ssr", score="log-prob", average="probability",
+                  infiller="random-image", l1_weight=5e-4, tv_weight=0.01, upsample=4, steps=36, lr=0.2,
+                  lr_decay=True, warmup=0.0, resolution=None),
+    "gupta-paper": dict(parametrization="continuous", samples=10, objective="ssr", score="log-prob",
+                        average="probability", infiller="random-image", l1_weight=2e-5, tv_weight=0.01, upsample=4,
+                        steps=2000, lr=0.05, lr_decay=False, warmup=0.0, resolution=None, early_stop_tol=0.0),
+}
+
+
+def option_names() -> list[str]:
+    return [f.name for f in fields(OptimizeConfig)]
+
+
+def make_config(preset: str | None = None, **options: Any) -> OptimizeConfig:
+    """A config from a preset name (or the defaults) with ``options`` overriding it; errors are clear."""
+    from saliency_core.options import build_config
+
+    if preset is not None and preset not in PRESETS:
+        raise OptimizeError(f"unknown preset '{preset}' (choose from {', '.join(PRESETS)})")
+    try:
+        return build_config(OptimizeConfig, {**(PRESETS[preset] if preset else {}), **options}, what="optimisation")
+    except OptimizeError:
+        raise
+    except ValueError as exc:
+        raise OptimizeError(str(exc)) from None

@@ -1,0 +1,226 @@
+"""Option metadata declared once, on the fields of the config dataclass that uses them.
+
+A field declared with :func:`option` carries its help text, its allowed values (choices or a range),
+its widget kind and whether it is a main option. The CLI (``-o name=value``), the Python API and
+the dashboard all read the same declaration: the dashboard draws one widget per shown option,
+``build_config`` turns ``name=value`` pairs into the validated dataclass, and :func:`check_options`
+(called from the dataclass's ``__post_init__``) refuses a bad value with one line naming the option.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import typing
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from saliency_core.registry import RegistryError
+
+#: Widget kinds: numbers, a flag, one of a fixed list, free text, a registered infiller, a checkpoint file.
+KINDS = ("int", "float", "bool", "choice", "text", "infiller", "checkpoint")
+_META = "saliency_option"
+
+
+class OptionError(RegistryError):
+    """A bad option value or an unknown option name (the message names the option and what is allowed)."""
+
+
+@dataclass(frozen=True)
+class Option:
+    """What one option is: its name, kind, default, help, allowed values and how a UI shows it."""
+
+    name: str
+    kind: str
+    default: Any
+    help: str
+    label: str = ""
+    choices: tuple[Any, ...] = ()
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False  # low itself is not allowed (a strictly positive weight, say)
+    step: float | None = None
+    log: bool = False  # a UI should offer a log scale
+    main: bool = False  # shown first; the rest under "more options"
+    shown: bool = True  # False: filled in by code (a tensor, a callback), never a widget or a CLI flag
+    optional: bool = False  # None is allowed and means "the default behaviour"
+    checkpoint_kinds: tuple[str, ...] | None = None  # kind "checkpoint": which masker kinds fit
+    aliases: tuple[str, ...] = ()
+
+    @property
+    def title(self) -> str:
+        return self.label or self.name.replace("_", " ")
+
+    def describe(self) -> str:
+        """The allowed values in words (for errors, ``--help`` and tooltips)."""
+        if self.kind in ("choice",) and self.choices:
+            return "one of " + ", ".join(map(str, self.choices))
+        if self.kind == "infiller":
+            from saliency_core.infill import list_infillers
+
+            return "one of " + ", ".join(list_infillers())
+        if self.kind in ("int", "float"):
+            parts = []
+            if self.low is not None:
+                parts.append(f"> {self.low:g}" if self.low_open else f">= {self.low:g}")
+            if self.high is not None:
+                parts.append(f"<= {self.high:g}")
+            kind = "a whole number" if self.kind == "int" else "a number"
+            return kind + (" " + " and ".join(parts) if parts else "")
+        if self.kind == "bool":
+            return "true or false"
+        return "text"
+
+
+def option(default: Any = dataclasses.MISSING, *, help: str, kind: str | None = None, label: str = "",
+           choices: tuple[Any, ...] = (), low: float | None = None, high: float | None = None,
+           low_open: bool = False, step: float | None = None, log: bool = False, main: bool = False,
+           shown: bool = True, checkpoint_kinds: tuple[str, ...] | None = None, aliases: tuple[str, ...] = (),
+           default_factory: Callable[[], Any] | None = None) -> Any:
+    """A dataclass field with its option metadata (``kind`` is inferred from the annotation when omitted)."""
+    meta = {_META: dict(help=help, kind=kind, label=label, choices=tuple(choices), low=low, high=high,
+                        low_open=low_open, step=step, log=log, main=main, shown=shown,
+                        checkpoint_kinds=checkpoint_kinds, aliases=tuple(aliases))}
+    if default_factory is not None:
+        return dataclasses.field(default_factory=default_factory, metadata=meta)
+    return dataclasses.field(default=default, metadata=meta)
+
+
+def _base_type(hint: Any) -> tuple[Any, bool]:
+    """``int | None`` -> (int, True); ``float`` -> (float, False)."""
+    args = typing.get_args(hint)
+    if args and type(None) in args:
+        rest = [a for a in args if a is not type(None)]
+        return (rest[0] if len(rest) == 1 else Any), True
+    return hint, False
+
+
+def _hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def declared_options(cls: type, defaults: dict[str, Any] | None = None) -> tuple[Option, ...]:
+    """The options declared on a config dataclass, in field order (``defaults`` override the field's)."""
+    if not dataclasses.is_dataclass(cls):
+        raise TypeError(f"{cls!r} is not a dataclass")
+    hints = _hints(cls)
+    out = []
+    for f in dataclasses.fields(cls):
+        meta = f.metadata.get(_META)
+        if meta is None:
+            continue
+        base, optional = _base_type(hints.get(f.name, Any))
+        kind = meta["kind"] or ("choice" if meta["choices"] else "bool" if base is bool else "int" if base is int
+                                else "float" if base is float else "text" if base is str else "text")
+        if defaults and f.name in defaults:
+            default = defaults[f.name]
+        elif f.default is not dataclasses.MISSING:
+            default = f.default
+        elif f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
+            default = f.default_factory()  # type: ignore[misc]
+        else:
+            default = None
+        shown = meta["shown"] and kind in KINDS and base in (int, float, bool, str, Any)
+        out.append(Option(name=f.name, kind=kind, default=default, optional=optional,
+                          **{k: v for k, v in meta.items() if k not in ("kind",)} | {"shown": shown}))
+    return tuple(out)
+
+
+def option_map(cls: type) -> dict[str, Option]:
+    return {o.name: o for o in declared_options(cls)}
+
+
+def _coerce(opt: Option, value: Any, what: str) -> Any:
+    """The value as the option's type (``"4"`` -> 4 for an int) or OptionError naming the option."""
+    if value is None:
+        if opt.optional or opt.kind == "checkpoint" or opt.default is None:
+            return None
+        raise OptionError(f"{what}: option '{opt.name}' needs a value ({opt.describe()})")
+    if not opt.shown:
+        return value
+    bad = OptionError(f"{what}: option '{opt.name}' must be {opt.describe()}, got {value!r}")
+    if opt.kind == "bool":
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "false", "1", "0", "yes", "no"):
+            return value.lower() in ("true", "1", "yes")
+        raise bad
+    if opt.kind in ("int", "float") or (opt.kind == "choice" and opt.choices
+                                         and all(isinstance(c, (int, float)) and not isinstance(c, bool)
+                                                 for c in opt.choices)):
+        if isinstance(value, bool):
+            raise bad
+        if isinstance(value, str):
+            try:
+                value = float(value)
+            except ValueError:
+                raise bad from None
+        if not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise bad
+        integer = opt.kind == "int" or (opt.kind == "choice" and all(isinstance(c, int) for c in opt.choices))
+        if integer:
+            if int(value) != value:
+                raise bad
+            value = int(value)
+        else:
+            value = float(value)
+    if opt.kind == "choice" and value not in opt.choices:
+        raise bad
+    if opt.kind == "infiller":
+        from saliency_core.infill import list_infillers
+
+        if value not in list_infillers():
+            raise bad
+    if opt.kind in ("int", "float"):
+        if opt.low is not None and (value <= opt.low if opt.low_open else value < opt.low):
+            raise bad
+        if opt.high is not None and value > opt.high:
+            raise bad
+    if opt.kind in ("text", "checkpoint") and not isinstance(value, (str, bytes)) and not hasattr(value, "__fspath__"):
+        raise bad
+    return value
+
+
+def check_options(config: Any, what: str | None = None) -> None:
+    """Validate (and coerce in place) every declared option of a config instance; call from ``__post_init__``."""
+    what = what or type(config).__name__
+    for opt in declared_options(type(config)):
+        value = _coerce(opt, getattr(config, opt.name), what)
+        object.__setattr__(config, opt.name, value)
+
+
+def build_config(cls: type, options: dict[str, Any], what: str = "") -> Any:
+    """A validated ``cls`` from ``name=value`` options; aliases are accepted, an unknown name is refused."""
+    what = what or cls.__name__
+    known = {o.name: o for o in declared_options(cls)}
+    alias = {a: o.name for o in known.values() for a in o.aliases}
+    fields = {f.name for f in dataclasses.fields(cls)}
+    values: dict[str, Any] = {}
+    for key, value in options.items():
+        name = alias.get(key, key.replace("-", "_") if isinstance(key, str) else key)
+        if name not in fields:
+            names = sorted(n for n, o in known.items() if o.shown)
+            raise OptionError(f"{what}: unknown option '{key}' (options: {', '.join(names) or 'none'})")
+        values[name] = value
+    try:
+        return cls(**values)
+    except RegistryError:
+        raise
+    except (TypeError, ValueError) as exc:
+        raise OptionError(f"{what}: {exc}") from None
+
+
+def config_to_dict(config: Any) -> dict[str, Any]:
+    """JSON-ready option values of a config (values a UI cannot show are described, not dumped)."""
+    out = {}
+    for f in dataclasses.fields(config):
+        v = getattr(config, f.name)
+        if isinstance(v, (str, int, float, bool, type(None))):
+            out[f.name] = v
+        elif isinstance(v, dict):
+            out[f.name] = {k: (x if isinstance(x, (str, int, float, bool, type(None))) else f"<{type(x).__name__}>")
+                           for k, x in v.items()}
+        elif isinstance(v, (list, tuple)):
+            out[f.name] = list(v)
+        else:
+            out[f.name] = f"<{type(v).__name__}>"
+    return out
