@@ -33,7 +33,7 @@ from PIL import Image
 
 from dashboard import plots, services
 from saliency_core.classifiers import load_classifier
-from saliency_core.explain import ExplainConfig
+from saliency_core.explanation import ExplainConfig
 from saliency_core.maskers.checkpoint import save_masker
 from saliency_core.maskers.phang import MaskerConfig, PhangMasker
 from saliency_core.methods.trained import default_checkpoint
@@ -138,7 +138,7 @@ def apptest_upload(image: services.ImageInput, ckpt: str, repeats: int) -> list[
         at = AppTest.from_file(app, default_timeout=300).run()  # loads the models once (not timed)
         at.sidebar.radio(key="image_source").set_value("Upload").run()
         if Path(ckpt).name != "fix_lite0.safetensors":
-            at.sidebar.selectbox(key="checkpoint").set_value(str(Path(ckpt).resolve())).run()
+            at.sidebar.selectbox(key="checkpoint_masker").set_value(str(Path(ckpt).resolve())).run()
         # a fresh image each time: one changed pixel row gives a new hash (no cached result)
         img = Image.open(io.BytesIO(image.data)).convert("RGB")
         img.putpixel((0, 0), (i, 0, 0))

@@ -40,7 +40,7 @@ def own_half_shares(mask: np.ndarray, left: bool, top: float = 0.2) -> tuple[flo
 def main() -> None:
     from saliency_core.classifiers import load_classifier
     from saliency_core.evaluate.runner import parse_method_spec
-    from saliency_core.explain import ExplainConfig, explain
+    from saliency_core.explanation import ExplainConfig, explain
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--methods", action="append", default=None,

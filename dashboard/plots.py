@@ -9,7 +9,7 @@ import plotly.graph_objects as go
 import torch
 from PIL import Image
 
-from saliency_core.images.preprocessing import resize_mask
+from saliency_core import resize_mask
 
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
            "#17becf")

@@ -11,9 +11,8 @@ from typing import Any
 
 import streamlit as st
 
-from saliency_core.classifiers import Classifier, load_classifier
-from saliency_core.cli.dashboard_command import DashboardSettings
-from saliency_core.methods.base import Method
+from dashboard.settings import DashboardSettings
+from saliency_core import Classifier, Method, load_classifier
 
 from . import services
 
@@ -65,7 +64,6 @@ def _catalog(names: tuple[tuple[str, bool], ...]) -> dict[str, services.MethodEn
 def catalog() -> dict[str, services.MethodEntry]:
     """The methods registered right now (re-read when the registry changes, or when a method's
     availability does, e.g. the per-label masker's checkpoint appears)."""
-    from saliency_core.methods.base import method_entries
+    from saliency_core import method_entries
 
-    return _catalog(tuple((name, bool(getattr(spec.factory, "is_available", lambda: True)()))
-                          for name, spec in method_entries().items()))
+    return _catalog(tuple((name, entry.available) for name, entry in method_entries().items()))

@@ -16,9 +16,7 @@ import numpy as np
 import streamlit as st
 import torch
 
-from saliency_core.explain import Explanation
-from saliency_core.images.loading import LoadedImage
-from saliency_core.images.pictures import mask_image
+from saliency_core import Explanation, LoadedImage, mask_image
 
 from . import plots, resources, services
 from .help_text import VIEW_HELP, VIEW_TITLES, tooltip
@@ -175,8 +173,7 @@ def views_block(expl: Explanation, key: str, large: bool = False, captions: dict
 
 def per_label_masks_block(expl: Explanation, side: int = 320) -> None:
     """The overlay of every label's own mask (per-label methods), five to a row."""
-    from saliency_core.images.pictures import overlay
-    from saliency_core.images.preprocessing import resize_mask
+    from saliency_core import overlay, resize_mask
 
     small = services.display_copy(expl.image, side)
     masks = resize_mask(torch.from_numpy(expl.masks), small.height, small.width).numpy()

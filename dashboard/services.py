@@ -20,13 +20,27 @@ import numpy as np
 import torch
 from PIL import Image
 
-from saliency_core.classifiers import Classifier
-from saliency_core.explain import ExplainConfig, Explanation, explain
-from saliency_core.images.loading import ImageLoadError, LoadedImage, load_image
-from saliency_core.methods.base import Method, MethodSpec, create_method, method_entries
+import saliency_core
+from saliency_core import (
+    CheckpointError,
+    CheckpointInfo,
+    Classifier,
+    Entry,
+    ExplainConfig,
+    Explanation,
+    ImageLoadError,
+    LoadedImage,
+    Method,
+    Option,
+    create_method,
+    explain,
+    infiller_entry,
+    list_infillers,
+    load_image,
+    method_entries,
+)
 
 from . import warmup  # noqa: F401 - lazy imports done once, before sessions race for them
-from .options import OptionSpec, method_options, takes_option
 
 ProgressFn = Callable[..., None]
 
@@ -131,7 +145,7 @@ def load_input(image: ImageInput, max_upload_mb: int, max_pixels: int, max_side:
 def reference_pool(classifier: Classifier, loaded: LoadedImage) -> torch.Tensor:
     """The reference images of the ``random-image`` infiller (Gupta et al. fill with other photos):
     the core's default pool of scikit-image photos, without the photo being explained."""
-    from saliency_core.infill.reference_pool import default_pool
+    from saliency_core import default_pool
 
     pre = classifier.preprocessing
     x01 = pre.pil_to_tensor01(loaded.image)
@@ -141,47 +155,45 @@ def reference_pool(classifier: Classifier, loaded: LoadedImage) -> torch.Tensor:
 # --------------------------------------------------------------------------- methods
 
 
-GROUPS = {
-    "saliency_core.methods.trained": "Trained masker",
-    "saliency_core.methods.optimize.engine": "Per-image optimisation",
-    "saliency_core.methods.gradients": "Baseline",
-}
-
-
 @dataclass(frozen=True)
 class MethodEntry:
-    """A registered method as the dashboard shows it: group, options and whether it runs on request."""
+    """A registered method as the dashboard shows it: everything comes from what the method declares."""
 
     name: str
     summary: str
     per_label: bool
     group: str
-    options: tuple[OptionSpec, ...]
-    on_request: bool  # slow per-image optimisation: runs when the user presses Run, can be cancelled
-    infiller_options: bool = False  # takes ``infiller_options`` (the options of its own infiller)
-    checkpoint_kinds: tuple[str, ...] | None = None  # masker checkpoint kinds it accepts (None: any)
+    options: tuple[Option, ...]  # the declared options a widget can show
+    on_request: bool  # slow: runs when the user presses Run, can be cancelled
+    in_comparison: bool = False  # compared by default on the Compare page
+    paper: str = ""
+    own_infiller: bool = False  # has an infiller option of its own (its options go into ``infiller_options``)
+    checkpoint_kinds: tuple[str, ...] | None = None  # masker checkpoint kinds it reads (None: any)
+    takes_checkpoint: bool = False
 
     @property
     def title(self) -> str:
         return f"{self.name} ({self.group.lower()})"
 
+    def fits(self, checkpoint: CheckpointInfo) -> bool:
+        """Whether this method can read the checkpoint (unreadable ones are offered: loading says why)."""
+        return self.checkpoint_kinds is None or checkpoint.kind in self.checkpoint_kinds or checkpoint.kind == "?"
 
-def _entry(spec: MethodSpec) -> MethodEntry:
-    module = getattr(spec.factory, "__module__", "")
-    group = GROUPS.get(module, "Other")
-    return MethodEntry(name=spec.name, summary=spec.summary, per_label=spec.per_label, group=group,
-                       options=method_options(spec.factory), on_request=group == "Per-image optimisation",
-                       infiller_options=takes_option(spec.factory, "infiller_options"),
-                       checkpoint_kinds=getattr(spec.factory, "checkpoint_kinds", None))
+
+def _entry(entry: Entry) -> MethodEntry:
+    options = tuple(o for o in entry.options() if o.shown)
+    ckpt = next((o for o in options if o.kind == "checkpoint"), None)
+    return MethodEntry(name=entry.name, summary=entry.summary, per_label=bool(entry.attrs.get("per_label")),
+                       group=entry.attrs.get("group", "Other"), options=options,
+                       on_request=bool(entry.attrs.get("on_request")),
+                       in_comparison=bool(entry.attrs.get("in_comparison")), paper=entry.attrs.get("paper", ""),
+                       own_infiller=any(o.kind == "infiller" for o in options),
+                       checkpoint_kinds=ckpt.checkpoint_kinds if ckpt else None, takes_checkpoint=ckpt is not None)
 
 
 def method_catalog() -> dict[str, MethodEntry]:
-    """Every method registered right now (found at run time), masker first, then optimisation, baselines."""
-    order = {g: i for i, g in enumerate(GROUPS.values())}
-    entries = [_entry(s) for s in method_entries().values()
-               if getattr(s.factory, "is_available", lambda: True)()]  # no dead controls
-    entries.sort(key=lambda e: (order.get(e.group, len(order)), e.name))
-    return {e.name: e for e in entries}
+    """The methods that can run here, in the core's display order (by group)."""
+    return {name: _entry(e) for name, e in method_entries(available_only=True).items()}
 
 
 def build_method(name: str, options: dict[str, Any]) -> Method:
@@ -189,79 +201,47 @@ def build_method(name: str, options: dict[str, Any]) -> Method:
     return create_method(name, **options)
 
 
-def infiller_factory(name: str) -> Callable | None:
-    """The registered factory of an infiller (its signature lists the infiller's options)."""
-    from saliency_core.infill import base as infill
+def checkpoints_for(entry: MethodEntry, checkpoints: list[CheckpointInfo],
+                    catalog: dict[str, MethodEntry]) -> list[CheckpointInfo]:
+    """The checkpoints a method should offer: those it can read, less the kinds that another method
+    declares as its own (a per-label checkpoint belongs to the per-label masker's menu)."""
+    claimed = {k for e in catalog.values() if e is not entry and e.checkpoint_kinds for k in e.checkpoint_kinds}
+    if entry.checkpoint_kinds is None:
+        return [c for c in checkpoints if c.kind not in claimed]
+    return [c for c in checkpoints if entry.fits(c)]
 
-    return getattr(infill, "_REGISTRY", {}).get(name)
+
+def infiller_catalog() -> dict[str, Entry]:
+    """Registered infillers, each once (an alias such as ``none`` for ``gray`` is not listed)."""
+    return {name: infiller_entry(name) for name in list_infillers(include_aliases=False)}
+
+
+def infiller_options(name: str) -> tuple[Option, ...]:
+    """The options of an infiller that a widget can show (e.g. blur ``sigma``)."""
+    return tuple(o for o in infiller_entry(name).options() if o.shown)
+
+
+def uses_reference_pool(name: str) -> bool:
+    return bool(infiller_entry(name).attrs.get("reference_pool"))
 
 
 # --------------------------------------------------------------------------- checkpoints
 
 
-@dataclass(frozen=True)
-class CheckpointInfo:
-    path: Path
-    label: str
-    description: str
-    kind: str = "phang"  # "phang" (one mask per image) or "label" (one mask per label); "?" when unreadable
-
-
-def _describe(path: Path) -> str:
-    sidecar = path.with_suffix(".json")
-    try:
-        meta = json.loads(sidecar.read_text())
-    except (OSError, ValueError):
-        return ""
-    kind = meta.get("kind", "phang")
-    clf = meta.get("classifier_name", "?")
-    metrics = meta.get("metrics") or {}
-    final = metrics.get("final") or {}
-    names = {"val_in_acc": "masked-in acc", "val_out_acc": "masked-out acc", "val_mask_mean": "mean mask"}
-    shown = ", ".join(f"{label} {final[k]:.2f}" for k, label in names.items()
-                      if isinstance(final.get(k), (int, float)))
-    mode = f" ({metrics['mode'].upper()})" if isinstance(metrics.get("mode"), str) else ""
-    return f"{kind} masker{mode} for {clf}" + (f"; held-out classes: {shown}" if shown else "")
-
-
-def _kind(path: Path) -> str:
-    """The checkpoint's kind from its safetensors header (the header only: cheap), "?" when unreadable."""
-    try:
-        from safetensors import safe_open
-
-        with safe_open(str(path), framework="pt") as f:
-            return json.loads((f.metadata() or {}).get("kind", '"phang"'))
-    except Exception:  # noqa: BLE001 - an unreadable file is reported when it is loaded, with its reason
-        return "?"
-
-
 def find_checkpoints(extra_dirs: list[Path] | None = None) -> list[CheckpointInfo]:
-    """Masker checkpoints (``*.safetensors``) in the repository's checkpoints/ and ``extra_dirs``."""
-    seen: dict[Path, CheckpointInfo] = {}
-    for folder in [checkpoints_dir(), *(extra_dirs or [])]:
-        if not folder.is_dir():
-            continue
-        for path in sorted(folder.glob("*.safetensors")):
-            path = path.resolve()
-            if path not in seen:
-                seen[path] = CheckpointInfo(path, path.stem, _describe(path), _kind(path))
-    # the shipped maskers first: each is the default of its method ('masker', 'label-masker')
-    shipped = ("fix_lite0.safetensors", "label_lite0.safetensors")
-    rank = {name: i for i, name in enumerate(shipped)}
-    return sorted(seen.values(), key=lambda c: (rank.get(c.path.name, len(shipped)), c.label))
+    """Masker checkpoints in the shipped folder and ``extra_dirs`` (the core's catalogue)."""
+    return saliency_core.find_checkpoints(extra_dirs)
 
 
 def store_uploaded_checkpoint(data: bytes, name: str, max_mb: int) -> Path:
     """Save an uploaded checkpoint under a content-addressed temporary name and return its path."""
     if len(data) > max_mb * 1024 * 1024:
-        from saliency_core.maskers.checkpoint import CheckpointError
-
         raise CheckpointError(f"{name}: the file is {len(data) / 2 ** 20:.1f} MB; the limit is {max_mb} MB")
     folder = Path(tempfile.gettempdir()) / "saliency_dashboard_checkpoints"
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{digest(data)}.safetensors"
     if not path.exists():
-        from saliency_core.maskers.checkpoint import atomic_write_bytes
+        from saliency_core import atomic_write_bytes
 
         atomic_write_bytes(path, data)
     return path
@@ -291,7 +271,7 @@ def run_explanation(
     cache: ResultCache,
     progress: ProgressFn | None = None,
 ) -> Explanation:
-    """``saliency_core.explain`` with the result cached by image hash + options."""
+    """``saliency_core.explanation`` with the result cached by image hash + options."""
     key = explanation_key(classifier, image, config)
     hit = cache.get(key)
     if hit is not None:
@@ -310,8 +290,8 @@ def cached_explanation(image: ImageInput, config: ExplainConfig, classifier: Cla
 
 def top_predictions(loaded: LoadedImage, image: ImageInput, classifier: Classifier, cache: ResultCache,
                     k: int = 5) -> list:
-    """The classifier's top-k labels on the unmasked image (``saliency_core.explain.predict``)."""
-    from saliency_core.explain import predict
+    """The classifier's top-k labels on the unmasked image (``saliency_core.explanation.predict``)."""
+    from saliency_core import predict
 
     key = cache_key("predict", classifier.identity, image.digest, k)
     hit = cache.get(key)
@@ -327,7 +307,7 @@ def top_predictions(loaded: LoadedImage, image: ImageInput, classifier: Classifi
 def curves_available() -> bool:
     """Whether the core has per-label scores (``saliency_core.metrics.completeness.label_scores``)."""
     try:
-        from saliency_core.metrics.completeness import label_scores  # noqa: F401
+        from saliency_core import label_scores  # noqa: F401
     except ImportError:
         return False
     return True
@@ -357,7 +337,7 @@ def curve_labels(expl: Explanation, predicted: list[int], top_k: int) -> list[in
 def run_label_scores(expl: Explanation, labels: list[int], request: CurveRequest, classifier: Classifier,
                      cache: ResultCache, expl_key: str, progress: ProgressFn | None = None):
     """Insertion curves, completeness and soundness per label (``label_scores``), cached."""
-    from saliency_core.metrics.completeness import label_scores
+    from saliency_core import label_scores
 
     key = cache_key("scores", expl_key, labels, request.__dict__)
     hit = cache.get(key)
@@ -377,7 +357,7 @@ def run_label_scores(expl: Explanation, labels: list[int], request: CurveRequest
 
 
 def mask_png(mask: np.ndarray) -> bytes:
-    from saliency_core.images.pictures import mask_image
+    from saliency_core import mask_image
 
     buf = io.BytesIO()
     mask_image(mask).save(buf, "PNG")

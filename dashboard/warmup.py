@@ -31,6 +31,6 @@ from matplotlib import colormaps as _colormaps  # noqa: E402 - the registry the 
 _colormaps["inferno"]
 
 # the method registry imports the maskers, optimisation and baselines modules
-from saliency_core.methods.base import method_entries as _available_methods  # noqa: E402
+from saliency_core import method_entries as _available_methods  # noqa: E402
 
 _available_methods()

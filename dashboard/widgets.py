@@ -11,12 +11,11 @@ from typing import Any
 
 import streamlit as st
 
-from saliency_core.cli.dashboard_command import DashboardSettings
-from saliency_core.infill.base import list_infillers
+from dashboard.settings import DashboardSettings
+from saliency_core import Option
 
 from . import resources, services
 from .help_text import tooltip
-from .options import OptionSpec, accepts, clean_options, options_of
 
 PERSIST = "session"
 UPLOAD_CHECKPOINT = "__upload__"
@@ -54,56 +53,60 @@ def _float_step(default: float | None) -> float:
     return 10.0 ** math.floor(math.log10(abs(default))) / 10.0
 
 
-def option_widget(spec: OptionSpec, key: str) -> Any:
-    """One widget for one core option; its value is what the core receives under ``spec.name``."""
-    help_ = tooltip(spec.name)
+def option_widget(spec: Option, key: str) -> Any:
+    """One widget for one declared core option; its value is what the core receives under ``spec.name``."""
+    help_ = spec.help
     if spec.kind == "bool":
-        return st.checkbox(spec.label, value=bool(spec.default), key=key, help=help_, persist_state=PERSIST)
-    if spec.kind == "choice":
-        choices = list(spec.choices)
-        return st.selectbox(spec.label, choices, index=choices.index(spec.default), key=key, help=help_,
-                            persist_state=PERSIST)
-    if spec.kind == "infiller":
-        names = infiller_names()
-        index = names.index(spec.default) if spec.default in names else 0
-        return st.selectbox(spec.label, names, index=index, key=key, help=help_, persist_state=PERSIST)
+        return st.checkbox(spec.title, value=bool(spec.default), key=key, help=help_, persist_state=PERSIST)
+    if spec.kind in ("choice", "infiller"):
+        choices = list(spec.choices) if spec.kind == "choice" else infiller_names()
+        index = choices.index(spec.default) if spec.default in choices else 0
+        return st.selectbox(spec.title, choices, index=index, key=key, help=help_, persist_state=PERSIST)
     if spec.kind == "int":
-        lo = None if spec.minimum is None else int(spec.minimum)
-        hi = None if spec.maximum is None else int(spec.maximum)
+        lo = None if spec.low is None else int(spec.low) + (1 if spec.low_open else 0)
+        hi = None if spec.high is None else int(spec.high)
         value = spec.default if spec.default is None else int(spec.default)
-        if value is not None and lo is not None:
-            value = max(value, lo)
-        return st.number_input(spec.label, min_value=lo, max_value=hi, value=value, step=int(spec.step or 1),
+        return st.number_input(spec.title, min_value=lo, max_value=hi, value=value, step=int(spec.step or 1),
                                key=key, help=help_, persist_state=PERSIST,
                                placeholder="default" if spec.optional else None)
     if spec.kind == "float":
-        value = spec.default
-        return st.number_input(spec.label, min_value=spec.minimum, max_value=spec.maximum, value=value,
-                               step=spec.step or _float_step(value), format="%g", key=key, help=help_,
+        value = None if spec.default is None else float(spec.default)
+        lo = None if spec.low is None or spec.low_open else float(spec.low)
+        return st.number_input(spec.title, min_value=lo, max_value=None if spec.high is None else float(spec.high),
+                               value=value, step=spec.step or _float_step(value), format="%g", key=key, help=help_,
                                persist_state=PERSIST, placeholder="default" if spec.optional else None)
-    return st.text_input(spec.label, value=spec.default or "", key=key, help=help_, persist_state=PERSIST,
+    return st.text_input(spec.title, value=spec.default or "", key=key, help=help_, persist_state=PERSIST,
                          placeholder="default" if spec.optional else None)
+
+
+def clean_options(specs: tuple[Option, ...], values: dict[str, Any]) -> dict[str, Any]:
+    """Options to pass to the core: unset optional values are left out (the core default applies)."""
+    names = {s.name for s in specs}
+    return {k: v for k, v in values.items() if k in names and v is not None and v != ""}
 
 
 # --------------------------------------------------------------------------- method
 
 
-def default_method(catalog: dict[str, services.MethodEntry], have_checkpoint: bool) -> str:
-    """The trained masker when a checkpoint exists, else Grad-CAM, else the first quick method."""
-    for name in ("masker", "grad-cam"):
-        if name in catalog and (name != "masker" or have_checkpoint):
-            return name
-    quick = [n for n, e in catalog.items() if not e.on_request and n != "masker"]
-    return (quick or list(catalog))[0]
+def default_method(catalog: dict[str, services.MethodEntry], checkpoints: list[services.CheckpointInfo]) -> str:
+    """The first method in the core's order that runs at once and has what it needs (a checkpoint, if it
+    reads one): the shipped masker when there is one, else the first quick baseline."""
+    for name, entry in catalog.items():
+        if entry.on_request:
+            continue
+        if entry.takes_checkpoint and not services.checkpoints_for(entry, checkpoints, catalog):
+            continue
+        return name
+    return next(iter(catalog))
 
 
 def checkpoint_ui(checkpoints: list[services.CheckpointInfo], settings: DashboardSettings,
-                  key: str = "checkpoint") -> str | None:
+                  key: str = "checkpoint", help_: str | None = None) -> str | None:
     """A shipped checkpoint, an uploaded file or a path; returns the file to load (None: none given)."""
     by_path = {str(c.path): c for c in checkpoints}
     choices = [*by_path, UPLOAD_CHECKPOINT, PATH_CHECKPOINT]
     labels = {UPLOAD_CHECKPOINT: "upload a checkpoint...", PATH_CHECKPOINT: "a file on this machine..."}
-    choice = st.selectbox("Masker checkpoint", choices, key=key, help=tooltip("checkpoint"), persist_state=PERSIST,
+    choice = st.selectbox("Masker checkpoint", choices, key=key, help=help_, persist_state=PERSIST,
                           format_func=lambda c: labels.get(c) or by_path[c].label)
     if choice in by_path:
         if by_path[choice].description:
@@ -120,44 +123,37 @@ def checkpoint_ui(checkpoints: list[services.CheckpointInfo], settings: Dashboar
     return text.strip() or None
 
 
-def _method_option(spec: OptionSpec, method: str, checkpoints: list[services.CheckpointInfo],
-                   settings: DashboardSettings, values: dict[str, Any], with_infiller_options: bool,
-                   kinds: tuple[str, ...] | None = None) -> None:
-    if spec.kind == "checkpoint":
-        if kinds is None:
-            values[spec.name] = checkpoint_ui(checkpoints, settings)
-        else:  # only the checkpoints this method can read, in its own widget (its own default)
-            values[spec.name] = checkpoint_ui([c for c in checkpoints if c.kind in kinds or c.kind == "?"], settings,
-                                              key=f"checkpoint_{method}")
+def _method_option(spec: Option, entry: services.MethodEntry, checkpoints: list[services.CheckpointInfo],
+                   settings: DashboardSettings, values: dict[str, Any]) -> None:
+    if spec.kind == "checkpoint":  # only the checkpoints this method can read, in its own widget
+        values[spec.name] = checkpoint_ui(checkpoints, settings, key=f"checkpoint_{entry.name}", help_=spec.help)
         return
-    values[spec.name] = option_widget(spec, key=f"opt:{method}:{spec.name}")
-    if spec.kind == "infiller" and with_infiller_options:
-        values["infiller_options"] = infiller_options_ui(values[spec.name], key=f"opt:{method}:infiller_options")
+    values[spec.name] = option_widget(spec, key=f"opt:{entry.name}:{spec.name}")
+    if spec.kind == "infiller":
+        values["infiller_options"] = infiller_options_ui(values[spec.name], key=f"opt:{entry.name}:infiller_options")
 
 
 def method_ui(catalog: dict[str, services.MethodEntry], checkpoints: list[services.CheckpointInfo],
               settings: DashboardSettings) -> tuple[services.MethodEntry, dict[str, Any], bool]:
-    """Method choice and its options; returns (entry, options, ready). Only options changed from the
-    method's defaults are returned; ``ready`` is False while a required checkpoint is missing."""
+    """Method choice and its declared options; returns (entry, options, ready). Only options changed from
+    the method's defaults are returned; ``ready`` is False while a required checkpoint is missing."""
     names = list(catalog)
-    default = default_method(catalog, bool(checkpoints))
+    default = default_method(catalog, checkpoints)
     name = st.selectbox("Method", names, index=names.index(default), key="method", help=tooltip("method"),
                         format_func=lambda n: catalog[n].title, persist_state=PERSIST)
     entry = catalog[name]
-    st.caption(entry.summary + (" One mask per label." if entry.per_label else ""))
+    st.caption(entry.summary + (" One mask per label." if entry.per_label else " One mask for every label."))
+    own = services.checkpoints_for(entry, checkpoints, catalog)
     values: dict[str, Any] = {}
     many = len(entry.options) > 6
-    with_infiller_options = entry.infiller_options
     for spec in entry.options:
         if spec.main or not many:
-            _method_option(spec, name, checkpoints, settings, values, with_infiller_options,
-                           entry.checkpoint_kinds)
+            _method_option(spec, entry, own, settings, values)
     if many:
         with st.expander("More options"):
             for spec in entry.options:
                 if not spec.main:
-                    _method_option(spec, name, checkpoints, settings, values, with_infiller_options,
-                                   entry.checkpoint_kinds)
+                    _method_option(spec, entry, own, settings, values)
     ready = all(values.get(s.name) is not None for s in entry.options if s.kind == "checkpoint")
     options = {k: v for k, v in clean_options(entry.options, values).items()
                if v != next(s.default for s in entry.options if s.name == k)}
@@ -192,26 +188,17 @@ def labels_ui(class_names: tuple[str, ...]) -> str:
 
 
 def infiller_names() -> list[str]:
-    """Registered infillers, aliases of the same infiller shown once (``none`` is ``gray``)."""
-    seen: set[int] = set()
-    names = []
-    for name in list_infillers():
-        ident = id(services.infiller_factory(name))
-        if ident not in seen:
-            seen.add(ident)
-            names.append(name)
-    return names
+    """Registered infillers, each once (``none`` is another name of ``gray``)."""
+    return list(services.infiller_catalog())
 
 
 def infiller_options_ui(name: str, key: str) -> dict[str, Any]:
-    """The chosen infiller's own options (e.g. blur ``sigma``), as ``infiller_options``."""
-    factory = services.infiller_factory(name)
-    specs = options_of(factory) if factory is not None else ()
+    """The chosen infiller's declared options (e.g. blur ``sigma``), as ``infiller_options``."""
+    specs = services.infiller_options(name)
     values = {s.name: option_widget(s, key=f"{key}:{name}:{s.name}") for s in specs}
-    options = clean_options(specs, values)
-    if factory is not None and accepts(factory, "pool"):
+    if services.uses_reference_pool(name):
         st.caption("Removed pixels are filled from other photos (scikit-image samples, not this one).")
-    return options
+    return clean_options(specs, values)
 
 
 def infiller_ui() -> tuple[str, dict[str, Any]]:
@@ -220,8 +207,7 @@ def infiller_ui() -> tuple[str, dict[str, Any]]:
     name = st.selectbox("Infiller of the infilled view", names, index=names.index("blur") if "blur" in names else 0,
                         key="infiller", help=tooltip("infiller"), persist_state=PERSIST)
     options = infiller_options_ui(name, key="inf")
-    factory = services.infiller_factory(name)
-    if factory is not None and accepts(factory, "pool"):
+    if services.uses_reference_pool(name):
         options["pool"] = services.GALLERY_POOL
     return name, options
 

@@ -7,7 +7,7 @@ import torch
 from PIL import Image
 
 from saliency_core.cli import main
-from saliency_core.explain import ExplainConfig, explain, write_explanation
+from saliency_core.explanation import ExplainConfig, explain, write_explanation
 from saliency_core.labels import LabelSpecError, resolve_labels
 from saliency_core.maskers.checkpoint import save_masker
 from saliency_core.maskers.phang import MaskerConfig, PhangMasker

@@ -4,7 +4,7 @@ from __future__ import annotations
 import streamlit as st
 
 from dashboard import plots, resources, sections, services, state, widgets
-from saliency_core.explain import ExplainConfig
+from saliency_core import ExplainConfig
 
 st.title("Compare methods")
 st.caption("Every method explains the same image's top-5 labels; the views show the top label's mask and the "
@@ -22,17 +22,23 @@ with st.sidebar:
     st.subheader("Methods to compare")
     with sections.guard("The comparison controls"):
         catalog = resources.catalog()
+        checkpoints = services.find_checkpoints(settings.checkpoint_folders)
+        preferred: list[str] = []
         for entry in catalog.values():
-            if entry.name == "masker":
-                for ckpt in services.find_checkpoints(settings.checkpoint_folders):
-                    if ckpt.kind == "label":  # offered through the label-masker entry
-                        continue
-                    choices[f"masker: {ckpt.label}"] = ("masker", {"checkpoint": str(ckpt.path)})
+            if entry.takes_checkpoint:  # one choice per checkpoint the method can read
+                own = services.checkpoints_for(entry, checkpoints, catalog)
+                for i, ckpt in enumerate(own):
+                    choice = f"{entry.name}: {ckpt.label}" if len(own) > 1 or entry.checkpoint_kinds is None \
+                        else entry.name
+                    choices[choice] = (entry.name, {"checkpoint": str(ckpt.path)})
+                    if entry.in_comparison and i < 2:
+                        preferred.append(choice)
             else:
                 choices[entry.name] = (entry.name, {})
+                if entry.in_comparison:
+                    preferred.append(entry.name)
         quick = [c for c, (n, _) in choices.items() if not catalog[n].on_request]
-        preferred = [c for c in quick if c.startswith("masker:")][:2] + [
-            c for c in ("label-masker", "grad-cam", "center-gaussian") if c in quick]
+        preferred = [c for c in preferred if c in quick]
         picked = st.multiselect("Methods", list(choices), default=preferred or quick[:3], key="compare_methods",
                                 help="Per-image optimisation methods run with their default options.",
                                 persist_state=widgets.PERSIST)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import streamlit as st
 
 from dashboard import resources, sections, services, state, widgets
-from saliency_core.explain import ExplainConfig, Explanation
+from saliency_core import ExplainConfig, Explanation
 
 TOUR = (
     ("Pick a picture", "Choose one of the sample photos in the sidebar, or upload your own photo. The computer "
@@ -76,8 +76,9 @@ if loaded is not None:
         classifier = resources.current_classifier()
         catalog = resources.catalog()
         checkpoints = services.find_checkpoints(settings.checkpoint_folders)
-        name = widgets.default_method(catalog, bool(checkpoints))
-        options = {"checkpoint": str(checkpoints[0].path)} if name == "masker" else {}
+        name = widgets.default_method(catalog, checkpoints)
+        own = services.checkpoints_for(catalog[name], checkpoints, catalog)
+        options = {"checkpoint": str(own[0].path)} if catalog[name].takes_checkpoint and own else {}
         config = ExplainConfig(method=name, method_options=options, labels="top1", infiller="blur")
         with sections.LiveProgress("Looking at the picture") as progress:
             expl = services.run_explanation(image, loaded, config, classifier, resources.method(name, options),

@@ -4,7 +4,7 @@ from __future__ import annotations
 import streamlit as st
 
 from dashboard import resources, sections, services, state, widgets
-from saliency_core.explain import ExplainConfig
+from saliency_core import ExplainConfig
 
 st.title("Explain an image")
 settings = resources.settings()

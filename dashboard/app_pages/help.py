@@ -4,8 +4,7 @@ from __future__ import annotations
 import streamlit as st
 
 from dashboard import resources, services, widgets
-from dashboard.help_text import METHOD_PAPERS, PAPERS, TOGGLES, VIEW_HELP, VIEW_TITLES
-from dashboard.options import options_of
+from dashboard.help_text import PAPERS, TOGGLES, VIEW_HELP, VIEW_TITLES
 
 st.title("Help")
 st.markdown("A **saliency map** (mask) marks the pixels a classifier relies on. The views test it: the "
@@ -27,21 +26,23 @@ for view, text in VIEW_HELP.items():
 
 st.header("Toggles")
 st.subheader("Explanation")
-for name in ("method", "checkpoint", "labels", "infiller", "seed"):
+for name in ("method", "labels", "infiller", "seed"):
     _toggle(name)
 
 catalog = resources.catalog()
-method_options = sorted({s.name for e in catalog.values() for s in e.options if s.kind != "checkpoint"})
-if method_options:
-    st.subheader("Method options")
-    for name in method_options:
-        _toggle(name)
+st.subheader("Method options")
+st.caption("Each method declares its options with their help (saliency_core.options); the sidebar shows them.")
+for entry in catalog.values():
+    if entry.options:
+        with st.expander(f"{entry.name}: {len(entry.options)} option{'s' if len(entry.options) > 1 else ''}"):
+            for spec in entry.options:
+                st.markdown(f"- **{spec.title}** (`{spec.name}`, {spec.describe()}, default `{spec.default}`): "
+                            f"{spec.help}")
 
-infiller_options = sorted({s.name for n in widgets.infiller_names()
-                           for s in options_of(services.infiller_factory(n) or (lambda: None))} | {"pool"})
 st.subheader("Infiller options")
-for name in infiller_options:
-    _toggle(name)
+for name in widgets.infiller_names():
+    for spec in services.infiller_options(name):
+        st.markdown(f"- **{name}: {spec.title}** (`{spec.name}`, {spec.describe()}): {spec.help}")
 
 if services.curves_available():
     st.subheader("Per-label curves")
@@ -53,8 +54,7 @@ if services.curves_available():
 
 st.header("Methods")
 for name, entry in catalog.items():
-    paper = METHOD_PAPERS.get(name)
-    cite = f" *{PAPERS[paper]}.*" if paper else ""
+    cite = f" *{entry.paper}.*" if entry.paper else ""
     st.markdown(f"- **{name}** ({entry.group.lower()}): {entry.summary}.{cite}")
 
 st.header("Papers")

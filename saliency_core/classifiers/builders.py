@@ -11,12 +11,11 @@ computed in the same forward pass as the logits (``forward_features``).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable
 
 import torch
 from torch import nn
 
-from saliency_core.classifiers.base import Classifier, ClassifierLoadError, ClassifierOutput, imagenet_class_names
+from saliency_core.classifiers.base import Classifier, ClassifierLoadError
 from saliency_core.classifiers.weights import default_weights_path, load_into, read_state_dict
 from saliency_core.device import resolve_device
 from saliency_core.images.preprocessing import Preprocessing

@@ -47,9 +47,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from saliency_core.classifiers import load_classifier
-    from saliency_core.explain import ExplainConfig, explain, write_explanation
+    from saliency_core.explanation import ExplainConfig, explain, with_seed, write_explanation
     from saliency_core.images.loading import ImageLoadError, load_image
-    from saliency_core.explain import with_seed
     from saliency_core.methods.base import create_method, method_entries, method_entry
 
     if args.list_methods:

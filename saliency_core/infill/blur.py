@@ -32,7 +32,10 @@ def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
 
 @dataclass(frozen=True)
 class BlurOptions:
-    sigma: float = option(10.0, help="Gaussian blur radius in pixels of the working resolution",
+    sigma: float = option(10.0,
+                          help=("For the blur infiller, the Gaussian blur's standard deviation in working pixels; for "
+                                "the centre-Gaussian baseline, the width as a fraction of the image. A larger blur "
+                                "removes more detail from the filled region. (Fong & Vedaldi)"),
                           low=0.0, low_open=True, high=100.0, main=True)
 
     def __post_init__(self) -> None:

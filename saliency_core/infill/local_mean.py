@@ -12,7 +12,9 @@ from saliency_core.options import check_options, option
 
 @dataclass(frozen=True)
 class LocalMeanOptions:
-    window: int = option(15, help="side of the averaging window in pixels (odd; FIDO uses 15)", low=1, high=101,
+    window: int = option(15,
+                         help=("Side of the square window whose kept pixels are averaged to fill a removed pixel. "
+                               "FIDO's LocalMean uses 15 x 15. (Chang, Creager, Goldenberg & Duvenaud)"), low=1, high=101,
                          step=2, main=True)
 
     def __post_init__(self) -> None:

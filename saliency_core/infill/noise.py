@@ -11,9 +11,14 @@ from saliency_core.options import check_options, option
 
 @dataclass(frozen=True)
 class NoiseOptions:
-    std: float = option(0.2, help="standard deviation of the Gaussian noise, in pixel units (0..1)", low=0.0,
+    std: float = option(0.2,
+                        help=("Standard deviation of the Gaussian noise added to a random colour in the noise infiller."
+                              " FIDO uses it as a cheap out-of-distribution fill to compare against. (Chang, Creager, "
+                              "Goldenberg & Duvenaud)"), low=0.0,
                         high=10.0, main=True)
-    seed: int = option(0, help="random seed of the colour and noise draws (same seed, same fill)", low=0)
+    seed: int = option(0,
+                       help=("The random seed of the explanation (random infills, random baselines). The same seed and "
+                             "options give the same result, which is what the cache relies on. (Phang, Park & Geras)"), low=0)
 
     def __post_init__(self) -> None:
         check_options(self, "infiller 'noise'")

@@ -13,9 +13,14 @@ from saliency_core.options import check_options, option
 
 @dataclass(frozen=True)
 class RandomImageOptions:
-    pool: Any = option(None, help="N x 3 x H x W reference images in normalised space (filled in by the caller)",
+    pool: Any = option(None,
+                       help=("The random-image infiller fills removed pixels with another photo, here the other gallery"
+                             " photos. Gupta et al. train masks against random other images so they stay intrinsic to "
+                             "the image. (Gupta, Saunshi, Yu, Lyu & Arora)"),
                        shown=False)
-    seed: int = option(0, help="random seed of the draws (same seed, same fill)", low=0)
+    seed: int = option(0,
+                       help=("The random seed of the explanation (random infills, random baselines). The same seed and "
+                             "options give the same result, which is what the cache relies on. (Phang, Park & Geras)"), low=0)
 
     def __post_init__(self) -> None:
         check_options(self, "infiller 'random-image'")

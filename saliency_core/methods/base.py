@@ -14,7 +14,7 @@ when asked), ``in_comparison`` (a UI compares it by default), ``available`` (a c
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
 
 import torch
 

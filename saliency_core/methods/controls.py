@@ -22,7 +22,10 @@ def center_gaussian(h: int, w: int, sigma: float = 0.25) -> torch.Tensor:
 
 @dataclass(frozen=True)
 class CenterGaussianOptions:
-    sigma: float = option(0.25, help="width of the Gaussian as a fraction of the image side", low=0.0,
+    sigma: float = option(0.25,
+                          help=("For the blur infiller, the Gaussian blur's standard deviation in working pixels; for "
+                                "the centre-Gaussian baseline, the width as a fraction of the image. A larger blur "
+                                "removes more detail from the filled region. (Fong & Vedaldi)"), low=0.0,
                           low_open=True, high=10.0, main=True)
 
     def __post_init__(self) -> None:
@@ -30,7 +33,8 @@ class CenterGaussianOptions:
 
 
 @register_method("center-gaussian", summary="label-free control: a Gaussian at the image centre",
-                 config=CenterGaussianOptions, group="Control", per_label=False, on_request=False, in_comparison=True)
+                 config=CenterGaussianOptions, group="Control", per_label=False, on_request=False, in_comparison=True,
+                 paper='Phang, Park & Geras (2020), the centre baseline')
 class CenterGaussianMethod:
     name = "center-gaussian"
 
@@ -45,15 +49,20 @@ class CenterGaussianMethod:
 
 @dataclass(frozen=True)
 class RandomOptions:
-    seed: int = option(0, help="random seed (same seed, same map for an image size)", low=0)
-    cell: int = option(1, help="side of the random cells in pixels", low=1, high=512, main=True)
+    seed: int = option(0,
+                       help=("The random seed of the explanation (random infills, random baselines). The same seed and "
+                             "options give the same result, which is what the cache relies on. (Phang, Park & Geras)"), low=0)
+    cell: int = option(1,
+                       help=("Size in pixels of the cells of the random control map. It is a sanity baseline: a real "
+                             "method should beat it on every score. (Petsiuk, Das & Saenko)"), low=1, high=512, main=True)
 
     def __post_init__(self) -> None:
         check_options(self, "method 'random'")
 
 
 @register_method("random", summary="label-free control: seeded uniform noise (cells of `cell` pixels)",
-                 config=RandomOptions, group="Control", per_label=False, on_request=False)
+                 config=RandomOptions, group="Control", per_label=False, on_request=False,
+                 paper="a sanity baseline (as pytorch-grad-cam's RandomCAM)")
 class RandomMethod:
     """Uniform random map; the same seed gives the same map for an image size (reproducible)."""
 

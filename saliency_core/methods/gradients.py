@@ -43,7 +43,10 @@ def default_cam_layer(model: nn.Module) -> str:
 
 @dataclass(frozen=True)
 class GradCamOptions:
-    layer: str | None = option(None, help="name of the convolutional layer to read (default: the last one)")
+    layer: str | None = option(None,
+                               help=("Name of the convolutional layer whose activations and gradients are combined; "
+                                     "empty means the last one. Deeper layers are more class-specific, shallower ones "
+                                     "finer. (Selvaraju et al.)"))
 
     def __post_init__(self) -> None:
         check_options(self, "method 'grad-cam'")
@@ -51,7 +54,8 @@ class GradCamOptions:
 
 @register_method("grad-cam", summary="Grad-CAM on the last convolutional layer (pytorch-grad-cam)",
                  config=GradCamOptions, group="Gradient baseline", per_label=True, on_request=False,
-                 in_comparison=True)
+                 in_comparison=True,
+                 paper='Selvaraju et al. (2017), Grad-CAM: Visual Explanations from Deep Networks')
 class GradCamMethod:
     """Grad-CAM (Selvaraju et al.) through pytorch-grad-cam, one map per label in one batched pass."""
 
@@ -102,7 +106,8 @@ def _captum_masks(attr: torch.Tensor) -> torch.Tensor:
 
 
 @register_method("gradient-x-input", summary="gradient x input (captum InputXGradient)", group="Gradient baseline",
-                 per_label=True, on_request=False)
+                 per_label=True, on_request=False,
+                 paper='Shrikumar et al. (2016), Not Just a Black Box')
 class GradientXInputMethod:
     name = "gradient-x-input"
 
@@ -120,15 +125,21 @@ class GradientXInputMethod:
 
 @dataclass(frozen=True)
 class IntegratedGradientsOptions:
-    steps: int = option(32, help="points on the path from the gray image to the photo", low=1, high=1000, main=True)
-    batch_size: int = option(32, help="images per backward pass (memory, not the result)", low=1, high=1024)
+    steps: int = option(32,
+                        help=("How many optimisation steps (or integration steps, for Integrated Gradients) are run. "
+                              "More steps give a more settled result at a proportional cost in time. (Chang, Creager, "
+                              "Goldenberg & Duvenaud)"), low=1, high=1000, main=True)
+    batch_size: int = option(32,
+                             help=("How many images go through the classifier at once. It changes speed and memory, not"
+                                   " the result. (Petsiuk, Das & Saenko)"), low=1, high=1024)
 
     def __post_init__(self) -> None:
         check_options(self, "method 'integrated-gradients'")
 
 
 @register_method("integrated-gradients", summary="Integrated Gradients from a gray baseline (captum)",
-                 config=IntegratedGradientsOptions, group="Gradient baseline", per_label=True, on_request=True)
+                 config=IntegratedGradientsOptions, group="Gradient baseline", per_label=True, on_request=True,
+                 paper='Sundararajan, Taly & Yan (2017), Axiomatic Attribution for Deep Networks')
 class IntegratedGradientsMethod:
     """Integrated Gradients (Sundararajan et al.) from the gray image (0 in normalised space)."""
 

@@ -47,19 +47,30 @@ def rise_masks(n: int, size: tuple[int, int], grid: int, p: float, generator: to
 
 @dataclass(frozen=True)
 class RiseOptions:
-    num_masks: int = option(1000, help="random masks drawn (the paper used 4000-8000; fewer is faster and noisier)",
+    num_masks: int = option(1000,
+                            help=("Number of random masks whose classifier scores are averaged. The paper uses "
+                                  "4000-8000; fewer is faster and noisier. (Petsiuk, Das & Saenko)"),
                             low=1, high=20000, main=True)
-    grid: int = option(7, help="cells per side of each random mask", low=1, high=64)
-    p: float = option(0.5, help="probability that a cell is kept", low=0.0, low_open=True, high=0.99)
-    seed: int = option(0, help="random seed of the masks (same seed, same map)", low=0)
-    batch_size: int = option(50, help="masked images per classifier call (memory, not the result)", low=1, high=1024)
+    grid: int = option(7,
+                       help=("Side of the coarse random grid that is upsampled into each mask. Small grids give blobby "
+                             "maps; large ones finer but noisier ones. (Petsiuk, Das & Saenko)"), low=1, high=64)
+    p: float = option(0.5,
+                      help=("Probability that a grid cell is kept in a random mask. The paper uses 0.5. (Petsiuk, Das &"
+                            " Saenko)"), low=0.0, low_open=True, high=0.99)
+    seed: int = option(0,
+                       help=("The random seed of the explanation (random infills, random baselines). The same seed and "
+                             "options give the same result, which is what the cache relies on. (Phang, Park & Geras)"), low=0)
+    batch_size: int = option(50,
+                             help=("How many images go through the classifier at once. It changes speed and memory, not"
+                                   " the result. (Petsiuk, Das & Saenko)"), low=1, high=1024)
 
     def __post_init__(self) -> None:
         check_options(self, "method 'rise'")
 
 
 @register_method("rise", summary="RISE: randomised input sampling (Petsiuk et al.), batched and seeded",
-                 config=RiseOptions, group="Gradient baseline", per_label=True, on_request=True)
+                 config=RiseOptions, group="Gradient baseline", per_label=True, on_request=True,
+                 paper='Petsiuk, Das & Saenko (2018), RISE: Randomized Input Sampling for Explanation of Black-box Models')
 class RiseMethod:
     """saliency_c = sum_i p_c(x * M_i) M_i / (N p): masked pixels are gray (0 in normalised space).
 

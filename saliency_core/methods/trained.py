@@ -16,7 +16,10 @@ from saliency_core.options import check_options, option
 @dataclass(frozen=True)
 class MaskerOptions:
     checkpoint: str | None = option(None, kind="checkpoint", main=True,
-                                    help="masker checkpoint file (.safetensors); default: the shipped FIX masker")
+                                    help=("The trained masker network that predicts the mask from the classifier's own "
+                                          "activations (FIX) or from a co-trained classifier (CA). A checkpoint is tied"
+                                          " to the classifier it was trained for, and one for another classifier is "
+                                          "refused. (Phang, Park & Geras)"))
 
     def __post_init__(self) -> None:
         check_options(self, "method 'masker'")
@@ -25,7 +28,10 @@ class MaskerOptions:
 @dataclass(frozen=True)
 class LabelMaskerOptions:
     checkpoint: str | None = option(None, kind="checkpoint", main=True, checkpoint_kinds=("label",),
-                                    help="per-label masker checkpoint; default: the shipped label_lite0")
+                                    help=("The trained masker network that predicts the mask from the classifier's own "
+                                          "activations (FIX) or from a co-trained classifier (CA). A checkpoint is tied"
+                                          " to the classifier it was trained for, and one for another classifier is "
+                                          "refused. (Phang, Park & Geras)"))
 
     def __post_init__(self) -> None:
         check_options(self, "method 'label-masker'")
@@ -33,7 +39,8 @@ class LabelMaskerOptions:
 
 @register_method("masker", summary="trained masker network (Phang et al.; FIX or CA checkpoint)",
                  config=MaskerOptions, group="Trained masker", per_label=False, on_request=False,
-                 in_comparison=True, available=lambda: default_checkpoint("phang").exists())
+                 in_comparison=True,
+                 paper='Phang, Park & Geras (2020), Investigating and Simplifying Masking-based Saliency Methods for Model Interpretability; Zolna, Geras & Cho (2020), Classifier-agnostic saliency map extraction')
 class MaskerMethod:
     """Explains with a trained masker checkpoint; label-agnostic (one mask whatever the label).
 
@@ -78,7 +85,8 @@ class MaskerMethod:
 
 @register_method("label-masker", summary="label-conditioned masker: a sound mask per label in one pass",
                  config=LabelMaskerOptions, group="Trained masker", per_label=True, on_request=False,
-                 in_comparison=True, available=lambda: default_checkpoint("label").exists())
+                 in_comparison=True, available=lambda: default_checkpoint("label").exists(),
+                 paper='Gupta, Saunshi, Yu, Lyu & Arora (2022), New Definitions and Evaluations for Saliency Methods')
 class LabelMaskerMethod(MaskerMethod):
     """The per-label masker (checkpoint kind "label"); default: the shipped one."""
 

@@ -17,17 +17,18 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-import streamlit as st
 import torch
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 from dashboard import resources, sections, services, widgets
 from dashboard.help_text import PAPERS, TOGGLES
+from dashboard.settings import DashboardConfigError, DashboardSettings
 from saliency_core.cli import main as cli_main
-from saliency_core.cli.dashboard_command import DashboardConfigError, DashboardSettings, streamlit_command
-from saliency_core.explain import ExplainConfig, predict
+from saliency_core.cli.dashboard_command import streamlit_command
+from saliency_core.explanation import ExplainConfig, predict
 from saliency_core.images.loading import load_image
+from saliency_core.maskers import catalog
 from saliency_core.maskers.checkpoint import save_masker
 from saliency_core.maskers.phang import MaskerConfig, PhangMasker
 
@@ -96,7 +97,7 @@ def no_curves(monkeypatch):
 def app(tiny, monkeypatch):
     """An AppTest of the dashboard on the tiny classifier with only the test checkpoint folder."""
     monkeypatch.setenv("SALIENCY_DASHBOARD_CHECKPOINT_DIRS", str(tiny.folder))
-    monkeypatch.setattr(services, "checkpoints_dir", lambda: tiny.shipped)  # ignore the repo's checkpoints/
+    monkeypatch.setattr(catalog, "checkpoints_dir", lambda: tiny.shipped)  # ignore the repo's checkpoints/
     from saliency_core.methods import (
         trained as masker_method,  # the shipped label masker is for Lite0: not offered here
     )
@@ -276,8 +277,8 @@ def _other_value(spec):
     if spec.kind in ("choice", "infiller"):
         choices = list(spec.choices) if spec.kind == "choice" else widgets.infiller_names()
         return next(c for c in choices if c != spec.default)
-    if spec.kind == "int":
-        return int(spec.default or 0) + 1
+    if spec.kind == "int":  # within the declared range
+        return max(int(spec.default or 0) + 1, int(spec.low or 0))
     if spec.kind == "float":
         v = round((spec.default or 0.1) * 0.5, 6)
         return v
@@ -520,23 +521,23 @@ def test_odd_image_modes_and_formats_are_explained(app, no_curves):
 
 def test_checkpoint_errors_are_one_line_and_the_rest_works(app, tiny, no_curves):
     at = app.run()
-    assert at.sidebar.selectbox(key="checkpoint").value == str(tiny.good.resolve())
-    at.sidebar.selectbox(key="checkpoint").set_value(widgets.PATH_CHECKPOINT).run()
+    assert at.sidebar.selectbox(key="checkpoint_masker").value == str(tiny.good.resolve())
+    at.sidebar.selectbox(key="checkpoint_masker").set_value(widgets.PATH_CHECKPOINT).run()
     assert any("Choose a masker checkpoint" in i.value for i in at.info)
     cases = {tiny.other: "trained for classifier", tiny.corrupt: "not a valid masker checkpoint",
              tiny.empty: "is empty", tiny.folder / "missing.safetensors": "does not exist"}
     for path, expected in cases.items():
-        at.text_input(key="checkpoint_path").input(str(path)).run()
+        at.text_input(key="checkpoint_masker_path").input(str(path)).run()
         _ok(at)
         errors = _errors(at)
         assert len(errors) == 1 and expected in errors[0] and "\n" not in errors[0], errors
         assert "The classifier says" in " ".join(m.value for m in at.markdown)
     # an uploaded corrupt checkpoint: same message; a good upload works
-    at.sidebar.selectbox(key="checkpoint").set_value(widgets.UPLOAD_CHECKPOINT).run()
-    at.file_uploader(key="checkpoint_upload").set_value(("bad.safetensors", tiny.corrupt.read_bytes(),
+    at.sidebar.selectbox(key="checkpoint_masker").set_value(widgets.UPLOAD_CHECKPOINT).run()
+    at.file_uploader(key="checkpoint_masker_upload").set_value(("bad.safetensors", tiny.corrupt.read_bytes(),
                                                           "application/octet-stream")).run()
     assert len(_errors(at)) == 1 and "not a valid masker checkpoint" in _errors(at)[0]
-    at.file_uploader(key="checkpoint_upload").set_value(("good.safetensors", tiny.good.read_bytes(),
+    at.file_uploader(key="checkpoint_masker_upload").set_value(("good.safetensors", tiny.good.read_bytes(),
                                                           "application/octet-stream")).run()
     _ok(at)
     assert not _errors(at) and _views_shown(at)
@@ -591,8 +592,11 @@ def test_help_page_explains_every_toggle_with_its_paper(app):
     at.switch_page("app_pages/help.py").run()
     _ok(at)
     text = " ".join(m.value for m in at.markdown)
-    option_names = {s.name for e in services.method_catalog().values() for s in e.options}
-    for name in option_names | {"method", "labels", "infiller", "seed", "curve_steps", "eps1", "eps2"}:
+    for entry in services.method_catalog().values():  # method options: the help declared beside the code
+        for spec in entry.options:
+            assert spec.help.strip().endswith((".", ")")), f"{entry.name} option '{spec.name}' has no help text"
+            assert f"(`{spec.name}`," in text and spec.help in text
+    for name in ("method", "labels", "infiller", "seed", "curve_steps", "eps1", "eps2"):  # the dashboard's own
         assert name in TOGGLES, f"toggle '{name}' has no help text"
         assert f"(`{name}`)" in text
     for entry in TOGGLES.values():  # two sentences each
@@ -701,7 +705,7 @@ def test_one_line_messages():
 def test_real_classifier_says_cat_for_chelsea(monkeypatch, tmp_path, lite0, no_curves):
     """The embedded EfficientNet-Lite0 (the session's shared instance) on the default sample photo;
     without any masker checkpoint the default method is Grad-CAM."""
-    monkeypatch.setattr(services, "checkpoints_dir", lambda: tmp_path)
+    monkeypatch.setattr(catalog, "checkpoints_dir", lambda: tmp_path)
     monkeypatch.delenv("SALIENCY_DASHBOARD_CHECKPOINT_DIRS", raising=False)
     monkeypatch.setattr(resources, "current_classifier", lambda: lite0)
     at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()

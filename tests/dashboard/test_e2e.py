@@ -93,7 +93,7 @@ def server(tmp_path_factory):
 
 def _expected_top1(path: Path) -> str:
     from saliency_core.classifiers import load_classifier
-    from saliency_core.explain import predict
+    from saliency_core.explanation import predict
     from saliency_core.images.loading import load_image
 
     return predict(load_image(path), load_classifier(), k=1)[0].name

@@ -153,7 +153,7 @@ def test_the_label_matters_on_a_two_object_image(lite0):
     """Cat on the left, coffee on the right: each label's mask covers its own object."""
     from skimage import data
 
-    from saliency_core.explain import ExplainConfig, explain
+    from saliency_core.explanation import ExplainConfig, explain
 
     cat = Image.fromarray(data.chelsea()).resize((300, 300))
     cup = Image.fromarray(data.coffee()).resize((300, 300))

@@ -123,7 +123,7 @@ def test_grad_cam_per_label_on_a_private_copy(tiny_classifier):
 
 
 def test_baselines_work_through_explain(tiny_classifier, chelsea):
-    from saliency_core.explain import ExplainConfig, explain
+    from saliency_core.explanation import ExplainConfig, explain
 
     expl = explain(chelsea.resize((64, 48)), ExplainConfig(method="gradient-x-input", labels="top2", infiller="gray"),
                    classifier=tiny_classifier)

@@ -346,7 +346,7 @@ def test_presets_and_registered_methods():
 
 def test_method_end_to_end_through_explain_on_a_tiny_timm_model():
     from saliency_core.classifiers import load_classifier
-    from saliency_core.explain import ExplainConfig, explain
+    from saliency_core.explanation import ExplainConfig, explain
 
     clf = load_classifier("timm:test_efficientnet", random_init=True, num_classes=10)
     img = Image.fromarray((np.random.default_rng(0).random((80, 96, 3)) * 255).astype(np.uint8))

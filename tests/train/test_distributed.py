@@ -12,9 +12,8 @@ import socket
 import subprocess
 import sys
 
-from tests.train.conftest import TINY
-
 from saliency_core.train.config import TrainConfig
+from tests.train.conftest import TINY
 
 
 def free_port() -> int:

@@ -16,7 +16,6 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from PIL import Image
 
 from saliency_core.infill.composite import composite
 from saliency_core.train.masker import TrainConfig, Trainer, train

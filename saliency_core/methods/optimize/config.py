@@ -32,43 +32,86 @@ class OptimizeConfig:
     """
 
     objective: str = option("ssr", choices=OBJECTIVES, main=True,
-                            help="ssr: keep the smallest region that preserves the label (masked-in); sdr: remove "
-                                 "the smallest region that destroys it (masked-out); both")
-    score: str = option("log-odds", choices=SCORES, help="class score: log-odds (FIDO), log-prob, prob (Fong & Vedaldi)")
+                            help=("ssr keeps the smallest sufficient region: the label must survive on the kept part "
+                                  "alone (masked-in). sdr removes the smallest destroying region: the label must "
+                                  "disappear when it is removed (masked-out); both asks for both, as Phang et al. do. "
+                                  "(Chang, Creager, Goldenberg & Duvenaud)"))
+    score: str = option("log-odds", choices=SCORES,
+                        help=("What the optimisation pushes up or down: the label's log-odds (FIDO), its log "
+                              "probability (Gupta et al.) or its probability (Fong & Vedaldi). Log-odds keep a gradient"
+                              " even when the classifier is already sure. (Chang, Creager, Goldenberg & Duvenaud)"))
     average: str = option("score", choices=AVERAGES,
-                          help="samples of a step combine as the mean score (FIDO) or the score of the mean "
-                               "probability (Gupta et al.)")
+                          help=("How the random samples of one step are combined: the mean of their scores (FIDO) or "
+                                "the score of their mean probability (Gupta et al., who average the softmax over random"
+                                " reference images). The second treats the fill as a distribution to integrate out. "
+                                "(Gupta, Saunshi, Yu, Lyu & Arora)"))
     parametrization: str = option("concrete", choices=PARAMETRIZATIONS, aliases=("parameterization",),
-                                  help="continuous (sigmoid mask) or concrete (relaxed Bernoulli dropout, FIDO)")
-    temperature: float = option(0.1, low=0.0, low_open=True, high=10.0, help="Concrete temperature (FIDO: 0.1)")
+                                  help=("Continuous: the mask is a sigmoid of a learned map (Fong & Vedaldi, Gupta et "
+                                        "al.); concrete: each pixel is dropped by a relaxed Bernoulli draw (FIDO). "
+                                        "Concrete masks come out nearly binary. (Chang, Creager, Goldenberg & Duvenaud)"))
+    temperature: float = option(0.1, low=0.0, low_open=True, high=10.0,
+                                help=("Temperature of the binary Concrete relaxation used to sample near-binary masks. "
+                                      "Lower values give harder masks and noisier gradients. (Chang, Creager, "
+                                      "Goldenberg & Duvenaud)"))
     samples: int = option(4, low=1, high=256,
-                          help="samples per step: Concrete draws and/or random reference images (concrete: >= 4)")
+                          help=("How many sampled masks or infills are averaged at each step. More samples give "
+                                "smoother gradients at a proportional cost. (Chang, Creager, Goldenberg & Duvenaud)"))
     infiller: str = option("blur", kind="infiller", main=True, label="infiller (while optimising)",
-                           help="what replaces the removed pixels while the mask is optimised")
+                           help=("What replaces the removed pixels while this mask is optimised: gray, a blur, noise, "
+                                 "the local mean, other photos or inpainting. The mask found depends on this choice, "
+                                 "which is why FIDO compares several. (Chang, Creager, Goldenberg & Duvenaud)"))
     infiller_options: dict[str, Any] = option(help="options of that infiller, e.g. {\"sigma\": 10} for blur",
                                               default_factory=dict, shown=False)
     reference_dir: str | None = option(None, shown=False,
                                        help="random-image: folder of reference photos (default: scikit-image's)")
     l1_weight: float = option(1e-3, low=0.0, high=1.0, log=True, main=True, label="L1 weight", aliases=("l1",),
-                              help="area weight, on the mask's sum over a 224 x 224 image")
+                              help=("Weight of the penalty on the mask's area, which keeps the explanation small. "
+                                    "Raising it asks for the smallest region that still explains the label. (Fong & "
+                                    "Vedaldi)"))
     tv_weight: float = option(0.01, low=0.0, high=100.0, log=True, main=True, label="TV weight", aliases=("tv",),
-                              help="total-variation weight, on the squared TV of a 224 x 224 mask")
-    tv_power: float = option(2.0, low=1.0, high=4.0, help="exponent of the TV differences (2; Fong & Vedaldi use 3)")
+                              help=("Weight of the total-variation penalty, which makes the mask smooth and blob-like. "
+                                    "Too little gives speckled adversarial masks; too much blurs the object's outline. "
+                                    "(Fong & Vedaldi)"))
+    tv_power: float = option(2.0, low=1.0, high=4.0,
+                             help=("The exponent of the total-variation penalty |grad m|^p. Fong & Vedaldi use 3, FIDO "
+                                   "and Gupta et al. use 2. (Fong & Vedaldi)"))
     upsample: int = option(4, choices=UPSAMPLE_FACTORS, main=True, label="upsampling factor s", aliases=("s",),
-                           help="the mask is learned at H/s x W/s and upsampled bilinearly (Gupta et al.)")
+                           help=("The mask is optimised at a coarse resolution and upsampled by this factor. Coarser "
+                                 "masks resist adversarial pixel patterns; finer ones follow the outline. (Fong & "
+                                 "Vedaldi)"))
     resolution: int | None = option(None, low=16, high=4096,
-                                    help="short side of the image the classifier sees while optimising (empty: as given)")
-    steps: int = option(36, low=1, high=5000, main=True, help="optimisation steps")
-    lr: float = option(0.2, low=0.0, low_open=True, high=10.0, label="learning rate", help="Adam learning rate (papers: 0.05)")
-    lr_decay: bool = option(True, help="decay the learning rate linearly to 0 (FIDO)")
+                                    help=("Short side of the copy of the image the classifier sees while the mask is "
+                                          "optimised (the -paper presets use the full input). A smaller copy is much "
+                                          "faster on a CPU at a small cost in detail. (Chang, Creager, Goldenberg & "
+                                          "Duvenaud)"))
+    steps: int = option(36, low=1, high=5000, main=True,
+                        help=("How many optimisation steps (or integration steps, for Integrated Gradients) are run. "
+                              "More steps give a more settled result at a proportional cost in time. (Chang, Creager, "
+                              "Goldenberg & Duvenaud)"))
+    lr: float = option(0.2, low=0.0, low_open=True, high=10.0, label="learning rate",
+                       help=("Step size of the Adam optimiser that fits the mask. FIDO and Gupta et al. use 0.05. "
+                             "(Chang, Creager, Goldenberg & Duvenaud)"))
+    lr_decay: bool = option(True,
+                            help=("Decay the learning rate linearly to zero over the steps, as FIDO does. It lets the "
+                                  "mask settle at the end. (Chang, Creager, Goldenberg & Duvenaud)"))
     warmup: float = option(0.1, low=0.0, high=1.0,
-                           help="fraction of the steps over which the regularisers ramp up from 0 (FIDO: 0.1)")
-    init: float = option(0.5, low=0.0, low_open=True, high=0.999, help="initial mask value")
-    seed: int = option(0, low=0, help="random seed of the Concrete draws and reference images (same seed, same mask)")
+                           help=("Fraction of the steps over which the area and TV weights ramp up from zero. It lets "
+                                 "the class term find the object before the mask is asked to shrink. (Chang, Creager, "
+                                 "Goldenberg & Duvenaud)"))
+    init: float = option(0.5, low=0.0, low_open=True, high=0.999,
+                         help=("The mask value every pixel starts from (0.5 in Gupta et al.'s code). Starting high "
+                               "favours keeping evidence, starting low favours small masks. (Gupta, Saunshi, Yu, Lyu & "
+                               "Arora)"))
+    seed: int = option(0, low=0,
+                       help=("The random seed of the explanation (random infills, random baselines). The same seed and "
+                             "options give the same result, which is what the cache relies on. (Phang, Park & Geras)"))
     early_stop_tol: float = option(0.01, low=0.0, high=1.0,
-                                   help="stop a label when its loss improves by less than this fraction over a window "
-                                        "(0: off)")
-    early_stop_patience: int = option(10, low=1, high=1000, help="window of the early-stopping test, in steps")
+                                   help=("A label stops when its smoothed loss improves by less than this fraction; 0 "
+                                         "turns early stopping off. It saves time on easy labels without changing the "
+                                         "method. (Chang, Creager, Goldenberg & Duvenaud)"))
+    early_stop_patience: int = option(10, low=1, high=1000,
+                                      help=("How many steps in a row without improvement stop a label. Larger values "
+                                            "stop later and more safely. (Chang, Creager, Goldenberg & Duvenaud)"))
     max_batch: int = option(64, low=1, high=4096, shown=False,
                             help="images per classifier call; more labels are split into chunks")
     preview_every: int = option(5, low=0, high=1000, shown=False,

@@ -58,18 +58,30 @@ class OptimizeMethod:
         return MethodResult(masks=res.masks.to(x.device), per_label=True, info=info)
 
 
-def _register(name: str, summary: str, preset: str | None) -> None:
-    register_method(name, summary=summary, config=OptimizeConfig, defaults=PRESETS.get(preset or "", {}),
+PAPER_FIDO = 'Chang, Creager, Goldenberg & Duvenaud (2019), Explaining Image Classifiers by Counterfactual Generation'
+PAPER_MP = 'Fong & Vedaldi (2017), Interpretable Explanations of Black Boxes by Meaningful Perturbation'
+PAPER_GUPTA = 'Gupta, Saunshi, Yu, Lyu & Arora (2022), New Definitions and Evaluations for Saliency Methods'
+
+
+def _register(name: str, summary: str, preset: str | None, paper: str) -> None:
+    register_method(name, summary=summary, paper=paper, config=OptimizeConfig, defaults=PRESETS.get(preset or "", {}),
                     group="Per-image optimisation", per_label=True, on_request=True,
                     in_comparison=False)(lambda config, _preset=preset: OptimizeMethod(config, _preset))
 
 
-_register("fido", "FIDO (Chang et al.): Concrete dropout mask, SSR, log-odds; fast CPU defaults", "fido")
-_register("fido-paper", "FIDO with the paper's settings (300 steps, 8 samples, local-mean infill)", "fido-paper")
+_register("fido", "FIDO (Chang et al.): Concrete dropout mask, SSR, log-odds; fast CPU defaults", "fido",
+          PAPER_FIDO)
+_register("fido-paper", "FIDO with the paper's settings (300 steps, 8 samples, local-mean infill)", "fido-paper",
+          PAPER_FIDO)
 _register("meaningful-perturbation", "Fong & Vedaldi: continuous mask, blur deletion (SDR), fast defaults",
-          "meaningful-perturbation")
+          "meaningful-perturbation",
+          PAPER_MP)
 _register("meaningful-perturbation-paper", "Fong & Vedaldi with the paper's settings (500 steps)",
-          "meaningful-perturbation-paper")
-_register("gupta", "Gupta et al.: per-label masks, random-image infill; fast CPU defaults", "gupta")
-_register("gupta-paper", "Gupta et al. with the paper's settings (2000 steps, 10 references a step)", "gupta-paper")
-_register("optimize", "per-image mask optimisation with every option (defaults: the fido preset)", None)
+          "meaningful-perturbation-paper",
+          PAPER_MP)
+_register("gupta", "Gupta et al.: per-label masks, random-image infill; fast CPU defaults", "gupta",
+          PAPER_GUPTA)
+_register("gupta-paper", "Gupta et al. with the paper's settings (2000 steps, 10 references a step)", "gupta-paper",
+          PAPER_GUPTA)
+_register("optimize", "per-image mask optimisation with every option (defaults: the fido preset)", None,
+          PAPER_FIDO)
