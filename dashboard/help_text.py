@@ -9,19 +9,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 PAPERS: dict[str, str] = {
-    "phang": "Phang, Park & Geras (2020), *Investigating and Simplifying Masking-based Saliency Methods for "
+    "phang2020": "Phang, Park & Geras (2020), *Investigating and Simplifying Masking-based Saliency Methods for "
              "Model Interpretability*",
-    "casm": "Zolna, Geras & Cho (2020), *Classifier-agnostic saliency map extraction* (CASM)",
-    "fido": "Chang, Creager, Goldenberg & Duvenaud (2019), *Explaining Image Classifiers by Counterfactual "
+    "zolna2020": "Zolna, Geras & Cho (2020), *Classifier-agnostic saliency map extraction* (CASM)",
+    "chang2019": "Chang, Creager, Goldenberg & Duvenaud (2019), *Explaining Image Classifiers by Counterfactual "
             "Generation* (FIDO)",
-    "mp": "Fong & Vedaldi (2017), *Interpretable Explanations of Black Boxes by Meaningful Perturbation*",
-    "gupta": "Gupta, Saunshi, Yu, Lyu & Arora (2022), *New Definitions and Evaluations for Saliency Methods: "
+    "fong2017": "Fong & Vedaldi (2017), *Interpretable Explanations of Black Boxes by Meaningful Perturbation*",
+    "gupta2022": "Gupta, Saunshi, Yu, Lyu & Arora (2022), *New Definitions and Evaluations for Saliency Methods: "
              "Staying Intrinsic, Complete and Sound*",
-    "dabkowski": "Dabkowski & Gal (2017), *Real Time Image Saliency for Black Box Classifiers*",
-    "rise": "Petsiuk, Das & Saenko (2018), *RISE: Randomized Input Sampling for Explanation of Black-box Models*",
-    "gradcam": "Selvaraju et al. (2017), *Grad-CAM: Visual Explanations from Deep Networks*",
-    "ig": "Sundararajan, Taly & Yan (2017), *Axiomatic Attribution for Deep Networks* (Integrated Gradients)",
-    "gxi": "Shrikumar et al. (2016), *Not Just a Black Box* (gradient x input)",
+    "dabkowski2017": "Dabkowski & Gal (2017), *Real Time Image Saliency for Black Box Classifiers*",
+    "petsiuk2018": "Petsiuk, Das & Saenko (2018), *RISE: Randomized Input Sampling for Explanation of Black-box Models*",
+    "selvaraju2017": "Selvaraju et al. (2017), *Grad-CAM: Visual Explanations from Deep Networks*",
+    "sundararajan2017": "Sundararajan, Taly & Yan (2017), *Axiomatic Attribution for Deep Networks* (Integrated Gradients)",
+    "shrikumar2016": "Shrikumar et al. (2016), *Not Just a Black Box* (gradient x input)",
 }
 
 
@@ -44,37 +44,37 @@ TOGGLES: dict[str, ToggleHelp] = {
     "method": ToggleHelp(
         "Method", "How the saliency map is made: a trained masker (one forward pass), a mask optimised for this "
         "image, or a baseline such as Grad-CAM. Trained maskers are instant; per-image optimisation is slower "
-        "but needs no training.", "phang"),
+        "but needs no training.", "phang2020"),
     "labels": ToggleHelp(
         "Target label", "Which class the explanation is about: the top prediction, the top k, or any classes "
         "you pick by name. Per-label methods make one mask per label; a label-agnostic masker gives one mask "
-        "for all of them.", "gupta"),
+        "for all of them.", "gupta2022"),
     "infiller": ToggleHelp(
         "Infiller", "What replaces the removed pixels in the infilled view: gray, a blur, noise, the local "
         "mean, other images or inpainting. The classifier's answer on an infilled image depends on this "
-        "choice, which is why FIDO compares several.", "fido"),
+        "choice, which is why FIDO compares several.", "chang2019"),
     "seed": ToggleHelp(
         "Seed", "The random seed of the explanation (random infills, random baselines). The same seed and "
-        "options give the same result, which is what the cache relies on.", "phang"),
+        "options give the same result, which is what the cache relies on.", "phang2020"),
     "top_k_predictions": ToggleHelp(
         "Predictions shown", "How many of the classifier's labels are listed under each view. Five is what "
-        "the papers report as top-5.", "phang"),
+        "the papers report as top-5.", "phang2020"),
     # per-label curves (label_scores options)
     "curve_steps": ToggleHelp(
         "Curve steps", "Number of points of each insertion curve: the most salient pixels are inserted "
-        "into a gray image in this many steps. The dashboard uses 16 (Gupta et al. use 28).", "gupta"),
+        "into a gray image in this many steps. The dashboard uses 16 (Gupta et al. use 28).", "gupta2022"),
     "curve_top_k": ToggleHelp(
         "Curve labels", "How many of the top labels get a curve when the mask is shared by all labels. "
-        "A single mask that is complete for every label cannot also be sound for all of them.", "gupta"),
+        "A single mask that is complete for every label cannot also be sound for all of them.", "gupta2022"),
     "eps1": ToggleHelp(
         "Completeness epsilon", "Floor on the insertion AUC in completeness = min(max(AUC, eps1) / f(x,a), 1). "
-        "The paper uses 0.01.", "gupta"),
+        "The paper uses 0.01.", "gupta2022"),
     "eps2": ToggleHelp(
         "Soundness epsilon", "Floor on the clean probability in soundness = min(max(f(x,a), eps2) / AUC, 1). "
-        "The paper uses 0.001.", "gupta"),
+        "The paper uses 0.001.", "gupta2022"),
     "restrict_to": ToggleHelp(
         "Softmax over the curve labels", "Compute probabilities with a softmax over the curve's labels "
-        "only, as the paper's ImageNet runs do. It makes soundness much easier to reach.", "gupta"),
+        "only, as the paper's ImageNet runs do. It makes soundness much easier to reach.", "gupta2022"),
 }
 
 #: Plain-language explanations of the views (Demo page and captions).

@@ -15,11 +15,9 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any, Callable, Generic, Iterator, TypeVar
 
+from saliency_core.errors import RegistryError
+
 T = TypeVar("T")
-
-
-class RegistryError(ValueError):
-    """An unknown name, a duplicate registration or a bad option (the message names them)."""
 
 
 @dataclass(frozen=True)

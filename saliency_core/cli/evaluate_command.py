@@ -45,7 +45,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
-    from saliency_core.evaluate.runner import EvalConfig, evaluate, main_table
+    from saliency_core.evaluate.runner import EvalConfig, evaluate
+    from saliency_core.evaluate.tables import main_table
 
     restrict = None
     if args.restrict_labels:

@@ -13,10 +13,6 @@ from typing import Any
 
 import numpy as np
 
-BAR_METRICS = ("top_ins_auc", "top_del_auc", "worst_completeness", "worst_soundness", "best_effort", "top_sm",
-               "mask_mean", "acc[explained]/masked_in", "acc[explained]/masked_out", "wsol_le", "wsol_om",
-               "wsol_f1", "pxap")
-
 
 def _curve_figure(records: list[dict[str, Any]], key: str, title: str):
     import plotly.graph_objects as go
@@ -74,7 +70,9 @@ def _bar_figure(agg):
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
-    metrics = [m for m in BAR_METRICS if m in agg.columns and agg[m].notna().any()]
+    from saliency_core.evaluate.metrics import declared
+
+    metrics = [m for m in declared("report") if m in agg.columns and agg[m].notna().any()]
     if not metrics:
         return None
     cols = 3
@@ -89,12 +87,13 @@ def _bar_figure(agg):
 
 def write_report(cfg, records: list[dict[str, Any]], agg, path: Path) -> Path:
     """Write ``report.html`` for the records of an evaluation."""
-    from saliency_core.evaluate.runner import records_to_frames
+    from saliency_core.evaluate.tables import records_to_frames
 
     _, per_label = records_to_frames(records)
     scored = [r for r in records if r.get("labels")]
-    figures = [_curve_figure(scored, "ins_curve", "Insertion curves (gray fill), top label, mean over images"),
-               _curve_figure(scored, "del_curve", "Deletion curves (gray fill), top label, mean over images"),
+    from saliency_core.evaluate.metrics import declared
+
+    figures = [*(_curve_figure(scored, key, title) for key, title in declared("curves")),
                _scatter_figure(per_label), _histogram_figure(scored), _bar_figure(agg)]
     parts, first = [], True
     for fig in figures:

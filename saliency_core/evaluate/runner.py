@@ -21,18 +21,17 @@ the name shown in the tables.
 from __future__ import annotations
 
 import json
-import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from saliency_core.classifiers import Classifier, load_classifier
 from saliency_core.datasets import IMAGE_SUFFIXES, DataError, class_disjoint_split, read_samples
-from saliency_core.methods.base import Method, MethodError, ProgressFn, create_method
+from saliency_core.explanation import with_seed
+from saliency_core.methods.base import Method, MethodError, ProgressFn, create_method, method_entry
 
 #: Fields whose change makes earlier results in the same folder incomparable.
 _FINGERPRINT = ("images", "labels", "boxes", "pixel_masks", "classifier", "classifier_weights", "extra_classifiers",
@@ -214,8 +213,8 @@ def build_context(cfg: EvalConfig, classifier: Classifier | None = None) -> Eval
         spec = parse_method_spec(raw)
         if spec.display in specs:
             raise EvalError(f"method '{spec.display}' is listed twice (use as=NAME to tell them apart)")
-        method = create_method(spec.name, **spec.options)
-        if spec.name == "masker":  # fail now, not on the first image, if the checkpoint does not fit
+        method = create_method(spec.name, **with_seed(method_entry(spec.name), spec.options, cfg.seed))
+        if hasattr(method, "load"):  # a trained masker: fail now, not on the first image, if it does not fit
             ckpt = method.load(classifier)
             if ckpt.classifier is not classifier:
                 classifiers[f"co-trained:{Path(str(method.checkpoint)).stem}"] = ckpt.classifier
@@ -269,14 +268,9 @@ def _wsol_record(pred_box: torch.Tensor, mask: torch.Tensor | None, gt: torch.Te
 def evaluate_method_on_image(ctx: EvalContext, display: str, x: torch.Tensor, clean, labels: list[int],
                              target: int, gt_boxes: torch.Tensor | None,
                              pixel_gt: tuple[torch.Tensor, torch.Tensor] | None) -> dict[str, Any]:
-    """All metrics of one method on one image -> a JSON-ready record (without the image fields)."""
+    """Every enabled metric of one method on one image -> a JSON-ready record (without the image fields)."""
+    from saliency_core.evaluate.metrics import METRICS, MetricInput, enabled_metrics
     from saliency_core.metrics.completeness import label_scores
-    from saliency_core.metrics.insertion import deletion_curves
-    from saliency_core.metrics.mask_stats import mask_histogram, mask_stats
-    from saliency_core.metrics.masked_accuracy import masked_correct
-    from saliency_core.metrics.pxap import PxAPAccumulator
-    from saliency_core.metrics.saliency_metric import saliency_metric
-    from saliency_core.metrics.wsol import mask_boxes
 
     cfg, clf, method = ctx.cfg, ctx.classifier, ctx.methods[display]
     t0 = time.perf_counter()
@@ -289,51 +283,21 @@ def evaluate_method_on_image(ctx: EvalContext, display: str, x: torch.Tensor, cl
     t1 = time.perf_counter()
     scores = label_scores(clf, x, masks, labels, steps=cfg.steps, eps1=cfg.eps1, eps2=cfg.eps2,
                           restrict_to=cfg.restrict_labels, batch_size=cfg.batch_size)
-    dele = deletion_curves(clf, x, masks, labels, steps=cfg.steps, batch_size=cfg.batch_size,
-                           probs_fn=ctx.probs_fn) if cfg.deletion else None
+    inp = MetricInput(ctx, x, clean, masks, labels, target, scores, gt_boxes, pixel_gt)
+    rows = [{"label": label, "name": scores.names[k], "rank": k + 1, "f": float(scores.f[k]),
+             "predicted": label == scores.predicted} for k, label in enumerate(labels)]
+    image_level: dict[str, Any] = {}
+    for name in enabled_metrics(cfg, gt_boxes is not None, pixel_gt is not None):
+        out = METRICS.get(name).factory(inp)
+        for key, values in out.labels.items():
+            for row, value in zip(rows, values):
+                row[key] = value
+        image_level.update(out.image)
     t2 = time.perf_counter()
-    boxes = mask_boxes(masks.cpu())
-    sm = saliency_metric(clf, x, boxes.to(x.device), labels, probs_fn=ctx.probs_fn) if cfg.saliency_metric else None
-    stats = mask_stats(masks)
-    shared = masks.shape[0] == 1
-    rows = []
-    for k, label in enumerate(labels):
-        row = {"label": label, "name": scores.names[k], "rank": k + 1, "f": float(scores.f[k]),
-               "ins_auc": float(scores.auc[k]), "completeness": float(scores.completeness[k]),
-               "soundness": float(scores.soundness[k]), "predicted": label == scores.predicted,
-               "ins_curve": [round(float(v), 5) for v in scores.curves.probs[k]]}
-        if dele is not None:
-            row["del_auc"] = float(dele.auc[k])
-            row["del_curve"] = [round(float(v), 5) for v in dele.probs[k]]
-        if sm is not None:
-            row.update(sm=float(sm.score[k]), sm_area=float(sm.area[k]), sm_prob=float(sm.prob[k]))
-        rows.append(row)
-    first = masks[:1]
-    image_level: dict[str, Any] = {
-        "worst_completeness": scores.worst_completeness, "worst_soundness": scores.worst_soundness,
-        "best_effort": scores.best_effort, "second_prob": scores.second_prob,
-        **{f"mask_{k}": float(v[0]) for k, v in stats.items()},
-        "mask_hist": [round(float(v), 5) for v in mask_histogram(masks[:1], bins=20)],
-    }
-    if gt_boxes is not None:
-        correct = int(clean.logits.argmax(-1)[0]) == target
-        image_level.update({f"wsol_{k}": v for k, v in _wsol_record(boxes[0], first[0].cpu(), gt_boxes,
-                                                                      correct).items()})
-    if pixel_gt is not None:
-        acc = PxAPAccumulator()
-        acc.add(first.cpu(), pixel_gt[0][None], pixel_gt[1][None])
-        image_level["pxap"] = acc.pxap()
-        image_level["pxap_fg_hist"] = acc.fg_hist.astype(int).tolist()
-        image_level["pxap_bg_hist"] = acc.bg_hist.astype(int).tolist()
-    if cfg.masked_accuracy and target >= 0:
-        correct = masked_correct(ctx.classifiers, x, first, [target], ctx.infiller)
-        for cname, views in correct.items():
-            for view, ok in views.items():
-                image_level[f"acc[{cname}]/{view}"] = float(ok[0])
-    t3 = time.perf_counter()
     return {"method": display, "method_name": ctx.specs[display].name, "per_label_masks": bool(result.per_label),
-            "shared_mask": shared, "prob_space": scores.prob_space, "labels": rows, "image_level": image_level,
-            "timings": {"method_s": round(t1 - t0, 3), "curves_s": round(t2 - t1, 3), "other_s": round(t3 - t2, 3)},
+            "shared_mask": masks.shape[0] == 1, "prob_space": scores.prob_space, "labels": rows,
+            "image_level": image_level,
+            "timings": {"method_s": round(t1 - t0, 3), "metrics_s": round(t2 - t1, 3)},
             "info": {k: v for k, v in result.info.items() if isinstance(v, (int, float, str, bool))}}
 
 
@@ -368,63 +332,6 @@ def _read_jsonl(path: Path) -> list[dict[str, Any]]:
     return records
 
 
-def records_to_frames(records: list[dict[str, Any]]):
-    """(per_image, per_label) pandas DataFrames from the JSONL records."""
-    import pandas as pd
-
-    img_rows, lab_rows = [], []
-    for r in records:
-        base = {"image": r["image"], "gt_label": r.get("gt_label", -1), "method": r["method"]}
-        level = {k: v for k, v in r.get("image_level", {}).items() if not k.startswith("pxap_") and k != "mask_hist"}
-        top = r["labels"][0] if r.get("labels") else {}
-        img_rows.append({**base, "shared_mask": r.get("shared_mask"), "n_labels": len(r.get("labels", [])),
-                         "top_f": top.get("f"), "top_ins_auc": top.get("ins_auc"), "top_del_auc": top.get("del_auc"),
-                         "top_sm": top.get("sm"), **level, **r.get("timings", {})})
-        for row in r.get("labels", []):
-            lab_rows.append({**base, **{k: v for k, v in row.items() if not k.endswith("_curve")}})
-    return pd.DataFrame(img_rows), pd.DataFrame(lab_rows)
-
-
-def aggregate(records: list[dict[str, Any]]):
-    """One row per method: means over images (best effort over the images where it is defined)."""
-    import pandas as pd
-
-    from saliency_core.metrics.pxap import PxAPAccumulator
-
-    per_image, per_label = records_to_frames(records)
-    if per_image.empty:
-        return pd.DataFrame()
-    rows = []
-    for method, grp in per_image.groupby("method", sort=False):
-        row: dict[str, Any] = {"method": method, "images": int(grp["image"].nunique())}
-        labs = per_label[per_label["method"] == method] if not per_label.empty else per_label
-        for col in ("top_ins_auc", "top_del_auc", "top_sm", "worst_completeness", "worst_soundness"):
-            if col in grp and grp[col].notna().any():
-                row[col] = float(grp[col].mean())
-        if "best_effort" in grp:
-            be = grp["best_effort"].dropna()
-            row["best_effort"] = float(be.mean()) if len(be) else float("nan")
-            row["best_effort_images"] = int(len(be))
-        if not labs.empty:
-            row["mean_completeness"] = float(labs["completeness"].mean())
-            row["mean_soundness"] = float(labs["soundness"].mean())
-        for col in grp.columns:
-            if col.startswith(("mask_", "wsol_", "acc[")) or col in ("method_s",):
-                vals = pd.to_numeric(grp[col], errors="coerce").dropna()
-                if len(vals):
-                    row[col] = float(vals.mean())
-        row["shared_mask"] = bool(grp["shared_mask"].fillna(False).astype(bool).all())
-        hists = [r for r in records if r["method"] == method and "pxap_fg_hist" in r.get("image_level", {})]
-        if hists:
-            acc = PxAPAccumulator()
-            for r in hists:
-                acc.fg_hist += np.asarray(r["image_level"]["pxap_fg_hist"], dtype=float)
-                acc.bg_hist += np.asarray(r["image_level"]["pxap_bg_hist"], dtype=float)
-            row["pxap"] = acc.pxap()
-        rows.append(row)
-    return pd.DataFrame(rows)
-
-
 @dataclass
 class EvalResult:
     out: Path
@@ -440,6 +347,7 @@ class EvalResult:
 def write_outputs(cfg: EvalConfig, out: Path, records: list[dict[str, Any]]):
     """Rebuild the CSVs, the aggregate tables and the HTML report from the records."""
     from saliency_core.evaluate.report import write_report
+    from saliency_core.evaluate.tables import aggregate, records_to_frames
 
     per_image, per_label = records_to_frames(records)
     per_image.to_csv(out / "per_image.csv", index=False)
@@ -525,7 +433,6 @@ def evaluate(cfg: EvalConfig, classifier: Classifier | None = None, progress: Pr
                 count += 1
                 if (sample.name, display) in done:
                     continue
-                torch.manual_seed(cfg.seed + i)
                 try:
                     rec = {**base, **evaluate_method_on_image(ctx, display, x, clean, labels, target, gt, pix)}
                 except (MethodError, FloatingPointError) as exc:
@@ -540,22 +447,3 @@ def evaluate(cfg: EvalConfig, classifier: Classifier | None = None, progress: Pr
     if progress is not None:
         progress(1.0, "done")
     return EvalResult(out, records, agg, failures)
-
-
-def main_table(agg, columns: tuple[str, ...] = ("images", "top_ins_auc", "top_del_auc", "worst_completeness",
-                                                 "worst_soundness", "best_effort", "top_sm", "mask_mean",
-                                                 "acc[explained]/masked_in", "acc[explained]/masked_out",
-                                                 "acc[explained]/infilled_out", "method_s")) -> str:
-    """The aggregate table as Markdown (the README's table)."""
-    cols = ["method"] + [c for c in columns if c in agg.columns]
-    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    for _, r in agg.iterrows():
-        cells = []
-        for c in cols:
-            v = r[c]
-            if isinstance(v, float):
-                cells.append("-" if math.isnan(v) else f"{v:.3f}")
-            else:
-                cells.append(str(v))
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)

@@ -302,7 +302,7 @@ def test_regularisers_by_hand():
     (dict(s=3), "upsample"),
     (dict(l1_weight=-1e-3), "l1_weight"),
     (dict(tv_weight=-0.1), "tv_weight"),
-    (dict(infiller="magic"), "option 'infiller' must be one of"),
+    (dict(infiller="magic"), "unknown infiller 'magic'"),
     (dict(parametrization="concrete", samples=2), "samples >= 4"),
     (dict(objective="smallest"), "objective"),
     (dict(score="logits"), "score"),

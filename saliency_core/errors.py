@@ -1,0 +1,9 @@
+"""The errors of the plug-in mechanism, below both the registry and the option declarations."""
+
+
+class RegistryError(ValueError):
+    """An unknown name, a duplicate registration or a bad option (the message names them)."""
+
+
+class OptionError(RegistryError):
+    """A bad option value or an unknown option name (the message names the option and what is allowed)."""

@@ -1,0 +1,80 @@
+"""The tables of an evaluation, rebuilt from its JSONL records: per image, per label, per method (aggregate)."""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+
+def records_to_frames(records: list[dict[str, Any]]):
+    """(per_image, per_label) pandas DataFrames from the JSONL records."""
+    import pandas as pd
+
+    from saliency_core.evaluate.metrics import declared
+
+    top_columns = ["f", *declared("top")]
+    img_rows, lab_rows = [], []
+    for r in records:
+        base = {"image": r["image"], "gt_label": r.get("gt_label", -1), "method": r["method"]}
+        level = {k: v for k, v in r.get("image_level", {}).items() if not isinstance(v, (list, dict))}
+        top = r["labels"][0] if r.get("labels") else {}
+        img_rows.append({**base, "shared_mask": r.get("shared_mask"), "n_labels": len(r.get("labels", [])),
+                         **{f"top_{c}": top.get(c) for c in top_columns}, **level, **r.get("timings", {})})
+        for row in r.get("labels", []):
+            lab_rows.append({**base, **{k: v for k, v in row.items() if not k.endswith("_curve")}})
+    return pd.DataFrame(img_rows), pd.DataFrame(lab_rows)
+
+
+def _averaged(columns: list[str], patterns: list[str]) -> list[str]:
+    out = []
+    for pattern in patterns:
+        if pattern.endswith("*"):
+            out += [c for c in columns if c.startswith(pattern[:-1]) and c not in out]
+        elif pattern in columns and pattern not in out:
+            out.append(pattern)
+    return out
+
+
+def aggregate(records: list[dict[str, Any]]):
+    """One row per method: the means and the aggregates every registered metric declares."""
+    import pandas as pd
+
+    from saliency_core.evaluate.metrics import METRICS, declared
+
+    per_image, per_label = records_to_frames(records)
+    if per_image.empty:
+        return pd.DataFrame()
+    rows = []
+    for method, grp in per_image.groupby("method", sort=False):
+        row: dict[str, Any] = {"method": method, "images": int(grp["image"].nunique())}
+        labs = per_label[per_label["method"] == method] if not per_label.empty else per_label
+        for col in _averaged(list(grp.columns), [*declared("averaged"), "method_s"]):
+            vals = pd.to_numeric(grp[col], errors="coerce").dropna()
+            if len(vals):
+                row[col] = float(vals.mean())
+        recs = [r for r in records if r["method"] == method]
+        for entry in METRICS.entries().values():
+            fn = entry.attrs.get("aggregate")
+            if fn is not None:
+                row.update(fn(recs, grp, labs))
+        row["shared_mask"] = bool(grp["shared_mask"].fillna(False).astype(bool).all())
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def main_table(agg, columns: tuple[str, ...] | None = None) -> str:
+    """The aggregate table as Markdown: the columns the metrics declare for it, then the method's time."""
+    from saliency_core.evaluate.metrics import declared
+
+    columns = columns or ("images", *(c for c, _ in declared("table")), "method_s")
+    cols = ["method"] + [c for c in columns if c in agg.columns]
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for _, r in agg.iterrows():
+        cells = []
+        for c in cols:
+            v = r[c]
+            if isinstance(v, float):
+                cells.append("-" if math.isnan(v) else f"{v:.3f}")
+            else:
+                cells.append(str(v))
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)

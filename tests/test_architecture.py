@@ -1,0 +1,123 @@
+"""The package's shape is its architecture: no import cycle, each layer imports only the layers below it,
+and the dashboard reaches the core through its public API only. Imports are read from the source
+(module level and inside functions), so a lazy import counts as much as any other."""
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+#: Layers from the bottom up; a module may import its own layer and the ones below.
+LAYERS = [
+    {"errors", "registry", "options", "progress", "device", "labels"},
+    {"images", "classifiers"},
+    {"infill", "objectives", "maskers", "metrics"},
+    {"methods"},
+    {"explanation", "datasets", "train", "evaluate"},
+    {"cli"},
+]
+
+
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts = parts[:-1]
+    return ".".join(parts)
+
+
+def _modules(package: str) -> dict[str, Path]:
+    return {_module_name(p): p for p in (ROOT / package).rglob("*.py")}
+
+
+def _imports(path: Path, known: set[str]) -> set[str]:
+    """The project modules a file imports (``from pkg import submodule`` counts as the submodule)."""
+    out = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            out |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            out.add(node.module)
+            out |= {f"{node.module}.{a.name}" for a in node.names if f"{node.module}.{a.name}" in known}
+    return {m for m in out if m in known}
+
+
+def _graph() -> dict[str, set[str]]:
+    mods = _modules("saliency_core")
+    return {name: _imports(path, set(mods)) - {name} for name, path in mods.items()}
+
+
+def _layer(module: str) -> int | None:
+    parts = module.split(".")
+    if len(parts) < 2:
+        return None
+    for i, layer in enumerate(LAYERS):
+        if parts[1] in layer:
+            return i
+    return None
+
+
+def test_no_import_cycle():
+    graph = _graph()
+    state: dict[str, int] = {}
+    stack: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        state[node] = 1
+        stack.append(node)
+        for nxt in sorted(graph.get(node, ())):
+            if state.get(nxt) == 1:
+                return stack[stack.index(nxt):] + [nxt]
+            if nxt not in state:
+                cycle = visit(nxt)
+                if cycle:
+                    return cycle
+        stack.pop()
+        state[node] = 2
+        return None
+
+    for node in sorted(graph):
+        if node not in state:
+            cycle = visit(node)
+            assert cycle is None, "import cycle: " + " -> ".join(cycle)
+
+
+def test_every_module_sits_in_a_layer_and_imports_only_below_it():
+    graph = _graph()
+    wrong = []
+    for module, deps in graph.items():
+        mine = _layer(module)
+        if module == "saliency_core":
+            continue
+        assert mine is not None, f"{module} is in no layer of tests/test_architecture.py: add it where it belongs"
+        for dep in deps:
+            theirs = _layer(dep)
+            if theirs is not None and theirs > mine:
+                wrong.append(f"{module} (layer {mine}) imports {dep} (layer {theirs})")
+    assert not wrong, "\n".join(wrong)
+
+
+def test_the_dashboard_uses_the_public_api_only():
+    mods = _modules("dashboard")
+    core = set(_modules("saliency_core"))
+    wrong = []
+    for name, path in mods.items():
+        for dep in _imports(path, core | set(mods)):
+            if dep.startswith("saliency_core") and dep != "saliency_core":
+                wrong.append(f"{name} imports {dep}")
+    assert not wrong, "\n".join(wrong)
+    import saliency_core
+
+    for name in saliency_core.__all__:  # every public name resolves
+        assert getattr(saliency_core, name) is not None, name
+
+
+def test_the_method_and_infiller_registries_know_no_names_outside_their_modules():
+    """No caller keeps lists of method or infiller names: the dashboard and the engine ask the registries."""
+    import saliency_core as sc
+
+    names = [n for n in sc.list_methods() + sc.list_infillers() if len(n) > 4]
+    for path in list((ROOT / "dashboard").rglob("*.py")) + [ROOT / "saliency_core/methods/optimize/engine.py"]:
+        text = path.read_text()
+        for name in names:
+            assert f'"{name}"' not in text, f"{path.relative_to(ROOT)} names '{name}'"

@@ -1,0 +1,53 @@
+"""Option metadata declared on config fields: kinds inferred, values coerced and checked, aliases accepted."""
+from dataclasses import dataclass
+
+import pytest
+
+from saliency_core.options import OptionError, build_config, check_options, declared_options, option
+
+
+@dataclass
+class Cfg:
+    steps: int = option(10, help="steps", low=1, high=100, main=True)
+    weight: float = option(0.5, help="a weight", low=0.0, low_open=True, aliases=("w",))
+    mode: str = option("a", help="a mode", choices=("a", "b"))
+    factor: int = option(4, help="a factor", choices=(1, 2, 4, 8))
+    flag: bool = option(True, help="a flag")
+    name: str | None = option(None, help="a name")
+    hidden: object = option(None, help="filled by code", shown=False)
+
+    def __post_init__(self) -> None:
+        check_options(self, "test")
+
+
+def test_kinds_defaults_and_shown():
+    opts = {o.name: o for o in declared_options(Cfg, {"steps": 20})}
+    assert [opts[n].kind for n in ("steps", "weight", "mode", "factor", "flag", "name")] == \
+        ["int", "float", "choice", "choice", "bool", "text"]
+    assert opts["steps"].default == 20 and opts["steps"].main and opts["name"].optional
+    assert not opts["hidden"].shown and opts["weight"].describe() == "a number > 0"
+
+
+def test_values_from_the_command_line_are_coerced():
+    cfg = build_config(Cfg, {"steps": "12", "w": "0.25", "factor": "8", "flag": "false"})
+    assert (cfg.steps, cfg.weight, cfg.factor, cfg.flag) == (12, 0.25, 8, False)
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"steps": 0}, "option 'steps' must be a whole number >= 1 and <= 100, got 0"),
+    ({"steps": 2.5}, "option 'steps' must be a whole number"),
+    ({"weight": 0.0}, "option 'weight' must be a number > 0, got 0.0"),
+    ({"weight": float("nan")}, "option 'weight' must be a number"),
+    ({"mode": "c"}, "option 'mode' must be one of a, b, got 'c'"),
+    ({"factor": 3}, "option 'factor' must be one of 1, 2, 4, 8, got 3"),
+    ({"flag": "maybe"}, "option 'flag' must be true or false"),
+    ({"stepz": 1}, "unknown option 'stepz'"),
+])
+def test_bad_values_name_the_option_and_what_is_allowed(options, message):
+    with pytest.raises(OptionError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        build_config(Cfg, options)
+
+
+def test_direct_construction_is_checked_too():
+    with pytest.raises(OptionError, match="steps"):
+        Cfg(steps=-1)
