@@ -23,7 +23,3 @@ def resolve_device(device: str | torch.device | None = None) -> torch.device:
         raise DeviceError(f"unsupported device '{device}' (use cpu, cuda or cuda:N)")
     return dev
 
-
-def default_dtype() -> torch.dtype:
-    """Float32 everywhere for explanations: masks are compared against hand-computed values."""
-    return torch.float32

@@ -13,9 +13,18 @@ from dataclasses import asdict, dataclass
 import torch
 import torch.nn.functional as F
 
+# The objective vocabularies of the project, side by side (one place, so they can be compared):
+#: per-image optimisation (FIDO's names): ssr keeps the smallest sufficient region (the masked-in term),
+#: sdr removes the smallest destroying region (the masked-out term), both adds them.
+PER_IMAGE_OBJECTIVES = ("ssr", "sdr", "both")
+#: masker training (Phang et al.'s terms): "in" is MaxClass (= ssr's term), "out-class" MinClass (= sdr's),
+#: "out-entropy" MaxEnt; pairs and the triple of their study.
 OBJECTIVES = ("in", "out-entropy", "out-class", "in+out-entropy", "in+out-class",
-              # pairs/triples of Phang et al.'s study: MinClass+MaxEnt (and all three)
               "out-class+out-entropy", "in+out-class+out-entropy")
+#: FIDO's names accepted for masker training too.
+PER_IMAGE_TO_TRAINING = {"ssr": "in", "sdr": "out-class", "both": "in+out-class"}
+#: per-label masker training (Gupta et al.): the insertion game, its calibrated form, or the paper's loss.
+LABEL_OBJECTIVES = ("insertion", "calibrated", "gupta")
 
 
 def masked_in_loss(logits_in: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:

@@ -13,7 +13,7 @@ from typing import Any
 
 from saliency_core.classifiers.pool import THINNING_STRATEGIES, ThinningStrategy, thinning_strategy
 from saliency_core.maskers.phang import GUMBEL_MODES, UPSAMPLE_MODES
-from saliency_core.objectives import OBJECTIVES, MaskerObjective
+from saliency_core.objectives import OBJECTIVES, PER_IMAGE_TO_TRAINING, MaskerObjective
 
 MODES = ("fix", "ca")
 AMP_MODES = ("auto", "off", "bf16", "fp16")
@@ -31,6 +31,7 @@ class ConfigError(ValueError):
 
 def normalize_objective(name: str) -> str:
     """``"MaxClass+MaxEnt"`` / ``"in+out-entropy"`` -> the canonical objective name."""
+    name = PER_IMAGE_TO_TRAINING.get(str(name).strip().lower(), name)  # FIDO's ssr / sdr / both
     parts = [p.strip().lower() for p in str(name).split("+") if p.strip()]
     try:
         terms = {OBJECTIVE_ALIASES[p] for p in parts}

@@ -36,14 +36,13 @@ from saliency_core.infill.composite import composite
 from saliency_core.maskers.checkpoint import save_masker
 from saliency_core.maskers.label import LabelMasker, LabelMaskerConfig, output_layer_weights
 from saliency_core.objectives import (
+    LABEL_OBJECTIVES,
     calibrated_label_loss,
     completeness_soundness_loss,
     gupta_label_loss,
     soft_insertion_keep,
     total_variation,
 )
-
-LABEL_OBJECTIVES = ("insertion", "calibrated", "gupta")
 
 
 @dataclass

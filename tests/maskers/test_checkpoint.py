@@ -72,3 +72,18 @@ def test_pickles_and_foreign_safetensors_are_refused(tmp_path, tiny_classifier):
         read_checkpoint(foreign)
     with pytest.raises(CheckpointError, match="does not exist"):
         read_checkpoint(tmp_path / "missing.safetensors")
+
+
+def test_the_shipped_fix_masker_still_gives_its_recorded_mask_on_chelsea(lite0, chelsea, one_torch_thread):
+    """The restructure changed no behaviour: the shipped masker's mask (10 x 10 pooled) is the one recorded
+    before it, and the full mask was bit-identical when it was recorded (sha256 21cee7dcf826c1e8)."""
+    from pathlib import Path
+
+    import numpy as np
+
+    import saliency_core as sc
+
+    e = sc.explain(chelsea, sc.ExplainConfig(method="masker", labels="top1"), classifier=lite0)
+    pooled = torch.nn.functional.avg_pool2d(torch.from_numpy(e.masks[0])[None, None], 10)[0, 0].numpy()
+    recorded = np.load(Path(__file__).with_name("chelsea_fix_lite0_pooled.npy"))
+    assert pooled.shape == recorded.shape and np.abs(pooled - recorded).max() < 1e-5

@@ -8,9 +8,9 @@ import torch
 
 from saliency_core.infill.base import infiller_entry
 from saliency_core.methods.base import MethodError
+from saliency_core.objectives import PER_IMAGE_OBJECTIVES as OBJECTIVES
 from saliency_core.options import check_options, config_to_dict, option
 
-OBJECTIVES = ("ssr", "sdr", "both")
 SCORES = ("log-odds", "log-prob", "prob")
 PARAMETRIZATIONS = ("continuous", "concrete")
 AVERAGES = ("score", "probability")
