@@ -21,3 +21,29 @@ MASKER_KINDS: Registry[nn.Module] = Registry("masker kind", builtin_modules=(
     "saliency_core.maskers.phang", "saliency_core.maskers.label"))
 
 register_masker_kind = MASKER_KINDS.register
+
+
+def check_stages(stages: Any, stage_channels: Any, what: str) -> tuple[int, ...]:
+    """Validate the stages a masker reads and the classifier's channel counts (checkpoint metadata is untrusted)."""
+    from saliency_core.errors import OptionError
+
+    if not isinstance(stages, (list, tuple)) or not stages or not all(
+            isinstance(s, int) and not isinstance(s, bool) and 1 <= s <= 64 for s in stages):
+        raise OptionError(f"{what}: option 'stages' must be a non-empty list of stage numbers (1..64), got {stages!r}")
+    if len(set(stages)) != len(stages):
+        raise OptionError(f"{what}: option 'stages' must be distinct, got {list(stages)}")
+    if not isinstance(stage_channels, (list, tuple)) or not all(
+            isinstance(c, int) and not isinstance(c, bool) and 0 < c <= 65536 for c in stage_channels):
+        raise OptionError(f"{what}: option 'stage_channels' must be a list of channel counts (1..65536)")
+    if stage_channels and max(stages) > len(stage_channels):
+        raise OptionError(f"{what}: stage {max(stages)} requested but the classifier has {len(stage_channels)} stages")
+    return tuple(int(s) for s in stages)
+
+
+def mapping(d: Any, what: str) -> dict:
+    """The config as a dict, or one clear error (a checkpoint may hold anything)."""
+    from saliency_core.errors import OptionError
+
+    if not isinstance(d, dict):
+        raise OptionError(f"{what} must be a mapping of options, got {type(d).__name__}")
+    return d

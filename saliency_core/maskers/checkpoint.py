@@ -163,7 +163,10 @@ def load_masker(path: str | Path, classifier: Classifier | None = None,
             f"checkpoint '{path}' was trained for classifier {meta['classifier_identity']}, "
             f"but the loaded classifier is {classifier.identity}; pick a masker made for this classifier"
         )
-    masker = build_masker(meta.get("kind", "phang"), meta["masker_config"])
+    try:
+        masker = build_masker(meta.get("kind", "phang"), meta["masker_config"])
+    except (ValueError, TypeError) as exc:  # an untrusted header: refused before anything large is built
+        raise CheckpointError(f"checkpoint '{path}': {str(exc).splitlines()[0]}") from None
     try:
         masker.load_state_dict(_strip(tensors, "masker."))
     except (RuntimeError, ValueError, KeyError, TypeError) as exc:

@@ -18,37 +18,36 @@ ranks pixels as the CAM does.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from saliency_core.maskers.base import register_masker_kind
+from saliency_core.errors import OptionError
+from saliency_core.maskers.base import check_stages, mapping, register_masker_kind
+from saliency_core.options import check_options, option
 
 
 @dataclass
 class LabelMaskerConfig:
     """Architecture of the label-conditioned masker (stored in its checkpoints)."""
 
-    stages: tuple[int, ...] = (4, 5)
-    hidden_channels: int = 64
-    resolution_divisor: int = 4
-    stage_channels: list[int] = field(default_factory=list)
-    label_dim: int = 1280  # length of the classifier's output-layer weight vectors
-    film_at: str = "input"  # where the label modulates the decoder: "input" (before the 3x3 conv) or "hidden"
-    label_map: bool = False  # also read the label's class activation map (needs film_at="hidden")
+    stages: tuple[int, ...] = option((4, 5), help="the classifier stages it reads (1 = shallow .. n = deep)")
+    hidden_channels: int = option(64, help="channels of the decoder", low=1, high=1024)
+    resolution_divisor: int = option(4, help="the mask is made at input/d and upsampled", choices=(1, 2, 4, 8, 16, 32))
+    stage_channels: list[int] = option(help="channels of each classifier stage (filled from the classifier)",
+                                       default_factory=list)
+    label_dim: int = option(1280, help="length of the classifier's output-layer weight vectors", low=1, high=100_000)
+    film_at: str = option("input", help="where the label modulates the decoder: before the 3x3 conv or after it",
+                          choices=("input", "hidden"))
+    label_map: bool = option(False, help="also read the label's class activation map (needs film_at=hidden)")
 
     def __post_init__(self) -> None:
-        if self.film_at not in ("input", "hidden"):
-            raise ValueError(f"film_at must be 'input' or 'hidden', got '{self.film_at}'")
+        check_options(self, "label masker config")
         if self.label_map and self.film_at != "hidden":
-            raise ValueError("label_map needs film_at='hidden'")
-        self.stages = tuple(int(s) for s in self.stages)
-        if not self.stages or min(self.stages) < 1:
-            raise ValueError(f"stages must be numbers >= 1, got {self.stages}")
-        if self.stage_channels and max(self.stages) > len(self.stage_channels):
-            raise ValueError(f"stage {max(self.stages)} requested but the classifier has {len(self.stage_channels)}")
+            raise OptionError("label masker config: label_map needs film_at='hidden'")
+        self.stages = check_stages(self.stages, self.stage_channels, "label masker config")
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -57,7 +56,7 @@ class LabelMaskerConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "LabelMaskerConfig":
-        return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
+        return cls(**{k: v for k, v in mapping(d, "label masker config").items() if k in cls.__dataclass_fields__})
 
 
 def output_layer_weights(classifier: nn.Module) -> torch.Tensor:
@@ -145,5 +144,6 @@ def _explain(masker: LabelMasker, classifier: nn.Module, stages: list[torch.Tens
     return masker(stages, size, codes, head=head)[:, 0], True
 
 
-register_masker_kind("label", summary="label-conditioned masker: one mask per label", explain=_explain)(
+register_masker_kind("label", summary="label-conditioned masker: one mask per label", config=LabelMaskerConfig,
+                     explain=_explain)(
     lambda cfg: LabelMasker(LabelMaskerConfig.from_dict(cfg)))

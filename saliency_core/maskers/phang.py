@@ -9,13 +9,14 @@ straight-through hard masks.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from saliency_core.maskers.base import register_masker_kind
+from saliency_core.maskers.base import check_stages, mapping, register_masker_kind
+from saliency_core.options import check_options, option
 
 GUMBEL_MODES = ("off", "soft", "hard")
 UPSAMPLE_MODES = ("nearest", "bilinear")
@@ -25,29 +26,20 @@ UPSAMPLE_MODES = ("nearest", "bilinear")
 class MaskerConfig:
     """Architecture of a Phang masker (stored in every checkpoint)."""
 
-    stages: tuple[int, ...] = (4, 5)
-    hidden_channels: int = 64
-    resolution_divisor: int = 4
-    final_upsample: str = "nearest"
-    gumbel: str = "off"
-    gumbel_temperature: float = 0.1
-    stage_channels: list[int] = field(default_factory=list)  # filled from the classifier
+    stages: tuple[int, ...] = option((4, 5), help="the classifier stages it reads (1 = shallow .. n = deep)")
+    hidden_channels: int = option(64, help="channels of each stage's 1x1 projection", low=1, high=1024)
+    resolution_divisor: int = option(4, help="the mask is made at input/d and upsampled", choices=(1, 2, 4, 8, 16, 32))
+    final_upsample: str = option("nearest", help="how the mask is upsampled to the input", choices=UPSAMPLE_MODES)
+    gumbel: str = option("off", help="binary-Concrete output: off, soft or hard (straight-through)",
+                         choices=GUMBEL_MODES)
+    gumbel_temperature: float = option(0.1, help="temperature of the binary-Concrete output", low=0.0,
+                                       low_open=True, high=10.0)
+    stage_channels: list[int] = option(help="channels of each classifier stage (filled from the classifier)",
+                                       default_factory=list)
 
     def __post_init__(self) -> None:
-        self.stages = tuple(int(s) for s in self.stages)
-        if not self.stages:
-            raise ValueError("the masker needs at least one stage")
-        if len(set(self.stages)) != len(self.stages) or min(self.stages) < 1:
-            raise ValueError(f"stages must be distinct numbers >= 1, got {self.stages}")
-        if self.stage_channels and max(self.stages) > len(self.stage_channels):
-            raise ValueError(f"stage {max(self.stages)} requested but the classifier has "
-                             f"{len(self.stage_channels)} stages")
-        if self.gumbel not in GUMBEL_MODES:
-            raise ValueError(f"gumbel must be one of {GUMBEL_MODES}, got '{self.gumbel}'")
-        if self.final_upsample not in UPSAMPLE_MODES:
-            raise ValueError(f"final_upsample must be one of {UPSAMPLE_MODES}")
-        if not self.gumbel_temperature > 0:
-            raise ValueError("gumbel_temperature must be > 0")
+        check_options(self, "masker config")
+        self.stages = check_stages(self.stages, self.stage_channels, "masker config")
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -56,7 +48,7 @@ class MaskerConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "MaskerConfig":
-        known = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
+        known = {k: v for k, v in mapping(d, "masker config").items() if k in cls.__dataclass_fields__}
         return cls(**known)
 
 
@@ -138,5 +130,6 @@ def _explain(masker: PhangMasker, classifier: nn.Module, stages: list[torch.Tens
     return masker(stages, size)[:, 0], False
 
 
-register_masker_kind("phang", summary="Phang et al.'s masker: one label-agnostic mask", explain=_explain)(
+register_masker_kind("phang", summary="Phang et al.'s masker: one label-agnostic mask", config=MaskerConfig,
+                     explain=_explain)(
     lambda cfg: PhangMasker(MaskerConfig.from_dict(cfg)))
