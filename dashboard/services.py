@@ -211,6 +211,27 @@ def checkpoints_for(entry: MethodEntry, checkpoints: list[CheckpointInfo],
     return [c for c in checkpoints if entry.fits(c)]
 
 
+def comparison_choices(catalog: dict[str, MethodEntry], checkpoints: list[CheckpointInfo]
+                       ) -> tuple[dict[str, tuple[str, dict[str, Any]]], list[str]]:
+    """What the Compare page offers: one choice per method, or per checkpoint for a method that reads one,
+    as ``{label: (method, options)}``, and the choices compared by default (what the methods declare)."""
+    choices: dict[str, tuple[str, dict[str, Any]]] = {}
+    preferred: list[str] = []
+    for entry in catalog.values():
+        if entry.takes_checkpoint:
+            own = checkpoints_for(entry, checkpoints, catalog)
+            for i, ckpt in enumerate(own):
+                label = f"{entry.name}: {ckpt.label}" if len(own) > 1 or entry.checkpoint_kinds is None else entry.name
+                choices[label] = (entry.name, {"checkpoint": str(ckpt.path)})
+                if entry.in_comparison and i < 2:
+                    preferred.append(label)
+        else:
+            choices[entry.name] = (entry.name, {})
+            if entry.in_comparison:
+                preferred.append(entry.name)
+    return choices, preferred
+
+
 def infiller_catalog() -> dict[str, Entry]:
     """Registered infillers, each once (an alias such as ``none`` for ``gray`` is not listed)."""
     return {name: infiller_entry(name) for name in list_infillers(include_aliases=False)}

@@ -67,8 +67,10 @@ class Registry(Generic[T]):
     ``factory(config)``; an entry without a dataclass is called as ``factory(**options)``.
     """
 
-    def __init__(self, kind: str, builtin_modules: tuple[str, ...] = ()) -> None:
+    def __init__(self, kind: str, builtin_modules: tuple[str, ...] = (),
+                 error: type[RegistryError] = RegistryError) -> None:
         self.kind = kind
+        self.error = error  # what get() and create() raise (MethodError for methods, ...)
         self._entries: dict[str, Entry] = {}
         self._builtin_modules = builtin_modules
         self._loaded = not builtin_modules
@@ -123,7 +125,7 @@ class Registry(Generic[T]):
         try:
             return self._entries[name]
         except (KeyError, TypeError):
-            raise RegistryError(f"unknown {self.kind} '{name}' (choose from {', '.join(self.list())})") from None
+            raise self.error(f"unknown {self.kind} '{name}' (choose from {', '.join(self.list())})") from None
 
     def list(self) -> list[str]:
         """Registered names, in registration order."""
@@ -150,9 +152,15 @@ class Registry(Generic[T]):
         entry = self.get(name)
         if entry.config is None:
             if options:
-                raise RegistryError(f"{self.kind} '{name}' takes no options (got {', '.join(sorted(options))})")
+                raise self.error(f"{self.kind} '{name}' takes no options (got {', '.join(sorted(options))})")
             return entry.factory()
-        return entry.factory(entry.make_config(**options))
+        try:
+            config = entry.make_config(**options)
+        except self.error:
+            raise
+        except RegistryError as exc:  # an OptionError: raised as this registry's error, same message
+            raise self.error(str(exc)) from None
+        return entry.factory(config)
 
 
 def _first_line(obj: Any) -> str:

@@ -23,20 +23,7 @@ with st.sidebar:
     with sections.guard("The comparison controls"):
         catalog = resources.catalog()
         checkpoints = services.find_checkpoints(settings.checkpoint_folders)
-        preferred: list[str] = []
-        for entry in catalog.values():
-            if entry.takes_checkpoint:  # one choice per checkpoint the method can read
-                own = services.checkpoints_for(entry, checkpoints, catalog)
-                for i, ckpt in enumerate(own):
-                    choice = f"{entry.name}: {ckpt.label}" if len(own) > 1 or entry.checkpoint_kinds is None \
-                        else entry.name
-                    choices[choice] = (entry.name, {"checkpoint": str(ckpt.path)})
-                    if entry.in_comparison and i < 2:
-                        preferred.append(choice)
-            else:
-                choices[entry.name] = (entry.name, {})
-                if entry.in_comparison:
-                    preferred.append(entry.name)
+        choices, preferred = services.comparison_choices(catalog, checkpoints)
         quick = [c for c, (n, _) in choices.items() if not catalog[n].on_request]
         preferred = [c for c in preferred if c in quick]
         picked = st.multiselect("Methods", list(choices), default=preferred or quick[:3], key="compare_methods",

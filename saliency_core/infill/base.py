@@ -9,11 +9,11 @@ photos and needs a pool of them), ``alias_of`` (another name for the same infill
 """
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Protocol
 
 import torch
 
-from saliency_core.registry import Entry, Registry, RegistryError
+from saliency_core.registry import Registry, RegistryError
 
 
 class Infiller(Protocol):
@@ -25,32 +25,16 @@ class InfillerError(RegistryError):
 
 
 #: Every infiller, by name. Add one with ``@INFILLERS.register("name", config=Options, ...)``.
-INFILLERS: Registry[Infiller] = Registry("infiller", builtin_modules=(
+INFILLERS: Registry[Infiller] = Registry("infiller", error=InfillerError, builtin_modules=(
     "saliency_core.infill.constant", "saliency_core.infill.blur", "saliency_core.infill.noise",
     "saliency_core.infill.random_image", "saliency_core.infill.local_mean", "saliency_core.infill.inpaint",
 ))
 
 register_infiller = INFILLERS.register
+infiller_entry = INFILLERS.get
+create_infiller = INFILLERS.create
 
 
 def list_infillers(include_aliases: bool = True) -> list[str]:
     """Registered infiller names (``include_aliases=False`` lists each infiller once)."""
     return [n for n, e in INFILLERS.entries().items() if include_aliases or not e.attrs.get("alias_of")]
-
-
-def infiller_entry(name: str) -> Entry:
-    try:
-        return INFILLERS.get(name)
-    except RegistryError as exc:
-        raise InfillerError(str(exc)) from None
-
-
-def create_infiller(name: str, **options: Any) -> Infiller:
-    """Build an infiller by registry name, e.g. ``create_infiller("blur", sigma=10)``."""
-    entry = infiller_entry(name)
-    try:
-        return INFILLERS.create(entry.name, **options)
-    except InfillerError:
-        raise
-    except RegistryError as exc:
-        raise InfillerError(str(exc)) from None

@@ -47,7 +47,7 @@ class MethodError(RegistryError):
 
 
 #: Every method, by name. Add one with ``@METHODS.register("name", config=Options, group=..., per_label=...)``.
-METHODS: Registry[Method] = Registry("method", builtin_modules=(
+METHODS: Registry[Method] = Registry("method", error=MethodError, builtin_modules=(
     "saliency_core.methods.trained", "saliency_core.methods.optimize.method", "saliency_core.methods.gradients",
     "saliency_core.methods.rise", "saliency_core.methods.controls",
 ))
@@ -70,21 +70,11 @@ def list_methods() -> list[str]:
     return list(method_entries())
 
 
-def method_entry(name: str) -> Entry:
-    try:
-        return METHODS.get(name)
-    except RegistryError as exc:
-        raise MethodError(str(exc)) from None
+method_entry = METHODS.get
 
 
 def create_method(name: str, **options: Any) -> Method:
     """Build a registered method with its options (unknown or bad options give one clear error)."""
-    method_entry(name)
-    try:
-        method = METHODS.create(name, **options)
-    except MethodError:
-        raise
-    except RegistryError as exc:
-        raise MethodError(str(exc)) from None
+    method = METHODS.create(name, **options)
     method.name = name
     return method
