@@ -5,6 +5,7 @@ image stays the same across pages). The pages live in ``app_pages/`` and stay th
 """
 from __future__ import annotations
 
+import logging
 import sys
 from pathlib import Path
 
@@ -17,6 +18,15 @@ except ImportError:  # pragma: no cover - running from a checkout without an ins
 import streamlit as st
 
 from dashboard import resources, sections, state, widgets
+
+# user errors reach the server log as one line with time and level (bugs with their traceback)
+_log = logging.getLogger("saliency")
+if not _log.handlers:
+    _handler = logging.StreamHandler()
+    _handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    _log.addHandler(_handler)
+    _log.setLevel(logging.INFO)
+    _log.propagate = False
 
 # no page icons: a ":material/...:" icon becomes a favicon fetched from fonts.gstatic.com (the app stays offline)
 st.set_page_config(page_title="Saliency maps", layout="wide")

@@ -18,9 +18,11 @@ PAPERS: dict[str, str] = {
     "gupta2022": "Gupta, Saunshi, Yu, Lyu & Arora (2022), *New Definitions and Evaluations for Saliency Methods: "
              "Staying Intrinsic, Complete and Sound*",
     "dabkowski2017": "Dabkowski & Gal (2017), *Real Time Image Saliency for Black Box Classifiers*",
-    "petsiuk2018": "Petsiuk, Das & Saenko (2018), *RISE: Randomized Input Sampling for Explanation of Black-box Models*",
+    "petsiuk2018": "Petsiuk, Das & Saenko (2018), *RISE: Randomized Input Sampling for Explanation of Black-box "
+                   "Models*",
     "selvaraju2017": "Selvaraju et al. (2017), *Grad-CAM: Visual Explanations from Deep Networks*",
-    "sundararajan2017": "Sundararajan, Taly & Yan (2017), *Axiomatic Attribution for Deep Networks* (Integrated Gradients)",
+    "sundararajan2017": "Sundararajan, Taly & Yan (2017), *Axiomatic Attribution for Deep Networks* "
+                        "(Integrated Gradients)",
     "shrikumar2016": "Shrikumar et al. (2016), *Not Just a Black Box* (gradient x input)",
 }
 

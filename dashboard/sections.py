@@ -35,7 +35,7 @@ class Cancelled(Exception):
 
 def one_line(exc: BaseException, what: str) -> str:
     """A user-facing one-line message: the core's own message for its errors, a short summary otherwise."""
-    text = str(exc).strip()
+    text = services.shown_path(str(exc).strip())
     first = text.splitlines()[0] if text else type(exc).__name__
     if len(first) > 300:
         first = first[:297] + "..."
@@ -53,8 +53,12 @@ def guard(what: str) -> Iterator[None]:
     try:
         yield
     except Exception as exc:  # noqa: BLE001 - the point is that nothing reaches the user as a traceback
-        log.warning("%s failed", what, exc_info=True)
-        st.error(one_line(exc, what), icon=":material/error:")
+        message = one_line(exc, what)
+        if isinstance(exc, (ValueError, OSError, FloatingPointError, MemoryError)):  # the user's input: one line
+            log.warning("%s: %s", what, message)
+        else:  # a bug: the traceback goes to the server log only
+            log.error("%s failed", what, exc_info=True)
+        st.error(message, icon=":material/error:")
 
 
 def require_classifier():

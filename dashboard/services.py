@@ -6,11 +6,15 @@ classifier's identity, the image's hash and the JSON of the core options, and ar
 """
 from __future__ import annotations
 
+import atexit
 import hashlib
 import io
 import json
+import re
+import shutil
 import tempfile
 import threading
+import weakref
 from collections import OrderedDict
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -32,6 +36,7 @@ from saliency_core import (
     LoadedImage,
     Method,
     Option,
+    atomic_write_bytes,
     create_method,
     explain,
     infiller_entry,
@@ -254,18 +259,41 @@ def find_checkpoints(extra_dirs: list[Path] | None = None) -> list[CheckpointInf
     return saliency_core.find_checkpoints(extra_dirs)
 
 
-def store_uploaded_checkpoint(data: bytes, name: str, max_mb: int) -> Path:
-    """Save an uploaded checkpoint under a content-addressed temporary name and return its path."""
+#: Uploaded checkpoints live here, one sub-folder per browser session, removed when the session ends (its
+#: state is collected) and the whole folder when the server stops.
+UPLOAD_ROOT = Path(tempfile.mkdtemp(prefix="saliency-dashboard-uploads-"))
+atexit.register(shutil.rmtree, UPLOAD_ROOT, True)
+_SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+class SessionUploads:
+    """A browser session's upload folder; it is deleted with the object (at the end of the session)."""
+
+    def __init__(self) -> None:
+        self.folder = Path(tempfile.mkdtemp(dir=UPLOAD_ROOT, prefix="session-"))
+        self._finalizer = weakref.finalize(self, shutil.rmtree, str(self.folder), True)
+
+    def remove(self) -> None:
+        self._finalizer()
+
+
+def store_uploaded_checkpoint(data: bytes, name: str, max_mb: int, folder: Path | None = None) -> Path:
+    """Save an uploaded checkpoint as ``<folder>/<content hash>/<its own name>`` and return the path, so that
+    messages about it show the name the user knows (:func:`shown_path` hides the folders)."""
     if len(data) > max_mb * 1024 * 1024:
         raise CheckpointError(f"{name}: the file is {len(data) / 2 ** 20:.1f} MB; the limit is {max_mb} MB")
-    folder = Path(tempfile.gettempdir()) / "saliency_dashboard_checkpoints"
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{digest(data)}.safetensors"
+    safe = _SAFE_NAME.sub("_", Path(name).name).strip("._") or "checkpoint"
+    if not safe.endswith(".safetensors"):
+        safe += ".safetensors"
+    path = Path(folder or UPLOAD_ROOT) / digest(data) / safe
     if not path.exists():
-        from saliency_core import atomic_write_bytes
-
         atomic_write_bytes(path, data)
     return path
+
+
+def shown_path(text: str) -> str:
+    """A message with the upload folders taken out of any path in it (users see their file's own name)."""
+    return re.sub(re.escape(str(UPLOAD_ROOT)) + r"/[^/'\" ]+/[0-9a-f]+/", "", text)
 
 
 # --------------------------------------------------------------------------- explanations

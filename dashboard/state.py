@@ -7,6 +7,7 @@ from .services import ImageInput
 
 IMAGE_INPUT = "image_input"  # the image chosen in the sidebar (set by app.py on every run)
 TOUR_STEP = "tour_step"  # the guided tour's current step on the Demo page (None: tour closed)
+UPLOADS = "uploads"  # this session's upload folder (deleted when the session ends)
 
 
 def set_image_input(image: ImageInput | None) -> None:
@@ -23,3 +24,12 @@ def tour_step() -> int | None:
 
 def set_tour_step(step: int | None) -> None:
     st.session_state[TOUR_STEP] = step
+
+
+def upload_folder():
+    """This session's folder for uploaded checkpoints (made on first use, deleted with the session)."""
+    from .services import SessionUploads
+
+    if UPLOADS not in st.session_state:
+        st.session_state[UPLOADS] = SessionUploads()
+    return st.session_state[UPLOADS].folder

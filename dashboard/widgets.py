@@ -14,12 +14,11 @@ import streamlit as st
 from dashboard.settings import DashboardSettings
 from saliency_core import Option
 
-from . import resources, services
+from . import resources, services, state
 from .help_text import tooltip
 
 PERSIST = "session"
 UPLOAD_CHECKPOINT = "__upload__"
-PATH_CHECKPOINT = "__path__"
 LABEL_MODES = ("top-1", "top-k", "pick classes")
 
 
@@ -102,25 +101,22 @@ def default_method(catalog: dict[str, services.MethodEntry], checkpoints: list[s
 
 def checkpoint_ui(checkpoints: list[services.CheckpointInfo], settings: DashboardSettings,
                   key: str = "checkpoint", help_: str | None = None) -> str | None:
-    """A shipped checkpoint, an uploaded file or a path; returns the file to load (None: none given)."""
+    """A checkpoint from the folders the operator named at start (and the shipped ones), or an uploaded file;
+    returns the file to load (None: none given). Visitors cannot name a path on the server."""
     by_path = {str(c.path): c for c in checkpoints}
-    choices = [*by_path, UPLOAD_CHECKPOINT, PATH_CHECKPOINT]
-    labels = {UPLOAD_CHECKPOINT: "upload a checkpoint...", PATH_CHECKPOINT: "a file on this machine..."}
+    choices = [*by_path, UPLOAD_CHECKPOINT]
     choice = st.selectbox("Masker checkpoint", choices, key=key, help=help_, persist_state=PERSIST,
-                          format_func=lambda c: labels.get(c) or by_path[c].label)
+                          format_func=lambda c: by_path[c].label if c in by_path else "upload a checkpoint...")
     if choice in by_path:
         if by_path[choice].description:
             st.caption(by_path[choice].description)
         return choice
-    if choice == UPLOAD_CHECKPOINT:
-        upload = st.file_uploader("Checkpoint (.safetensors)", type=["safetensors"], key=f"{key}_upload",
-                                  max_upload_size=settings.max_upload_mb)
-        if upload is None:
-            return None
-        return str(services.store_uploaded_checkpoint(upload.getvalue(), upload.name, settings.max_upload_mb))
-    text = st.text_input("Checkpoint path", key=f"{key}_path", persist_state=PERSIST,
-                         placeholder="/path/to/masker.safetensors")
-    return text.strip() or None
+    upload = st.file_uploader("Checkpoint (.safetensors)", type=["safetensors"], key=f"{key}_upload",
+                              max_upload_size=settings.max_upload_mb)
+    if upload is None:
+        return None
+    return str(services.store_uploaded_checkpoint(upload.getvalue(), upload.name, settings.max_upload_mb,
+                                                  state.upload_folder()))
 
 
 def _method_option(spec: Option, entry: services.MethodEntry, checkpoints: list[services.CheckpointInfo],

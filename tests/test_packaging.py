@@ -3,11 +3,11 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import tomllib
 from pathlib import Path
 from zipfile import ZipFile
 
 import pytest
+import tomllib
 
 ROOT = Path(__file__).resolve().parents[1]
 

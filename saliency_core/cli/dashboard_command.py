@@ -88,6 +88,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=run)
 
 
+def exposure(host: str, settings: DashboardSettings) -> list[str]:
+    """What a visitor can reach when the server listens beyond this machine (nothing to say on loopback)."""
+    if host in ("127.0.0.1", "localhost", "::1"):
+        return []
+    folders = ", ".join(str(f) for f in settings.checkpoint_folders) or "none"
+    return [f"warning: listening on {host}: anyone who can reach this machine's address can use the dashboard",
+            f"  they can: run the classifier and the methods on images they upload (up to {settings.max_upload_mb} MB, "
+            f"{settings.max_pixels / 1e6:.0f} MP), upload masker checkpoints (checked, kept for their session only),",
+            f"  and load the shipped checkpoints and those in the folders given with --checkpoint-dir ({folders});",
+            "  they cannot: name any other file on this machine, or write outside the upload folder."]
+
+
 def run(args: argparse.Namespace) -> int:
     settings = DashboardSettings(
         classifier=args.classifier, classifier_weights=args.classifier_weights, device=args.device,
@@ -100,6 +112,8 @@ def run(args: argparse.Namespace) -> int:
         print(" ".join(argv))
         return 0
     print(f"saliency dashboard: http://{args.host}:{args.port}  (Ctrl+C stops it)", file=sys.stderr, flush=True)
+    for line in exposure(args.host, settings):
+        print(line, file=sys.stderr, flush=True)
     full_env = {**os.environ, **env}
     os.execve(sys.executable, argv, full_env)
     return 0  # pragma: no cover - execve does not return

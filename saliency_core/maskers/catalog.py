@@ -70,7 +70,7 @@ def describe_checkpoint(path: Path) -> str:
 
 def find_checkpoints(extra_dirs: list[Path] | None = None) -> list[CheckpointInfo]:
     """Masker checkpoints (``*.safetensors``) in the shipped folder and ``extra_dirs``; the shipped
-    defaults first (each is the default of its masker kind), then by name."""
+    defaults first (each is the default of its masker kind), then by name, unreadable files last."""
     seen: dict[Path, CheckpointInfo] = {}
     for folder in [checkpoints_dir(), *(extra_dirs or [])]:
         if not Path(folder).is_dir():
@@ -80,4 +80,4 @@ def find_checkpoints(extra_dirs: list[Path] | None = None) -> list[CheckpointInf
             if path not in seen:
                 seen[path] = CheckpointInfo(path, path.stem, describe_checkpoint(path), checkpoint_kind(path))
     rank = {name: i for i, name in enumerate(DEFAULT_CHECKPOINTS.values())}
-    return sorted(seen.values(), key=lambda c: (rank.get(c.path.name, len(rank)), c.label))
+    return sorted(seen.values(), key=lambda c: (rank.get(c.path.name, len(rank)), c.kind == "?", c.label))

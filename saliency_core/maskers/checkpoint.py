@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from saliency_core.classifiers import Classifier, load_classifier
+from saliency_core.classifiers import DEFAULT_CLASSIFIER, Classifier, load_classifier
 from saliency_core.maskers.base import MASKER_KINDS
 
 FORMAT = "saliency_core.masker/1"
@@ -91,31 +91,94 @@ def save_masker(path: str | Path, masker: nn.Module, classifier: Classifier, con
     return path
 
 
-def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """Tensors and decoded metadata of a checkpoint file, or a clear :class:`CheckpointError`."""
+#: A checkpoint larger than this is refused before its tensors are read (the shipped ones are 1-19 MB).
+MAX_CHECKPOINT_BYTES = 512 * 2 ** 20
+
+
+def read_metadata(path: str | Path) -> dict[str, Any]:
+    """The decoded header of a checkpoint file (no tensor is read), or a clear :class:`CheckpointError`."""
     from safetensors import safe_open
-    from safetensors.torch import load_file
 
     path = Path(path)
     if not path.exists():
         raise CheckpointError(f"checkpoint '{path}' does not exist")
-    if path.stat().st_size == 0:
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint '{path}' is not a file")
+    size = path.stat().st_size
+    if size == 0:
         raise CheckpointError(f"checkpoint '{path}' is empty")
+    if size > MAX_CHECKPOINT_BYTES:
+        raise CheckpointError(f"checkpoint '{path}' is {size / 2 ** 20:.0f} MB; masker checkpoints are at most "
+                              f"{MAX_CHECKPOINT_BYTES // 2 ** 20} MB")
     try:
         with safe_open(str(path), framework="pt") as f:
             raw_meta = f.metadata() or {}
-        tensors = load_file(str(path))
     except Exception as exc:  # noqa: BLE001 - any parse error means it is not a valid safetensors file
         raise CheckpointError(
             f"checkpoint '{path}' is not a valid masker checkpoint (safetensors): {str(exc).splitlines()[0]}"
         ) from None
     try:
         meta = {k: json.loads(v) for k, v in raw_meta.items()}
-    except json.JSONDecodeError:
+    except (json.JSONDecodeError, TypeError):
         raise CheckpointError(f"checkpoint '{path}' has corrupt metadata") from None
     if meta.get("format") != FORMAT:
         raise CheckpointError(f"checkpoint '{path}' is not a saliency_core masker checkpoint "
                               f"(format {meta.get('format')!r}, expected {FORMAT!r})")
+    return meta
+
+
+def metadata_problems(meta: dict[str, Any]) -> list[str]:
+    """Every problem of a checkpoint's metadata, one line each naming the field (empty: it is usable).
+
+    Checked before anything is built from it: types and ranges of every field, a known masker kind and a
+    masker config that its kind accepts (which bounds the size of the network it describes).
+    """
+    problems = []
+
+    def need(name: str, ok: bool, what: str) -> None:
+        if not ok:
+            problems.append(f"field '{name}' must be {what}, got {meta.get(name)!r}"[:300])
+
+    def is_int(v: Any, lo: int, hi: int) -> bool:
+        return isinstance(v, int) and not isinstance(v, bool) and lo <= v <= hi
+
+    kind = meta.get("kind", "phang")
+    need("kind", isinstance(kind, str) and kind in MASKER_KINDS, f"one of {', '.join(MASKER_KINDS.list())}")
+    need("classifier_name", isinstance(meta.get("classifier_name"), str) and 0 < len(meta["classifier_name"]) < 200,
+         "the name of a classifier")
+    ident = meta.get("classifier_identity")
+    need("classifier_identity", isinstance(ident, str) and "@" in ident and len(ident) < 300,
+         "'name@hash' of the classifier's weights")
+    need("classifier_included", isinstance(meta.get("classifier_included", False), bool), "true or false")
+    need("num_classes", is_int(meta.get("num_classes", 1000), 1, 100_000), "a class count (1..100000)")
+    for key in ("config", "metrics"):
+        need(key, isinstance(meta.get(key, {}), dict), "a mapping")
+    cfg = meta.get("masker_config")
+    if not isinstance(cfg, dict):
+        problems.append(f"field 'masker_config' must be a mapping of options, got {type(cfg).__name__}")
+    elif isinstance(kind, str) and kind in MASKER_KINDS:
+        config_cls = MASKER_KINDS.get(kind).config
+        if config_cls is not None:
+            try:
+                config_cls.from_dict(cfg) if hasattr(config_cls, "from_dict") else config_cls(**cfg)
+            except (ValueError, TypeError) as exc:
+                problems.append(f"field 'masker_config': {str(exc).splitlines()[0]}")
+    return problems
+
+
+def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Tensors and validated metadata of a checkpoint file, or a clear :class:`CheckpointError`."""
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    meta = read_metadata(path)
+    problems = metadata_problems(meta)
+    if problems:
+        raise CheckpointError(f"checkpoint '{path}' has bad metadata: " + "; ".join(problems))
+    try:
+        tensors = load_file(str(path))
+    except Exception as exc:  # noqa: BLE001
+        raise CheckpointError(f"checkpoint '{path}' has unreadable tensors: {str(exc).splitlines()[0]}") from None
     return tensors, meta
 
 
@@ -138,14 +201,22 @@ def load_masker(path: str | Path, classifier: Classifier | None = None,
     co-trained weights a CA checkpoint carries). A masker made for another classifier is refused.
     """
     path = Path(path)
+    meta = read_metadata(path)
+    problems = metadata_problems(meta)
+    name = meta.get("classifier_name")
+    if not problems and classifier is not None and name != classifier.name:
+        problems.append(f"it was made for classifier '{name}', but the loaded classifier is '{classifier.name}'")
+    if not problems and classifier is not None and meta.get("num_classes", 1000) != classifier.num_classes:
+        problems.append(f"field 'num_classes' is {meta.get('num_classes')}, the classifier has {classifier.num_classes}")
+    if not problems and classifier is None and name != DEFAULT_CLASSIFIER:
+        problems.append(f"it was made for classifier '{name}': load that classifier (with its weights file) and "
+                        "pass it in")
+    if problems:  # refused before a tensor is read or a module is built
+        raise CheckpointError(f"checkpoint '{path}': " + "; ".join(problems))
     tensors, meta = read_checkpoint(path)
-    name = meta["classifier_name"]
     if meta.get("classifier_included"):
         # never mutate the caller's classifier: the co-trained weights go into a copy
-        base = copy.deepcopy(classifier) if classifier is not None and classifier.name == name else None
-        if base is None:
-            base = load_classifier(name, device=device, random_init=name != "efficientnet_lite0",
-                                   num_classes=meta.get("num_classes", 1000))
+        base = copy.deepcopy(classifier) if classifier is not None else load_classifier(name, device=device)
         try:
             base.model.load_state_dict(_strip(tensors, "classifier."))
         except RuntimeError as exc:
@@ -154,9 +225,6 @@ def load_masker(path: str | Path, classifier: Classifier | None = None,
         base.refresh_identity()
         classifier = base
     elif classifier is None:
-        if name != "efficientnet_lite0":
-            raise CheckpointError(f"checkpoint '{path}' was made for classifier '{name}': load that classifier "
-                                  "(with its weights file) and pass it in")
         classifier = load_classifier(name, device=device)
     if classifier.identity != meta["classifier_identity"]:
         raise CheckpointError(

@@ -519,28 +519,55 @@ def test_odd_image_modes_and_formats_are_explained(app, no_curves):
             assert note in captions, (name, captions)
 
 
-def test_checkpoint_errors_are_one_line_and_the_rest_works(app, tiny, no_curves):
+def test_checkpoint_errors_are_one_line_and_the_rest_works(app, tiny, no_curves, monkeypatch):
+    import os
+
     at = app.run()
     assert at.sidebar.selectbox(key="checkpoint_masker").value == str(tiny.good.resolve())
-    at.sidebar.selectbox(key="checkpoint_masker").set_value(widgets.PATH_CHECKPOINT).run()
-    assert any("Choose a masker checkpoint" in i.value for i in at.info)
+    # the operator's folders hold a checkpoint for another classifier, a corrupt file and an empty one
+    folders = os.pathsep.join(map(str, (tiny.folder, tiny.other.parent)))
+    monkeypatch.setenv("SALIENCY_DASHBOARD_CHECKPOINT_DIRS", folders)
+    at.run()
+    assert not [t for t in at.text_input if "checkpoint" in (t.key or "")], "visitors must not name server paths"
     cases = {tiny.other: "trained for classifier", tiny.corrupt: "not a valid masker checkpoint",
-             tiny.empty: "is empty", tiny.folder / "missing.safetensors": "does not exist"}
+             tiny.empty: "is empty"}
     for path, expected in cases.items():
-        at.text_input(key="checkpoint_masker_path").input(str(path)).run()
+        at.sidebar.selectbox(key="checkpoint_masker").set_value(str(path.resolve())).run()
         _ok(at)
         errors = _errors(at)
         assert len(errors) == 1 and expected in errors[0] and "\n" not in errors[0], errors
         assert "The classifier says" in " ".join(m.value for m in at.markdown)
-    # an uploaded corrupt checkpoint: same message; a good upload works
+    # an uploaded corrupt checkpoint: the same message, naming the file as uploaded; a good upload works
     at.sidebar.selectbox(key="checkpoint_masker").set_value(widgets.UPLOAD_CHECKPOINT).run()
     at.file_uploader(key="checkpoint_masker_upload").set_value(("bad.safetensors", tiny.corrupt.read_bytes(),
-                                                          "application/octet-stream")).run()
-    assert len(_errors(at)) == 1 and "not a valid masker checkpoint" in _errors(at)[0]
+                                                                "application/octet-stream")).run()
+    errors = _errors(at)
+    assert len(errors) == 1 and "not a valid masker checkpoint" in errors[0] and "'bad.safetensors'" in errors[0]
+    assert str(services.UPLOAD_ROOT) not in errors[0]
     at.file_uploader(key="checkpoint_masker_upload").set_value(("good.safetensors", tiny.good.read_bytes(),
-                                                          "application/octet-stream")).run()
+                                                                "application/octet-stream")).run()
     _ok(at)
     assert not _errors(at) and _views_shown(at)
+
+
+def test_a_session_s_uploads_are_deleted_with_it(tmp_path):
+    import gc
+
+    uploads = services.SessionUploads()
+    path = services.store_uploaded_checkpoint(b"x" * 10, "../../etc/m.safetensors", 1, uploads.folder)
+    assert path.exists() and path.name == "m.safetensors" and uploads.folder in path.parents
+    folder = uploads.folder
+    del uploads
+    gc.collect()
+    assert not folder.exists()
+
+
+def test_exposure_is_printed_for_a_non_loopback_host():
+    from saliency_core.cli.dashboard_command import exposure
+
+    assert exposure("127.0.0.1", DashboardSettings()) == []
+    lines = exposure("0.0.0.0", DashboardSettings(checkpoint_dirs="/srv/maskers"))
+    assert "0.0.0.0" in lines[0] and any("/srv/maskers" in line for line in lines)
 
 
 # --------------------------------------------------------------------------- other pages
@@ -552,7 +579,8 @@ def test_compare_page_grid_scores_and_a_failing_method(app, tiny, monkeypatch):
     _ok(at)
     picked = at.sidebar.multiselect(key="compare_methods").value
     assert "masker: tiny_fix" in picked and "grad-cam" in picked
-    monkeypatch.setenv("SALIENCY_DASHBOARD_CHECKPOINT_DIRS", os.pathsep.join(map(str, (tiny.folder, tiny.other.parent))))
+    folders = os.pathsep.join(map(str, (tiny.folder, tiny.other.parent)))
+    monkeypatch.setenv("SALIENCY_DASHBOARD_CHECKPOINT_DIRS", folders)
     at.run()
     at.sidebar.multiselect(key="compare_methods").set_value(["masker: tiny_fix", "masker: other", "random"]).run()
     _ok(at)
