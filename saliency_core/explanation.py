@@ -8,10 +8,13 @@ dashboard. Views: *masked-in* keeps the salient pixels over gray (x * m), *maske
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -71,6 +74,7 @@ class Explanation:
     config: ExplainConfig
     notes: list[str] = field(default_factory=list)
     info: dict[str, Any] = field(default_factory=dict)
+    original_size: tuple[int, int] | None = None  # (width, height) of the file as stored, when it was downscaled
 
     def mask_for(self, label: int) -> np.ndarray:
         return self.masks[self.labels.index(label)] if self.per_label else self.masks[0]
@@ -80,7 +84,9 @@ class Explanation:
         return {
             "image": self.name,
             "size": list(self.image.size),
+            "original_size": list(self.original_size or self.image.size),
             "method": self.config.method,
+            "seed": self.config.seed,
             "options": self.config.to_dict(),
             "labels": [{"index": i, "name": n} for i, n in zip(self.labels, self._label_names)],
             "per_label_masks": self.per_label,
@@ -172,21 +178,76 @@ def explain(
         views=views, predictions=predictions, label_probabilities=label_probs, working_input=x.cpu(),
         working_masks=masks.cpu(), timings={k: round(v, 4) for k, v in timings.items()}, config=config,
         notes=list(loaded.notes), info=result.info, _label_names=[names[i] for i in labels],
+        original_size=tuple(loaded.original_size),
     )
 
 
-def write_explanation(expl: Explanation, out_dir: str | Path) -> Path:
-    """Write ``mask.npy`` (+ ``mask_<label>.npy`` per label), the view PNGs and ``result.json``."""
+class OutputExistsError(ValueError):
+    """The output folder already holds results and overwriting was not asked for."""
+
+
+def _save(path: Path, write: Callable[[Path], None]) -> str:
+    """Write one file through ``write`` (to a temporary name, then renamed); an error names the file."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise OSError(exc.errno, f"could not write {path}: {exc.strerror or exc}") from None
+    return path.name
+
+
+def _full_size_masks(expl: Explanation) -> np.ndarray:
+    """The masks at the resolution of the file as stored (an image over the size limit was downscaled to load)."""
+    w, h = expl.original_size or expl.image.size
+    if (w, h) == expl.image.size:
+        return expl.masks.astype(np.float32)
+    return resize_mask(torch.from_numpy(expl.masks), h, w).numpy().astype(np.float32)
+
+
+def write_explanation(expl: Explanation, out_dir: str | Path, overwrite: bool = False) -> Path:
+    """Write ``mask.npy`` (+ ``mask_<label>.npy`` per label), the view PNGs and ``result.json`` into ``out_dir``.
+
+    The files are written into a new folder beside it, which then replaces ``out_dir`` in one rename, so a
+    kill or a full disk never leaves a half-written or mixed result. An existing ``out_dir`` is refused unless
+    ``overwrite`` (it is then replaced whole: no stale file of an earlier run stays). ``result.json`` lists the
+    files written; the masks have the size of the image as stored.
+    """
     folder = Path(out_dir)
-    folder.mkdir(parents=True, exist_ok=True)
-    np.save(folder / "mask.npy", expl.masks[0].astype(np.float32))
-    if expl.per_label:
-        for label, mask in zip(expl.labels, expl.masks):
-            np.save(folder / f"mask_{label}.npy", mask.astype(np.float32))
-    for name, img in expl.views.items():
-        img.save(folder / f"{name}.png")
-    (folder / "result.json").write_text(json.dumps(expl.summary(), indent=2) + "\n")
+    if folder.exists() and not overwrite:
+        raise OutputExistsError(f"{folder} already exists; choose another output folder or overwrite it "
+                                "(--overwrite)")
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}."))
+    try:
+        masks = _full_size_masks(expl)
+        written = [_save(staging / "mask.npy", lambda p: _npy(p, masks[0]))]
+        if expl.per_label:
+            for label, mask in zip(expl.labels, masks):
+                written.append(_save(staging / f"mask_{label}.npy", lambda p, m=mask: _npy(p, m)))
+        for name, img in expl.views.items():
+            written.append(_save(staging / f"{name}.png", lambda p, im=img: im.save(p, format="PNG")))
+        summary = {**expl.summary(), "files": sorted([*written, "result.json"])}
+        _save(staging / "result.json", lambda p: p.write_text(json.dumps(summary, indent=2) + "\n"))
+        if folder.exists():
+            old = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.old."))
+            os.replace(folder, old / "previous")
+            os.replace(staging, folder)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(staging, folder)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
     return folder
+
+
+def _npy(path: Path, array: np.ndarray) -> None:
+    with open(path, "wb") as f:
+        np.save(f, array.astype(np.float32))
+        f.flush()
+        os.fsync(f.fileno())
 
 
 @torch.no_grad()

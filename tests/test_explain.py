@@ -105,7 +105,7 @@ def test_cli_batch_goes_on_after_bad_images(tmp_path, chelsea, lite0_checkpoint,
     rc = main(["explain", str(empty), str(good), str(text), str(rgba), "--checkpoint", str(lite0_checkpoint),
                "--out", str(tmp_path / "out"), "--labels", "top2"])
     err = capsys.readouterr().err
-    assert rc == 0
+    assert rc == 1 and "2 of 4 images failed" in err  # the batch went on, and the exit status says it failed
     assert "empty.png: the file is empty" in err and "notes.jpg: not a recognised image" in err
     assert (tmp_path / "out" / "cat" / "mask.npy").exists() and (tmp_path / "out" / "alpha" / "result.json").exists()
     assert not (tmp_path / "out" / "empty").exists()

@@ -40,7 +40,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                                                                       "timm:<arch>, torchvision:<arch>")
     p.add_argument("--classifier-weights", default=None, help="local weights file (all but the default)")
     p.add_argument("--device", default="cpu", help="cpu, cuda or auto (default: cpu)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seed of every random choice (methods and infillers)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace an image's existing output folder (default: refuse, so nothing is lost)")
     p.add_argument("--list-methods", action="store_true", help="list the methods and exit")
     p.set_defaults(handler=run)
 
@@ -68,18 +70,16 @@ def run(args: argparse.Namespace) -> int:
     classifier = load_classifier(args.classifier, args.classifier_weights, device=args.device)
     method = create_method(config.method, **with_seed(method_entry(config.method), config.method_options, args.seed))
     out = Path(args.out)
-    failures = 0
-    used: set[str] = set()
-    for path in tqdm(args.images, desc="explaining", unit="image", disable=len(args.images) < 2):
-        stem = Path(path).stem
-        name = stem if stem not in used else f"{stem}_{len(used)}"
-        used.add(name)
+    failures: list[str] = []
+    images = list(dict.fromkeys(args.images))  # the same file twice is explained once
+    names = output_names(images)
+    for path in tqdm(images, desc="explaining", unit="image", disable=len(images) < 2):
         try:
             loaded = load_image(path)
             expl = explain(loaded, config, classifier=classifier, method=method)
-            folder = write_explanation(expl, out / name)
-        except (ImageLoadError, ValueError, FloatingPointError) as exc:
-            failures += 1
+            folder = write_explanation(expl, out / names[path], overwrite=args.overwrite)
+        except (ImageLoadError, ValueError, FloatingPointError, OSError) as exc:
+            failures.append(str(path))
             tqdm.write(f"error: {exc}", file=sys.stderr)
             continue
         top = expl.predictions["original"][0]
@@ -90,5 +90,26 @@ def run(args: argparse.Namespace) -> int:
         for note in expl.notes:
             tqdm.write(f"  note: {note}")
     if failures:
-        print(f"{failures} of {len(args.images)} images failed", file=sys.stderr)
-    return 1 if failures == len(args.images) else 0
+        print(f"{len(failures)} of {len(images)} images failed: {', '.join(failures[:5])}"
+              + (" ..." if len(failures) > 5 else ""), file=sys.stderr)
+        return 1
+    return 0
+
+
+def output_names(paths: list[str]) -> dict[str, str]:
+    """A distinct output folder name per image: its stem, or ``<stem>_<n>`` with the first n that no other
+    image's stem or name takes (``a/x.jpg x_2.jpg b/x.jpg`` -> x, x_2, x_3)."""
+    stems = [Path(p).stem or "image" for p in paths]
+    taken = set(stems)
+    out: dict[str, str] = {}
+    used: set[str] = set()
+    for path, stem in zip(paths, stems):
+        if path in out:
+            continue
+        name, n = stem, 1
+        while name in used or (name != stem and name in taken):
+            n += 1
+            name = f"{stem}_{n}"
+        used.add(name)
+        out[path] = name
+    return out
