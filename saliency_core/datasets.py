@@ -40,7 +40,19 @@ def read_samples(source: str | Path) -> list[Sample]:
         key = "file" if "file" in rows[0] else "path" if "path" in rows[0] else None
         if key is None or "label" not in rows[0]:
             raise DataError(f"CSV '{source}' needs columns 'file' (or 'path') and 'label'")
-        return [Sample((source.parent / r[key]).resolve(), int(r["label"])) for r in rows]
+        samples, bad = [], []
+        for line, r in enumerate(rows, start=2):  # line 1 is the header
+            file, label = (r.get(key) or "").strip(), (r.get("label") or "").strip()
+            if not file:
+                bad.append(f"{source}:{line}: no file name")
+            elif not label.lstrip("-").isdigit() or int(label) < 0:
+                bad.append(f"{source}:{line}: label {label!r} is not a class index (a whole number >= 0)")
+            else:
+                samples.append(Sample((source.parent / file).resolve(), int(label)))
+        if bad:
+            raise DataError(f"{len(bad)} bad row{'s' if len(bad) > 1 else ''} in '{source}': " + "; ".join(bad[:5])
+                            + (f"; ... ({len(bad) - 5} more)" if len(bad) > 5 else ""))
+        return samples
     classes = sorted(d for d in source.iterdir() if d.is_dir())
     if not classes:
         if (source / "labels.csv").exists():
@@ -52,6 +64,32 @@ def read_samples(source: str | Path) -> list[Sample]:
         label = int(d.name) if numeric else i
         samples += [Sample(p, label) for p in sorted(d.iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES]
     return samples
+
+
+def check_images(samples: list[Sample], skip_bad: bool = False,
+                 log=None) -> list[Sample]:
+    """Open every image once before training starts (hours later a bad file would stop the run).
+
+    Missing, empty, corrupt or non-image files are listed in one error; with ``skip_bad`` they are left out
+    and counted instead (``log`` receives the line)."""
+    bad: list[str] = []
+    good: list[Sample] = []
+    for s in samples:
+        try:
+            if not s.path.is_file():
+                raise OSError("missing")
+            with Image.open(s.path) as img:
+                img.verify()
+            good.append(s)
+        except Exception as exc:  # noqa: BLE001 - anything PIL cannot read is a bad file
+            bad.append(f"{s.path} ({str(exc).splitlines()[0][:80] or type(exc).__name__})")
+    if bad and not skip_bad:
+        raise DataError(f"{len(bad)} of {len(samples)} images cannot be read: " + "; ".join(bad[:5])
+                        + (f"; ... ({len(bad) - 5} more)" if len(bad) > 5 else "")
+                        + " (fix them, or pass --skip-bad-images to leave them out)")
+    if bad and log is not None:
+        log(f"left out {len(bad)} of {len(samples)} images that cannot be read (first: {bad[0]})")
+    return good
 
 
 def class_disjoint_split(samples: list[Sample], val_fraction: float, seed: int) -> tuple[list[Sample], list[Sample]]:

@@ -58,6 +58,8 @@ class TrainConfig:
     few_shot_classes: int | None = field(default=None, metadata={"help": "few-shot: number of classes kept"})
     few_shot_per_class: int | None = field(default=None, metadata={"help": "few-shot: images kept per class"})
     few_shot_seed: int = field(default=0, metadata={"help": "seed of the few-shot subsampling"})
+    skip_bad_images: bool = field(default=False, metadata={
+        "help": "leave out (and count) images that cannot be read, instead of refusing to start"})
     only_correct: bool = field(default=False, metadata={
         "help": "train only on images the (initial) classifier classifies correctly"})
     image_size: int = field(default=224, metadata={"help": "training crop size in pixels"})
@@ -235,7 +237,7 @@ class TrainConfig:
 
 #: Fields whose change does not make a saved run incompatible with a resume.
 RESUMABLE_CHANGES = frozenset({"epochs", "max_steps", "device", "num_workers", "resume", "tensorboard",
-                               "checkpoint_every", "val_batch_size", "out", "threads"})
+                               "checkpoint_every", "val_batch_size", "out", "threads", "skip_bad_images"})
 
 
 def config_differences(a: dict[str, Any], b: dict[str, Any]) -> list[str]:

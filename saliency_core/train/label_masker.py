@@ -30,7 +30,7 @@ from tqdm.auto import tqdm
 
 from saliency_core.classifiers import load_classifier
 from saliency_core.classifiers.pool import ClassifierPool, thinning_strategy
-from saliency_core.datasets import ImageDataset, class_disjoint_split, read_samples, train_transform
+from saliency_core.datasets import ImageDataset, check_images, class_disjoint_split, read_samples, train_transform
 from saliency_core.device import resolve_device
 from saliency_core.infill.composite import composite
 from saliency_core.maskers.checkpoint import save_masker
@@ -278,7 +278,7 @@ def train_label_masker(cfg: LabelMaskerTrainConfig) -> Path:
     (out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
     clf = load_classifier(cfg.classifier, cfg.classifier_weights, device=device)
     codes_all = output_layer_weights(clf).to(device)  # a view of the live weights: CA updates show up in it
-    train_s, val_s = class_disjoint_split(read_samples(cfg.data), cfg.val_fraction, cfg.split_seed)
+    train_s, val_s = class_disjoint_split(check_images(read_samples(cfg.data)), cfg.val_fraction, cfg.split_seed)
     ds = ImageDataset(train_s, train_transform(cfg.image_size))
     gen = torch.Generator().manual_seed(cfg.seed)
     loader = DataLoader(ds, batch_size=cfg.batch_size, shuffle=True, drop_last=True, generator=gen)

@@ -24,6 +24,7 @@ import contextlib
 import copy
 import csv
 import json
+import os
 import random
 import resource
 import shlex
@@ -43,6 +44,7 @@ from saliency_core.classifiers.pool import ClassifierPool
 from saliency_core.datasets import (
     ImageDataset,
     Sample,
+    check_images,
     class_disjoint_split,
     correctly_classified,
     eval_transform,
@@ -233,9 +235,9 @@ class Trainer:
 
     def _setup_data(self) -> None:
         cfg = self.cfg
-        samples = read_samples(cfg.data)
+        samples = check_images(read_samples(cfg.data), cfg.skip_bad_images, self.log)  # every file, before step 1
         if cfg.val_data:
-            train_s, val_s = samples, read_samples(cfg.val_data)
+            train_s, val_s = samples, check_images(read_samples(cfg.val_data), cfg.skip_bad_images, self.log)
         else:
             train_s, val_s = class_disjoint_split(samples, cfg.val_fraction, cfg.split_seed)
         if cfg.few_shot_classes or cfg.few_shot_per_class:
@@ -397,8 +399,15 @@ class Trainer:
         if self.dist.enabled:
             broadcast_module_(self.masker, self.dist, buffers_only=True)
         if self.dist.is_main:
+            self._sync_steps_log()  # the log on disk reaches the saved step first: a kill never loses rows
             save_state(self.out, self.state_dict(), self.pool)
         barrier(self.dist)
+
+    def _sync_steps_log(self) -> None:
+        f = getattr(self, "steps_file", None)
+        if f is not None and not f.closed:
+            f.flush()
+            os.fsync(f.fileno())
 
     def load_state(self, s: dict[str, Any]) -> None:
         diff = config_differences(s["config"], self.cfg.to_dict())
@@ -439,11 +448,9 @@ class Trainer:
         if self.resumed_from is not None and self.steps_path.exists():
             with self.steps_path.open(newline="") as f:  # drop steps done after the saved state
                 rows = [r for r in csv.DictReader(f) if r.get("step") and int(r["step"]) <= self.step]
-        self.steps_file = self.steps_path.open("w", newline="")
+        _write_csv(self.steps_path, rows, STEP_FIELDS)  # atomically: a kill here keeps the old log
+        self.steps_file = self.steps_path.open("a", newline="")
         self.steps_writer = csv.DictWriter(self.steps_file, fieldnames=STEP_FIELDS, restval="", extrasaction="ignore")
-        self.steps_writer.writeheader()
-        self.steps_writer.writerows(rows)
-        self.steps_file.flush()
         if self.cfg.tensorboard:
             from torch.utils.tensorboard import SummaryWriter
 
@@ -515,8 +522,9 @@ class Trainer:
                 return done
             self.log(f"resuming {self.out} at step {self.step} (epoch {self.epoch + 1})")
         elif self.dist.is_main:
-            for p in [self.out / "state.pt", *self.out.glob("pool-*.safetensors")]:
-                p.unlink(missing_ok=True)
+            moved = set_aside_outputs(self.out)
+            if moved is not None:
+                self.log(f"a new run in {self.out}: the earlier run's files were moved to {moved}")
         if self.dist.is_main:
             (self.out / "config.yaml").write_text(cfg.to_yaml())
         if self.pool is not None and not len(self.pool):
@@ -610,11 +618,34 @@ def train(cfg: TrainConfig, progress: ProgressFn | None = None, show_bars: bool 
         cleanup()
 
 
-def _write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
-    keys = list(dict.fromkeys(k for r in rows for k in r))
+#: What a run writes into its folder (an earlier run's are moved aside when a new one starts there).
+RUN_OUTPUTS = ("state.pt", "pool-*.safetensors", "steps.csv", "epochs.csv", "config.yaml", "masker.safetensors",
+               "masker.json", "tb")
+
+
+def set_aside_outputs(out: Path) -> Path | None:
+    """Move an earlier run's files into ``<out>/previous-<n>/`` (nothing is deleted); None when there were none."""
+    found = [p for pattern in RUN_OUTPUTS for p in sorted(out.glob(pattern))]
+    if not found:
+        return None
+    n = 1
+    while (out / f"previous-{n}").exists():
+        n += 1
+    target = out / f"previous-{n}"
+    target.mkdir()
+    for p in found:
+        os.replace(p, target / p.name)
+    return target
+
+
+def _write_csv(path: Path, rows: list[dict[str, Any]], fieldnames: list[str] | None = None) -> None:
+    """Write a CSV through a temporary file and a rename (``fieldnames``: the columns; default those of the rows)."""
+    keys = fieldnames or list(dict.fromkeys(k for r in rows for k in r))
     tmp = path.with_suffix(".csv.tmp")
     with tmp.open("w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=keys)
+        w = csv.DictWriter(f, fieldnames=keys, restval="", extrasaction="ignore")
         w.writeheader()
         w.writerows(rows)
+        f.flush()
+        os.fsync(f.fileno())
     tmp.replace(path)
