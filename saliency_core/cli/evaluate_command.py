@@ -72,6 +72,8 @@ def run(args: argparse.Namespace) -> int:
         result = evaluate(cfg, progress=progress)
     finally:
         bar.close()
+    for warning in result.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
     for failure in result.failures:
         print(f"failed: {failure}", file=sys.stderr)
     print(main_table(result.aggregate))

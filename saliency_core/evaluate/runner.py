@@ -193,6 +193,7 @@ class EvalContext:
     infiller: Any
     boxes: dict | None
     probs_fn: Any
+    warnings: list[str] = field(default_factory=list)  # skipped annotation rows and the like, one line each
 
 
 def _load_extra_classifier(spec: str, device: str) -> tuple[str, Classifier]:
@@ -222,11 +223,13 @@ def build_context(cfg: EvalConfig, classifier: Classifier | None = None) -> Eval
     for extra in cfg.extra_classifiers:
         key, clf = _load_extra_classifier(extra, cfg.device)
         classifiers[key] = clf
-    boxes = read_boxes(cfg.boxes) if cfg.boxes else None
+    warnings: list[str] = []
+    boxes = read_boxes(cfg.boxes, warn=warnings.append) if cfg.boxes else None
     if cfg.pixel_masks and not Path(cfg.pixel_masks).is_dir():
         raise EvalError(f"pixel-mask folder '{cfg.pixel_masks}' does not exist")
     probs_fn = restricted_softmax(cfg.restrict_labels) if cfg.restrict_labels else None
-    return EvalContext(cfg, classifier, methods, specs, classifiers, create_infiller(cfg.infiller), boxes, probs_fn)
+    return EvalContext(cfg, classifier, methods, specs, classifiers, create_infiller(cfg.infiller), boxes, probs_fn,
+                       warnings)
 
 
 def _labels_for(cfg: EvalConfig, probs: torch.Tensor) -> list[int]:
@@ -338,6 +341,7 @@ class EvalResult:
     records: list[dict[str, Any]]
     aggregate: Any  # pandas DataFrame
     failures: list[str]
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def report(self) -> Path:
@@ -394,6 +398,11 @@ def evaluate(cfg: EvalConfig, classifier: Classifier | None = None, progress: Pr
     if not samples:
         raise EvalError("no images to evaluate")
     ctx = build_context(cfg, classifier)
+    if ctx.boxes is not None:
+        unmatched = sorted(set(ctx.boxes) - {s.name for s in samples})
+        if unmatched:
+            ctx.warnings.append(f"{len(unmatched)} image(s) in the box file are not evaluated (first: "
+                                f"{', '.join(unmatched[:3])}); their boxes are not used")
     out, records = _prepare_out(cfg)
     done = {(r["image"], r["method"]) for r in records}
     failures: list[str] = []
@@ -446,4 +455,4 @@ def evaluate(cfg: EvalConfig, classifier: Classifier | None = None, progress: Pr
     agg = write_outputs(cfg, out, records)
     if progress is not None:
         progress(1.0, "done")
-    return EvalResult(out, records, agg, failures)
+    return EvalResult(out, records, agg, failures, ctx.warnings)

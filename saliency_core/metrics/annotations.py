@@ -66,8 +66,40 @@ def _parse_xml(path: Path) -> ImageBoxes:
     return out
 
 
-def read_boxes(source: str | Path) -> dict[str, ImageBoxes]:
-    """Ground-truth boxes keyed by image stem, from an XML folder, one XML file, or a CSV."""
+def _csv_box(r: dict, key: str) -> tuple[str, tuple[int, int, int, int], tuple[int, int] | None]:
+    """One CSV row -> (stem, box, frame) or a ValueError saying what is wrong with it."""
+    if not (r.get(key) or "").strip():
+        raise ValueError("no image file name")
+    values = []
+    for k in ("xmin", "ymin", "xmax", "ymax"):
+        text = r.get(k)
+        if text is None or not str(text).strip():
+            raise ValueError(f"no value for {k} (a short row?)")
+        v = float(text)
+        if not np.isfinite(v):
+            raise ValueError(f"{k} is {text!r}, not a finite number")
+        values.append(int(round(v)))
+    xmin, ymin, xmax, ymax = values
+    if xmax < xmin or ymax < ymin:
+        raise ValueError(f"an empty or inverted box ({xmin}, {ymin}, {xmax}, {ymax}): xmax < xmin or ymax < ymin")
+    if min(values) < 0:
+        raise ValueError(f"a negative coordinate in ({xmin}, {ymin}, {xmax}, {ymax})")
+    frame = None
+    if r.get("width") and r.get("height"):
+        w, h = float(r["width"]), float(r["height"])
+        if not (np.isfinite(w) and np.isfinite(h) and w >= 1 and h >= 1):
+            raise ValueError(f"width/height {r['width']!r} x {r['height']!r} is not an image size")
+        frame = (int(w), int(h))
+        if xmax >= frame[0] or ymax >= frame[1]:
+            raise ValueError(f"the box ({xmin}, {ymin}, {xmax}, {ymax}) lies outside its {frame[0]} x {frame[1]} frame")
+    return Path(r[key]).stem, (xmin, ymin, xmax, ymax), frame
+
+
+def read_boxes(source: str | Path, warn=None) -> dict[str, ImageBoxes]:
+    """Ground-truth boxes keyed by image stem, from an XML folder, one XML file, or a CSV.
+
+    A bad CSV row (short, not a number, infinite, empty or inverted box) is skipped with one line to ``warn``
+    naming the file and line (without ``warn``: the first bad row raises :class:`AnnotationError`)."""
     source = Path(source)
     if not source.exists():
         raise AnnotationError(f"box source '{source}' does not exist")
@@ -78,8 +110,11 @@ def read_boxes(source: str | Path) -> dict[str, ImageBoxes]:
         return {p.stem: _parse_xml(p) for p in files}
     if source.suffix.lower() == ".xml":
         return {source.stem: _parse_xml(source)}
-    with source.open(newline="") as f:
-        rows = list(csv.DictReader(f))
+    try:
+        with source.open(newline="") as f:
+            rows = list(csv.DictReader(f))
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise AnnotationError(f"box CSV '{source}' cannot be read: {str(exc).splitlines()[0]}") from None
     if not rows:
         raise AnnotationError(f"box CSV '{source}' has no rows")
     key = "file" if "file" in rows[0] else "image" if "image" in rows[0] else None
@@ -87,15 +122,19 @@ def read_boxes(source: str | Path) -> dict[str, ImageBoxes]:
     if key is None or not needed <= set(rows[0]):
         raise AnnotationError(f"box CSV '{source}' needs columns file (or image), xmin, ymin, xmax, ymax")
     out: dict[str, ImageBoxes] = {}
-    for r in rows:
-        stem = Path(r[key]).stem
-        entry = out.setdefault(stem, ImageBoxes())
+    for line, r in enumerate(rows, start=2):  # line 1 is the header
         try:
-            entry.boxes.append(tuple(int(float(r[k])) for k in ("xmin", "ymin", "xmax", "ymax")))  # type: ignore
-            if r.get("width") and r.get("height"):
-                entry.size = (int(float(r["width"])), int(float(r["height"])))
-        except ValueError:
-            raise AnnotationError(f"box CSV '{source}': bad number in row {r}") from None
+            stem, box, frame = _csv_box(r, key)
+        except ValueError as exc:
+            message = f"{source}:{line}: {str(exc).splitlines()[0]}"
+            if warn is None:
+                raise AnnotationError(message) from None
+            warn(message + "; row skipped")
+            continue
+        entry = out.setdefault(stem, ImageBoxes())
+        entry.boxes.append(box)
+        if frame is not None:
+            entry.size = frame
         entry.classes.append(r.get("wnid") or r.get("label") or None)
     return out
 

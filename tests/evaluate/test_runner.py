@@ -181,3 +181,32 @@ def test_cli_evaluate(tmp_path, dataset, capsys):
                "--classifier", "timm:test_efficientnet", "--classifier-weights", str(weights)])
     err = capsys.readouterr().err
     assert rc == 2 and "unknown method 'no-such-method'" in err and "Traceback" not in err
+
+
+def test_bad_box_rows_are_named_skipped_and_the_rest_is_used(tmp_path, dataset, small_classifier):
+    """A short row, an infinite coordinate, an inverted box, a label where a number belongs: one line each with
+    the file and line number, the row skipped; boxes of images that are not evaluated are reported."""
+    from saliency_core.metrics.annotations import AnnotationError, read_boxes
+
+    root, ckpt = dataset
+    boxes = tmp_path / "boxes.csv"
+    boxes.write_text("file,xmin,ymin,xmax,ymax,wnid\n"
+                     "a_cat.png,10,5,60,50,n00\n"  # good (line 2)
+                     "a_cat.png,10,5\n"  # short (line 3)
+                     "b_coffee.png,0,0,inf,10,n01\n"  # infinite (line 4)
+                     "b_coffee.png,50,50,10,10,n01\n"  # inverted (line 5)
+                     "b_coffee.png,x,0,5,5,n01\n"  # not a number (line 6)
+                     "zebra.png,0,0,5,5,n99\n")  # an image that is not evaluated
+    warned: list[str] = []
+    read = read_boxes(boxes, warn=warned.append)
+    assert [w.split(": ")[0] for w in warned] == [f"{boxes}:{n}" for n in (3, 4, 5, 6)]
+    assert "short row" in warned[0] and "not a finite number" in warned[1] and "inverted" in warned[2]
+    assert all(w.endswith("row skipped") for w in warned)
+    assert read["a_cat"].boxes == [(10, 5, 60, 50)] and "b_coffee" not in read
+    with pytest.raises(AnnotationError, match=r"boxes\.csv:3: no value for xmax"):
+        read_boxes(boxes)  # without a warn callback the first bad row is an error
+    cfg = _cfg(root, ckpt, tmp_path / "out", boxes=str(boxes), methods=["center-gaussian"], labels="top1")
+    result = evaluate(cfg, classifier=small_classifier)
+    assert len(result.warnings) == 5 and "1 image(s) in the box file are not evaluated (first: zebra)" in \
+        result.warnings[-1]
+    assert "wsol_le" in result.aggregate.columns  # the good box is used
