@@ -45,7 +45,8 @@ try:
 except CheckpointError as exc:
     message = str(exc)
 after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-print(json.dumps({"message": message, "peak_mb": (after - before) / 1024, "before_mb": before / 1024, "after_mb": after / 1024}))
+print(json.dumps({"message": message, "peak_mb": (after - before) / 1024, "before_mb": before / 1024,
+                  "after_mb": after / 1024}))
 """
 
 

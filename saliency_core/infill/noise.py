@@ -17,8 +17,9 @@ class NoiseOptions:
                               "Goldenberg & Duvenaud)"), low=0.0,
                         high=10.0, main=True)
     seed: int = option(0,
-                       help=("The random seed of the explanation (random infills, random baselines). The same seed and "
-                             "options give the same result, which is what the cache relies on. (Phang, Park & Geras)"), low=0)
+                       low=0,
+                       help=("Random seed of the colour and noise draws: the same seed gives the same result. "
+                             "The explanation's seed fills it in when it is not given."))
 
     def __post_init__(self) -> None:
         check_options(self, "infiller 'noise'")

@@ -207,7 +207,8 @@ def load_masker(path: str | Path, classifier: Classifier | None = None,
     if not problems and classifier is not None and name != classifier.name:
         problems.append(f"it was made for classifier '{name}', but the loaded classifier is '{classifier.name}'")
     if not problems and classifier is not None and meta.get("num_classes", 1000) != classifier.num_classes:
-        problems.append(f"field 'num_classes' is {meta.get('num_classes')}, the classifier has {classifier.num_classes}")
+        problems.append(f"field 'num_classes' is {meta.get('num_classes')}, "
+                        f"the classifier has {classifier.num_classes}")
     if not problems and classifier is None and name != DEFAULT_CLASSIFIER:
         problems.append(f"it was made for classifier '{name}': load that classifier (with its weights file) and "
                         "pass it in")

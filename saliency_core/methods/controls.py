@@ -50,11 +50,13 @@ class CenterGaussianMethod:
 @dataclass(frozen=True)
 class RandomOptions:
     seed: int = option(0,
-                       help=("The random seed of the explanation (random infills, random baselines). The same seed and "
-                             "options give the same result, which is what the cache relies on. (Phang, Park & Geras)"), low=0)
+                       low=0,
+                       help=("Random seed of the random map: the same seed gives the same result. "
+                             "The explanation's seed fills it in when it is not given."))
     cell: int = option(1,
                        help=("Size in pixels of the cells of the random control map. It is a sanity baseline: a real "
-                             "method should beat it on every score. (Petsiuk, Das & Saenko)"), low=1, high=512, main=True)
+                             "method should beat it on every score. (Petsiuk, Das & Saenko)"),
+                       low=1, high=512, main=True)
 
     def __post_init__(self) -> None:
         check_options(self, "method 'random'")

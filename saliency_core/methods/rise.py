@@ -58,8 +58,9 @@ class RiseOptions:
                       help=("Probability that a grid cell is kept in a random mask. The paper uses 0.5. (Petsiuk, Das &"
                             " Saenko)"), low=0.0, low_open=True, high=0.99)
     seed: int = option(0,
-                       help=("The random seed of the explanation (random infills, random baselines). The same seed and "
-                             "options give the same result, which is what the cache relies on. (Phang, Park & Geras)"), low=0)
+                       low=0,
+                       help=("Random seed of the random masks: the same seed gives the same result. "
+                             "The explanation's seed fills it in when it is not given."))
     batch_size: int = option(50,
                              help=("How many images go through the classifier at once. It changes speed and memory, not"
                                    " the result. (Petsiuk, Das & Saenko)"), low=1, high=1024)
@@ -70,7 +71,8 @@ class RiseOptions:
 
 @register_method("rise", summary="RISE: randomised input sampling (Petsiuk et al.), batched and seeded",
                  config=RiseOptions, group="Gradient baseline", per_label=True, on_request=True,
-                 paper='Petsiuk, Das & Saenko (2018), RISE: Randomized Input Sampling for Explanation of Black-box Models')
+                 paper="Petsiuk, Das & Saenko (2018), RISE: Randomized Input Sampling for Explanation of Black-box "
+                       "Models")
 class RiseMethod:
     """saliency_c = sum_i p_c(x * M_i) M_i / (N p): masked pixels are gray (0 in normalised space).
 

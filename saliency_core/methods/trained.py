@@ -40,7 +40,8 @@ class LabelMaskerOptions:
 @register_method("masker", summary="trained masker network (Phang et al.; FIX or CA checkpoint)",
                  config=MaskerOptions, group="Trained masker", per_label=False, on_request=False,
                  in_comparison=True,
-                 paper='Phang, Park & Geras (2020), Investigating and Simplifying Masking-based Saliency Methods for Model Interpretability; Zolna, Geras & Cho (2020), Classifier-agnostic saliency map extraction')
+                 paper="Phang, Park & Geras (2020), Investigating and Simplifying Masking-based Saliency Methods for "
+                       "Model Interpretability; Zolna, Geras & Cho (2020), Classifier-agnostic saliency map extraction")
 class MaskerMethod:
     """Explains with a trained masker checkpoint; label-agnostic (one mask whatever the label).
 

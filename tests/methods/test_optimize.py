@@ -1,4 +1,4 @@
-"""Per-image mask optimisation (saliency_core.methods.optimize.engine) on hand-built classifiers whose evidence is known.
+"""Per-image mask optimisation (saliency_core.methods.optimize) on hand-built classifiers whose evidence is known.
 
 ``PatchNet`` looks only at fixed patches (class c's logit is a gain times the mean of channel 0 over
 patch c, the last class is a constant "background"), so the right mask for class c is patch c under

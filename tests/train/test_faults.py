@@ -86,7 +86,8 @@ def test_bad_images_are_found_before_step_1_and_can_be_skipped(tiny_data, tmp_pa
     csv_path.write_text("\n".join(rows) + "\n")
     from saliency_core.datasets import DataError
 
-    with pytest.raises(DataError, match=r"2 of \d+ images cannot be read: .*broken\.png.*missing\.png.*--skip-bad-images"):
+    expected = r"2 of \d+ images cannot be read: .*broken\.png.*missing\.png.*--skip-bad-images"
+    with pytest.raises(DataError, match=expected):
         train(_cfg(csv_path, tmp_path / "refused", epochs=1), show_bars=False)
     assert not (tmp_path / "refused" / "steps.csv").exists()  # refused before step 1
     train(_cfg(csv_path, tmp_path / "skipped", epochs=1, skip_bad_images=True), show_bars=False)

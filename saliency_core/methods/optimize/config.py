@@ -48,7 +48,8 @@ class OptimizeConfig:
     parametrization: str = option("concrete", choices=PARAMETRIZATIONS, aliases=("parameterization",),
                                   help=("Continuous: the mask is a sigmoid of a learned map (Fong & Vedaldi, Gupta et "
                                         "al.); concrete: each pixel is dropped by a relaxed Bernoulli draw (FIDO). "
-                                        "Concrete masks come out nearly binary. (Chang, Creager, Goldenberg & Duvenaud)"))
+                                        "Concrete masks come out nearly binary. "
+                                        "(Chang, Creager, Goldenberg & Duvenaud)"))
     temperature: float = option(0.1, low=0.0, low_open=True, high=10.0,
                                 help=("Temperature of the binary Concrete relaxation used to sample near-binary masks. "
                                       "Lower values give harder masks and noisier gradients. (Chang, Creager, "
@@ -103,8 +104,8 @@ class OptimizeConfig:
                                "favours keeping evidence, starting low favours small masks. (Gupta, Saunshi, Yu, Lyu & "
                                "Arora)"))
     seed: int = option(0, low=0,
-                       help=("The random seed of the explanation (random infills, random baselines). The same seed and "
-                             "options give the same result, which is what the cache relies on. (Phang, Park & Geras)"))
+                       help=("Random seed of the Concrete draws and the reference photos: the same seed gives the same "
+                             "mask. The explanation's seed fills it in when it is not given."))
     early_stop_tol: float = option(0.01, low=0.0, high=1.0,
                                    help=("A label stops when its smoothed loss improves by less than this fraction; 0 "
                                          "turns early stopping off. It saves time on easy labels without changing the "
