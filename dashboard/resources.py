@@ -7,12 +7,11 @@ share them safely. Explanations and scores live in one shared :class:`ResultCach
 from __future__ import annotations
 
 import json
-from typing import Any
 
 import streamlit as st
 
 from dashboard.settings import DashboardSettings
-from saliency_core import Classifier, Method, load_classifier
+from saliency_core import Classifier, ExplainConfig, Method, load_classifier, mask_key_options
 
 from . import services
 
@@ -37,9 +36,10 @@ def _method(name: str, options_json: str) -> Method:
     return services.build_method(name, json.loads(options_json))
 
 
-def method(name: str, options: dict[str, Any]) -> Method:
-    """A shared method object for these options (building it is cheap; loading happens on first use)."""
-    return _method(name, json.dumps(options, sort_keys=True, default=str))
+def method(config: ExplainConfig) -> Method:
+    """A shared method object for an explanation's method and options, with its seed where the method declares
+    one (building it is cheap; loading happens on first use)."""
+    return _method(config.method, json.dumps(mask_key_options(config), sort_keys=True, default=str))
 
 
 @st.cache_resource(show_spinner=False)

@@ -303,6 +303,12 @@ def explanation_key(classifier: Classifier, image: ImageInput, config: ExplainCo
     return cache_key("explain", classifier.identity, image.digest, config.to_dict())
 
 
+def masks_key(classifier: Classifier, image: ImageInput, config: ExplainConfig) -> str:
+    """What the masks depend on (not the view's infiller): the key of the method's work, and of the curves."""
+    return cache_key("masks", classifier.identity, image.digest, config.method,
+                     saliency_core.mask_key_options(config), config.labels)
+
+
 def resolve_config(config: ExplainConfig, classifier: Classifier, loaded: LoadedImage) -> ExplainConfig:
     """Replace dashboard placeholders (``pool="reference-photos"``) by the objects the core expects."""
     if config.infiller_options.get("pool") == GALLERY_POOL:
@@ -320,13 +326,19 @@ def run_explanation(
     cache: ResultCache,
     progress: ProgressFn | None = None,
 ) -> Explanation:
-    """``saliency_core.explanation`` with the result cached by image hash + options."""
+    """The explanation, cached by image hash + options. The method's masks are cached on their own key, so a
+    change that only affects the views (the view's infiller, its options) re-renders without running the
+    method again."""
     key = explanation_key(classifier, image, config)
     hit = cache.get(key)
     if hit is not None:
         return hit
-    expl = explain(loaded, resolve_config(config, classifier, loaded), classifier=classifier, method=method,
-                   progress=progress)
+    mkey = masks_key(classifier, image, config)
+    masks = cache.get(mkey)
+    if masks is None:
+        masks = saliency_core.compute_masks(loaded, config, classifier=classifier, method=method, progress=progress)
+        cache.put(mkey, masks)
+    expl = saliency_core.render(masks, resolve_config(config, classifier, loaded), classifier)
     cache.put(key, expl)
     return expl
 
@@ -335,6 +347,11 @@ def cached_explanation(image: ImageInput, config: ExplainConfig, classifier: Cla
                        cache: ResultCache) -> Explanation | None:
     """The cached explanation for these inputs, without computing anything."""
     return cache.get(explanation_key(classifier, image, config))
+
+
+def has_masks(image: ImageInput, config: ExplainConfig, classifier: Classifier, cache: ResultCache) -> bool:
+    """Whether the method's masks for these inputs are at hand (then views need no Run, only a render)."""
+    return cache.get(masks_key(classifier, image, config)) is not None
 
 
 def top_predictions(loaded: LoadedImage, image: ImageInput, classifier: Classifier, cache: ResultCache,

@@ -22,6 +22,8 @@ _API = {
     "explain": "saliency_core.explanation", "ExplainConfig": "saliency_core.explanation",
     "Explanation": "saliency_core.explanation", "write_explanation": "saliency_core.explanation",
     "predict": "saliency_core.explanation", "Prediction": "saliency_core.explanation",
+    "compute_masks": "saliency_core.explanation", "render": "saliency_core.explanation",
+    "MaskResult": "saliency_core.explanation", "mask_key_options": "saliency_core.explanation",
     # classifiers
     "load_classifier": "saliency_core.classifiers", "Classifier": "saliency_core.classifiers",
     "ClassifierLoadError": "saliency_core.classifiers", "CLASSIFIERS": "saliency_core.classifiers",

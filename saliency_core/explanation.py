@@ -114,40 +114,77 @@ def _top(probs: torch.Tensor, names: tuple[str, ...], k: int) -> list[Prediction
     return [Prediction(int(j), names[int(j)], float(p)) for p, j in zip(v.tolist(), i.tolist())]
 
 
-def explain(
+@dataclass
+class MaskResult:
+    """What the method gave for one image: everything an explanation's views depend on but the fill.
+
+    Kept apart so that a change of the view's infiller (or of how the masks are drawn) re-renders the
+    views without running the method again (:func:`render`)."""
+
+    loaded: LoadedImage
+    working_input: torch.Tensor  # 1 x 3 x h x w normalised, on the classifier's device
+    labels: list[int]
+    masks: torch.Tensor  # K x h x w in [0, 1] (K = labels, or 1 shared mask)
+    per_label: bool
+    info: dict[str, Any]
+    timings: dict[str, float]
+
+
+def _loaded(image: LoadedImage | Image.Image | str | Path) -> LoadedImage:
+    if isinstance(image, LoadedImage):
+        return image
+    if isinstance(image, Image.Image):
+        return LoadedImage(image.convert("RGB"), "image", image.size)
+    return load_image(image)
+
+
+def compute_masks(
     image: LoadedImage | Image.Image | str | Path,
     config: ExplainConfig | None = None,
     classifier: Classifier | None = None,
     method: Method | None = None,
     progress: ProgressFn | None = None,
-) -> Explanation:
-    """Explain one image. ``classifier`` defaults to the embedded EfficientNet-Lite0."""
+) -> MaskResult:
+    """Run the method on one image: its masks for the chosen labels (the costly part of an explanation).
+
+    Depends on the image, the classifier, ``method``/``method_options``, ``labels`` and, for a method that
+    declares a seed, ``seed``; not on the view's infiller (see :func:`mask_key_options`)."""
     config = config or ExplainConfig()
     t0 = time.perf_counter()
-    loaded = image if isinstance(image, LoadedImage) else (
-        LoadedImage(image.convert("RGB"), "image", image.size) if isinstance(image, Image.Image) else load_image(image)
-    )
+    loaded = _loaded(image)
     classifier = classifier or load_classifier()
-    method = method or create_method(config.method, **with_seed(method_entry(config.method), config.method_options,
-                                                                 config.seed))
-    infiller = create_infiller(config.infiller, **with_seed(infiller_entry(config.infiller), config.infiller_options,
-                                                            config.seed))
-    pre = classifier.preprocessing
-    dev = classifier.device
-
-    x = pre.pil_to_input(loaded.image).to(dev)
+    method = method or create_method(config.method, **mask_key_options(config))
+    x = classifier.preprocessing.pil_to_input(loaded.image).to(classifier.device)
     t1 = time.perf_counter()
     with torch.no_grad():
         clean = classifier.forward_features(x)
-    probs = clean.logits.softmax(-1)[0]
-    labels = resolve_labels(config.labels, probs)
+    labels = resolve_labels(config.labels, clean.logits.softmax(-1)[0])
     t2 = time.perf_counter()
     result = method(classifier, x, labels, clean, progress)
     t3 = time.perf_counter()
     masks = result.masks.detach().float().clamp(0, 1)
     if not torch.isfinite(masks).all():
         raise FloatingPointError(f"method '{config.method}' returned a mask with NaN or infinite values")
-    first = masks[:1].unsqueeze(1)  # 1 x 1 x h x w: the views show the first label's mask
+    return MaskResult(loaded, x, labels, masks, bool(result.per_label), dict(result.info),
+                      {"load_s": t1 - t0, "classify_s": t2 - t1, "method_s": t3 - t2})
+
+
+def mask_key_options(config: ExplainConfig) -> dict[str, Any]:
+    """The method's options as it runs them (with the explanation's seed where the method declares one):
+    together with the image, classifier and labels, what decides the masks."""
+    return with_seed(method_entry(config.method), config.method_options, config.seed)
+
+
+def render(masks: MaskResult, config: ExplainConfig, classifier: Classifier) -> Explanation:
+    """The four views of the first label's mask and the classifier's predictions on them (one forward of
+    four images): what the view's infiller and its options change."""
+    t3 = time.perf_counter()
+    loaded, x, labels = masks.loaded, masks.working_input, masks.labels
+    infiller = create_infiller(config.infiller, **with_seed(infiller_entry(config.infiller), config.infiller_options,
+                                                            config.seed))
+    pre = classifier.preprocessing
+    m_work = masks.masks.to(x.device)
+    first = m_work[:1].unsqueeze(1)  # 1 x 1 x h x w: the views show the first label's mask
     with torch.no_grad():
         fill = infiller(x, 1.0 - first)
         batch = torch.cat([x, composite(x, first), composite(x, 1.0 - first), composite(x, 1.0 - first, fill)])
@@ -155,7 +192,7 @@ def explain(
     t4 = time.perf_counter()
 
     w, h = loaded.image.size
-    full_masks = resize_mask(masks.cpu(), h, w).numpy().astype(np.float32)
+    full_masks = resize_mask(masks.masks.cpu(), h, w).numpy().astype(np.float32)
     orig01 = torch.from_numpy(np.asarray(loaded.image, dtype=np.float32) / 255.0).permute(2, 0, 1)[None]
     m = torch.from_numpy(full_masks[:1])[None]
     gray = torch.tensor(pre.mean).view(1, 3, 1, 1)
@@ -171,15 +208,29 @@ def explain(
     predictions = {v: _top(view_probs[i], names, config.top_k_predictions) for i, v in enumerate(VIEWS)}
     label_probs = {v: [float(view_probs[i, j]) for j in labels] for i, v in enumerate(VIEWS)}
     t5 = time.perf_counter()
-    timings = {"load_s": t1 - t0, "classify_s": t2 - t1, "method_s": t3 - t2, "views_classify_s": t4 - t3,
-               "render_s": t5 - t4, "total_s": t5 - t0}
+    timings = {**masks.timings, "views_classify_s": t4 - t3, "render_s": t5 - t4}
+    timings["total_s"] = sum(timings.values())
     return Explanation(
-        name=loaded.name, image=loaded.image, labels=labels, masks=full_masks, per_label=result.per_label,
+        name=loaded.name, image=loaded.image, labels=labels, masks=full_masks, per_label=masks.per_label,
         views=views, predictions=predictions, label_probabilities=label_probs, working_input=x.cpu(),
-        working_masks=masks.cpu(), timings={k: round(v, 4) for k, v in timings.items()}, config=config,
-        notes=list(loaded.notes), info=result.info, _label_names=[names[i] for i in labels],
+        working_masks=masks.masks.cpu(), timings={k: round(v, 4) for k, v in timings.items()}, config=config,
+        notes=list(loaded.notes), info=masks.info, _label_names=[names[i] for i in labels],
         original_size=tuple(loaded.original_size),
     )
+
+
+def explain(
+    image: LoadedImage | Image.Image | str | Path,
+    config: ExplainConfig | None = None,
+    classifier: Classifier | None = None,
+    method: Method | None = None,
+    progress: ProgressFn | None = None,
+) -> Explanation:
+    """Explain one image: the method's masks (:func:`compute_masks`), then the views and their predictions
+    (:func:`render`). ``classifier`` defaults to the embedded EfficientNet-Lite0."""
+    config = config or ExplainConfig()
+    classifier = classifier or load_classifier()
+    return render(compute_masks(image, config, classifier, method, progress), config, classifier)
 
 
 class OutputExistsError(ValueError):

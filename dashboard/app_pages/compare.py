@@ -52,7 +52,7 @@ if loaded is not None and picked:
                                    infiller_options=infiller_options)
             scores = None
             with sections.LiveProgress(choice) as progress:
-                expl = services.run_explanation(image, loaded, config, classifier, resources.method(name, options),
+                expl = services.run_explanation(image, loaded, config, classifier, resources.method(config),
                                                 cache, progress=progress)
                 row = {"method": choice, "time (s)": expl.timings.get("method_s"),
                        "mask area": float(expl.masks[0].mean()),
@@ -61,7 +61,7 @@ if loaded is not None and picked:
                 if services.curves_available():
                     scores = services.run_label_scores(
                         expl, services.curve_labels(expl, predicted, request.top_k), request, classifier, cache,
-                        services.explanation_key(classifier, image, config), progress=progress)
+                        services.masks_key(classifier, image, config), progress=progress)
                     row.update({"top-1 insertion AUC": float(scores.auc[0]), **sections.scores_summary(scores)})
             rows.append(row)
             with cols[0]:

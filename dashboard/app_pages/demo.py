@@ -81,7 +81,7 @@ if loaded is not None:
         options = {"checkpoint": str(own[0].path)} if catalog[name].takes_checkpoint and own else {}
         config = ExplainConfig(method=name, method_options=options, labels="top1", infiller="blur")
         with sections.LiveProgress("Looking at the picture") as progress:
-            expl = services.run_explanation(image, loaded, config, classifier, resources.method(name, options),
+            expl = services.run_explanation(image, loaded, config, classifier, resources.method(config),
                                             resources.results(), progress=progress)
         sections.views_block(expl, key="demo_views", large=True, captions=_captions(expl))
         st.caption(f"Explained by the method \u201c{name}\u201d. See the Explain page for details and other methods.")

@@ -40,7 +40,7 @@ def explanation_section():
     found = services.cached_explanation(image, config, classifier, cache)
     if found is not None:
         return found
-    if entry.on_request:
+    if entry.on_request and not services.has_masks(image, config, classifier, cache):
         c1, c2, _ = st.columns([1, 1, 4])
         run = c1.button(f"Run {entry.name}", type="primary", key="run_method", icon=":material/play_arrow:")
         cancel = c2.button("Cancel", key="cancel_method", icon=":material/stop:")
@@ -51,7 +51,7 @@ def explanation_section():
                 st.info(f"**{entry.name}** optimises a mask for this image; press Run. The mask is shown as it "
                         "forms, and Cancel stops it.")
             return None
-    method = resources.method(entry.name, config.method_options)
+    method = resources.method(config)
     with sections.LiveProgress(f"Explaining with {entry.name}", show_mask=entry.on_request) as progress:
         return services.run_explanation(image, loaded, config, classifier, method, cache, progress=progress)
 
@@ -87,8 +87,8 @@ if expl is not None:
             with st.expander("Curve settings"):
                 request = widgets.curves_ui(settings, shared_mask=not expl.per_label)
             curve_labels = services.curve_labels(expl, [p.index for p in predictions or []], request.top_k)
-            scores = sections.curves_block(expl, curve_labels, request,
-                                           services.explanation_key(classifier, image, config))
+            scores = sections.curves_block(expl, curve_labels, request,  # curves depend on the masks only
+                                           services.masks_key(classifier, image, config))
     st.subheader("Downloads")
     with sections.guard("Preparing the downloads"):
         sections.downloads_block(expl, scores)

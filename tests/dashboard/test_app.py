@@ -219,14 +219,16 @@ def test_explain_page_shows_top5_views_curves_and_downloads(app, tiny):
 
 
 def test_explanations_are_cached_by_image_hash_and_options(app, monkeypatch):
+    import saliency_core
+
     calls = []
-    original = services.explain
+    original = saliency_core.render
 
     def counting(*args, **kwargs):
         calls.append(args[1].to_dict())
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(services, "explain", counting)
+    monkeypatch.setattr(saliency_core, "render", counting)
     at = app.run()
     at.sidebar.selectbox(key="gallery_name").set_value("rocket").run()
     n = len(calls)
@@ -817,3 +819,42 @@ def test_checkpoints_carry_their_kind_and_the_label_masker_lists_only_its_own(ap
     finally:
         label.unlink()
         label.with_suffix(".json").unlink(missing_ok=True)
+
+
+def test_a_view_only_change_reuses_the_method_s_masks(app, monkeypatch, no_curves):
+    """After a per-image optimisation has run, changing the infilled view's infiller (or its options) redraws the
+    views at once: the method is not run again and Run is not asked for; a mask option does ask for Run."""
+    calls = []
+    original = services.build_method
+
+    def counting(name, options):
+        method = original(name, options)
+        inner = method.__call__
+
+        class Counted:
+            def __getattr__(self, item):
+                return getattr(method, item)
+
+            def __call__(self, *a, **k):
+                calls.append(name)
+                return inner(*a, **k)
+
+        return Counted()
+
+    monkeypatch.setattr(services, "build_method", counting)
+    resources._method.clear()
+    at = app.run()
+    at.sidebar.selectbox(key="method").set_value("fido").run()
+    at.number_input(key="opt:fido:steps").set_value(2).run()
+    at.button(key="run_method").click().run()
+    _ok(at)
+    assert _views_shown(at) and calls.count("fido") == 1
+    at.sidebar.selectbox(key="infiller").set_value("gray").run()  # only the infilled view depends on it
+    _ok(at)
+    assert _views_shown(at) and calls.count("fido") == 1, calls
+    assert not any("press Run" in i.value for i in at.info)
+    at.sidebar.selectbox(key="infiller").set_value("blur").run()
+    at.number_input(key="inf:blur:sigma").set_value(4.0).run()
+    assert _views_shown(at) and calls.count("fido") == 1, calls
+    at.number_input(key="opt:fido:steps").set_value(3).run()  # the masks depend on it: Run again
+    assert any("press Run" in i.value for i in at.info) and calls.count("fido") == 1
