@@ -6,6 +6,7 @@ session (``persist_state="session"``), also across page switches.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Any
 
@@ -52,9 +53,10 @@ def _float_step(default: float | None) -> float:
     return 10.0 ** math.floor(math.log10(abs(default))) / 10.0
 
 
-def option_widget(spec: Option, key: str) -> Any:
+def option_widget(spec: Option, key: str, title: str | None = None) -> Any:
     """One widget for one declared core option; its value is what the core receives under ``spec.name``."""
     help_ = spec.help
+    spec = dataclasses.replace(spec, label=title) if title else spec
     if spec.kind == "bool":
         return st.checkbox(spec.title, value=bool(spec.default), key=key, help=help_, persist_state=PERSIST)
     if spec.kind in ("choice", "infiller"):
@@ -126,7 +128,8 @@ def _method_option(spec: Option, entry: services.MethodEntry, checkpoints: list[
         return
     values[spec.name] = option_widget(spec, key=f"opt:{entry.name}:{spec.name}")
     if spec.kind == "infiller":
-        values["infiller_options"] = infiller_options_ui(values[spec.name], key=f"opt:{entry.name}:infiller_options")
+        values["infiller_options"] = infiller_options_ui(values[spec.name], key=f"opt:{entry.name}:infiller_options",
+                                                         context="while optimising")
 
 
 def method_ui(catalog: dict[str, services.MethodEntry], checkpoints: list[services.CheckpointInfo],
@@ -188,10 +191,12 @@ def infiller_names() -> list[str]:
     return list(services.infiller_catalog())
 
 
-def infiller_options_ui(name: str, key: str) -> dict[str, Any]:
-    """The chosen infiller's declared options (e.g. blur ``sigma``), as ``infiller_options``."""
+def infiller_options_ui(name: str, key: str, context: str = "of the infilled view") -> dict[str, Any]:
+    """The chosen infiller's declared options (e.g. blur ``sigma``), as ``infiller_options``; each widget says
+    which infiller it belongs to (a method's own infiller and the view's can both be on screen)."""
     specs = services.infiller_options(name)
-    values = {s.name: option_widget(s, key=f"{key}:{name}:{s.name}") for s in specs}
+    values = {s.name: option_widget(s, key=f"{key}:{name}:{s.name}", title=f"{name} {s.title} ({context})")
+              for s in specs}
     if services.uses_reference_pool(name):
         st.caption("Removed pixels are filled from other photos (scikit-image samples, not this one).")
     return clean_options(specs, values)

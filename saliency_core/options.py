@@ -37,7 +37,8 @@ class Option:
     step: float | None = None
     log: bool = False  # a UI should offer a log scale
     main: bool = False  # shown first; the rest under "more options"
-    shown: bool = True  # False: filled in by code (a tensor, a callback), never a widget or a CLI flag
+    shown: bool = True  # False: not drawn as a widget (filled in by code: a tensor, a callback, the run's seed)
+    typed: bool = True  # a plain number, flag or text that is checked (False: a tensor or other object)
     optional: bool = False  # None is allowed and means "the default behaviour"
     checkpoint_kinds: tuple[str, ...] | None = None  # kind "checkpoint": which masker kinds fit
     aliases: tuple[str, ...] = ()
@@ -113,9 +114,9 @@ def declared_options(cls: type, defaults: dict[str, Any] | None = None) -> tuple
             default = f.default_factory()  # type: ignore[misc]
         else:
             default = None
-        shown = meta["shown"] and kind in KINDS and base in (int, float, bool, str, Any)
-        out.append(Option(name=f.name, kind=kind, default=default, optional=optional,
-                          **{k: v for k, v in meta.items() if k not in ("kind",)} | {"shown": shown}))
+        typed = kind in KINDS and base in (int, float, bool, str)
+        out.append(Option(name=f.name, kind=kind, default=default, optional=optional, typed=typed,
+                          **{k: v for k, v in meta.items() if k not in ("kind",)} | {"shown": meta["shown"] and typed}))
     return tuple(out)
 
 
@@ -129,9 +130,10 @@ def _coerce(opt: Option, value: Any, what: str) -> Any:
         if opt.optional or opt.kind == "checkpoint" or opt.default is None:
             return None
         raise OptionError(f"{what}: option '{opt.name}' needs a value ({opt.describe()})")
-    if not opt.shown:
+    if not opt.typed:
         return value
-    bad = OptionError(f"{what}: option '{opt.name}' must be {opt.describe()}, got {value!r}")
+    shown = repr(value) if len(repr(value)) <= 80 else repr(value)[:77] + "..."
+    bad = OptionError(f"{what}: option '{opt.name}' must be {opt.describe()}, got {shown}")
     if opt.kind == "bool":
         if isinstance(value, bool):
             return value

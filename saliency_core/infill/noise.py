@@ -16,7 +16,7 @@ class NoiseOptions:
                               " FIDO uses it as a cheap out-of-distribution fill to compare against. (Chang, Creager, "
                               "Goldenberg & Duvenaud)"), low=0.0,
                         high=10.0, main=True)
-    seed: int = option(0,
+    seed: int = option(0, shown=False,  # the explanation's seed (one control for every random choice)
                        low=0,
                        help=("Random seed of the colour and noise draws: the same seed gives the same result. "
                              "The explanation's seed fills it in when it is not given."))

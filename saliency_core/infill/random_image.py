@@ -18,7 +18,7 @@ class RandomImageOptions:
                              " photos. Gupta et al. train masks against random other images so they stay intrinsic to "
                              "the image. (Gupta, Saunshi, Yu, Lyu & Arora)"),
                        shown=False)
-    seed: int = option(0,
+    seed: int = option(0, shown=False,  # the explanation's seed (one control for every random choice)
                        low=0,
                        help=("Random seed of the choice of reference photos: the same seed gives the same result. "
                              "The explanation's seed fills it in when it is not given."))

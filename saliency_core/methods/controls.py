@@ -49,7 +49,7 @@ class CenterGaussianMethod:
 
 @dataclass(frozen=True)
 class RandomOptions:
-    seed: int = option(0,
+    seed: int = option(0, shown=False,  # the explanation's seed (one control for every random choice)
                        low=0,
                        help=("Random seed of the random map: the same seed gives the same result. "
                              "The explanation's seed fills it in when it is not given."))

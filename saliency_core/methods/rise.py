@@ -57,7 +57,7 @@ class RiseOptions:
     p: float = option(0.5,
                       help=("Probability that a grid cell is kept in a random mask. The paper uses 0.5. (Petsiuk, Das &"
                             " Saenko)"), low=0.0, low_open=True, high=0.99)
-    seed: int = option(0,
+    seed: int = option(0, shown=False,  # the explanation's seed (one control for every random choice)
                        low=0,
                        help=("Random seed of the random masks: the same seed gives the same result. "
                              "The explanation's seed fills it in when it is not given."))

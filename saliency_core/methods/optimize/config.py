@@ -103,7 +103,7 @@ class OptimizeConfig:
                          help=("The mask value every pixel starts from (0.5 in Gupta et al.'s code). Starting high "
                                "favours keeping evidence, starting low favours small masks. (Gupta, Saunshi, Yu, Lyu & "
                                "Arora)"))
-    seed: int = option(0, low=0,
+    seed: int = option(0, low=0, shown=False,  # the explanation's seed (one control for every random choice)
                        help=("Random seed of the Concrete draws and the reference photos: the same seed gives the same "
                              "mask. The explanation's seed fills it in when it is not given."))
     early_stop_tol: float = option(0.01, low=0.0, high=1.0,
