@@ -29,6 +29,22 @@ PREDICTION_OF_VIEW = {"overlay": "original", "masked_in": "masked_in", "masked_o
                       "infilled": "infilled"}
 
 
+#: Columns of the per-label score table, in order (``shared_mask`` is said once under the table instead).
+SCORE_COLUMNS = ("name", "label", "f", "auc", "completeness", "soundness", "predicted")
+#: The Compare page's score table: human headers and formats for its columns.
+COMPARE_COLUMNS = {
+    "method": st.column_config.TextColumn("method"),
+    "time (s)": st.column_config.NumberColumn("time", format="%.2f s"),
+    "mask area": st.column_config.NumberColumn("mask area", format="percent"),
+    "masked-in keeps top-1": st.column_config.CheckboxColumn("kept part keeps the label"),
+    "masked-out removes top-1": st.column_config.CheckboxColumn("removing it changes the label"),
+    "top-1 insertion AUC": st.column_config.NumberColumn("insertion AUC (top label)", format="%.3f"),
+    "worst completeness": st.column_config.NumberColumn("worst completeness", format="%.3f"),
+    "worst soundness": st.column_config.NumberColumn("worst soundness", format="%.3f"),
+    "best effort": st.column_config.NumberColumn("best effort", format="%.3f"),
+}
+
+
 class Cancelled(Exception):
     """The user cancelled a running computation."""
 
@@ -210,11 +226,15 @@ def curves_block(expl: Explanation, labels: list[int], request: services.CurveRe
                                            progress=progress)
     st.plotly_chart(plots.curves_figure(scores), key=f"{key}_chart")
     frame = scores.to_frame()
-    st.dataframe(frame, hide_index=True, width="stretch",
-                 column_config={"f": st.column_config.NumberColumn("f(x, a)", format="%.3f"),
+    st.dataframe(frame, hide_index=True, width="stretch", column_order=SCORE_COLUMNS,
+                 column_config={"label": st.column_config.NumberColumn("class id", format="%d"),
+                                "name": st.column_config.TextColumn("label"),
+                                "f": st.column_config.NumberColumn("f(x, a)", format="%.3f",
+                                                                   help="probability on the whole image"),
                                 "auc": st.column_config.NumberColumn("insertion AUC", format="%.3f"),
-                                "completeness": st.column_config.NumberColumn(format="%.3f"),
-                                "soundness": st.column_config.NumberColumn(format="%.3f")})
+                                "completeness": st.column_config.NumberColumn("completeness", format="%.3f"),
+                                "soundness": st.column_config.NumberColumn("soundness", format="%.3f"),
+                                "predicted": st.column_config.CheckboxColumn("top prediction")})
     worst_c = int(np.argmin(np.asarray(scores.completeness)))
     worst_s = int(np.argmin(np.asarray(scores.soundness)))
     c1, c2, c3 = st.columns(3)

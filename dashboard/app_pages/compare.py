@@ -75,7 +75,7 @@ if loaded is not None and picked:
                           caption=f"{top.name} {top.probability:.0%}")
     if rows:
         st.subheader("Scores for this image")
-        st.dataframe(rows, hide_index=True, width="stretch")
+        st.dataframe(rows, hide_index=True, width="stretch", column_config=sections.COMPARE_COLUMNS)
         if "worst completeness" in rows[0]:
             st.plotly_chart(plots.scores_figure(rows), key="compare_scores")
 elif loaded is not None:
