@@ -168,7 +168,8 @@ def original_block(loaded: LoadedImage, predictions: list, width: int = 420) -> 
 # --------------------------------------------------------------------------- views
 
 
-def views_block(expl: Explanation, key: str, large: bool = False, captions: dict[str, str] | None = None) -> None:
+def views_block(expl: Explanation, key: str, large: bool = False, captions: dict[str, str] | None = None,
+                titles: dict[str, str] | None = None) -> None:
     """Overlay (with a colour bar), masked-in, masked-out and infilled views, each with its top-5."""
     highlight = set(expl.labels[:1])
     per_row = 2 if large else 4
@@ -178,7 +179,7 @@ def views_block(expl: Explanation, key: str, large: bool = False, captions: dict
         cols = st.columns(per_row)
         for col, view in zip(cols, views[start:start + per_row]):
             with col:
-                st.markdown(f"**{VIEW_TITLES[view]}**", help=VIEW_HELP[view])
+                st.markdown(f"**{(titles or VIEW_TITLES)[view]}**", help=VIEW_HELP[view])
                 if view == "overlay":
                     st.plotly_chart(plots.overlay_figure(services.display_copy(expl.views["overlay"], side),
                                                          expl.masks[0], width=560 if large else 280),

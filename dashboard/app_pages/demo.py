@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboard import resources, sections, services, state, widgets
+from dashboard import plain_words, resources, sections, services, state, widgets
 from saliency_core import ExplainConfig, Explanation
 
 TOUR = (
@@ -44,27 +44,16 @@ def _tour() -> None:
 
 def _captions(expl: Explanation) -> dict[str, str]:
     """Plain-language sentences from the new predictions of each view."""
-    top = expl.predictions["original"][0]
-    name = top.name
+    original = expl.predictions["original"]
+    top = original[0]
+    second = original[1] if len(original) > 1 else None
     probs = expl.label_probabilities
-    out = {"overlay": f"The classifier says **\u201c{name}\u201d** ({top.probability:.0%} sure). "
-                      "The bright part is what it relied on."}
-    sentences = {
-        "masked_in": ("when it sees only the highlighted part", True),
-        "masked_out": ("when the highlighted part is removed", False),
-        "infilled": ("when the highlighted part is removed and blurred over", False),
-    }
-    for view, (when, keep) in sentences.items():
+    out = {"overlay": plain_words.confidence(top.name, top.probability, second.name if second else None,
+                                             second.probability if second else 0.0)}
+    for view in ("masked_in", "masked_out", "infilled"):
         now = expl.predictions[view][0]
-        p = probs[view][0]
-        if now.index == top.index:
-            text = f"It still says **\u201c{name}\u201d** ({p:.0%}) {when}."
-            if not keep:
-                text += " Some of the evidence lies outside the highlight."
-        else:
-            text = (f"It says **\u201c{now.name}\u201d** ({now.probability:.0%}) {when}; "
-                    f"\u201c{name}\u201d drops to {p:.0%}.")
-        out[view] = text
+        out[view] = plain_words.view_sentence(view, top.name, top.probability, now.name, now.probability,
+                                              probs[view][0])
     return out
 
 
@@ -83,5 +72,9 @@ if loaded is not None:
         with sections.LiveProgress("Looking at the picture") as progress:
             expl = services.run_explanation(image, loaded, config, classifier, resources.method(config),
                                             resources.results(), progress=progress)
-        sections.views_block(expl, key="demo_views", large=True, captions=_captions(expl))
-        st.caption(f"Explained by the method \u201c{name}\u201d. See the Explain page for details and other methods.")
+        probs = expl.label_probabilities
+        st.markdown(plain_words.verdict(expl.predictions["original"][0].name, probs["original"][0],
+                                        probs["masked_in"][0], probs["masked_out"][0]))
+        sections.views_block(expl, key="demo_views", large=True, captions=_captions(expl), titles=plain_words.TITLES)
+        st.caption(plain_words.how(catalog[name].group) + " The Explain page has the details and other ways of "
+                   "making it.")
