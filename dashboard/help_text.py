@@ -65,9 +65,6 @@ TOGGLES: dict[str, ToggleHelp] = {
     "curve_steps": ToggleHelp(
         "Curve steps", "Number of points of each insertion curve: the most salient pixels are inserted "
         "into a gray image in this many steps. The dashboard uses 16 (Gupta et al. use 28).", "gupta2022"),
-    "curve_top_k": ToggleHelp(
-        "Curve labels", "How many of the top labels get a curve when the mask is shared by all labels. "
-        "A single mask that is complete for every label cannot also be sound for all of them.", "gupta2022"),
     "eps1": ToggleHelp(
         "Completeness epsilon", "Floor on the insertion AUC in completeness = min(max(AUC, eps1) / f(x,a), 1). "
         "The paper uses 0.01.", "gupta2022"),

@@ -171,7 +171,7 @@ def original_block(loaded: LoadedImage, predictions: list, width: int = 420) -> 
 def views_block(expl: Explanation, key: str, large: bool = False, captions: dict[str, str] | None = None,
                 titles: dict[str, str] | None = None) -> None:
     """Overlay (with a colour bar), masked-in, masked-out and infilled views, each with its top-5."""
-    highlight = set(expl.labels[:1])
+    highlight = {expl.shown if expl.shown is not None else expl.labels[0]}
     per_row = 2 if large else 4
     views = list(VIEW_ORDER)
     side = 900 if large else 560
@@ -182,7 +182,7 @@ def views_block(expl: Explanation, key: str, large: bool = False, captions: dict
                 st.markdown(f"**{(titles or VIEW_TITLES)[view]}**", help=VIEW_HELP[view])
                 if view == "overlay":
                     st.plotly_chart(plots.overlay_figure(services.display_copy(expl.views["overlay"], side),
-                                                         expl.masks[0], width=560 if large else 280),
+                                                         expl.mask_for(highlight.pop()), width=560 if large else 280),
                                     key=f"{key}_overlay", config={"displayModeBar": False})
                 else:
                     st.image(services.display_copy(expl.views[view], side), width="stretch")
@@ -264,9 +264,10 @@ def downloads_block(expl: Explanation, scores=None, key: str = "dl") -> None:
     """Mask (PNG, NPY), the four views (PNG), per-label scores (CSV) and result.json; the files are
     made only when a button is clicked."""
     stem = expl.name.rsplit(".", 1)[0] or "image"
+    shown = expl.mask_for(expl.shown if expl.shown is not None else expl.labels[0])
     items = [
-        ("mask (PNG)", partial(services.mask_png, expl.masks[0]), f"{stem}_mask.png", "image/png"),
-        ("mask (NPY)", partial(services.mask_npy, expl.masks[0]), f"{stem}_mask.npy", "application/octet-stream"),
+        ("mask (PNG)", partial(services.mask_png, shown), f"{stem}_mask.png", "image/png"),
+        ("mask (NPY)", partial(services.mask_npy, shown), f"{stem}_mask.npy", "application/octet-stream"),
     ]
     if expl.per_label and len(expl.labels) > 1:
         items.append(("all masks (NPY)", partial(services.mask_npy, expl.masks), f"{stem}_masks.npy",

@@ -38,7 +38,6 @@ from saliency_core import (
     Option,
     atomic_write_bytes,
     create_method,
-    explain,
     infiller_entry,
     list_infillers,
     load_image,
@@ -299,14 +298,27 @@ def shown_path(text: str) -> str:
 # --------------------------------------------------------------------------- explanations
 
 
-def explanation_key(classifier: Classifier, image: ImageInput, config: ExplainConfig) -> str:
-    return cache_key("explain", classifier.identity, image.digest, config.to_dict())
+def explanation_key(classifier: Classifier, image: ImageInput, config: ExplainConfig, show: int | None = None) -> str:
+    return cache_key("explain", classifier.identity, image.digest, config.to_dict(), show)
 
 
-def masks_key(classifier: Classifier, image: ImageInput, config: ExplainConfig) -> str:
-    """What the masks depend on (not the view's infiller): the key of the method's work, and of the curves."""
+def masks_key(classifier: Classifier, image: ImageInput, config: ExplainConfig, labels: bool = True) -> str:
+    """What the masks depend on (not the view's infiller): the key of the method's work, and of the curves.
+    ``labels=False``: the key under which a label-agnostic mask serves every choice of labels."""
     return cache_key("masks", classifier.identity, image.digest, config.method,
-                     saliency_core.mask_key_options(config), config.labels)
+                     saliency_core.mask_key_options(config), config.labels if labels else None)
+
+
+def cached_masks(image: ImageInput, config: ExplainConfig, classifier: Classifier,
+                 cache: ResultCache) -> saliency_core.MaskResult | None:
+    """The method's masks for these inputs if they are at hand: for these labels, or a label-agnostic mask
+    made for other labels (the same mask serves every label)."""
+    hit = cache.get(masks_key(classifier, image, config))
+    if hit is None:
+        agnostic = cache.get(masks_key(classifier, image, config, labels=False))
+        if agnostic is not None:
+            hit = agnostic.for_labels(config.labels)
+    return hit
 
 
 def resolve_config(config: ExplainConfig, classifier: Classifier, loaded: LoadedImage) -> ExplainConfig:
@@ -325,33 +337,35 @@ def run_explanation(
     method: Method,
     cache: ResultCache,
     progress: ProgressFn | None = None,
+    show: int | None = None,
 ) -> Explanation:
     """The explanation, cached by image hash + options. The method's masks are cached on their own key, so a
-    change that only affects the views (the view's infiller, its options) re-renders without running the
-    method again."""
-    key = explanation_key(classifier, image, config)
+    change that only affects the views (the view's infiller and its options, the label shown) re-renders
+    without running the method again, and a label-agnostic mask is not recomputed for another label choice."""
+    key = explanation_key(classifier, image, config, show)
     hit = cache.get(key)
     if hit is not None:
         return hit
-    mkey = masks_key(classifier, image, config)
-    masks = cache.get(mkey)
+    masks = cached_masks(image, config, classifier, cache)
     if masks is None:
         masks = saliency_core.compute_masks(loaded, config, classifier=classifier, method=method, progress=progress)
-        cache.put(mkey, masks)
-    expl = saliency_core.render(masks, resolve_config(config, classifier, loaded), classifier)
+        if not masks.per_label:
+            cache.put(masks_key(classifier, image, config, labels=False), masks)
+    cache.put(masks_key(classifier, image, config), masks)
+    expl = saliency_core.render(masks, resolve_config(config, classifier, loaded), classifier, show=show)
     cache.put(key, expl)
     return expl
 
 
 def cached_explanation(image: ImageInput, config: ExplainConfig, classifier: Classifier,
-                       cache: ResultCache) -> Explanation | None:
+                       cache: ResultCache, show: int | None = None) -> Explanation | None:
     """The cached explanation for these inputs, without computing anything."""
-    return cache.get(explanation_key(classifier, image, config))
+    return cache.get(explanation_key(classifier, image, config, show))
 
 
 def has_masks(image: ImageInput, config: ExplainConfig, classifier: Classifier, cache: ResultCache) -> bool:
     """Whether the method's masks for these inputs are at hand (then views need no Run, only a render)."""
-    return cache.get(masks_key(classifier, image, config)) is not None
+    return cached_masks(image, config, classifier, cache) is not None
 
 
 def top_predictions(loaded: LoadedImage, image: ImageInput, classifier: Classifier, cache: ResultCache,
@@ -384,20 +398,15 @@ class CurveRequest:
     """The named options of ``label_scores`` that the dashboard exposes."""
 
     steps: int = 16
-    top_k: int = 5
     eps1: float = 0.01
     eps2: float = 0.001
     restrict: bool = False  # softmax over the curve labels only (restrict_to), as Gupta et al.
 
 
-def curve_labels(expl: Explanation, predicted: list[int], top_k: int) -> list[int]:
-    """Labels whose curves are drawn: a per-label method's explained labels (each has its own mask);
-    for one shared mask, the explained labels then the top predictions, ``top_k`` in all."""
-    if expl.per_label:
-        return list(expl.labels)
-    labels = list(expl.labels)
-    labels += [label for label in predicted if label not in labels]
-    return labels[:max(1, top_k)]
+def curve_labels(expl: Explanation) -> list[int]:
+    """The labels whose curves are drawn: the explained labels (one "labels" choice drives masks and curves;
+    a label-agnostic method's one mask is scored for each of them)."""
+    return list(expl.labels)
 
 
 def run_label_scores(expl: Explanation, labels: list[int], request: CurveRequest, classifier: Classifier,

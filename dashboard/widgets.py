@@ -221,20 +221,21 @@ def seed_ui() -> int:
 # --------------------------------------------------------------------------- curves
 
 
-def curves_ui(settings: DashboardSettings, shared_mask: bool) -> services.CurveRequest:
-    """The named options of ``label_scores`` (steps, eps1, eps2, restrict_to) and the label count."""
-    c1, c2, c3, c4 = st.columns(4)
+def curves_ui(settings: DashboardSettings) -> services.CurveRequest:
+    """The named options of ``label_scores`` (steps, eps1, eps2, restrict_to); the labels are the explained ones."""
+    c1, c2, c3 = st.columns(3)
     steps = c1.number_input("curve steps", min_value=2, max_value=256, value=settings.curve_steps, step=1,
                             key="curve_steps", help=tooltip("curve_steps"), persist_state=PERSIST)
-    top_k = 5
-    if shared_mask:
-        top_k = c2.slider("curve labels", 1, 10, top_k, key="curve_top_k", help=tooltip("curve_top_k"),
-                          persist_state=PERSIST)
-    eps1 = c3.number_input("eps1", min_value=0.0, max_value=1.0, value=0.01, step=0.001, format="%g", key="eps1",
+    eps1 = c2.number_input("eps1", min_value=0.0, max_value=1.0, value=0.01, step=0.001, format="%g", key="eps1",
                            help=tooltip("eps1"), persist_state=PERSIST)
-    eps2 = c4.number_input("eps2", min_value=0.0, max_value=1.0, value=0.001, step=0.0001, format="%g",
+    eps2 = c3.number_input("eps2", min_value=0.0, max_value=1.0, value=0.001, step=0.0001, format="%g",
                            key="eps2", help=tooltip("eps2"), persist_state=PERSIST)
     restrict = st.checkbox("softmax over the curve labels only", value=False, key="restrict_to",
                            help=tooltip("restrict_to"), persist_state=PERSIST)
-    return services.CurveRequest(steps=int(steps), top_k=int(top_k), eps1=float(eps1), eps2=float(eps2),
-                                 restrict=bool(restrict))
+    return services.CurveRequest(steps=int(steps), eps1=float(eps1), eps2=float(eps2), restrict=bool(restrict))
+
+
+def show_label_ui(labels: list[int], names: list[str]) -> int:
+    """Which label's mask the overlay and the four views show (a per-label method has one mask per label)."""
+    return st.selectbox("Show the mask of", labels, key="show_label", format_func=lambda v: names[labels.index(v)],
+                        help="The method made one mask per label; the overlay and the views show this one.")

@@ -7,6 +7,7 @@ dashboard. Views: *masked-in* keeps the salient pixels over gray (x * m), *maske
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -75,6 +76,7 @@ class Explanation:
     notes: list[str] = field(default_factory=list)
     info: dict[str, Any] = field(default_factory=dict)
     original_size: tuple[int, int] | None = None  # (width, height) of the file as stored, when it was downscaled
+    shown: int | None = None  # the label whose mask the views show (the first explained label by default)
 
     def mask_for(self, label: int) -> np.ndarray:
         return self.masks[self.labels.index(label)] if self.per_label else self.masks[0]
@@ -128,6 +130,13 @@ class MaskResult:
     per_label: bool
     info: dict[str, Any]
     timings: dict[str, float]
+    probs: torch.Tensor | None = None  # the classifier's probabilities on the whole image (1-D)
+
+    def for_labels(self, spec: str) -> "MaskResult":
+        """The same label-agnostic mask, for another choice of labels (only a per-label method must run again)."""
+        if self.per_label or self.probs is None:
+            raise ValueError("only a label-agnostic mask serves every choice of labels")
+        return dataclasses.replace(self, labels=resolve_labels(spec, self.probs))
 
 
 def _loaded(image: LoadedImage | Image.Image | str | Path) -> LoadedImage:
@@ -158,7 +167,8 @@ def compute_masks(
     t1 = time.perf_counter()
     with torch.no_grad():
         clean = classifier.forward_features(x)
-    labels = resolve_labels(config.labels, clean.logits.softmax(-1)[0])
+    probs = clean.logits.softmax(-1)[0]
+    labels = resolve_labels(config.labels, probs)
     t2 = time.perf_counter()
     result = method(classifier, x, labels, clean, progress)
     t3 = time.perf_counter()
@@ -166,7 +176,7 @@ def compute_masks(
     if not torch.isfinite(masks).all():
         raise FloatingPointError(f"method '{config.method}' returned a mask with NaN or infinite values")
     return MaskResult(loaded, x, labels, masks, bool(result.per_label), dict(result.info),
-                      {"load_s": t1 - t0, "classify_s": t2 - t1, "method_s": t3 - t2})
+                      {"load_s": t1 - t0, "classify_s": t2 - t1, "method_s": t3 - t2}, probs.detach().cpu())
 
 
 def mask_key_options(config: ExplainConfig) -> dict[str, Any]:
@@ -175,16 +185,19 @@ def mask_key_options(config: ExplainConfig) -> dict[str, Any]:
     return with_seed(method_entry(config.method), config.method_options, config.seed)
 
 
-def render(masks: MaskResult, config: ExplainConfig, classifier: Classifier) -> Explanation:
-    """The four views of the first label's mask and the classifier's predictions on them (one forward of
-    four images): what the view's infiller and its options change."""
+def render(masks: MaskResult, config: ExplainConfig, classifier: Classifier, show: int | None = None
+           ) -> Explanation:
+    """The four views of one label's mask (``show``, a class index among the explained labels; default the
+    first) and the classifier's predictions on them (one forward of four images): what the view's infiller
+    and its options change."""
     t3 = time.perf_counter()
     loaded, x, labels = masks.loaded, masks.working_input, masks.labels
+    k = labels.index(show) if (show is not None and masks.per_label and show in labels) else 0
     infiller = create_infiller(config.infiller, **with_seed(infiller_entry(config.infiller), config.infiller_options,
                                                             config.seed))
     pre = classifier.preprocessing
     m_work = masks.masks.to(x.device)
-    first = m_work[:1].unsqueeze(1)  # 1 x 1 x h x w: the views show the first label's mask
+    first = m_work[k:k + 1].unsqueeze(1)  # 1 x 1 x h x w: the views show one label's mask
     with torch.no_grad():
         fill = infiller(x, 1.0 - first)
         batch = torch.cat([x, composite(x, first), composite(x, 1.0 - first), composite(x, 1.0 - first, fill)])
@@ -194,12 +207,12 @@ def render(masks: MaskResult, config: ExplainConfig, classifier: Classifier) -> 
     w, h = loaded.image.size
     full_masks = resize_mask(masks.masks.cpu(), h, w).numpy().astype(np.float32)
     orig01 = torch.from_numpy(np.asarray(loaded.image, dtype=np.float32) / 255.0).permute(2, 0, 1)[None]
-    m = torch.from_numpy(full_masks[:1])[None]
+    m = torch.from_numpy(full_masks[k:k + 1])[None]
     gray = torch.tensor(pre.mean).view(1, 3, 1, 1)
     fill01 = pre.denormalize(torch.nn.functional.interpolate(fill.cpu(), size=(h, w), mode="bilinear",
                                                              align_corners=False))
     views = {
-        "overlay": overlay(loaded.image, full_masks[0]),
+        "overlay": overlay(loaded.image, full_masks[k]),
         "masked_in": tensor01_to_pil(composite(orig01, m, gray)),
         "masked_out": tensor01_to_pil(composite(orig01, 1 - m, gray)),
         "infilled": tensor01_to_pil(composite(orig01, 1 - m, fill01)),
@@ -215,7 +228,7 @@ def render(masks: MaskResult, config: ExplainConfig, classifier: Classifier) -> 
         views=views, predictions=predictions, label_probabilities=label_probs, working_input=x.cpu(),
         working_masks=masks.masks.cpu(), timings={k: round(v, 4) for k, v in timings.items()}, config=config,
         notes=list(loaded.notes), info=masks.info, _label_names=[names[i] for i in labels],
-        original_size=tuple(loaded.original_size),
+        original_size=tuple(loaded.original_size), shown=labels[k],
     )
 
 

@@ -34,10 +34,7 @@ with st.sidebar:
 loaded = sections.load_current_image(image)
 if loaded is not None and picked:
     cache = resources.results()
-    predicted: list[int] = []
-    with sections.guard("Classifying the image"):
-        predicted = [p.index for p in services.top_predictions(loaded, image, classifier, cache)]
-    request = services.CurveRequest(steps=settings.curve_steps, top_k=5)
+    request = services.CurveRequest(steps=settings.curve_steps)
     header = st.columns([1.3, 1, 1, 1, 1])
     header[0].markdown("**method**")
     for col, view in zip(header[1:], sections.VIEW_ORDER):
@@ -60,7 +57,7 @@ if loaded is not None and picked:
                        "masked-out removes top-1": expl.predictions["masked_out"][0].index != expl.labels[0]}
                 if services.curves_available():
                     scores = services.run_label_scores(
-                        expl, services.curve_labels(expl, predicted, request.top_k), request, classifier, cache,
+                        expl, services.curve_labels(expl), request, classifier, cache,
                         services.masks_key(classifier, image, config), progress=progress)
                     row.update({"top-1 insertion AUC": float(scores.auc[0]), **sections.scores_summary(scores)})
             rows.append(row)

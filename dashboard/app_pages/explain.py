@@ -37,7 +37,7 @@ def explanation_section():
     """The explanation for the current image and options (quick methods run at once; per-image
     optimisation runs when asked, with a progress bar, the mask as it forms, and Cancel)."""
     cache = resources.results()
-    found = services.cached_explanation(image, config, classifier, cache)
+    found = services.cached_explanation(image, config, classifier, cache, show=shown_label())
     if found is not None:
         return found
     if entry.on_request and not services.has_masks(image, config, classifier, cache):
@@ -53,7 +53,14 @@ def explanation_section():
             return None
     method = resources.method(config)
     with sections.LiveProgress(f"Explaining with {entry.name}", show_mask=entry.on_request) as progress:
-        return services.run_explanation(image, loaded, config, classifier, method, cache, progress=progress)
+        return services.run_explanation(image, loaded, config, classifier, method, cache, progress=progress,
+                                        show=shown_label())
+
+
+def shown_label() -> int | None:
+    """The label picked in "Show the mask of" (drawn under the views of a per-label method)."""
+    value = st.session_state.get("show_label")
+    return int(value) if value is not None else None
 
 
 expl = None
@@ -74,6 +81,16 @@ if loaded is not None:
 
 if expl is not None:
     st.subheader("What the classifier sees")
+    if expl.per_label and len(expl.labels) > 1:
+        names = expl.summary()["labels"]
+        picked = widgets.show_label_ui(expl.labels, [f"{n['name']} ({n['index']})" for n in names])
+        if picked != expl.shown:  # another label's mask: the views are drawn again, the method does not run
+            with sections.guard("Drawing the views"):
+                expl = services.run_explanation(image, loaded, config, classifier, resources.method(config),
+                                                resources.results(), show=picked)
+    elif not expl.per_label:
+        st.caption("This method makes **one mask for the whole picture**: it is the same for every label. The "
+                   "curves below score that one mask for each label.")
     sections.views_block(expl, key="explain_views")
     st.caption(sections.timings_caption(expl))
     if expl.per_label and len(expl.labels) > 1:
@@ -85,8 +102,8 @@ if expl is not None:
         st.subheader("Per-label insertion curves")
         with sections.guard("Computing the per-label curves"):
             with st.expander("Curve settings"):
-                request = widgets.curves_ui(settings, shared_mask=not expl.per_label)
-            curve_labels = services.curve_labels(expl, [p.index for p in predictions or []], request.top_k)
+                request = widgets.curves_ui(settings)
+            curve_labels = services.curve_labels(expl)
             scores = sections.curves_block(expl, curve_labels, request,  # curves depend on the masks only
                                            services.masks_key(classifier, image, config))
     st.subheader("Downloads")

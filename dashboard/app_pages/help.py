@@ -49,7 +49,7 @@ if services.curves_available():
     st.markdown("For each label a, the pixels are ranked by the mask and inserted into a gray image, most salient "
                 "first; the curve is the classifier's probability of a at each step, and the dashed line is "
                 "f(x, a), its probability on the whole image.")
-    for name in ("curve_steps", "curve_top_k", "eps1", "eps2", "restrict_to"):
+    for name in ("curve_steps", "eps1", "eps2", "restrict_to"):
         _toggle(name)
 
 st.header("Methods")

@@ -79,9 +79,9 @@ def recorder(monkeypatch):
     seen: list[ExplainConfig] = []
     original = services.cached_explanation
 
-    def spy(image, config, classifier, cache):
+    def spy(image, config, classifier, cache, show=None):
         seen.append(config)
-        return original(image, config, classifier, cache)
+        return original(image, config, classifier, cache, show=show)
 
     monkeypatch.setattr(services, "cached_explanation", spy)
     return seen
@@ -426,7 +426,7 @@ def test_infiller_toggles_and_their_options(app, recorder, no_curves):
 def test_curve_toggles_follow_their_formulas(app):
     at = app.run()
     at.number_input(key="curve_steps").set_value(4).run()
-    at.slider(key="curve_top_k").set_value(3).run()
+    at.slider(key="labels_k").set_value(3).run()  # one labels choice drives the masks and the curves
     _ok(at)
     curves = [t for t in _curve_chart(at)["data"] if t.get("mode") == "lines+markers"]
     assert len(curves) == 3 and all(len(_arr(c["y"])) == 5 for c in curves)
@@ -824,10 +824,8 @@ def test_checkpoints_carry_their_kind_and_the_label_masker_lists_only_its_own(ap
         label.with_suffix(".json").unlink(missing_ok=True)
 
 
-def test_a_view_only_change_reuses_the_method_s_masks(app, monkeypatch, no_curves):
-    """After a per-image optimisation has run, changing the infilled view's infiller (or its options) redraws the
-    views at once: the method is not run again and Run is not asked for; a mask option does ask for Run."""
-    calls = []
+def _count_method_calls(monkeypatch) -> list[str]:
+    calls: list[str] = []
     original = services.build_method
 
     def counting(name, options):
@@ -846,6 +844,14 @@ def test_a_view_only_change_reuses_the_method_s_masks(app, monkeypatch, no_curve
 
     monkeypatch.setattr(services, "build_method", counting)
     resources._method.clear()
+    resources._results.clear()  # no result of an earlier test
+    return calls
+
+
+def test_a_view_only_change_reuses_the_method_s_masks(app, monkeypatch, no_curves):
+    """After a per-image optimisation has run, changing the infilled view's infiller (or its options) redraws the
+    views at once: the method is not run again and Run is not asked for; a mask option does ask for Run."""
+    calls = _count_method_calls(monkeypatch)
     at = app.run()
     at.sidebar.selectbox(key="method").set_value("fido").run()
     at.number_input(key="opt:fido:steps").set_value(2).run()
@@ -861,3 +867,31 @@ def test_a_view_only_change_reuses_the_method_s_masks(app, monkeypatch, no_curve
     assert _views_shown(at) and calls.count("fido") == 1, calls
     at.number_input(key="opt:fido:steps").set_value(3).run()  # the masks depend on it: Run again
     assert any("press Run" in i.value for i in at.info) and calls.count("fido") == 1
+
+
+def test_one_labels_choice_and_a_shown_label(app, monkeypatch):
+    """A label-agnostic mask is not recomputed when the labels change (and the page says it is the same for
+    every label); the curves follow the labels; a per-label method's "show" choice redraws the views only."""
+    calls = _count_method_calls(monkeypatch)
+    app.session_state["labels_mode"] = "top-1"
+    at = app.run()
+    _ok(at)
+    assert calls.count("masker") == 1 and any("one mask for the whole picture" in c.value for c in at.caption)
+    at.radio(key="labels_mode").set_value("top-k").run()
+    at.slider(key="labels_k").set_value(3).run()
+    _ok(at)
+    assert calls.count("masker") == 1, calls
+    curves = [t for t in _curve_chart(at)["data"] if t.get("mode") == "lines+markers"]
+    assert len(curves) == 3
+    at.sidebar.selectbox(key="method").set_value("gradient-x-input").run()
+    _ok(at)
+    assert calls.count("gradient-x-input") == 1
+    show = at.selectbox(key="show_label")
+    first_overlay = at.get("plotly_chart")[0].proto.spec
+    assert len(show.options) == 3
+    photo = load_image(services.gallery_input("chelsea").data).image
+    labels = [p.index for p in predict(photo, resources.current_classifier(), k=3)]
+    show.set_value(labels[2]).run()
+    _ok(at)
+    assert calls.count("gradient-x-input") == 1, "showing another label's mask must not run the method again"
+    assert at.get("plotly_chart")[0].proto.spec != first_overlay
