@@ -129,7 +129,7 @@ class IntegratedGradientsOptions:
                         help=("How many optimisation steps (or integration steps, for Integrated Gradients) are run. "
                               "More steps give a more settled result at a proportional cost in time. (Chang, Creager, "
                               "Goldenberg & Duvenaud)"), low=1, high=1000, main=True)
-    batch_size: int = option(32,
+    batch_size: int = option(8,
                              help=("How many images go through the classifier at once. It changes speed and memory, not"
                                    " the result. (Petsiuk, Das & Saenko)"), low=1, high=1024)
 

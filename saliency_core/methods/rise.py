@@ -107,3 +107,9 @@ class RiseMethod:
         sal /= self.num_masks * self.p
         return MethodResult(masks=normalise_minmax(sal), per_label=True,
                             info={"num_masks": self.num_masks, "grid": self.grid, "p": self.p, "seed": self.seed})
+
+
+register_method("rise-preview", summary="RISE with 50 masks: a quick, noisier preview of the full run",
+                config=RiseOptions, defaults={"num_masks": 50}, group="Gradient baseline", per_label=True,
+                on_request=False, paper="Petsiuk, Das & Saenko (2018), RISE: Randomized Input Sampling for "
+                "Explanation of Black-box Models")(RiseMethod)
