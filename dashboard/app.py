@@ -45,4 +45,5 @@ with st.sidebar:
         settings = resources.settings()
         state.set_image_input(widgets.image_source_ui(settings))
 
+state.set_status_slot(st.empty())  # the top of every page: what is running, for how long, out of how long
 page.run()

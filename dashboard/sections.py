@@ -18,7 +18,7 @@ import torch
 
 from saliency_core import Explanation, LoadedImage, mask_image
 
-from . import plots, resources, services
+from . import plots, resources, services, state
 from .help_text import VIEW_HELP, VIEW_TITLES, tooltip
 
 log = logging.getLogger("saliency.dashboard")
@@ -93,18 +93,36 @@ class LiveProgress:
     label's mask as it forms. Each update is also where a Cancel click (a Streamlit rerun) stops
     the running computation."""
 
-    def __init__(self, label: str, show_mask: bool = False, every_s: float = 0.25) -> None:
+    def __init__(self, label: str, show_mask: bool = False, every_s: float = 0.25,
+                 estimate_s: float | None = None) -> None:
         self.bar = st.progress(0.0, text=label)
         self.slot = st.empty() if show_mask else None
+        self.status = state.status_slot()  # the line at the top of the page, seen without scrolling
         self.every_s = every_s
         self._last = 0.0
+        self._t0 = time.monotonic()
         self.label = label
+        self.estimate_s = estimate_s
         self.calls = 0
+        self._status(0.0)
+
+    def _status(self, fraction: float) -> None:
+        if self.status is None:
+            return
+        elapsed = time.monotonic() - self._t0
+        if self.estimate_s is not None and self.estimate_s >= 1:
+            total = f" of {services.describe_seconds(self.estimate_s)}"
+        elif fraction > 0.05:
+            total = f" of about {elapsed / fraction:.0f} s"
+        else:
+            total = ""
+        self.status.info(f"**Running:** {self.label} — {elapsed:.0f} s{total}", icon=":material/hourglass_top:")
 
     def __call__(self, fraction: float, message: str = "", *args: Any, **kwargs: Any) -> None:
         self.calls += 1
         value = float(min(max(fraction, 0.0), 1.0)) if fraction == fraction else 0.0
         self.bar.progress(value, text=f"{self.label}: {message}" if message else self.label)
+        self._status(value)
         mask = kwargs.get("current_masks", kwargs.get("mask", args[0] if args else None))
         if self.slot is not None and mask is not None and time.monotonic() - self._last >= self.every_s:
             self._last = time.monotonic()
@@ -115,6 +133,8 @@ class LiveProgress:
 
     def done(self) -> None:
         self.bar.empty()
+        if self.status is not None:
+            self.status.empty()
         if self.slot is not None:
             self.slot.empty()
 

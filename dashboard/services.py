@@ -381,6 +381,62 @@ def top_predictions(loaded: LoadedImage, image: ImageInput, classifier: Classifi
     return hit
 
 
+# --------------------------------------------------------------------------- estimates
+
+
+def seconds_per_pass(classifier: Classifier, loaded: LoadedImage, cache: ResultCache) -> float:
+    """Seconds of one classifier image pass at this image's working size, measured once (a batch of 8)."""
+    x = classifier.preprocessing.pil_to_input(loaded.image).to(classifier.device)
+    key = cache_key("pass-time", classifier.identity, tuple(x.shape))
+    hit = cache.get(key)
+    if hit is None:
+        import time
+
+        batch = x.repeat(8, 1, 1, 1)
+        with torch.no_grad():
+            classifier(batch[:1])  # warm-up
+            t = time.perf_counter()
+            classifier(batch)
+        hit = (time.perf_counter() - t) / 8
+        cache.put(key, hit)
+    return hit
+
+
+def estimate_seconds(name: str, options: dict[str, Any], n_labels: int, classifier: Classifier,
+                     loaded: LoadedImage, cache: ResultCache) -> float | None:
+    """About how long a method takes here: the image passes it declares times the measured time of one pass."""
+    try:
+        passes = saliency_core.estimated_passes(name, n_labels, **options)
+    except ValueError:
+        return None
+    return None if passes is None else passes * seconds_per_pass(classifier, loaded, cache)
+
+
+def method_options(config: ExplainConfig) -> dict[str, Any]:
+    """The options the method runs with (the explanation's seed included where the method declares one)."""
+    return saliency_core.mask_key_options(config)
+
+
+def label_count(spec: str) -> int:
+    """How many labels a labels choice explains (``top5`` -> 5, ``3,7`` -> 2)."""
+    spec = str(spec).strip().lower()
+    if spec.startswith("top") and spec[3:].isdigit():
+        return int(spec[3:])
+    return max(1, len([t for t in spec.split(",") if t.strip()]))
+
+
+def describe_seconds(seconds: float | None) -> str:
+    if seconds is None:
+        return "an unknown time"
+    if seconds < 1:
+        return "under a second"
+    if seconds < 90:
+        return f"about {seconds:.0f} s"
+    if seconds < 5400:
+        return f"about {seconds / 60:.0f} min"
+    return f"about {seconds / 3600:.1f} h"
+
+
 # --------------------------------------------------------------------------- per-label curves
 
 

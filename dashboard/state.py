@@ -8,6 +8,7 @@ from .services import ImageInput
 IMAGE_INPUT = "image_input"  # the image chosen in the sidebar (set by app.py on every run)
 TOUR_STEP = "tour_step"  # the guided tour's current step on the Demo page (None: tour closed)
 UPLOADS = "uploads"  # this session's upload folder (deleted when the session ends)
+STATUS = "status_slot"  # the line at the top of the page that says what is running (set by app.py every run)
 
 
 def set_image_input(image: ImageInput | None) -> None:
@@ -33,3 +34,12 @@ def upload_folder():
     if UPLOADS not in st.session_state:
         st.session_state[UPLOADS] = SessionUploads()
     return st.session_state[UPLOADS].folder
+
+
+def set_status_slot(slot) -> None:
+    st.session_state[STATUS] = slot
+
+
+def status_slot():
+    """The placeholder at the top of the page for "what is running" (None outside the app frame)."""
+    return st.session_state.get(STATUS)

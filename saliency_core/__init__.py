@@ -31,6 +31,7 @@ _API = {
     "METHODS": "saliency_core.methods", "list_methods": "saliency_core.methods",
     "create_method": "saliency_core.methods", "method_entries": "saliency_core.methods",
     "method_entry": "saliency_core.methods", "MethodError": "saliency_core.methods",
+    "estimated_passes": "saliency_core.methods.base",
     "MethodResult": "saliency_core.methods", "GROUPS": "saliency_core.methods", "Method": "saliency_core.methods",
     # infillers
     "INFILLERS": "saliency_core.infill", "list_infillers": "saliency_core.infill",

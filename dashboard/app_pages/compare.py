@@ -40,15 +40,36 @@ if loaded is not None and picked:
     for col, view in zip(header[1:], sections.VIEW_ORDER):
         col.markdown(f"**{sections.VIEW_TITLES[view]}**")
     rows = []
+    configs = {c: ExplainConfig(method=choices[c][0], method_options=choices[c][1], labels="top5", infiller=infiller,
+                                infiller_options=infiller_options) for c in picked}
+    # one rule for every method, from what it declares: slow ones wait for a Run, with their estimated time
+    waiting = [c for c in picked if catalog[choices[c][0]].on_request
+               and not services.has_masks(image, configs[c], classifier, cache)]
+    run_slow = False
+    if waiting:
+        estimates = [services.estimate_seconds(choices[c][0], services.method_options(configs[c]), 5, classifier,
+                                               loaded, cache) for c in waiting]
+        total = None if any(e is None for e in estimates) else sum(estimates)
+        b1, b2, note = st.columns([1.4, 1, 3])
+        run_slow = b1.button(f"Run {len(waiting)} slow method{'s' if len(waiting) > 1 else ''}", type="primary",
+                             key="compare_run", icon=":material/play_arrow:")
+        if b2.button("Cancel", key="compare_cancel", icon=":material/stop:"):
+            note.info("Cancelled: the slow methods wait for Run again.")
+        elif not run_slow:
+            note.caption(f"{', '.join(waiting)}: {services.describe_seconds(total)} in all on this machine. "
+                         "The other methods are shown already.")
     for choice in picked:
         name, options = choices[choice]
+        config = configs[choice]
+        if choice in waiting and not run_slow:
+            continue
         cols = st.columns([1.3, 1, 1, 1, 1])
         cols[0].markdown(f"**{choice}**")
         with sections.guard(f"Explaining with {choice}"):
-            config = ExplainConfig(method=name, method_options=options, labels="top5", infiller=infiller,
-                                   infiller_options=infiller_options)
             scores = None
-            with sections.LiveProgress(choice) as progress:
+            estimate = services.estimate_seconds(name, services.method_options(config), 5, classifier, loaded,
+                                                 cache) if choice in waiting else None
+            with sections.LiveProgress(choice, estimate_s=estimate) as progress:
                 expl = services.run_explanation(image, loaded, config, classifier, resources.method(config),
                                                 cache, progress=progress)
                 row = {"method": choice, "time (s)": expl.timings.get("method_s"),

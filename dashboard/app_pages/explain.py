@@ -40,6 +40,8 @@ def explanation_section():
     found = services.cached_explanation(image, config, classifier, cache, show=shown_label())
     if found is not None:
         return found
+    estimate = services.estimate_seconds(entry.name, services.method_options(config), services.label_count(labels),
+                                         classifier, loaded, cache) if entry.on_request else None
     if entry.on_request and not services.has_masks(image, config, classifier, cache):
         c1, c2, _ = st.columns([1, 1, 4])
         run = c1.button(f"Run {entry.name}", type="primary", key="run_method", icon=":material/play_arrow:")
@@ -48,11 +50,12 @@ def explanation_section():
             st.info("Cancelled. Change the options or press Run to start again.")
         if not run:
             if not cancel:
-                st.info(f"**{entry.name}** optimises a mask for this image; press Run. The mask is shown as it "
-                        "forms, and Cancel stops it.")
+                st.info(f"**{entry.name}** takes {services.describe_seconds(estimate)} on this machine; press Run. "
+                        "Progress is shown at the top of the page, and Cancel stops it.")
             return None
     method = resources.method(config)
-    with sections.LiveProgress(f"Explaining with {entry.name}", show_mask=entry.on_request) as progress:
+    with sections.LiveProgress(f"Explaining with {entry.name}", show_mask=entry.on_request,
+                               estimate_s=estimate) as progress:
         return services.run_explanation(image, loaded, config, classifier, method, cache, progress=progress,
                                         show=shown_label())
 

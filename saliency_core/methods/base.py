@@ -9,7 +9,9 @@ returns a :class:`MethodResult` with one mask per label (or one mask for label-a
 What a method declares when it registers (read by the CLI, ``saliency evaluate`` and the dashboard,
 so none of them branches on a method's name): ``summary``, ``config`` (its options), ``defaults``
 (a preset), ``per_label``, ``group`` (one of :data:`GROUPS`), ``on_request`` (slow: a UI runs it only
-when asked), ``in_comparison`` (a UI compares it by default), ``available`` (a callable: can it run here).
+when asked), ``in_comparison`` (a UI compares it by default), ``available`` (a callable: can it run here),
+``cost`` (``cost(config, n_labels)``: the classifier image passes it needs, forward = 1, forward + backward =
+3; a UI turns it into an estimated time).
 """
 from __future__ import annotations
 
@@ -78,3 +80,13 @@ def create_method(name: str, **options: Any) -> Method:
     method = METHODS.create(name, **options)
     method.name = name
     return method
+
+
+def estimated_passes(name: str, n_labels: int, **options: Any) -> float | None:
+    """The classifier image passes a method needs for ``n_labels`` labels with these options (None: undeclared)."""
+    entry = METHODS.get(name)
+    cost = entry.attrs.get("cost")
+    if cost is None:
+        return None
+    config = entry.make_config(**options) if entry.config is not None else None
+    return float(cost(config, n_labels))

@@ -34,7 +34,8 @@ class CenterGaussianOptions:
 
 @register_method("center-gaussian", summary="label-free control: a Gaussian at the image centre",
                  config=CenterGaussianOptions, group="Control", per_label=False, on_request=False, in_comparison=True,
-                 paper='Phang, Park & Geras (2020), the centre baseline')
+                 paper='Phang, Park & Geras (2020), the centre baseline',
+                 cost=lambda cfg, k: 0.0)
 class CenterGaussianMethod:
     name = "center-gaussian"
 
@@ -64,7 +65,8 @@ class RandomOptions:
 
 @register_method("random", summary="label-free control: seeded uniform noise (cells of `cell` pixels)",
                  config=RandomOptions, group="Control", per_label=False, on_request=False,
-                 paper="a sanity baseline (as pytorch-grad-cam's RandomCAM)")
+                 paper="a sanity baseline (as pytorch-grad-cam's RandomCAM)",
+                 cost=lambda cfg, k: 0.0)
 class RandomMethod:
     """Uniform random map; the same seed gives the same map for an image size (reproducible)."""
 

@@ -55,7 +55,8 @@ class GradCamOptions:
 @register_method("grad-cam", summary="Grad-CAM on the last convolutional layer (pytorch-grad-cam)",
                  config=GradCamOptions, group="Gradient baseline", per_label=True, on_request=False,
                  in_comparison=True,
-                 paper='Selvaraju et al. (2017), Grad-CAM: Visual Explanations from Deep Networks')
+                 paper='Selvaraju et al. (2017), Grad-CAM: Visual Explanations from Deep Networks',
+                 cost=lambda cfg, k: 3.0 * k)
 class GradCamMethod:
     """Grad-CAM (Selvaraju et al.) through pytorch-grad-cam, one map per label in one batched pass."""
 
@@ -107,7 +108,8 @@ def _captum_masks(attr: torch.Tensor) -> torch.Tensor:
 
 @register_method("gradient-x-input", summary="gradient x input (captum InputXGradient)", group="Gradient baseline",
                  per_label=True, on_request=False,
-                 paper='Shrikumar et al. (2016), Not Just a Black Box')
+                 paper='Shrikumar et al. (2016), Not Just a Black Box',
+                 cost=lambda cfg, k: 3.0 * k)
 class GradientXInputMethod:
     name = "gradient-x-input"
 
@@ -139,7 +141,8 @@ class IntegratedGradientsOptions:
 
 @register_method("integrated-gradients", summary="Integrated Gradients from a gray baseline (captum)",
                  config=IntegratedGradientsOptions, group="Gradient baseline", per_label=True, on_request=True,
-                 paper='Sundararajan, Taly & Yan (2017), Axiomatic Attribution for Deep Networks')
+                 paper='Sundararajan, Taly & Yan (2017), Axiomatic Attribution for Deep Networks',
+                 cost=lambda cfg, k: 3.0 * k * cfg.steps)
 class IntegratedGradientsMethod:
     """Integrated Gradients (Sundararajan et al.) from the gray image (0 in normalised space)."""
 

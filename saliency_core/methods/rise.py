@@ -72,7 +72,8 @@ class RiseOptions:
 @register_method("rise", summary="RISE: randomised input sampling (Petsiuk et al.), batched and seeded",
                  config=RiseOptions, group="Gradient baseline", per_label=True, on_request=True,
                  paper="Petsiuk, Das & Saenko (2018), RISE: Randomized Input Sampling for Explanation of Black-box "
-                       "Models")
+                       "Models",
+                 cost=lambda cfg, k: float(cfg.num_masks))
 class RiseMethod:
     """saliency_c = sum_i p_c(x * M_i) M_i / (N p): masked pixels are gray (0 in normalised space).
 
@@ -111,5 +112,6 @@ class RiseMethod:
 
 register_method("rise-preview", summary="RISE with 50 masks: a quick, noisier preview of the full run",
                 config=RiseOptions, defaults={"num_masks": 50}, group="Gradient baseline", per_label=True,
-                on_request=False, paper="Petsiuk, Das & Saenko (2018), RISE: Randomized Input Sampling for "
-                "Explanation of Black-box Models")(RiseMethod)
+                on_request=False, cost=lambda cfg, k: float(cfg.num_masks),
+                paper="Petsiuk, Das & Saenko (2018), RISE: Randomized Input Sampling for Explanation of Black-box "
+                "Models")(RiseMethod)

@@ -41,7 +41,8 @@ class LabelMaskerOptions:
                  config=MaskerOptions, group="Trained masker", per_label=False, on_request=False,
                  in_comparison=True,
                  paper="Phang, Park & Geras (2020), Investigating and Simplifying Masking-based Saliency Methods for "
-                       "Model Interpretability; Zolna, Geras & Cho (2020), Classifier-agnostic saliency map extraction")
+                       "Model Interpretability; Zolna, Geras & Cho (2020), Classifier-agnostic saliency map extraction",
+                 cost=lambda cfg, k: 1.1)
 class MaskerMethod:
     """Explains with a trained masker checkpoint; label-agnostic (one mask whatever the label).
 
@@ -87,7 +88,8 @@ class MaskerMethod:
 @register_method("label-masker", summary="label-conditioned masker: a sound mask per label in one pass",
                  config=LabelMaskerOptions, group="Trained masker", per_label=True, on_request=False,
                  in_comparison=True, available=lambda: default_checkpoint("label").exists(),
-                 paper='Gupta, Saunshi, Yu, Lyu & Arora (2022), New Definitions and Evaluations for Saliency Methods')
+                 paper='Gupta, Saunshi, Yu, Lyu & Arora (2022), New Definitions and Evaluations for Saliency Methods',
+                 cost=lambda cfg, k: 1.4)
 class LabelMaskerMethod(MaskerMethod):
     """The per-label masker (checkpoint kind "label"); default: the shipped one."""
 

@@ -895,3 +895,20 @@ def test_one_labels_choice_and_a_shown_label(app, monkeypatch):
     _ok(at)
     assert calls.count("gradient-x-input") == 1, "showing another label's mask must not run the method again"
     assert at.get("plotly_chart")[0].proto.spec != first_overlay
+
+
+def test_compare_runs_slow_methods_only_on_request_with_an_estimate(app, monkeypatch, no_curves):
+    calls = _count_method_calls(monkeypatch)
+    at = app.run()
+    at.switch_page("app_pages/compare.py").run()
+    at.sidebar.multiselect(key="compare_methods").set_value(["random", "fido"]).run()
+    _ok(at)
+    assert calls.count("random") == 1 and "fido" not in calls, "a slow method must wait for Run"
+    assert any("fido: about" in c.value or "fido: under" in c.value for c in at.caption)
+    at.button(key="compare_cancel").click().run()
+    assert "fido" not in calls and any("Cancelled" in i.value for i in at.info)
+    at.button(key="compare_run").click().run()
+    _ok(at)
+    assert calls.count("fido") == 1 and len(at.image) == 2 * 4
+    at.run()  # done once: its result stays without another Run
+    assert calls.count("fido") == 1 and len(at.image) == 2 * 4

@@ -63,9 +63,16 @@ PAPER_MP = 'Fong & Vedaldi (2017), Interpretable Explanations of Black Boxes by 
 PAPER_GUPTA = 'Gupta, Saunshi, Yu, Lyu & Arora (2022), New Definitions and Evaluations for Saliency Methods'
 
 
+def optimisation_cost(cfg: OptimizeConfig, labels: int) -> float:
+    """Image passes of a run at most (early stopping may end it sooner): forward + backward of every sample of
+    every step, for each objective and label."""
+    objectives = 2 if cfg.objective == "both" else 1
+    return 3.0 * cfg.steps * cfg.effective_samples * objectives * labels
+
+
 def _register(name: str, summary: str, preset: str | None, paper: str) -> None:
     register_method(name, summary=summary, paper=paper, config=OptimizeConfig, defaults=PRESETS.get(preset or "", {}),
-                    group="Per-image optimisation", per_label=True, on_request=True,
+                    group="Per-image optimisation", per_label=True, on_request=True, cost=optimisation_cost,
                     in_comparison=False)(lambda config, _preset=preset: OptimizeMethod(config, _preset))
 
 
