@@ -21,6 +21,34 @@ def _data_uri(image: Image.Image) -> str:
     return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode()
 
 
+def views_figure(views: list[Image.Image], mask: np.ndarray, per_row: int = 4, width: int = 1100,
+                 hover_cells: int = 64) -> go.Figure:
+    """The four views side by side at one size, with zoom and pan linked across them (a zoom in one view
+    zooms all four); hovering the overlay shows the mask value. ``per_row`` views a row (1 for very wide images)."""
+    from plotly.subplots import make_subplots
+
+    rows = -(-len(views) // per_row)
+    w, h = views[0].size
+    fig = make_subplots(rows=rows, cols=per_row, horizontal_spacing=0.01, vertical_spacing=0.02)
+    scale = hover_cells / max(w, h)
+    gh, gw = max(1, round(h * scale)), max(1, round(w * scale))
+    coarse = resize_mask(torch.from_numpy(np.ascontiguousarray(mask, dtype=np.float32)), gh, gw).numpy()
+    for i, view in enumerate(views):
+        r, c = i // per_row + 1, i % per_row + 1
+        fig.add_trace(go.Image(source=_data_uri(view.resize((w, h))), x0=0, y0=0, dx=1, dy=1, hoverinfo="skip"),
+                      row=r, col=c)
+        if i == 0:
+            fig.add_trace(go.Heatmap(z=coarse, x0=(w / gw) / 2, dx=w / gw, y0=(h / gh) / 2, dy=h / gh, zmin=0.0,
+                                     zmax=1.0, opacity=0.0, showscale=False, name="mask",
+                                     hovertemplate="mask %{z:.2f}<extra></extra>"), row=r, col=c)
+    fig.update_xaxes(matches="x", visible=False, range=[0, w])
+    fig.update_yaxes(matches="y", visible=False, range=[h, 0], scaleanchor="x")
+    cell = width / per_row
+    fig.update_layout(height=int(rows * cell * h / w) + 10, margin={"l": 0, "r": 0, "t": 0, "b": 0},
+                      dragmode="zoom", showlegend=False)
+    return fig
+
+
 def overlay_figure(overlay: Image.Image, mask: np.ndarray, width: int = 320, hover_cells: int = 64) -> go.Figure:
     """The overlay picture with a horizontal inferno colour bar below it (0 = not salient, 1 = salient);
     hovering shows the mask value (read from a coarse copy of the mask, ``hover_cells`` on the long side).
@@ -45,7 +73,7 @@ def overlay_figure(overlay: Image.Image, mask: np.ndarray, width: int = 320, hov
     return fig
 
 
-def curves_figure(scores, height: int = 420) -> go.Figure:
+def curves_figure(scores, height: int = 480) -> go.Figure:
     """Insertion curve of every label (probability vs fraction of its top pixels kept) with its
     f(x, a) reference line in the same colour; the worst-completeness label is drawn thicker."""
     fractions = np.asarray(scores.curves.fractions, dtype=float)
@@ -74,7 +102,8 @@ def curves_figure(scores, height: int = 420) -> go.Figure:
         xaxis={"title": {"text": "fraction of pixels kept (most salient first)"}, "range": [0, 1],
                "tickformat": ".0%"},
         yaxis={"title": {"text": "probability of the label"}, "rangemode": "tozero"},
-        legend={"title": {"text": "label (dashed: f(x, a))"}},
+        legend={"title": {"text": "label (dashed: f(x, a))"}, "orientation": "h", "y": -0.18, "yanchor": "top",
+                "x": 0, "xanchor": "left"},  # below the plot: the plot keeps its width on a phone
         hovermode="closest",
     )
     return fig

@@ -176,8 +176,9 @@ def original_block(loaded: LoadedImage, predictions: list, width: int = 420) -> 
     """The image as loaded, its size and notes, and the classifier's top-5."""
     c1, c2 = st.columns([3, 2])
     with c1:
-        st.image(services.display_copy(loaded.image, 720), caption=f"{loaded.name} "
-                 f"({loaded.original_size[0]} x {loaded.original_size[1]})", width=width)
+        st.image(services.display_copy(loaded.image, width), caption=f"{loaded.name} "
+                 f"({loaded.original_size[0]} x {loaded.original_size[1]})", width="content")  # never wider than
+        # its column, so a phone gets no horizontal scroll
     with c2:
         st.markdown("**The classifier says**")
         st.markdown(predictions_md(predictions))
@@ -190,26 +191,40 @@ def original_block(loaded: LoadedImage, predictions: list, width: int = 420) -> 
 
 def views_block(expl: Explanation, key: str, large: bool = False, captions: dict[str, str] | None = None,
                 titles: dict[str, str] | None = None) -> None:
-    """Overlay (with a colour bar), masked-in, masked-out and infilled views, each with its top-5."""
-    highlight = {expl.shown if expl.shown is not None else expl.labels[0]}
-    per_row = 2 if large else 4
-    views = list(VIEW_ORDER)
-    side = 900 if large else 560
-    for start in range(0, len(views), per_row):
+    """The overlay, masked-in, masked-out and infilled views at one size in one figure whose zoom is linked
+    across them, each with its title and top-5 below; a very wide or tall image gets one view a row."""
+    shown = expl.shown if expl.shown is not None else expl.labels[0]
+    if large:  # the Demo: two big pictures a row, each with its sentence right below it
+        for start in (0, 2):
+            for col, view in zip(st.columns(2), VIEW_ORDER[start:start + 2]):
+                with col:
+                    st.markdown(f"**{(titles or VIEW_TITLES)[view]}**", help=VIEW_HELP[view])
+                    st.image(services.display_copy(expl.views[view], 900), width="stretch")
+                    st.markdown(captions[view] if captions and view in captions else
+                                predictions_md(expl.predictions[PREDICTION_OF_VIEW[view]], {shown}))
+        return
+    w, h = expl.image.size
+    per_row = 1 if w > 3 * h else (2 if h > 2 * w else 4)
+    side = 1400 if per_row == 1 else (900 if per_row == 2 else 560)
+    views = [services.display_copy(expl.views[v], side) for v in VIEW_ORDER]
+    if per_row > 1:  # the titles above their view
+        for col, view in zip(st.columns(per_row), VIEW_ORDER[:per_row]):
+            col.markdown(f"**{(titles or VIEW_TITLES)[view]}**", help=VIEW_HELP[view])
+    st.plotly_chart(plots.views_figure(views, expl.mask_for(shown), per_row=per_row), key=f"{key}_views",
+                    config={"displayModeBar": True, "displaylogo": False, "scrollZoom": False,
+                            "modeBarButtonsToRemove": ["select2d", "lasso2d", "toImage"]})
+    st.caption("Drag over a picture to zoom all four together; double-click to zoom out. The colours cover the "
+               "photo in proportion to the mask: where the mask is 0 the photo is left as it is.")
+    for start in range(0, len(VIEW_ORDER), per_row):
         cols = st.columns(per_row)
-        for col, view in zip(cols, views[start:start + per_row]):
+        for col, view in zip(cols, VIEW_ORDER[start:start + per_row]):
             with col:
-                st.markdown(f"**{(titles or VIEW_TITLES)[view]}**", help=VIEW_HELP[view])
-                if view == "overlay":
-                    st.plotly_chart(plots.overlay_figure(services.display_copy(expl.views["overlay"], side),
-                                                         expl.mask_for(highlight.pop()), width=560 if large else 280),
-                                    key=f"{key}_overlay", config={"displayModeBar": False})
-                else:
-                    st.image(services.display_copy(expl.views[view], side), width="stretch")
+                if per_row == 1 or start > 0:  # titles of views that are not in the first row
+                    st.markdown(f"**{(titles or VIEW_TITLES)[view]}**", help=VIEW_HELP[view])
                 if captions and view in captions:
                     st.markdown(captions[view])
                 else:
-                    st.markdown(predictions_md(expl.predictions[PREDICTION_OF_VIEW[view]], highlight))
+                    st.markdown(predictions_md(expl.predictions[PREDICTION_OF_VIEW[view]], {shown}))
 
 
 def per_label_masks_block(expl: Explanation, side: int = 320) -> None:

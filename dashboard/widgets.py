@@ -13,7 +13,7 @@ from typing import Any
 import streamlit as st
 
 from dashboard.settings import DashboardSettings
-from saliency_core import Option
+from saliency_core import COLORMAPS, Option
 
 from . import resources, services, state
 from .help_text import tooltip
@@ -211,6 +211,15 @@ def infiller_ui() -> tuple[str, dict[str, Any]]:
     if services.uses_reference_pool(name):
         options["pool"] = services.GALLERY_POOL
     return name, options
+
+
+def display_ui() -> tuple[float, str]:
+    """How the overlay is drawn: the colour's opacity where the mask is 1, and the colour map."""
+    opacity = st.slider("overlay opacity", 0.0, 1.0, 0.7, 0.05, key="overlay_opacity", persist_state=PERSIST,
+                        help="How much of the photo the colour covers where the mask is 1 (0: the photo alone).")
+    cmap = st.selectbox("colour map", COLORMAPS, key="colormap", persist_state=PERSIST,
+                        help="Perceptually uniform maps (equal steps look equal), or gray.")
+    return float(opacity), str(cmap)
 
 
 def seed_ui() -> int:

@@ -45,6 +45,7 @@ _API = {
     "load_image": "saliency_core.images.loading", "ImageLoadError": "saliency_core.images.loading",
     "LoadedImage": "saliency_core.images.loading", "mask_image": "saliency_core.images.pictures",
     "overlay": "saliency_core.images.pictures", "resize_mask": "saliency_core.images.preprocessing",
+    "COLORMAPS": "saliency_core.images.pictures",
     "default_pool": "saliency_core.infill.reference_pool",
     # options and registries
     "Option": "saliency_core.options", "OptionError": "saliency_core.options", "Registry": "saliency_core.registry",

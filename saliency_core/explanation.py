@@ -45,6 +45,8 @@ class ExplainConfig:
     infiller_options: dict[str, Any] = field(default_factory=dict)
     top_k_predictions: int = 5
     seed: int = 0
+    overlay_opacity: float = 0.7  # how much of the photo the mask's colour covers where the mask is 1
+    colormap: str = "inferno"  # of the overlay: inferno, viridis, magma, cividis or gray
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -212,7 +214,7 @@ def render(masks: MaskResult, config: ExplainConfig, classifier: Classifier, sho
     fill01 = pre.denormalize(torch.nn.functional.interpolate(fill.cpu(), size=(h, w), mode="bilinear",
                                                              align_corners=False))
     views = {
-        "overlay": overlay(loaded.image, full_masks[k]),
+        "overlay": overlay(loaded.image, full_masks[k], config.overlay_opacity, config.colormap),
         "masked_in": tensor01_to_pil(composite(orig01, m, gray)),
         "masked_out": tensor01_to_pil(composite(orig01, 1 - m, gray)),
         "infilled": tensor01_to_pil(composite(orig01, 1 - m, fill01)),

@@ -24,10 +24,12 @@ with st.sidebar:
         entry, options, ready = widgets.method_ui(catalog, checkpoints, settings)
         labels = widgets.labels_ui(classifier.class_names)
         infiller, infiller_options = widgets.infiller_ui()
+        with st.expander("Display"):
+            opacity, cmap = widgets.display_ui()
         with st.expander("Advanced"):
             seed = widgets.seed_ui()
         config = ExplainConfig(method=entry.name, method_options=options, labels=labels, infiller=infiller,
-                               infiller_options=infiller_options, seed=seed)
+                               infiller_options=infiller_options, seed=seed, overlay_opacity=opacity, colormap=cmap)
 
 loaded = sections.load_current_image(image)
 top_slot = st.container()  # the image and its top-5, filled below (from the explanation when there is one)

@@ -13,13 +13,23 @@ def colormap(mask: np.ndarray, name: str = "inferno") -> np.ndarray:
     return (rgba[..., :3] * 255.0 + 0.5).astype(np.uint8)
 
 
-def overlay(image: Image.Image, mask: np.ndarray, alpha: float = 0.55, cmap: str = "inferno") -> Image.Image:
-    """The image with the mask's heat map blended on top (mask at the image's resolution)."""
+#: Colour maps offered for overlays: perceptually uniform ones, and gray.
+COLORMAPS = ("inferno", "viridis", "magma", "cividis", "gray")
+
+
+def overlay(image: Image.Image, mask: np.ndarray, alpha: float = 0.7, cmap: str = "inferno") -> Image.Image:
+    """The image with the mask's colours blended on top, in proportion to the mask: where the mask is 0 the
+    photo shows untinted, where it is 1 the colour covers ``alpha`` of it (mask at the image's resolution)."""
     base = np.asarray(image.convert("RGB"), dtype=np.float32)
     if mask.shape != base.shape[:2]:
         raise ValueError(f"mask {mask.shape} does not match image {base.shape[:2]}")
+    if not 0.0 <= alpha <= 1.0:
+        raise ValueError(f"overlay opacity must be between 0 and 1, got {alpha}")
+    if cmap not in COLORMAPS:
+        raise ValueError(f"colour map must be one of {', '.join(COLORMAPS)}, got {cmap!r}")
     heat = colormap(mask, cmap).astype(np.float32)
-    out = (1.0 - alpha) * base + alpha * heat
+    weight = (alpha * np.clip(mask, 0.0, 1.0))[..., None]
+    out = (1.0 - weight) * base + weight * heat
     return Image.fromarray(np.clip(out + 0.5, 0, 255).astype(np.uint8))
 
 

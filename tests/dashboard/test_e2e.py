@@ -153,7 +153,7 @@ def test_dashboard_in_a_real_browser(server, tmp_path):
 
             one.get_by_text("my_cat.jpg").first.wait_for(timeout=WAIT_MS)
             one.get_by_text("Masked in (kept)").wait_for(timeout=WAIT_MS)
-            one.locator('[data-testid="stImage"]').nth(3).wait_for(state="visible", timeout=WAIT_MS)
+            one.locator('.js-plotly-plot').first.wait_for(state="visible", timeout=WAIT_MS)  # the four views
             timings["upload_to_views_s"] = round(time.monotonic() - t0, 2)
             _wait_for_results(one, "my_cat.jpg")
             timings["upload_to_curves_s"] = round(time.monotonic() - t0, 2)
@@ -178,3 +178,27 @@ def test_dashboard_in_a_real_browser(server, tmp_path):
     (ARTIFACTS / "dashboard_e2e_timings.json").write_text(json.dumps(timings, indent=2) + "\n")
     print(f"\nbrowser timings: {timings}")
     assert not off_host, f"the page made off-host requests: {sorted(set(off_host))[:5]}"
+
+
+def test_phone_and_view_changes_in_a_real_browser(server, tmp_path):
+    """At 390 x 844 (a phone) the Explain page has no horizontal scroll, and the linked views figure holds the
+    four pictures."""
+    sync_playwright = _need_browser()
+    home = tmp_path / "home"
+    home.mkdir()
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM if Path(CHROMIUM).exists() else shutil.which("chromium"),
+                                    args=CHROMIUM_ARGS, env={**os.environ, "HOME": str(home)})
+        try:
+            phone = browser.new_context(viewport={"width": 390, "height": 844}).new_page()
+            phone.goto(server)
+            phone.get_by_text("Masked in (kept)").wait_for(timeout=WAIT_MS)
+            phone.locator(".js-plotly-plot").first.wait_for(state="visible", timeout=WAIT_MS)
+            widths = phone.evaluate("""() => [document.documentElement.scrollWidth,
+                (document.querySelector('[data-testid="stMain"]') || document.body).scrollWidth]""")
+            assert max(widths) <= 390, f"horizontal overflow on a phone: {widths}"
+            images = phone.evaluate("() => document.querySelectorAll('.js-plotly-plot .layer-above image, "
+                                    ".js-plotly-plot image').length")
+            assert images >= 4, images
+        finally:
+            browser.close()
