@@ -17,7 +17,7 @@ except ImportError:  # pragma: no cover - running from a checkout without an ins
 
 import streamlit as st
 
-from dashboard import resources, sections, state, widgets
+from dashboard import resources, sections, state, url_state, widgets
 
 # user errors reach the server log as one line with time and level (bugs with their traceback)
 _log = logging.getLogger("saliency")
@@ -32,15 +32,17 @@ if not _log.handlers:
 st.set_page_config(page_title="Saliency maps", layout="wide")
 
 PAGES = [
-    st.Page(HERE / "app_pages" / "explain.py", title="Explain", default=True),
-    st.Page(HERE / "app_pages" / "compare.py", title="Compare"),
-    st.Page(HERE / "app_pages" / "demo.py", title="Demo"),
-    st.Page(HERE / "app_pages" / "help.py", title="Help"),
+    st.Page(HERE / "app_pages" / "explain.py", title="Explain", default=True, url_path="explain"),
+    st.Page(HERE / "app_pages" / "compare.py", title="Compare", url_path="compare"),
+    st.Page(HERE / "app_pages" / "demo.py", title="Demo", url_path="demo"),
+    st.Page(HERE / "app_pages" / "help.py", title="Help", url_path="help"),
 ]
 page = st.navigation(PAGES)
 
 with st.sidebar:
     state.set_image_input(None)
+    with sections.guard("Reading the link"):
+        url_state.restore(resources.catalog())  # a shared link sets the widgets when the session starts
     with sections.guard("Choosing the image"):
         settings = resources.settings()
         state.set_image_input(widgets.image_source_ui(settings))

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboard import resources, sections, services, state, widgets
+from dashboard import resources, sections, services, state, url_state, widgets
 from saliency_core import ExplainConfig
 
 st.title("Explain an image")
@@ -30,6 +30,7 @@ with st.sidebar:
             seed = widgets.seed_ui()
         config = ExplainConfig(method=entry.name, method_options=options, labels=labels, infiller=infiller,
                                infiller_options=infiller_options, seed=seed, overlay_opacity=opacity, colormap=cmap)
+        url_state.publish(image, entry.name, options, labels, tuple(o.name for o in entry.options if o.main))
 
 loaded = sections.load_current_image(image)
 top_slot = st.container()  # the image and its top-5, filled below (from the explanation when there is one)

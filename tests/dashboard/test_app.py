@@ -915,3 +915,26 @@ def test_compare_runs_slow_methods_only_on_request_with_an_estimate(app, monkeyp
     assert calls.count("fido") == 1 and len(at.image) == 2 * 4
     at.run()  # done once: its result stays without another Run
     assert calls.count("fido") == 1 and len(at.image) == 2 * 4
+
+
+def test_a_link_reproduces_the_view(app):
+    """The sample photo, the method, its main options and the labels go into the URL; a session opened with
+    that URL shows the same choices."""
+    at = app.run()
+    at.sidebar.selectbox(key="gallery_name").set_value("coffee").run()
+    at.sidebar.selectbox(key="method").set_value("fido").run()
+    at.number_input(key="opt:fido:steps").set_value(7).run()
+    at.radio(key="labels_mode").set_value("top-1").run()
+    _ok(at)
+    params = dict(at.query_params)
+    flat = {k: (v[0] if isinstance(v, list) else v) for k, v in params.items()}
+    assert flat == {"image": "coffee", "method": "fido", "steps": "7", "labels": "top1"}, flat
+    fresh = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    for key, value in flat.items():
+        fresh.query_params[key] = value
+    fresh.run()
+    _ok(fresh)
+    assert fresh.sidebar.selectbox(key="gallery_name").value == "coffee"
+    assert fresh.sidebar.selectbox(key="method").value == "fido"
+    assert fresh.number_input(key="opt:fido:steps").value == 7
+    assert fresh.radio(key="labels_mode").value == "top-1"
