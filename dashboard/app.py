@@ -38,6 +38,11 @@ PAGES = [
     st.Page(HERE / "app_pages" / "help.py", title="Help", url_path="help"),
 ]
 page = st.navigation(PAGES)
+# page paths are case-insensitive: /Compare opens the Compare page (Streamlit matches paths exactly)
+_asked = url_state.requested_page()
+_match = next((p for p in PAGES if p.url_path == _asked.lower()), None) if _asked else None
+if _match is not None and _asked != _match.url_path:
+    st.switch_page(_match)
 
 with st.sidebar:
     state.set_image_input(None)

@@ -69,3 +69,14 @@ def publish(image: services.ImageInput | None, method: str | None, options: dict
         params["labels"] = labels
     if dict(st.query_params) != params:
         st.query_params.from_dict(params)
+
+
+def requested_page() -> str:
+    """The page part of the URL the browser asked for ("" for the root)."""
+    from urllib.parse import urlparse
+
+    try:
+        url = st.context.url or ""
+    except Exception:  # noqa: BLE001 - outside a browser session (tests) there is no URL
+        return ""
+    return urlparse(url).path.strip("/").split("/")[-1] if url else ""
