@@ -514,3 +514,47 @@ def display_copy(image: Image.Image, max_side: int = 640) -> Image.Image:
     out = image.copy()
     out.thumbnail((max_side, max_side), Image.Resampling.BILINEAR)
     return out
+
+
+# --------------------------------------------------------------------------- the Compare page as one file
+
+
+def comparison_report(image_name: str, entries: list[tuple[str, Explanation]], rows: list[dict[str, Any]],
+                      settings: dict[str, Any], classifier: Classifier) -> bytes:
+    """The Compare page as one self-contained HTML file: every method's four views (embedded JPEGs), the scores
+    table, the settings and the versions, so that it can be mailed or archived and opened offline."""
+    import base64
+    import datetime
+    import html
+
+    import pandas as pd
+    import torch as _torch
+
+    def jpeg(img: Image.Image) -> str:
+        buf = io.BytesIO()
+        display_copy(img, 480).convert("RGB").save(buf, "JPEG", quality=85)
+        return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode()
+
+    titles = {"overlay": "Mask overlay", "masked_in": "Masked in (kept)", "masked_out": "Masked out (removed)",
+              "infilled": "Infilled"}
+    preds = {"overlay": "original", "masked_in": "masked_in", "masked_out": "masked_out", "infilled": "infilled"}
+    grid = ["<tr><th>method</th>" + "".join(f"<th>{t}</th>" for t in titles.values()) + "</tr>"]
+    for name, expl in entries:
+        cells = []
+        for view in titles:
+            top = expl.predictions[preds[view]][0]
+            cells.append(f"<td><img src='{jpeg(expl.views[view])}'><br>{html.escape(top.name)} "
+                         f"{top.probability:.0%}</td>")
+        grid.append(f"<tr><th>{html.escape(name)}</th>{''.join(cells)}</tr>")
+    table = pd.DataFrame(rows).to_html(index=False, float_format=lambda v: f"{v:.3f}", na_rep="-") if rows else ""
+    versions = {"saliency_core": saliency_core.__version__, "torch": _torch.__version__,
+                "classifier": classifier.identity, "made": datetime.datetime.now().isoformat(timespec="seconds")}
+    meta = "".join(f"<li><b>{html.escape(str(k))}</b>: {html.escape(str(v))}</li>"
+                   for k, v in {**settings, **versions}.items())
+    page = f"""<!doctype html><html><head><meta charset="utf-8"><title>Comparison: {html.escape(image_name)}</title>
+<style>body{{font-family:sans-serif;margin:2em;max-width:1500px}} img{{max-width:300px;height:auto}}
+table{{border-collapse:collapse}} td,th{{border:1px solid #ddd;padding:4px 8px;vertical-align:top;text-align:left}}
+</style></head><body><h1>Comparison of saliency methods: {html.escape(image_name)}</h1>
+<h2>Views</h2><table>{"".join(grid)}</table><h2>Scores</h2>{table}<h2>Settings and versions</h2><ul>{meta}</ul>
+</body></html>"""
+    return page.encode()

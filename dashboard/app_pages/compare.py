@@ -1,6 +1,9 @@
 """Compare page: a grid of methods x views for the same image, with each method's scores and time."""
 from __future__ import annotations
 
+import functools
+import json
+
 import streamlit as st
 
 from dashboard import plots, resources, sections, services, state, widgets
@@ -40,6 +43,7 @@ if loaded is not None and picked:
     for col, view in zip(header[1:], sections.VIEW_ORDER):
         col.markdown(f"**{sections.VIEW_TITLES[view]}**")
     rows = []
+    explained: list[tuple[str, object]] = []
     configs = {c: ExplainConfig(method=choices[c][0], method_options=choices[c][1], labels="top5", infiller=infiller,
                                 infiller_options=infiller_options) for c in picked}
     # one rule for every method, from what it declares: slow ones wait for a Run, with their estimated time
@@ -82,6 +86,7 @@ if loaded is not None and picked:
                         services.masks_key(classifier, image, config), progress=progress)
                     row.update({"top-1 insertion AUC": float(scores.auc[0]), **sections.scores_summary(scores)})
             rows.append(row)
+            explained.append((choice, expl))
             with cols[0]:
                 st.caption(f"{row['time (s)']:.2f} s; mask area {row['mask area']:.0%}")
                 if scores is not None:
@@ -96,5 +101,13 @@ if loaded is not None and picked:
         st.dataframe(rows, hide_index=True, width="stretch", column_config=sections.COMPARE_COLUMNS)
         if "worst completeness" in rows[0]:
             st.plotly_chart(plots.scores_figure(rows), key="compare_scores")
+        settings_used = {"image": loaded.name, "labels": "top5", "infiller of the infilled view": infiller,
+                         "infiller options": json.dumps({k: v for k, v in infiller_options.items() if k != "pool"}),
+                         "methods": ", ".join(f"{c} {json.dumps(choices[c][1])}" for c, _ in explained)}
+        st.download_button("Download this comparison (one HTML file)", icon=":material/download:",
+                           data=functools.partial(services.comparison_report, loaded.name, explained, rows,
+                                                  settings_used, classifier),
+                           file_name=f"comparison_{loaded.name.rsplit('.', 1)[0]}.html", mime="text/html",
+                           key="compare_report", on_click="ignore")
 elif loaded is not None:
     st.info("Pick one or more methods in the sidebar.")

@@ -938,3 +938,22 @@ def test_a_link_reproduces_the_view(app):
     assert fresh.sidebar.selectbox(key="method").value == "fido"
     assert fresh.number_input(key="opt:fido:steps").value == 7
     assert fresh.radio(key="labels_mode").value == "top-1"
+
+
+def test_the_comparison_exports_as_one_self_contained_html_file(app, tiny):
+    at = app.run()
+    at.switch_page("app_pages/compare.py").run()
+    at.sidebar.multiselect(key="compare_methods").set_value(["masker: tiny_fix", "random"]).run()
+    _ok(at)
+    assert any(b.label.startswith("Download this comparison") for b in at.download_button)
+    import saliency_core
+
+    photo = services.gallery_input("chelsea")
+    expl = services.run_explanation(photo, load_image(photo.data), ExplainConfig(method="random"), tiny.clf,
+                                    services.build_method("random", {}), services.ResultCache())
+    page = services.comparison_report("chelsea.png", [("random", expl), ("again", expl)],
+                                      [{"method": "random", "worst completeness": 0.5}], {"labels": "top5"},
+                                      tiny.clf).decode()
+    assert page.count("<img src='data:image/jpeg;base64,") == 8  # two methods x four views, embedded
+    assert "worst completeness" in page and tiny.clf.identity in page and saliency_core.__version__ in page
+    assert "http://" not in page and "https://" not in page  # opens offline
