@@ -1,0 +1,116 @@
+"""The dashboard's speed as a user sees it, in a real browser (headless Debian Chromium through Playwright).
+
+1. Upload -> the masker's four views drawn: a photo is uploaded on the Explain page (shipped FIX masker,
+   curves still coming) and the clock stops when the linked views figure shows its four pictures. Three
+   different photos (nothing cached), median.
+2. Toggle -> the four views redrawn: the infilled view's infiller is switched between blur and gray ten
+   times; the clock stops when the page shows the infilled view's new predictions and the figure's pictures
+   have changed. Median of 10.
+
+    OMP_NUM_THREADS=1 .venv/bin/python bench/bench_dashboard_browser.py   # starts its own server
+"""
+from __future__ import annotations
+
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+IMAGES_JS = "() => Array.from(document.querySelectorAll('.js-plotly-plot image')).map(i => i.getAttribute('href'))"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_views(page, before: list | None, timeout: float = 120.0) -> list:
+    """The figure's four pictures, once they differ from ``before`` (None: once there are four)."""
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        now = page.evaluate(IMAGES_JS)
+        if len(now) >= 4 and (before is None or now[:4] != before[:4]):
+            return now
+        time.sleep(0.02)
+    page.screenshot(path="/tmp/bench_browser_timeout.png")
+    raise TimeoutError("the views were not drawn")
+
+
+def main() -> None:
+    from playwright.sync_api import sync_playwright
+    from PIL import Image
+    from skimage import data
+
+    port = free_port()
+    env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
+    server = subprocess.Popen([str(ROOT / ".venv/bin/saliency"), "dashboard", "--port", str(port)], env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    tmp = Path(tempfile.mkdtemp())
+    photos = []
+    for i, arr in enumerate((data.chelsea(), data.coffee(), data.astronaut())):
+        path = tmp / f"photo{i}.jpg"
+        Image.fromarray(arr).resize((451, 300)).save(path, quality=92)
+        photos.append(path)
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=ARGS)
+            page = browser.new_page(viewport={"width": 1440, "height": 1000})
+            url = f"http://127.0.0.1:{port}/"
+            for _ in range(120):
+                try:
+                    page.goto(url)
+                    break
+                except Exception:  # noqa: BLE001 - the server is still starting
+                    time.sleep(0.5)
+            page.get_by_text("Masked in (kept)").wait_for(timeout=240_000)
+            page.get_by_text("worst completeness").wait_for(timeout=240_000)  # warm: everything loaded once
+            page.locator('[data-testid="stSidebar"]').get_by_text("Upload", exact=True).click()
+            upload = page.locator('input[type="file"]').first
+            upload.wait_for(state="attached", timeout=60_000)
+            uploads = []
+            for photo in photos:
+                before = page.evaluate(IMAGES_JS)
+                t0 = time.monotonic()
+                upload.set_input_files(str(photo))
+                wait_views(page, before)
+                uploads.append(time.monotonic() - t0)
+                page.get_by_text("worst completeness").wait_for(timeout=240_000)
+            toggles = []
+            box = page.get_by_label("Selected blur. Infiller of the infilled view").or_(
+                page.locator('[data-testid="stSidebar"] [data-testid="stSelectbox"]').filter(
+                    has_text="Infiller of the infilled view").locator("input"))
+            for i in range(10):
+                before = page.evaluate(IMAGES_JS)
+                text = page.inner_text("[data-testid='stMain']")
+                box.first.click()
+                page.keyboard.type("gray" if i % 2 == 0 else "blur")
+                t0 = time.monotonic()
+                page.keyboard.press("Enter")
+                while time.monotonic() - t0 < 60:  # the infilled view's new predictions are on the page
+                    if page.inner_text("[data-testid='stMain']") != text and page.evaluate(IMAGES_JS) != before:
+                        break
+                    time.sleep(0.02)
+                toggles.append(time.monotonic() - t0)
+            browser.close()
+    finally:
+        server.terminate()
+        server.wait()
+    print(f"threads: {env['OMP_NUM_THREADS']}, 451 x 300 photos, Explain page, shipped FIX masker")
+    print("| what | median | all |")
+    print("|---|---|---|")
+    print(f"| upload -> four views drawn | {statistics.median(uploads):.2f} s | "
+          + ", ".join(f"{t:.2f}" for t in uploads) + " |")
+    print(f"| toggle the view's infiller -> four views redrawn | {statistics.median(toggles):.2f} s | "
+          + ", ".join(f"{t:.2f}" for t in toggles) + " |")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
