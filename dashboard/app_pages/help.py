@@ -20,17 +20,20 @@ def _toggle(name: str) -> None:
     st.markdown(f"- **{entry.title}** (`{name}`): {entry.text} *{entry.citation}.*")
 
 
-st.header("Views")
+st.markdown("**Contents**: [Views](#views) · [What you choose](#what-you-choose) · [Method options](#method-options)"
+            " · [Infiller options](#infiller-options) · [Per-label curves](#per-label-curves) · [Methods](#methods) · "
+            "[Papers](#papers)")
+
+st.header("Views", anchor="views")
 for view, text in VIEW_HELP.items():
     st.markdown(f"- **{VIEW_TITLES[view]}**: {text}")
 
-st.header("Toggles")
-st.subheader("Explanation")
+st.header("What you choose", anchor="what-you-choose")
 for name in ("method", "labels", "infiller", "seed"):
     _toggle(name)
 
 catalog = resources.catalog()
-st.subheader("Method options")
+st.subheader("Method options", anchor="method-options")
 st.caption("Each method declares its options with their help (saliency_core.options); the sidebar shows them.")
 for entry in catalog.values():
     if entry.options:
@@ -39,24 +42,24 @@ for entry in catalog.values():
                 st.markdown(f"- **{spec.title}** (`{spec.name}`, {spec.describe()}, default `{spec.default}`): "
                             f"{spec.help}")
 
-st.subheader("Infiller options")
+st.subheader("Infiller options", anchor="infiller-options")
 for name in widgets.infiller_names():
     for spec in services.infiller_options(name):
         st.markdown(f"- **{name}: {spec.title}** (`{spec.name}`, {spec.describe()}): {spec.help}")
 
 if services.curves_available():
-    st.subheader("Per-label curves")
+    st.subheader("Per-label curves", anchor="per-label-curves")
     st.markdown("For each label a, the pixels are ranked by the mask and inserted into a gray image, most salient "
                 "first; the curve is the classifier's probability of a at each step, and the dashed line is "
                 "f(x, a), its probability on the whole image.")
     for name in ("curve_steps", "eps1", "eps2", "restrict_to"):
         _toggle(name)
 
-st.header("Methods")
+st.header("Methods", anchor="methods")
 for name, entry in catalog.items():
     cite = f" *{entry.paper}.*" if entry.paper else ""
     st.markdown(f"- **{name}** ({entry.group.lower()}): {entry.summary}.{cite}")
 
-st.header("Papers")
+st.header("Papers", anchor="papers")
 for text in PAPERS.values():
     st.markdown(f"- {text}")

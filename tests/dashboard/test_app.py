@@ -957,3 +957,14 @@ def test_the_comparison_exports_as_one_self_contained_html_file(app, tiny):
     assert page.count("<img src='data:image/jpeg;base64,") == 8  # two methods x four views, embedded
     assert "worst completeness" in page and tiny.clf.identity in page and saliency_core.__version__ in page
     assert "http://" not in page and "https://" not in page  # opens offline
+
+
+def test_a_very_wide_image_gets_one_view_a_row(app, no_curves):
+    at = app.run()
+    at.sidebar.radio(key="image_source").set_value("Upload").run()
+    wide = _png(_photo((1200, 150)))
+    at.file_uploader(key="upload").set_value(("wide.png", wide, "image/png")).run()
+    _ok(at)
+    views = next(c for c in _charts(at) if sum(t.get("type") == "image" for t in c["data"]) == 4)
+    domains = [tuple(views["layout"][f"xaxis{i if i > 1 else ''}"]["domain"]) for i in range(1, 5)]
+    assert all(d == (0.0, 1.0) for d in domains), domains  # four rows, each the full width

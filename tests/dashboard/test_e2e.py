@@ -202,3 +202,41 @@ def test_phone_and_view_changes_in_a_real_browser(server, tmp_path):
             assert images >= 4, images
         finally:
             browser.close()
+
+
+def test_links_slow_methods_and_view_changes_in_a_real_browser(server, tmp_path):
+    """A link with a method and labels opens with them; a slow method waits for Run with its estimate; a
+    change of the infilled view's infiller redraws the views at once (no Run, nothing recomputed)."""
+    sync_playwright = _need_browser()
+    home = tmp_path / "home"
+    home.mkdir()
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM if Path(CHROMIUM).exists() else shutil.which("chromium"),
+                                    args=CHROMIUM_ARGS, env={**os.environ, "HOME": str(home)})
+        try:
+            page = browser.new_context(viewport={"width": 1440, "height": 1400}).new_page()
+            page.goto(f"{server}/?image=coffee&method=gradient-x-input&labels=top1")
+            page.get_by_text("Masked in (kept)").wait_for(timeout=WAIT_MS)
+            sidebar = page.locator('[data-testid="stSidebar"]')
+            page.get_by_text("coffee.png").first.wait_for(timeout=WAIT_MS)  # the photo the link names
+            assert "InputXGradient" in sidebar.inner_text()  # the method's summary: the link's method is chosen
+            assert "method=gradient-x-input" in page.url
+            # the view's infiller: the views change, and no Run is asked for
+            before = page.inner_text("[data-testid='stMain']")
+            sidebar.locator('[data-testid="stSelectbox"]').filter(has_text="Infiller of the infilled view") \
+                .locator("input").click()
+            page.keyboard.type("gray")
+            page.keyboard.press("Enter")
+            deadline = time.monotonic() + 60
+            while page.inner_text("[data-testid='stMain']") == before and time.monotonic() < deadline:
+                time.sleep(0.1)
+            text = page.inner_text("[data-testid='stMain']")
+            assert text != before and "press Run" not in text
+            # a slow method waits for Run and says about how long it takes
+            sidebar.locator('[data-testid="stSelectbox"]').filter(has_text="Method").first.locator("input").click()
+            page.keyboard.type("fido")
+            page.get_by_role("option", name="fido (per-image optimisation)", exact=True).click()
+            page.get_by_text("press Run").wait_for(timeout=WAIT_MS)
+            assert " on this machine" in page.inner_text("[data-testid='stMain']")
+        finally:
+            browser.close()
