@@ -968,3 +968,20 @@ def test_a_very_wide_image_gets_one_view_a_row(app, no_curves):
     views = next(c for c in _charts(at) if sum(t.get("type") == "image" for t in c["data"]) == 4)
     domains = [tuple(views["layout"][f"xaxis{i if i > 1 else ''}"]["domain"]) for i in range(1, 5)]
     assert all(d == (0.0, 1.0) for d in domains), domains  # four rows, each the full width
+
+
+def test_overlay_opacity_and_colour_map_redraw_without_the_method(app, monkeypatch, no_curves):
+    calls = _count_method_calls(monkeypatch)
+    at = app.run()
+    first = next(c for c in _charts(at) if sum(t.get("type") == "image" for t in c["data"]) == 4)["data"][0]["source"]
+    at.selectbox(key="colormap").set_value("gray").run()
+    at.slider(key="overlay_opacity").set_value(0.3).run()
+    _ok(at)
+    now = next(c for c in _charts(at) if sum(t.get("type") == "image" for t in c["data"]) == 4)["data"][0]["source"]
+    assert now != first and calls.count("masker") == 1
+    from saliency_core.images.pictures import overlay
+
+    photo = Image.new("RGB", (4, 1), (200, 100, 50))
+    out = np.asarray(overlay(photo, np.array([[0.0, 0.5, 1.0, 1.0]], np.float32), alpha=0.5, cmap="gray"), float)
+    assert np.array_equal(out[0, 0], [200, 100, 50])  # no tint where the mask is 0
+    assert np.allclose(out[0, 2], 0.5 * np.array([200, 100, 50]) + 0.5 * 255, atol=1)  # gray map, half opacity
