@@ -204,9 +204,13 @@ def test_phone_and_view_changes_in_a_real_browser(server, tmp_path):
             browser.close()
 
 
+IMAGES_JS = "() => Array.from(document.querySelectorAll('.js-plotly-plot image')).map(i => i.getAttribute('href'))"
+
+
 def test_links_slow_methods_and_view_changes_in_a_real_browser(server, tmp_path):
-    """A link with a method and labels opens with them; a slow method waits for Run with its estimate; a
-    change of the infilled view's infiller redraws the views at once (no Run, nothing recomputed)."""
+    """A link with a method and labels opens with them; a change of the infilled view's infiller redraws the views
+    at once (no Run); a per-label method shows the label picked in "Show the mask of"; a slow method waits for Run
+    with its estimate."""
     sync_playwright = _need_browser()
     home = tmp_path / "home"
     home.mkdir()
@@ -232,6 +236,18 @@ def test_links_slow_methods_and_view_changes_in_a_real_browser(server, tmp_path)
                 time.sleep(0.1)
             text = page.inner_text("[data-testid='stMain']")
             assert text != before and "press Run" not in text
+            # labels: a per-label method's "Show the mask of" draws another label's mask; the colour map redraws it
+            page.goto(f"{server}/?image=coffee&method=gradient-x-input&labels=top3")
+            page.get_by_text("Show the mask of").wait_for(timeout=WAIT_MS)
+            page.locator(".js-plotly-plot image").first.wait_for(state="attached", timeout=WAIT_MS)
+            overlay = page.evaluate(IMAGES_JS)[0]
+            page.locator('[data-testid="stSelectbox"]').filter(has_text="Show the mask of").locator("input").click()
+            page.keyboard.press("ArrowDown")
+            page.keyboard.press("Enter")
+            deadline = time.monotonic() + 60
+            while page.evaluate(IMAGES_JS)[:1] == [overlay] and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert page.evaluate(IMAGES_JS)[0] != overlay, "another label's mask must be drawn"
             # a slow method waits for Run and says about how long it takes
             sidebar.locator('[data-testid="stSelectbox"]').filter(has_text="Method").first.locator("input").click()
             page.keyboard.type("fido")
