@@ -217,3 +217,9 @@ def config_to_dict(config: Any) -> dict[str, Any]:
         else:
             out[f.name] = f"<{type(v).__name__}>"
     return out
+
+
+def seed_option(what: str) -> Any:
+    """The ``seed`` option of a random component: filled in from the explanation's seed, so not a widget of its own."""
+    return option(0, shown=False, low=0, help=f"Random seed of {what}: the same seed gives the same result. "
+                                              "The explanation's seed fills it in when it is not given.")

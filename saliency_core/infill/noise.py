@@ -6,7 +6,7 @@ from dataclasses import dataclass
 import torch
 
 from saliency_core.infill.base import register_infiller
-from saliency_core.options import check_options, option
+from saliency_core.options import check_options, option, seed_option
 
 
 @dataclass(frozen=True)
@@ -16,10 +16,7 @@ class NoiseOptions:
                               " FIDO uses it as a cheap out-of-distribution fill to compare against. (Chang, Creager, "
                               "Goldenberg & Duvenaud)"), low=0.0,
                         high=10.0, main=True)
-    seed: int = option(0, shown=False,  # the explanation's seed (one control for every random choice)
-                       low=0,
-                       help=("Random seed of the colour and noise draws: the same seed gives the same result. "
-                             "The explanation's seed fills it in when it is not given."))
+    seed: int = seed_option("the colour and noise draws")
 
     def __post_init__(self) -> None:
         check_options(self, "infiller 'noise'")

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from saliency_core.infill.base import InfillerError, register_infiller
-from saliency_core.options import check_options, option
+from saliency_core.options import check_options, option, seed_option
 
 
 @dataclass(frozen=True)
@@ -18,10 +18,7 @@ class RandomImageOptions:
                              " photos. Gupta et al. train masks against random other images so they stay intrinsic to "
                              "the image. (Gupta, Saunshi, Yu, Lyu & Arora)"),
                        shown=False)
-    seed: int = option(0, shown=False,  # the explanation's seed (one control for every random choice)
-                       low=0,
-                       help=("Random seed of the choice of reference photos: the same seed gives the same result. "
-                             "The explanation's seed fills it in when it is not given."))
+    seed: int = seed_option("the choice of reference photos")
 
     def __post_init__(self) -> None:
         check_options(self, "infiller 'random-image'")

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 
 from saliency_core.classifiers.base import Classifier, ClassifierOutput
 from saliency_core.methods.base import MethodResult, ProgressFn, register_method
-from saliency_core.options import check_options, option
+from saliency_core.options import check_options, option, seed_option
 
 
 def center_gaussian(h: int, w: int, sigma: float = 0.25) -> torch.Tensor:
@@ -50,10 +50,7 @@ class CenterGaussianMethod:
 
 @dataclass(frozen=True)
 class RandomOptions:
-    seed: int = option(0, shown=False,  # the explanation's seed (one control for every random choice)
-                       low=0,
-                       help=("Random seed of the random map: the same seed gives the same result. "
-                             "The explanation's seed fills it in when it is not given."))
+    seed: int = seed_option("the random map")
     cell: int = option(1,
                        help=("Size in pixels of the cells of the random control map. It is a sanity baseline: a real "
                              "method should beat it on every score. (Petsiuk, Das & Saenko)"),

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from saliency_core.classifiers.base import Classifier, ClassifierOutput
 from saliency_core.methods.base import MethodResult, ProgressFn, register_method
 from saliency_core.methods.scaling import normalise_minmax
-from saliency_core.options import check_options, option
+from saliency_core.options import check_options, option, seed_option
 
 
 def rise_params(n: int, size: tuple[int, int], grid: int, p: float, generator: torch.Generator
@@ -57,10 +57,7 @@ class RiseOptions:
     p: float = option(0.5,
                       help=("Probability that a grid cell is kept in a random mask. The paper uses 0.5. (Petsiuk, Das &"
                             " Saenko)"), low=0.0, low_open=True, high=0.99)
-    seed: int = option(0, shown=False,  # the explanation's seed (one control for every random choice)
-                       low=0,
-                       help=("Random seed of the random masks: the same seed gives the same result. "
-                             "The explanation's seed fills it in when it is not given."))
+    seed: int = seed_option("the random masks")
     batch_size: int = option(50,
                              help=("How many images go through the classifier at once. It changes speed and memory, not"
                                    " the result. (Petsiuk, Das & Saenko)"), low=1, high=1024)

@@ -7,6 +7,7 @@ at the same time, a different sample photo (sessions must not interfere). Screen
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -180,9 +181,9 @@ def test_dashboard_in_a_real_browser(server, tmp_path):
     assert not off_host, f"the page made off-host requests: {sorted(set(off_host))[:5]}"
 
 
-def test_phone_and_view_changes_in_a_real_browser(server, tmp_path):
-    """At 390 x 844 (a phone) the Explain page has no horizontal scroll, and the linked views figure holds the
-    four pictures."""
+@contextlib.contextmanager
+def _browser(tmp_path: Path):
+    """Headless Debian Chromium, closed afterwards (``HOME`` in a temporary folder: it writes caches there)."""
     sync_playwright = _need_browser()
     home = tmp_path / "home"
     home.mkdir()
@@ -190,18 +191,25 @@ def test_phone_and_view_changes_in_a_real_browser(server, tmp_path):
         browser = p.chromium.launch(executable_path=CHROMIUM if Path(CHROMIUM).exists() else shutil.which("chromium"),
                                     args=CHROMIUM_ARGS, env={**os.environ, "HOME": str(home)})
         try:
-            phone = browser.new_context(viewport={"width": 390, "height": 844}).new_page()
-            phone.goto(server)
-            phone.get_by_text("Masked in (kept)").wait_for(timeout=WAIT_MS)
-            phone.locator(".js-plotly-plot").first.wait_for(state="visible", timeout=WAIT_MS)
-            widths = phone.evaluate("""() => [document.documentElement.scrollWidth,
-                (document.querySelector('[data-testid="stMain"]') || document.body).scrollWidth]""")
-            assert max(widths) <= 390, f"horizontal overflow on a phone: {widths}"
-            images = phone.evaluate("() => document.querySelectorAll('.js-plotly-plot .layer-above image, "
-                                    ".js-plotly-plot image').length")
-            assert images >= 4, images
+            yield browser
         finally:
             browser.close()
+
+
+def test_phone_and_view_changes_in_a_real_browser(server, tmp_path):
+    """At 390 x 844 (a phone) the Explain page has no horizontal scroll, and the linked views figure holds the
+    four pictures."""
+    with _browser(tmp_path) as browser:
+        phone = browser.new_context(viewport={"width": 390, "height": 844}).new_page()
+        phone.goto(server)
+        phone.get_by_text("Masked in (kept)").wait_for(timeout=WAIT_MS)
+        phone.locator(".js-plotly-plot").first.wait_for(state="visible", timeout=WAIT_MS)
+        widths = phone.evaluate("""() => [document.documentElement.scrollWidth,
+            (document.querySelector('[data-testid="stMain"]') || document.body).scrollWidth]""")
+        assert max(widths) <= 390, f"horizontal overflow on a phone: {widths}"
+        images = phone.evaluate("() => document.querySelectorAll('.js-plotly-plot .layer-above image, "
+                                ".js-plotly-plot image').length")
+        assert images >= 4, images
 
 
 IMAGES_JS = "() => Array.from(document.querySelectorAll('.js-plotly-plot image')).map(i => i.getAttribute('href'))"
@@ -211,48 +219,40 @@ def test_links_slow_methods_and_view_changes_in_a_real_browser(server, tmp_path)
     """A link with a method and labels opens with them; a change of the infilled view's infiller redraws the views
     at once (no Run); a per-label method shows the label picked in "Show the mask of"; a slow method waits for Run
     with its estimate."""
-    sync_playwright = _need_browser()
-    home = tmp_path / "home"
-    home.mkdir()
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM if Path(CHROMIUM).exists() else shutil.which("chromium"),
-                                    args=CHROMIUM_ARGS, env={**os.environ, "HOME": str(home)})
-        try:
-            page = browser.new_context(viewport={"width": 1440, "height": 1400}).new_page()
-            page.goto(f"{server}/?image=coffee&method=gradient-x-input&labels=top1")
-            page.get_by_text("Masked in (kept)").wait_for(timeout=WAIT_MS)
-            sidebar = page.locator('[data-testid="stSidebar"]')
-            page.get_by_text("coffee.png").first.wait_for(timeout=WAIT_MS)  # the photo the link names
-            assert "InputXGradient" in sidebar.inner_text()  # the method's summary: the link's method is chosen
-            assert "method=gradient-x-input" in page.url
-            # the view's infiller: the views change, and no Run is asked for
-            before = page.inner_text("[data-testid='stMain']")
-            sidebar.locator('[data-testid="stSelectbox"]').filter(has_text="Infiller of the infilled view") \
-                .locator("input").click()
-            page.keyboard.type("gray")
-            page.keyboard.press("Enter")
-            deadline = time.monotonic() + 60
-            while page.inner_text("[data-testid='stMain']") == before and time.monotonic() < deadline:
-                time.sleep(0.1)
-            text = page.inner_text("[data-testid='stMain']")
-            assert text != before and "press Run" not in text
-            # labels: a per-label method's "Show the mask of" draws another label's mask; the colour map redraws it
-            page.goto(f"{server}/?image=coffee&method=gradient-x-input&labels=top3")
-            page.get_by_text("Show the mask of").wait_for(timeout=WAIT_MS)
-            page.locator(".js-plotly-plot image").first.wait_for(state="attached", timeout=WAIT_MS)
-            overlay = page.evaluate(IMAGES_JS)[0]
-            page.locator('[data-testid="stSelectbox"]').filter(has_text="Show the mask of").locator("input").click()
-            page.keyboard.press("ArrowDown")
-            page.keyboard.press("Enter")
-            deadline = time.monotonic() + 60
-            while page.evaluate(IMAGES_JS)[:1] == [overlay] and time.monotonic() < deadline:
-                time.sleep(0.1)
-            assert page.evaluate(IMAGES_JS)[0] != overlay, "another label's mask must be drawn"
-            # a slow method waits for Run and says about how long it takes
-            sidebar.locator('[data-testid="stSelectbox"]').filter(has_text="Method").first.locator("input").click()
-            page.keyboard.type("fido")
-            page.get_by_role("option", name="fido (per-image optimisation)", exact=True).click()
-            page.get_by_text("press Run").wait_for(timeout=WAIT_MS)
-            assert " on this machine" in page.inner_text("[data-testid='stMain']")
-        finally:
-            browser.close()
+    with _browser(tmp_path) as browser:
+        page = browser.new_context(viewport={"width": 1440, "height": 1400}).new_page()
+        page.goto(f"{server}/?image=coffee&method=gradient-x-input&labels=top1")
+        page.get_by_text("Masked in (kept)").wait_for(timeout=WAIT_MS)
+        sidebar = page.locator('[data-testid="stSidebar"]')
+        page.get_by_text("coffee.png").first.wait_for(timeout=WAIT_MS)  # the photo the link names
+        assert "InputXGradient" in sidebar.inner_text()  # the method's summary: the link's method is chosen
+        assert "method=gradient-x-input" in page.url
+        # the view's infiller: the views change, and no Run is asked for
+        before = page.inner_text("[data-testid='stMain']")
+        sidebar.locator('[data-testid="stSelectbox"]').filter(has_text="Infiller of the infilled view") \
+            .locator("input").click()
+        page.keyboard.type("gray")
+        page.keyboard.press("Enter")
+        deadline = time.monotonic() + 60
+        while page.inner_text("[data-testid='stMain']") == before and time.monotonic() < deadline:
+            time.sleep(0.1)
+        text = page.inner_text("[data-testid='stMain']")
+        assert text != before and "press Run" not in text
+        # labels: a per-label method's "Show the mask of" draws another label's mask; the colour map redraws it
+        page.goto(f"{server}/?image=coffee&method=gradient-x-input&labels=top3")
+        page.get_by_text("Show the mask of").wait_for(timeout=WAIT_MS)
+        page.locator(".js-plotly-plot image").first.wait_for(state="attached", timeout=WAIT_MS)
+        overlay = page.evaluate(IMAGES_JS)[0]
+        page.locator('[data-testid="stSelectbox"]').filter(has_text="Show the mask of").locator("input").click()
+        page.keyboard.press("ArrowDown")
+        page.keyboard.press("Enter")
+        deadline = time.monotonic() + 60
+        while page.evaluate(IMAGES_JS)[:1] == [overlay] and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert page.evaluate(IMAGES_JS)[0] != overlay, "another label's mask must be drawn"
+        # a slow method waits for Run and says about how long it takes
+        sidebar.locator('[data-testid="stSelectbox"]').filter(has_text="Method").first.locator("input").click()
+        page.keyboard.type("fido")
+        page.get_by_role("option", name="fido (per-image optimisation)", exact=True).click()
+        page.get_by_text("press Run").wait_for(timeout=WAIT_MS)
+        assert " on this machine" in page.inner_text("[data-testid='stMain']")

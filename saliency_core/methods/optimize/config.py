@@ -9,7 +9,7 @@ import torch
 from saliency_core.infill.base import infiller_entry
 from saliency_core.methods.base import MethodError
 from saliency_core.objectives import PER_IMAGE_OBJECTIVES as OBJECTIVES
-from saliency_core.options import check_options, config_to_dict, option
+from saliency_core.options import check_options, config_to_dict, option, seed_option
 
 SCORES = ("log-odds", "log-prob", "prob")
 PARAMETRIZATIONS = ("continuous", "concrete")
@@ -103,9 +103,7 @@ class OptimizeConfig:
                          help=("The mask value every pixel starts from (0.5 in Gupta et al.'s code). Starting high "
                                "favours keeping evidence, starting low favours small masks. (Gupta, Saunshi, Yu, Lyu & "
                                "Arora)"))
-    seed: int = option(0, low=0, shown=False,  # the explanation's seed (one control for every random choice)
-                       help=("Random seed of the Concrete draws and the reference photos: the same seed gives the same "
-                             "mask. The explanation's seed fills it in when it is not given."))
+    seed: int = seed_option("the Concrete draws and the reference photos")
     early_stop_tol: float = option(0.01, low=0.0, high=1.0,
                                    help=("A label stops when its smoothed loss improves by less than this fraction; 0 "
                                          "turns early stopping off. It saves time on easy labels without changing the "
