@@ -62,6 +62,21 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         raise
 
 
+def portable(value: Any, root: Path | None = None) -> Any:
+    """The value with every absolute path in it made relative to the project's folder (a checkpoint records
+    where it came from, never the layout of the machine it was made on)."""
+    root = root or Path(__file__).resolve().parents[2]
+    if isinstance(value, dict):
+        return {k: portable(v, root) for k, v in value.items()}
+    if isinstance(value, list):
+        return [portable(v, root) for v in value]
+    if isinstance(value, str) and " " in value:  # a command line: each absolute word
+        return " ".join(portable(w, root) for w in value.split(" "))
+    if isinstance(value, str) and value.startswith("/"):
+        return os.path.relpath(value, root)
+    return value
+
+
 def save_masker(path: str | Path, masker: nn.Module, classifier: Classifier, config: dict[str, Any],
                 metrics: dict[str, Any] | None = None, include_classifier: bool = False,
                 kind: str = "phang") -> Path:
@@ -82,8 +97,8 @@ def save_masker(path: str | Path, masker: nn.Module, classifier: Classifier, con
         "classifier_included": include_classifier,
         "num_classes": classifier.num_classes,
         "masker_config": masker.config.to_dict(),
-        "config": config,
-        "metrics": metrics or {},
+        "config": portable(config),
+        "metrics": portable(metrics or {}),
     }
     header = {k: json.dumps(v) for k, v in meta.items()}
     atomic_write_bytes(path, save(tensors, metadata=header))

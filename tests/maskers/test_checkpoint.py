@@ -87,3 +87,15 @@ def test_the_shipped_fix_masker_still_gives_its_recorded_mask_on_chelsea(lite0, 
     pooled = torch.nn.functional.avg_pool2d(torch.from_numpy(e.masks[0])[None, None], 10)[0, 0].numpy()
     recorded = np.load(Path(__file__).with_name("chelsea_fix_lite0_pooled.npy"))
     assert pooled.shape == recorded.shape and np.abs(pooled - recorded).max() < 1e-5
+
+
+def test_a_checkpoint_records_no_absolute_path(tmp_path, tiny_classifier):
+    from saliency_core.maskers.checkpoint import portable, read_metadata
+
+    masker = PhangMasker(MaskerConfig(stage_channels=tiny_classifier.stage_channels))
+    config = {"data": str(tmp_path / "labels.csv"), "out": "/elsewhere/run", "command": "train --data /x/y.csv"}
+    path = save_masker(tmp_path / "m.safetensors", masker, tiny_classifier, config)
+    for meta in (read_metadata(path), json.loads(path.with_suffix(".json").read_text())):
+        assert not meta["config"]["data"].startswith("/") and not meta["config"]["out"].startswith("/")
+        assert " /" not in meta["config"]["command"]
+    assert portable({"a": ["/x"]}, root=__import__("pathlib").Path("/x/y")) == {"a": [".."]}
