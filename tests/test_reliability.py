@@ -117,6 +117,10 @@ def test_an_existing_result_is_not_overwritten_unless_asked_and_then_nothing_sta
     assert sum(n.startswith("mask_") for n in first) == 2
     assert _explain(img, "--out", str(out)) == 1  # refused: the earlier result stays as it was
     assert "already exists" in capsys.readouterr().err and sorted(p.name for p in (out / "x_2").iterdir()) == first
+    garbage = Path(img).with_name("x_2.png")
+    garbage.write_text("not an image")
+    assert _explain(str(garbage), "--out", str(out)) == 1  # refused before the file is even read
+    assert "already exists" in capsys.readouterr().err
     assert _explain(img, "--out", str(out), "--overwrite") == 0
     now = sorted(p.name for p in (out / "x_2").iterdir())
     assert not any(n.startswith("mask_") for n in now), "stale per-label masks of the earlier run"
