@@ -70,7 +70,8 @@ def upload_to_views(image: services.ImageInput, clf, method, config: ExplainConf
     expl = services.run_explanation(image, loaded, config, clf, method, cache)  # also gives the top-5
     for view in expl.views.values():
         services.display_copy(view, 560)
-    plots.overlay_figure(services.display_copy(expl.views["overlay"], 560), expl.masks[0]).to_json()
+    plots.views_figure([services.display_copy(v, 560) for v in expl.views.values()],
+                       expl.masks[0]).to_json()
     return CLOCK() - t
 
 
@@ -81,7 +82,7 @@ def curve_timings(clf, image: services.ImageInput, steps: int, repeats: int) -> 
     expl = services.run_explanation(image, loaded, config, clf, services.build_method("grad-cam", {}),
                                     services.ResultCache())
     labels = list(expl.labels)
-    request = services.CurveRequest(steps=steps, top_k=5)
+    request = services.CurveRequest(steps=steps)  # the labels are the explained top 5
     calls = []
 
     def progress(fraction: float, message: str, **_) -> None:

@@ -1,4 +1,4 @@
-"""Plotly figures of the dashboard: the mask overlay with a colour bar, per-label insertion curves."""
+"""Plotly figures of the dashboard: the four views with linked zoom, per-label insertion curves, score bars."""
 from __future__ import annotations
 
 import base64
@@ -46,30 +46,6 @@ def views_figure(views: list[Image.Image], mask: np.ndarray, per_row: int = 4, w
     cell = width / per_row
     fig.update_layout(height=int(rows * cell * h / w) + 10, margin={"l": 0, "r": 0, "t": 0, "b": 0},
                       dragmode="zoom", showlegend=False)
-    return fig
-
-
-def overlay_figure(overlay: Image.Image, mask: np.ndarray, width: int = 320, hover_cells: int = 64) -> go.Figure:
-    """The overlay picture with a horizontal inferno colour bar below it (0 = not salient, 1 = salient);
-    hovering shows the mask value (read from a coarse copy of the mask, ``hover_cells`` on the long side).
-    ``width`` is the expected display width, used only to give the figure the picture's aspect ratio."""
-    w, h = overlay.size
-    scale = hover_cells / max(w, h)
-    gh, gw = max(1, round(h * scale)), max(1, round(w * scale))
-    coarse = resize_mask(torch.from_numpy(np.ascontiguousarray(mask, dtype=np.float32)), gh, gw).numpy()
-    fig = go.Figure()
-    fig.add_trace(go.Image(source=_data_uri(overlay), x0=0, y0=0, dx=1, dy=1, hoverinfo="skip"))
-    fig.add_trace(go.Heatmap(
-        z=coarse, x0=(w / gw) / 2, dx=w / gw, y0=(h / gh) / 2, dy=h / gh, zmin=0.0, zmax=1.0,
-        colorscale="Inferno", opacity=0.0, showscale=True, name="mask",
-        colorbar={"orientation": "h", "y": -0.02, "yanchor": "top", "thickness": 10, "len": 1.0,
-                  "tickvals": [0, 0.5, 1], "tickfont": {"size": 10},
-                  "title": {"text": "saliency", "side": "top", "font": {"size": 10}}},
-        hovertemplate="saliency %{z:.2f}<extra></extra>",
-    ))
-    fig.update_xaxes(visible=False, range=[0, w], constrain="domain")
-    fig.update_yaxes(visible=False, range=[h, 0], scaleanchor="x", constrain="domain")
-    fig.update_layout(height=int(width * h / w) + 48, margin={"l": 0, "r": 0, "t": 0, "b": 44}, showlegend=False)
     return fig
 
 

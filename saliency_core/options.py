@@ -9,6 +9,7 @@ the dashboard all read the same declaration: the dashboard draws one widget per 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import typing
 from dataclasses import dataclass
@@ -97,6 +98,14 @@ def declared_options(cls: type, defaults: dict[str, Any] | None = None) -> tuple
     """The options declared on a config dataclass, in field order (``defaults`` override the field's)."""
     if not dataclasses.is_dataclass(cls):
         raise TypeError(f"{cls!r} is not a dataclass")
+    options = _declared(cls)  # read once per class: every config's construction checks its options
+    if not defaults:
+        return options
+    return tuple(dataclasses.replace(o, default=defaults[o.name]) if o.name in defaults else o for o in options)
+
+
+@functools.lru_cache(maxsize=None)
+def _declared(cls: type) -> tuple[Option, ...]:
     hints = _hints(cls)
     out = []
     for f in dataclasses.fields(cls):
@@ -106,9 +115,7 @@ def declared_options(cls: type, defaults: dict[str, Any] | None = None) -> tuple
         base, optional = _base_type(hints.get(f.name, Any))
         kind = meta["kind"] or ("choice" if meta["choices"] else "bool" if base is bool else "int" if base is int
                                 else "float" if base is float else "text" if base is str else "text")
-        if defaults and f.name in defaults:
-            default = defaults[f.name]
-        elif f.default is not dataclasses.MISSING:
+        if f.default is not dataclasses.MISSING:
             default = f.default
         elif f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
             default = f.default_factory()  # type: ignore[misc]
@@ -118,10 +125,6 @@ def declared_options(cls: type, defaults: dict[str, Any] | None = None) -> tuple
         out.append(Option(name=f.name, kind=kind, default=default, optional=optional, typed=typed,
                           **{k: v for k, v in meta.items() if k not in ("kind",)} | {"shown": meta["shown"] and typed}))
     return tuple(out)
-
-
-def option_map(cls: type) -> dict[str, Option]:
-    return {o.name: o for o in declared_options(cls)}
 
 
 def _coerce(opt: Option, value: Any, what: str) -> Any:

@@ -1,7 +1,7 @@
 """The options of per-image mask optimisation, declared once (help, choices, ranges), and the papers' presets."""
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -173,10 +173,6 @@ PRESETS: dict[str, dict[str, Any]] = {
                         average="probability", infiller="random-image", l1_weight=2e-5, tv_weight=0.01, upsample=4,
                         steps=2000, lr=0.05, lr_decay=False, warmup=0.0, resolution=None, early_stop_tol=0.0),
 }
-
-
-def option_names() -> list[str]:
-    return [f.name for f in fields(OptimizeConfig)]
 
 
 def make_config(preset: str | None = None, **options: Any) -> OptimizeConfig:
