@@ -149,6 +149,50 @@ def masker_loss(cfg: MaskerObjective, mask: torch.Tensor, labels: torch.Tensor, 
     return terms
 
 
+def conditional_masker_loss(mask: torch.Tensor, labels: torch.Tensor, clean_logits: torch.Tensor,
+                            logits_in: torch.Tensor | None, in_rows: torch.Tensor,
+                            logits_out: torch.Tensor | None, out_rows: torch.Tensor, tv_weight: torch.Tensor,
+                            lambda_in: float = 1.0, lambda_out: float = 1.0, lambda_area_in: float = 1.0,
+                            lambda_area_out: float = 10.0, out_term: str = "out-entropy") -> dict[str, torch.Tensor]:
+    """:func:`masker_loss` with a setting per image (loss-conditional training): the mean over images of
+    each image's own objective.
+
+    ``in_rows`` / ``out_rows`` index the images whose objective has the masked-in / masked-out term
+    (``logits_in`` / ``logits_out`` hold exactly those rows); ``tv_weight`` (B) is each image's TV
+    weight. With one setting for every image it equals :func:`masker_loss`. Logged terms are means over
+    the images that have them; ``total`` is what is minimised.
+    """
+    if out_term not in ("out-entropy", "out-class"):
+        raise ValueError(f"out_term must be out-entropy or out-class, got {out_term!r}")
+    b = mask.shape[0]
+    area = mask_area(mask)
+    per_image = mask.new_zeros(b)
+    terms: dict[str, torch.Tensor] = {}
+    clean_correct = (clean_logits.argmax(-1) == labels).to(mask.dtype)
+    if len(in_rows):
+        y = labels[in_rows]
+        ce = F.cross_entropy(logits_in, y, reduction="none")
+        in_correct = (logits_in.argmax(-1) == y).to(mask.dtype)
+        area_in = in_correct * area[in_rows]
+        per_image = per_image.index_add(0, in_rows, lambda_in * ce + lambda_area_in * area_in)
+        terms["in_ce"], terms["area_in"] = ce.mean(), area_in.mean()
+    if len(out_rows):
+        y, c = labels[out_rows], clean_correct[out_rows]
+        if out_term == "out-entropy":
+            term = -(c * entropy(logits_out))
+            terms["out_negentropy"] = term.mean()
+        else:
+            term = -(c * F.cross_entropy(logits_out, y, reduction="none"))
+            terms["out_negce"] = term.mean()
+        area_out = c * (logits_out.argmax(-1) != y).to(mask.dtype) * area[out_rows]
+        per_image = per_image.index_add(0, out_rows, lambda_out * term + lambda_area_out * area_out)
+        terms["area_out"] = area_out.mean()
+    tv = total_variation_per_mask(mask)
+    terms["tv"] = tv.mean()
+    terms["total"] = (per_image + tv_weight.to(tv.dtype) * tv).mean()
+    return terms
+
+
 def gupta_label_loss(log_p_composite: torch.Tensor) -> torch.Tensor:
     """Gupta et al.: maximise the label's log-probability on the composite (mean over (image, label))."""
     return -log_p_composite.mean()

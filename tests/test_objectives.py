@@ -79,3 +79,72 @@ def test_masker_loss_combines_terms_with_lambdas():
 def test_bad_objective_options_are_refused(kwargs):
     with pytest.raises(ValueError):
         O.MaskerObjective(**kwargs)
+
+
+# ---------------------------------------------------------------- loss-conditional training
+def _batch(seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    mask = torch.rand(4, 1, 8, 8, generator=g)
+    labels = torch.tensor([0, 1, 2, 1])
+    clean = torch.randn(4, 5, generator=g)
+    clean[torch.arange(4), labels] += 5  # the classifier is right on the clean images
+    return mask, labels, clean, torch.randn(4, 5, generator=g), torch.randn(4, 5, generator=g)
+
+
+@pytest.mark.parametrize("out_term, objective", [("out-entropy", "in+out-entropy"), ("out-class", "in+out-class")])
+def test_conditional_loss_with_one_setting_is_the_masker_loss(out_term, objective):
+    from saliency_core.objectives import MaskerObjective, conditional_masker_loss, masker_loss
+
+    mask, labels, clean, li, lo = _batch()
+    cfg = MaskerObjective(objective, 1.0, 0.7, 1.5, 15.0, 2e-3)
+    want = masker_loss(cfg, mask, labels, clean, li, lo)
+    rows = torch.arange(4)
+    got = conditional_masker_loss(mask, labels, clean, li, rows, lo, rows, torch.full((4,), 2e-3), 1.0, 0.7, 1.5, 15.0,
+                                  out_term)
+    for k in want:
+        assert got[k] == pytest.approx(float(want[k]), rel=1e-6), k
+
+
+def test_conditional_loss_is_the_mean_of_each_images_own_objective():
+    """Image 0 ssr (TV 0), image 1 sdr (TV 0.1), images 2-3 both (TV 0.01): by hand, image by image."""
+    from saliency_core.objectives import (
+        conditional_area,
+        conditional_masker_loss,
+        masked_in_loss,
+        masked_out_entropy_loss,
+        total_variation_per_mask,
+    )
+
+    mask, labels, clean, li, lo = _batch(1)
+    in_rows, out_rows = torch.tensor([0, 2, 3]), torch.tensor([1, 2, 3])
+    tv_w = torch.tensor([0.0, 0.1, 0.01, 0.01])
+    got = conditional_masker_loss(mask, labels, clean, li[in_rows], in_rows, lo[out_rows], out_rows, tv_w,
+                                  1.0, 1.0, 1.5, 15.0, "out-entropy")
+    tv = total_variation_per_mask(mask)
+    per_image = []
+    for i in range(4):
+        one = slice(i, i + 1)
+        loss = tv_w[i] * tv[i]
+        if i in (0, 2, 3):
+            right_in = (li[one].argmax(-1) == labels[one])
+            loss = loss + masked_in_loss(li[one], labels[one]) + 1.5 * conditional_area(mask[one], right_in)
+        if i in (1, 2, 3):
+            right = (clean[one].argmax(-1) == labels[one]).float()
+            wrong_out = (lo[one].argmax(-1) != labels[one]).float()
+            loss = loss + masked_out_entropy_loss(lo[one], right) + 15.0 * conditional_area(mask[one], right * wrong_out)
+        per_image.append(loss)
+    assert float(got["total"]) == pytest.approx(float(torch.stack(per_image).mean()), rel=1e-6)
+    assert float(got["in_ce"]) == pytest.approx(float(masked_in_loss(li[in_rows], labels[in_rows])), rel=1e-6)
+    assert "out_negce" not in got and set(got) >= {"in_ce", "area_in", "out_negentropy", "area_out", "tv", "total"}
+
+
+def test_conditional_loss_with_no_out_rows_has_no_out_terms():
+    from saliency_core.objectives import conditional_masker_loss
+
+    mask, labels, clean, li, _ = _batch(2)
+    got = conditional_masker_loss(mask, labels, clean, li, torch.arange(4), None, torch.tensor([], dtype=torch.long),
+                                  torch.zeros(4))
+    assert "area_out" not in got and "in_ce" in got
+    with pytest.raises(ValueError, match="out_term"):
+        conditional_masker_loss(mask, labels, clean, li, torch.arange(4), None, torch.tensor([], dtype=torch.long),
+                                torch.zeros(4), out_term="maxent")

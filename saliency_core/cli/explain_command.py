@@ -65,6 +65,10 @@ def run(args: argparse.Namespace) -> int:
     options = parse_options(args.option)
     if args.checkpoint:
         options["checkpoint"] = args.checkpoint
+        if args.method == "masker":  # a checkpoint of a kind another method reads (per-label, conditional) picks it
+            from saliency_core.methods.trained import method_for_checkpoint
+
+            args.method = method_for_checkpoint(args.checkpoint)
     config = ExplainConfig(method=args.method, method_options=options, labels=args.labels,
                            infiller=args.infiller, seed=args.seed)
     classifier = load_classifier(args.classifier, args.classifier_weights, device=args.device)

@@ -12,7 +12,7 @@ import sys
 import types
 import typing
 from dataclasses import MISSING, fields
-from typing import Any
+from typing import Any, Callable
 
 from saliency_core.train.config import TrainConfig
 
@@ -49,6 +49,16 @@ def _parse_stages(text: str) -> tuple[int, ...]:
         raise argparse.ArgumentTypeError(f"stages must look like 4,5 (got '{text}')") from None
 
 
+def _comma_list(item: type) -> Callable[[str], tuple]:
+    def parse(text: str) -> tuple:
+        try:
+            return tuple(item(v) for v in text.replace(" ", "").split(",") if v)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a comma-separated list of {item.__name__}, got '{text}'") \
+                from None
+    return parse
+
+
 def _field_kind(tp: Any) -> tuple[Any, bool]:
     """(base type, optional?) of a dataclass field annotation."""
     origin = typing.get_origin(tp)
@@ -75,6 +85,9 @@ def add_config_flags(parser: argparse.ArgumentParser, cls: type = TrainConfig, s
             parser.add_argument(flag, type=_none_or(_parse_bool), metavar="BOOL", **kw)
         elif f.name == "stages":
             parser.add_argument(flag, type=_parse_stages, metavar="N,N", **kw)
+        elif typing.get_origin(base) is tuple:
+            item = (typing.get_args(base) or (str,))[0]
+            parser.add_argument(flag, type=_comma_list(item), metavar="A,B", **kw)
         elif f.name == "infiller_options":
             parser.add_argument(flag, nargs="*", metavar="KEY=VALUE", **kw)
         else:
@@ -92,21 +105,27 @@ def register(sub: argparse._SubParsersAction) -> None:
                        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", default=None, metavar="YAML", help="a YAML file of config fields")
     p.add_argument("--print-config", action="store_true", help="print the resolved config as YAML and exit")
-    p.add_argument("--kind", choices=("masker", "label"), default="masker",
+    p.add_argument("--kind", choices=("masker", "label", "conditional"), default="masker",
                    help="masker: the Phang et al. masker (FIX or CA); label: the per-label masker (FIX or CA with "
-                        "--mode; its own objectives: --objective insertion|calibrated|gupta)")
+                        "--mode; its own objectives: --objective insertion|calibrated|gupta); conditional: one masker "
+                        "over a space of objectives, infillers, TV weights and upsampling factors (FIX)")
     add_config_flags(p)
     from saliency_core.train.label_masker import LabelMaskerTrainConfig
 
     add_config_flags(p.add_argument_group("per-label masker (--kind label)"), LabelMaskerTrainConfig,
                      skip=frozenset(f.name for f in fields(TrainConfig)))
+    from saliency_core.train.conditional import ConditionalTrainConfig
+
+    add_config_flags(p.add_argument_group("conditional masker (--kind conditional)"), ConditionalTrainConfig,
+                     skip=frozenset(f.name for f in fields(TrainConfig)) | frozenset(
+                         f.name for f in fields(LabelMaskerTrainConfig)))
     p.set_defaults(handler=run)
 
 
-def resolve_config(args: argparse.Namespace) -> TrainConfig:
+def resolve_config(args: argparse.Namespace, cls: type = TrainConfig) -> TrainConfig:
     """Defaults <- YAML file <- flags."""
-    base = TrainConfig.from_yaml(args.config).to_dict() if args.config else {}
-    names = {f.name for f in fields(TrainConfig)}
+    base = cls.from_yaml(args.config).to_dict() if args.config else {}
+    names = {f.name for f in fields(cls)}
     overrides = {k: v for k, v in vars(args).items() if k in names}
     if "infiller_options" in overrides:
         from saliency_core.cli.explain_command import parse_options
@@ -114,7 +133,7 @@ def resolve_config(args: argparse.Namespace) -> TrainConfig:
         overrides["infiller_options"] = parse_options(overrides["infiller_options"] or [])
     if "mode" in overrides and "lambda_area_out" not in overrides and args.config:
         base.pop("lambda_area_out", None)  # a resolved YAML's mode default must not survive a mode change
-    return TrainConfig.from_dict({**base, **overrides})
+    return cls.from_dict({**base, **overrides})
 
 
 def resolve_label_config(args: argparse.Namespace):
@@ -140,6 +159,15 @@ def run(args: argparse.Namespace) -> int:
         from saliency_core.train.label_masker import train_label_masker
 
         print(train_label_masker(cfg_label))
+        return 0
+    if args.kind == "conditional":
+        from saliency_core.train.conditional import ConditionalTrainConfig, train_conditional
+
+        cfg_c = resolve_config(args, ConditionalTrainConfig)
+        if args.print_config:
+            sys.stdout.write(cfg_c.to_yaml())
+            return 0
+        print(train_conditional(cfg_c))
         return 0
     cfg = resolve_config(args)
     if args.print_config:

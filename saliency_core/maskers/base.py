@@ -2,7 +2,8 @@
 
 A kind registers ``builder(masker_config_dict) -> nn.Module`` with an ``explain`` attribute,
 ``explain(masker, classifier, stages, head, size, labels) -> (K x h x w masks, per_label)``, so a
-checkpoint of any kind is loaded and used without a caller knowing which kind it is.
+checkpoint of any kind is loaded and used without a caller knowing which kind it is. A kind that takes a
+setting (the conditional masker) declares ``takes_setting=True`` and its ``explain`` accepts ``setting=``.
 """
 from __future__ import annotations
 
@@ -16,9 +17,9 @@ from saliency_core.registry import Registry
 ExplainFn = Callable[[nn.Module, Any, list[torch.Tensor], "torch.Tensor | None", tuple[int, int], list[int]],
                      tuple[torch.Tensor, bool]]
 
-#: Masker kinds by the name a checkpoint records (``"phang"``, ``"label"``).
+#: Masker kinds by the name a checkpoint records (``"phang"``, ``"label"``, ``"conditional"``).
 MASKER_KINDS: Registry[nn.Module] = Registry("masker kind", builtin_modules=(
-    "saliency_core.maskers.phang", "saliency_core.maskers.label"))
+    "saliency_core.maskers.phang", "saliency_core.maskers.label", "saliency_core.maskers.conditional"))
 
 register_masker_kind = MASKER_KINDS.register
 

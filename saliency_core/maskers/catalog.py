@@ -10,7 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 #: The shipped default checkpoint of each masker kind, for the default classifier.
-DEFAULT_CHECKPOINTS = {"phang": "fix_lite0.safetensors", "label": "label_lite0.safetensors"}
+DEFAULT_CHECKPOINTS = {"phang": "fix_lite0.safetensors", "label": "label_lite0.safetensors",
+                       "conditional": "conditional_lite0.safetensors"}
 
 
 def checkpoints_dir() -> Path:
@@ -35,7 +36,7 @@ class CheckpointInfo:
     path: Path
     label: str
     description: str
-    kind: str = "phang"  # "phang" (one mask per image), "label" (one per label); "?" when unreadable
+    kind: str = "phang"  # "phang" (one mask per image), "label" (one per label), "conditional"; "?": unreadable
 
 
 def checkpoint_kind(path: Path) -> str:

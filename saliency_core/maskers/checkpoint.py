@@ -40,10 +40,24 @@ class MaskerCheckpoint:
     def kind(self) -> str:
         return self.metadata.get("kind", "phang")
 
+    @property
+    def takes_setting(self) -> bool:
+        """Whether this kind's masks depend on a setting (objective, infiller, TV, upsampling) given at use."""
+        return bool(MASKER_KINDS.get(self.kind).attrs.get("takes_setting"))
+
     def explain(self, stages: list[torch.Tensor], head: torch.Tensor | None, size: tuple[int, int],
-                labels: list[int]) -> tuple[torch.Tensor, bool]:
-        """K x h x w masks for ``labels`` (K = 1 for a label-agnostic kind) and whether they are per label."""
-        return MASKER_KINDS.get(self.kind).attrs["explain"](self.masker, self.classifier, stages, head, size, labels)
+                labels: list[int], setting: Any = None) -> tuple[torch.Tensor, bool]:
+        """K x h x w masks for ``labels`` (K = 1 for a label-agnostic kind) and whether they are per label.
+
+        ``setting`` (kinds that take one) chooses the point of the trained toggle space; None: its default.
+        """
+        explain = MASKER_KINDS.get(self.kind).attrs["explain"]
+        if setting is None:
+            return explain(self.masker, self.classifier, stages, head, size, labels)
+        if not self.takes_setting:
+            raise CheckpointError(f"a '{self.kind}' masker has no toggles (objective, infiller, TV weight, "
+                                  "upsampling); they need a conditional masker checkpoint")
+        return explain(self.masker, self.classifier, stages, head, size, labels, setting=setting)
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:

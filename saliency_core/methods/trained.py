@@ -10,7 +10,9 @@ from saliency_core.classifiers.base import Classifier, ClassifierOutput
 from saliency_core.maskers.catalog import default_checkpoint
 from saliency_core.maskers.checkpoint import CheckpointError, MaskerCheckpoint, load_masker
 from saliency_core.methods.base import MethodResult, ProgressFn, register_method
-from saliency_core.options import check_options, option
+from saliency_core.maskers.conditional import CONDITION_INFILLERS, CONDITION_OBJECTIVES, TV_MAX, UPSAMPLE_FACTORS, Setting
+from saliency_core.methods.optimize.config import OptimizeConfig
+from saliency_core.options import Option, check_options, declared_options, option
 
 
 @dataclass(frozen=True)
@@ -35,6 +37,39 @@ class LabelMaskerOptions:
 
     def __post_init__(self) -> None:
         check_options(self, "method 'label-masker'")
+
+
+def _per_image(name: str) -> Option:
+    """A per-image optimisation option's declaration (help, label, kind), so both show the same widget and help."""
+    return next(o for o in declared_options(OptimizeConfig) if o.name == name)
+
+
+_OBJECTIVE, _TV, _UPSAMPLE = _per_image("objective"), _per_image("tv_weight"), _per_image("upsample")
+_INFILLER = _per_image("infiller")
+
+
+@dataclass(frozen=True)
+class ConditionalMaskerOptions:
+    checkpoint: str | None = option(None, kind="checkpoint", main=True, checkpoint_kinds=("conditional",),
+                                    help=("A masker trained once over a space of objectives, infillers, TV weights "
+                                          "and upsampling factors: it returns at once the mask a masker trained with "
+                                          "the chosen setting would return. (Dosovitskiy & Djolonga; Phang, Park & "
+                                          "Geras)"))
+    objective: str = option("both", choices=CONDITION_OBJECTIVES, main=True, label=_OBJECTIVE.label,
+                            help=_OBJECTIVE.help)
+    infiller: str = option("gray", choices=CONDITION_INFILLERS, main=True, label="infiller (the masker was trained "
+                           "with)", help=_INFILLER.help)
+    tv_weight: float = option(1e-3, low=0.0, high=TV_MAX, log=True, main=True, label=_TV.label, aliases=_TV.aliases,
+                              step=1e-4, help=_TV.help + " Here in the masker's training units (0.001: fix_lite0's).")
+    upsample: int = option(1, choices=UPSAMPLE_FACTORS, main=True, label=_UPSAMPLE.label, aliases=_UPSAMPLE.aliases,
+                           help=_UPSAMPLE.help + " Here s = 1 is the masker's own grid (input / 4).")
+
+    def __post_init__(self) -> None:
+        check_options(self, "method 'conditional-masker'")
+
+    @property
+    def setting(self) -> Setting:
+        return Setting(self.objective, self.infiller, self.tv_weight, self.upsample)
 
 
 @register_method("masker", summary="trained masker network (Phang et al.; FIX or CA checkpoint)",
@@ -81,8 +116,15 @@ class MaskerMethod:
             own = ckpt.classifier.forward_features(x)
             stages, head = own.stages, own.head
         info = {"checkpoint": str(self.checkpoint), "masker_kind": ckpt.kind}
-        masks, per_label = ckpt.explain(stages, head, tuple(x.shape[-2:]), labels)
+        setting = self.setting(ckpt)
+        if setting is not None:
+            info["setting"] = setting.describe()
+        masks, per_label = ckpt.explain(stages, head, tuple(x.shape[-2:]), labels, setting=setting)
         return MethodResult(masks=masks, per_label=per_label, info=info)
+
+    def setting(self, ckpt: MaskerCheckpoint) -> Setting | None:
+        """The toggle setting to explain with (None: the checkpoint's default)."""
+        return None
 
 
 @register_method("label-masker", summary="label-conditioned masker: a sound mask per label in one pass",
@@ -96,3 +138,39 @@ class LabelMaskerMethod(MaskerMethod):
     name = "label-masker"
     checkpoint_kinds = ("label",)
     default_kind = "label"
+
+
+@register_method("conditional-masker",
+                 summary="one masker trained over objectives, infillers, TV and upsampling: toggle them live",
+                 config=ConditionalMaskerOptions, group="Trained masker", per_label=False, on_request=False,
+                 in_comparison=True, available=lambda: default_checkpoint("conditional").exists(),
+                 paper="Dosovitskiy & Djolonga (2020), You Only Train Once: Loss-Conditional Training of Deep "
+                       "Networks; Phang, Park & Geras (2020); Gupta, Saunshi, Yu, Lyu & Arora (2022)",
+                 cost=lambda cfg, k: 1.1)
+class ConditionalMaskerMethod(MaskerMethod):
+    """The conditional masker (checkpoint kind "conditional"): the setting is chosen at use, no retraining."""
+
+    name = "conditional-masker"
+    checkpoint_kinds = ("conditional",)
+    default_kind = "conditional"
+
+    def __init__(self, options: ConditionalMaskerOptions | None = None) -> None:
+        super().__init__(options)
+        self.options = options or ConditionalMaskerOptions()
+
+    def setting(self, ckpt: MaskerCheckpoint) -> Setting | None:
+        return self.options.setting
+
+
+def method_for_checkpoint(path: str | Path, method: str = "masker") -> str:
+    """The trained-masker method that reads this checkpoint's kind (``method`` when it reads any kind it fits):
+    ``saliency explain --checkpoint conditional.safetensors`` needs no ``--method``."""
+    from saliency_core.maskers.checkpoint import read_metadata
+    from saliency_core.methods.base import method_entries
+
+    kind = read_metadata(path).get("kind", "phang")
+    for name, entry in method_entries().items():
+        spec = next((o for o in entry.options() if o.kind == "checkpoint"), None)
+        if spec is not None and spec.checkpoint_kinds and kind in spec.checkpoint_kinds:
+            return name
+    return method

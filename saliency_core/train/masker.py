@@ -176,9 +176,7 @@ class Trainer:
                 self.judge = copy.deepcopy(self.classifier).eval().requires_grad_(False)
         self._setup_data()
 
-        self.masker = PhangMasker(MaskerConfig(stages=cfg.stages, final_upsample=cfg.final_upsample, gumbel=cfg.gumbel,
-                                               gumbel_temperature=cfg.gumbel_temperature,
-                                               stage_channels=self.classifier.stage_channels)).to(self.device)
+        self.masker = self.build_masker().to(self.device)
         self.masker.train()
         broadcast_module_(self.masker, self.dist)
         broadcast_module_(self.classifier, self.dist)
@@ -214,6 +212,16 @@ class Trainer:
         self.resumed_from: int | None = None
 
     # ------------------------------------------------------------------ setup
+    #: the masker kind its checkpoint records
+    masker_kind = "phang"
+
+    def build_masker(self) -> torch.nn.Module:
+        """The (untrained) masker this run trains."""
+        cfg = self.cfg
+        return PhangMasker(MaskerConfig(stages=cfg.stages, final_upsample=cfg.final_upsample, gumbel=cfg.gumbel,
+                                        gumbel_temperature=cfg.gumbel_temperature,
+                                        stage_channels=self.classifier.stage_channels))
+
     def _setup_precision(self) -> None:
         cfg, dev = self.cfg, self.device
         amp = cfg.amp
@@ -600,7 +608,7 @@ class Trainer:
         if self.dist.is_main:
             self.masker.eval()
             path = save_masker(path, self.masker, self.classifier, cfg.to_dict(), figures,
-                               include_classifier=self.train_classifier)
+                               include_classifier=self.train_classifier, kind=self.masker_kind)
             self.masker.train()
             self.log(f"saved {path} ({'complete' if complete else f'stopped at step {self.step}'}; "
                      f"{figures['images_per_s']} images/s, peak memory {figures['peak_memory_mb']} MiB)")

@@ -1,0 +1,232 @@
+"""A loss-conditional masker: one network that takes the objective, infiller, TV weight and upsampling as inputs.
+
+Dosovitskiy & Djolonga ("You Only Train Once", ICLR 2020): instead of one masker per setting, train one
+masker f(x, setting) on settings drawn per sample, the setting entering as an input. Here the setting is
+encoded as a 13-vector (one-hot objective, one-hot infiller, a "TV is 0" flag and the log TV weight,
+one-hot upsampling factor) that an MLP turns into FiLM scales and shifts (Perez et al. 2018) of the
+decoder's two hidden layers:
+
+    each stage -> 1x1 conv (c) -> BN -> ReLU -> bilinear to input/4 -> concat
+    -> 3x3 conv (c) -> FiLM -> ReLU -> 3x3 conv (c) -> FiLM -> ReLU -> 1x1 conv -> logits (input/4)
+    -> average-pool the logits by s -> sigmoid -> nearest upsampling to the input
+
+so upsampling s makes the mask at 1/s of the masker's resolution (Gupta et al.'s coarse masks: blocks
+of 4s pixels). The checkpoint records the settings it was trained over; a setting outside them is
+refused with one line naming the range (:meth:`ConditionalMaskerConfig.check_setting`).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from saliency_core.errors import OptionError
+from saliency_core.maskers.base import check_stages, mapping, register_masker_kind
+from saliency_core.objectives import PER_IMAGE_OBJECTIVES
+from saliency_core.options import check_options, option
+
+#: The vocabularies of the condition (their order fixes the encoding: never reorder, only append).
+CONDITION_OBJECTIVES = PER_IMAGE_OBJECTIVES  # ssr, sdr, both
+CONDITION_INFILLERS = ("gray", "blur", "noise", "random-image")
+UPSAMPLE_FACTORS = (1, 2, 4, 8)
+#: TV weights are encoded as log10 over this span (mapped to -1 .. 1); 0 has its own flag.
+TV_ENCODING_SPAN = (1e-5, 1.0)
+#: The largest TV weight a conditional masker can be trained over (masks are flat well before it).
+TV_MAX = 1.0
+CONDITION_SIZE = len(CONDITION_OBJECTIVES) + len(CONDITION_INFILLERS) + 2 + len(UPSAMPLE_FACTORS)
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One point of the toggle space: what a dedicated masker would have been trained with."""
+
+    objective: str = "both"
+    infiller: str = "gray"
+    tv_weight: float = 1e-3
+    upsample: int = 1
+
+    def describe(self) -> str:
+        return (f"objective={self.objective}, infiller={self.infiller}, tv_weight={self.tv_weight:g}, "
+                f"upsample={self.upsample}")
+
+
+def _subset(values, allowed: tuple, name: str) -> tuple:
+    if not isinstance(values, (list, tuple)) or not values:
+        raise OptionError(f"conditional masker config: option '{name}' must be a non-empty list, got {values!r}")
+    bad = [v for v in values if v not in allowed]
+    if bad or len(set(values)) != len(values):
+        raise OptionError(f"conditional masker config: option '{name}' must be distinct values from "
+                          f"{', '.join(map(str, allowed))}, got {list(values)}")
+    return tuple(values)
+
+
+@dataclass
+class ConditionalMaskerConfig:
+    """Architecture of a conditional masker and the toggle space it was trained over (stored in checkpoints)."""
+
+    stages: tuple[int, ...] = option((4, 5), help="the classifier stages it reads (1 = shallow .. n = deep)")
+    hidden_channels: int = option(64, help="channels of the decoder", low=1, high=1024)
+    resolution_divisor: int = option(4, help="the mask is made at input/d (before upsampling s)", choices=(1, 2, 4, 8))
+    stage_channels: list[int] = option(help="channels of each classifier stage (filled from the classifier)",
+                                       default_factory=list)
+    film_hidden: int = option(64, help="width of the MLP that maps the setting to FiLM scales and shifts",
+                              low=1, high=1024)
+    objectives: tuple[str, ...] = field(default=CONDITION_OBJECTIVES)
+    infillers: tuple[str, ...] = field(default=CONDITION_INFILLERS)
+    upsample_factors: tuple[int, ...] = field(default=UPSAMPLE_FACTORS)
+    tv_low: float = option(1e-4, help="smallest non-zero TV weight trained over", low=0.0, low_open=True, high=TV_MAX)
+    tv_high: float = option(0.1, help="largest TV weight trained over", low=0.0, low_open=True, high=TV_MAX)
+    tv_zero: bool = option(True, help="whether a TV weight of 0 was trained over")
+    default_objective: str = option("both", help="the setting used when none is given",
+                                    choices=CONDITION_OBJECTIVES)
+    default_infiller: str = option("gray", help="the setting used when none is given", choices=CONDITION_INFILLERS)
+    default_tv_weight: float = option(1e-3, help="the setting used when none is given", low=0.0, high=TV_MAX)
+    default_upsample: int = option(1, help="the setting used when none is given", choices=UPSAMPLE_FACTORS)
+
+    def __post_init__(self) -> None:
+        check_options(self, "conditional masker config")
+        self.stages = check_stages(self.stages, self.stage_channels, "conditional masker config")
+        self.objectives = _subset(self.objectives, CONDITION_OBJECTIVES, "objectives")
+        self.infillers = _subset(self.infillers, CONDITION_INFILLERS, "infillers")
+        self.upsample_factors = _subset(self.upsample_factors, UPSAMPLE_FACTORS, "upsample_factors")
+        if self.tv_low > self.tv_high:
+            raise OptionError(f"conditional masker config: tv_low {self.tv_low:g} is above tv_high {self.tv_high:g}")
+        try:
+            self.check_setting(self.default_setting)
+        except OptionError as exc:
+            raise OptionError(f"conditional masker config: the default setting is outside its trained space: {exc}") \
+                from None
+
+    # ------------------------------------------------------------------ the trained space
+    @property
+    def default_setting(self) -> Setting:
+        return Setting(self.default_objective, self.default_infiller, self.default_tv_weight, self.default_upsample)
+
+    def tv_range_text(self) -> str:
+        span = f"{self.tv_low:g}" if self.tv_low == self.tv_high else f"{self.tv_low:g} .. {self.tv_high:g}"
+        return f"0 or {span}" if self.tv_zero else span
+
+    def check_setting(self, setting: Setting) -> Setting:
+        """The setting, or one :class:`OptionError` line naming what this masker was trained over."""
+        if setting.objective not in self.objectives:
+            raise OptionError(f"objective '{setting.objective}' is outside what this masker was trained over "
+                              f"({', '.join(self.objectives)})")
+        if setting.infiller not in self.infillers:
+            raise OptionError(f"infiller '{setting.infiller}' is outside what this masker was trained over "
+                              f"({', '.join(self.infillers)})")
+        if setting.upsample not in self.upsample_factors:
+            raise OptionError(f"upsample {setting.upsample} is outside what this masker was trained over "
+                              f"({', '.join(map(str, self.upsample_factors))})")
+        tv = setting.tv_weight
+        inside = (tv == 0 and self.tv_zero) or (
+            math.isfinite(tv) and self.tv_low * (1 - 1e-9) <= tv <= self.tv_high * (1 + 1e-9))
+        if not inside:
+            raise OptionError(f"tv_weight {tv:g} is outside the range this masker was trained over "
+                              f"({self.tv_range_text()})")
+        return setting
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        for k in ("stages", "objectives", "infillers", "upsample_factors"):
+            d[k] = list(d[k])
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ConditionalMaskerConfig":
+        return cls(**{k: v for k, v in mapping(d, "conditional masker config").items()
+                      if k in cls.__dataclass_fields__})
+
+
+def encode_settings(settings: list[Setting], device: torch.device | None = None) -> torch.Tensor:
+    """B x 13 condition codes: one-hot objective, one-hot infiller, [tv == 0, log TV in -1..1], one-hot upsample."""
+    lo, hi = (math.log10(v) for v in TV_ENCODING_SPAN)
+    rows = []
+    for s in settings:
+        tv = float(s.tv_weight)
+        log_tv = 0.0 if tv <= 0 else 2 * (min(max(math.log10(tv), lo), hi) - lo) / (hi - lo) - 1
+        rows.append([float(s.objective == o) for o in CONDITION_OBJECTIVES]
+                    + [float(s.infiller == i) for i in CONDITION_INFILLERS]
+                    + [float(tv <= 0), log_tv]
+                    + [float(s.upsample == u) for u in UPSAMPLE_FACTORS])
+    return torch.tensor(rows, dtype=torch.float32, device=device)
+
+
+class FiLM(nn.Module):
+    """Per-channel scale and shift from a code: h * (1 + gamma(c)) + beta(c); starts as the identity."""
+
+    def forward(self, h: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor) -> torch.Tensor:
+        return h * (1 + gamma[:, :, None, None]) + beta[:, :, None, None]
+
+
+class ConditionalMasker(nn.Module):
+    """``masker(stages, input_size, settings=None) -> B x 1 x H x W`` masks in [0, 1] (None: the default setting)."""
+
+    def __init__(self, config: ConditionalMaskerConfig) -> None:
+        super().__init__()
+        if not config.stage_channels:
+            raise ValueError("ConditionalMaskerConfig.stage_channels must be set from the classifier")
+        self.config = config
+        c = config.hidden_channels
+        self.reducers = nn.ModuleList(
+            nn.Sequential(nn.Conv2d(config.stage_channels[s - 1], c, kernel_size=1, bias=False), nn.BatchNorm2d(c),
+                          nn.ReLU(inplace=True))
+            for s in config.stages)
+        self.conv1 = nn.Conv2d(c * len(config.stages), c, kernel_size=3, padding=1)
+        self.conv2 = nn.Conv2d(c, c, kernel_size=3, padding=1)
+        self.out = nn.Conv2d(c, 1, kernel_size=1)
+        self.film = FiLM()
+        self.condition = nn.Sequential(nn.Linear(CONDITION_SIZE, config.film_hidden), nn.ReLU(inplace=True),
+                                       nn.Linear(config.film_hidden, 4 * c))
+        nn.init.zeros_(self.condition[-1].weight)  # FiLM starts as the identity: training shapes it
+        nn.init.zeros_(self.condition[-1].bias)
+
+    def mask_logits(self, stages: list[torch.Tensor], input_size: tuple[int, int], code: torch.Tensor) -> torch.Tensor:
+        """Logits at input/d (B x 1 x h x w) under the condition codes (B x 13)."""
+        h, w = input_size
+        d = self.config.resolution_divisor
+        size = (max(1, h // d), max(1, w // d))
+        feats = [F.interpolate(r(stages[s - 1].detach()), size=size, mode="bilinear", align_corners=False)
+                 for r, s in zip(self.reducers, self.config.stages)]
+        g1, b1, g2, b2 = self.condition(code).chunk(4, dim=1)
+        x = F.relu(self.film(self.conv1(torch.cat(feats, dim=1)), g1, b1))
+        x = F.relu(self.film(self.conv2(x), g2, b2))
+        return self.out(x)
+
+    def forward(self, stages: list[torch.Tensor], input_size: tuple[int, int],
+                settings: list[Setting] | Setting | None = None) -> torch.Tensor:
+        batch = stages[0].shape[0]
+        if settings is None:
+            settings = self.config.default_setting
+        if isinstance(settings, Setting):
+            settings = [settings] * batch
+        if len(settings) != batch:
+            raise ValueError(f"{len(settings)} settings for a batch of {batch}")
+        logits = self.mask_logits(stages, input_size, encode_settings(settings, stages[0].device))
+        return upsample_masks(logits, [s.upsample for s in settings], input_size)
+
+
+def upsample_masks(logits: torch.Tensor, factors: list[int], input_size: tuple[int, int]) -> torch.Tensor:
+    """sigmoid of the logits average-pooled by each row's factor s, nearest-upsampled to ``input_size``."""
+    out = logits.new_empty(logits.shape[0], 1, *input_size)
+    for s in sorted(set(factors)):
+        rows = [i for i, f in enumerate(factors) if f == s]
+        index = torch.tensor(rows, device=logits.device)
+        z = logits.index_select(0, index)
+        if s > 1:
+            z = F.avg_pool2d(z, kernel_size=s, ceil_mode=True)
+        out[index] = F.interpolate(torch.sigmoid(z), size=input_size, mode="nearest")
+    return out
+
+
+def _explain(masker: ConditionalMasker, classifier: nn.Module, stages: list[torch.Tensor], head: torch.Tensor | None,
+             size: tuple[int, int], labels: list[int], setting: Setting | None = None) -> tuple[torch.Tensor, bool]:
+    setting = masker.config.check_setting(setting or masker.config.default_setting)
+    return masker(stages, size, setting)[:, 0], False
+
+
+register_masker_kind("conditional", summary="a masker conditioned on the objective, infiller, TV weight and upsampling",
+                     config=ConditionalMaskerConfig, explain=_explain, takes_setting=True)(
+    lambda cfg: ConditionalMasker(ConditionalMaskerConfig.from_dict(cfg)))

@@ -1,0 +1,237 @@
+"""Loss-conditional training of the conditional masker (Dosovitskiy & Djolonga, "You Only Train Once").
+
+Every training image draws its own setting (objective, infiller, TV weight, upsampling factor) from the
+space in :class:`ConditionalTrainConfig`; the masker sees that setting as an input and the image's loss is
+the objective of that setting (:func:`saliency_core.objectives.conditional_masker_loss`). A space of one
+point trains a *dedicated* masker with exactly the same network, data, budget and loss: the baseline the
+conditional masker is measured against.
+
+Everything else (data, augmentation, resumable state, logs, validation on held-out classes at the default
+setting, torchrun / DDP) is the FIX training of :mod:`saliency_core.train.masker`.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from saliency_core.infill.base import INFILLERS, create_infiller
+from saliency_core.infill.composite import composite
+from saliency_core.maskers.conditional import (
+    CONDITION_INFILLERS,
+    CONDITION_OBJECTIVES,
+    TV_MAX,
+    UPSAMPLE_FACTORS,
+    ConditionalMasker,
+    ConditionalMaskerConfig,
+    Setting,
+)
+from saliency_core.objectives import conditional_masker_loss
+from saliency_core.train.config import ConfigError, TrainConfig
+from saliency_core.train.distributed import all_reduce_mean_, cleanup
+from saliency_core.train.masker import ProgressFn, Trainer
+
+#: Objectives with the masked-in (kept) term and with the masked-out (removed) term.
+HAS_IN = ("ssr", "both")
+HAS_OUT = ("sdr", "both")
+_UNUSED = {"objective": "objectives", "lambda_tv": "tv_low / tv_high / tv_zero_prob", "infiller": "infillers",
+           "infiller_options": "infillers", "gumbel": None, "final_upsample": "upsample_factors"}
+
+
+def _tuple(value: Any, kind: type) -> tuple:
+    if isinstance(value, str):
+        value = [v for v in value.replace(" ", "").split(",") if v]
+    try:
+        return tuple(kind(v) for v in value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"expected a comma-separated list, got {value!r}") from None
+
+
+@dataclass
+class ConditionalTrainConfig(TrainConfig):
+    """A conditional-masker run: the FIX training config plus the toggle space drawn from per image.
+
+    Defaults: the whole space (ssr / sdr / both; gray, blur, noise, random-image; TV 0 with probability
+    0.2, else log-uniform over 1e-4 .. 0.1; upsampling 1, 2, 4, 8), fix_lite0's area weights, lr and batch.
+    """
+
+    out: str = field(default="runs/conditional", metadata={"help": "run folder (config, logs, state, masker)"})
+    lambda_area_in: float = field(default=1.5, metadata={"help": "lambda_M,in (conditional area, masked-in)"})
+    lambda_area_out: float | None = field(default=15.0, metadata={
+        "help": "lambda_M,out (conditional area, masked-out)"})
+    batch_size: int = field(default=16, metadata={"help": "images per step and process"})
+    lr: float = field(default=2e-3, metadata={"help": "masker Adam learning rate"})
+    objectives: tuple[str, ...] = field(default=CONDITION_OBJECTIVES, metadata={
+        "help": "objectives drawn per image: ssr (masked-in), sdr (masked-out), both"})
+    out_term: str = field(default="out-entropy", metadata={
+        "help": "the masked-out term of sdr/both: out-entropy (Phang's MaxEnt) or out-class (MinClass)"})
+    infillers: tuple[str, ...] = field(default=CONDITION_INFILLERS, metadata={
+        "help": "infillers drawn per image for the masked composites"})
+    tv_low: float = field(default=1e-4, metadata={"help": "smallest non-zero TV weight drawn (log-uniform)"})
+    tv_high: float = field(default=0.1, metadata={"help": "largest TV weight drawn"})
+    tv_zero_prob: float = field(default=0.2, metadata={"help": "probability that an image's TV weight is 0"})
+    upsample_factors: tuple[int, ...] = field(default=UPSAMPLE_FACTORS, metadata={
+        "help": "upsampling factors s drawn per image (the mask is made at 1/s of input/4)"})
+    hidden_channels: int = field(default=64, metadata={"help": "channels of the masker's decoder"})
+    default_objective: str = field(default="both", metadata={"help": "the masker's default setting: objective"})
+    default_infiller: str = field(default="gray", metadata={"help": "the masker's default setting: infiller"})
+    default_tv_weight: float = field(default=1e-3, metadata={"help": "the masker's default setting: TV weight"})
+    default_upsample: int = field(default=1, metadata={"help": "the masker's default setting: upsampling"})
+
+    def __post_init__(self) -> None:
+        self.objectives = _tuple(self.objectives, str)
+        self.infillers = _tuple(self.infillers, str)
+        self.upsample_factors = _tuple(self.upsample_factors, int)
+        super().__post_init__()
+
+    def validate(self) -> None:
+        super().validate()
+        base = {f.name: f for f in dataclasses.fields(TrainConfig)}
+        for name, instead in _UNUSED.items():
+            f = base[name]
+            default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+            if name == "objective":
+                default = "in+out-entropy"
+            if getattr(self, name) != default:
+                raise ConfigError(f"{name} is drawn per image in conditional training"
+                                  + (f"; set {instead} instead" if instead else " (not supported)"))
+        if self.mode != "fix":
+            raise ConfigError("conditional training is FIX only (mode fix): its classifier stays frozen")
+        if self.out_term not in ("out-entropy", "out-class"):
+            raise ConfigError(f"out_term must be out-entropy or out-class, got '{self.out_term}'")
+        if not 0 <= self.tv_zero_prob <= 1:
+            raise ConfigError(f"tv_zero_prob must be in [0, 1], got {self.tv_zero_prob}")
+        if not 0 < self.tv_low <= self.tv_high <= TV_MAX:
+            raise ConfigError(f"need 0 < tv_low <= tv_high <= {TV_MAX:g}, got {self.tv_low:g} .. {self.tv_high:g}")
+        try:
+            self.masker_config([1] * max(self.stages))
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+
+    def masker_config(self, stage_channels: list[int]) -> ConditionalMaskerConfig:
+        """The masker's architecture and trained space (what its checkpoint records)."""
+        return ConditionalMaskerConfig(
+            stages=self.stages, hidden_channels=self.hidden_channels, stage_channels=list(stage_channels),
+            objectives=self.objectives, infillers=self.infillers, upsample_factors=self.upsample_factors,
+            tv_low=self.tv_low, tv_high=self.tv_high, tv_zero=self.tv_zero_prob > 0,
+            default_objective=self.default_objective, default_infiller=self.default_infiller,
+            default_tv_weight=self.default_tv_weight, default_upsample=self.default_upsample)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = super().to_dict()
+        for k in ("objectives", "infillers", "upsample_factors"):
+            d[k] = list(d[k])
+        return d
+
+
+def draw_settings(cfg: ConditionalTrainConfig, n: int, generator: torch.Generator) -> list[Setting]:
+    """``n`` settings drawn independently: uniform choices, TV 0 with ``tv_zero_prob`` else log-uniform."""
+    def pick(values: tuple) -> Any:
+        return values[int(torch.randint(len(values), (1,), generator=generator))]
+
+    lo, hi = math.log(cfg.tv_low), math.log(cfg.tv_high)
+    out = []
+    for _ in range(n):
+        objective, infiller, upsample = pick(cfg.objectives), pick(cfg.infillers), pick(cfg.upsample_factors)
+        zero = float(torch.rand((), generator=generator)) < cfg.tv_zero_prob
+        u = float(torch.rand((), generator=generator))
+        tv = 0.0 if zero else math.exp(lo + (hi - lo) * u)
+        out.append(Setting(objective, infiller, tv, upsample))
+    return out
+
+
+class ConditionalTrainer(Trainer):
+    """FIX training of a :class:`ConditionalMasker`, each image under its own drawn setting."""
+
+    masker_kind = "conditional"
+    cfg: ConditionalTrainConfig
+
+    def build_masker(self) -> torch.nn.Module:
+        return ConditionalMasker(self.cfg.masker_config(self.classifier.stage_channels))
+
+    def _step_generator(self) -> torch.Generator:
+        """The step's own generator (seed, rank, step): a resumed run draws what an uninterrupted one would."""
+        return torch.Generator().manual_seed((self.cfg.seed * 1_000_003 + self.dist.rank) * 1_000_003 + self.step)
+
+    def _infiller(self, name: str, seed: int):
+        config = INFILLERS.get(name).config
+        takes_seed = config is not None and "seed" in {f.name for f in dataclasses.fields(config)}
+        return create_infiller(name, **({"seed": seed} if takes_seed else {}))
+
+    def _fills(self, x: torch.Tensor, keep: torch.Tensor, settings: list[Setting], rows: list[int],
+               seed: int) -> torch.Tensor:
+        """The fill of each listed row under its own setting's infiller (rows x C x H x W)."""
+        fill = x.new_empty(len(rows), *x.shape[1:])
+        for name in sorted({settings[i].infiller for i in rows}):
+            picked = [j for j, i in enumerate(rows) if settings[i].infiller == name]
+            whole = self._infiller(name, seed)(x, keep)  # the whole batch: random-image draws from the others
+            fill[picked] = whole[[rows[j] for j in picked]].to(x.dtype)
+        return fill.detach()
+
+    def training_step(self, x01: torch.Tensor, y: torch.Tensor) -> dict[str, Any]:
+        cfg, dev = self.cfg, self.device
+        x = self.classifier.preprocessing.normalize(x01.to(dev, non_blocking=True))
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        y = y.to(dev, non_blocking=True)
+        size = tuple(x.shape[-2:])
+        g = self._step_generator()
+        settings = draw_settings(cfg, x.shape[0], g)
+        seed = int(torch.randint(2**31 - 1, (1,), generator=g))
+
+        self.classifier.eval()
+        with self.autocast(), torch.no_grad():
+            clean = self.classifier.forward_features(x)
+        m = self.masker_train([s.detach().float() for s in clean.stages], size, settings).float()
+        in_rows = [i for i, s in enumerate(settings) if s.objective in HAS_IN]
+        out_rows = [i for i, s in enumerate(settings) if s.objective in HAS_OUT]
+        parts = []
+        if in_rows:
+            parts.append(composite(x[in_rows], m[in_rows], self._fills(x, m, settings, in_rows, seed)))
+        if out_rows:
+            parts.append(composite(x[out_rows], 1 - m[out_rows], self._fills(x, 1 - m, settings, out_rows, seed + 1)))
+        with self.autocast():
+            logits = self.classifier(torch.cat(parts)).float()
+        li, lo = logits[:len(in_rows)], logits[len(in_rows):]
+        idx = lambda rows: torch.tensor(rows, dtype=torch.long, device=dev)  # noqa: E731
+        tv_weight = torch.tensor([s.tv_weight for s in settings], device=dev)
+        terms = conditional_masker_loss(
+            m, y, clean.logits.detach().float(), li if in_rows else None, idx(in_rows), lo if out_rows else None,
+            idx(out_rows), tv_weight, cfg.lambda_in, cfg.lambda_out, cfg.lambda_area_in, float(cfg.lambda_area_out),
+            cfg.out_term)
+
+        self.opt_m.zero_grad(set_to_none=True)
+        self._scale(terms["total"]).backward(inputs=self.masker_params)
+        if self.scaler is not None:
+            self.scaler.unscale_(self.opt_m)
+        if cfg.grad_clip:
+            torch.nn.utils.clip_grad_norm_(self.masker_params, cfg.grad_clip)
+        self._opt_step(self.opt_m)
+        if self.scaler is not None:
+            self.scaler.update()
+        row: dict[str, Any] = {k: float(v.detach()) for k, v in terms.items()}
+        row["mask_mean"] = float(m.detach().mean())
+        row["clean_acc"] = float((clean.logits.detach().argmax(-1) == y).float().mean())
+        if self.dist.enabled:  # each process's images drew their own objectives: weight each term by its images
+            counts = {"in_ce": len(in_rows), "area_in": len(in_rows), "out_negentropy": len(out_rows),
+                      "out_negce": len(out_rows), "area_out": len(out_rows)}
+            keys = sorted({*counts, *row} - ({"out_negce"} if cfg.out_term == "out-entropy" else {"out_negentropy"}))
+            n = torch.tensor([float(counts.get(k, x.shape[0]) if k in row else 0) for k in keys], dtype=torch.float64)
+            sums = torch.tensor([row.get(k, 0.0) for k in keys], dtype=torch.float64) * n
+            all_reduce_mean_([sums, n], self.dist)
+            row = {k: float(v / c) for k, v, c in zip(keys, sums.tolist(), n.tolist()) if c > 0}
+        row["judge"] = "latest"
+        return row
+
+
+def train_conditional(cfg: ConditionalTrainConfig, progress: ProgressFn | None = None,
+                      show_bars: bool = True) -> Path:
+    """Run (or resume) a conditional-masker training and return the saved checkpoint's path."""
+    try:
+        return ConditionalTrainer(cfg, progress=progress, show_bars=show_bars).run()
+    finally:
+        cleanup()

@@ -1,0 +1,157 @@
+"""The conditional masker: its condition changes the mask, its trained space round-trips through the
+checkpoint and bounds what it accepts, and older (unconditional) checkpoints keep working."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from saliency_core.errors import OptionError
+from saliency_core.maskers.checkpoint import CheckpointError, load_masker, metadata_problems, read_metadata, save_masker
+from saliency_core.maskers.conditional import (
+    CONDITION_SIZE,
+    ConditionalMasker,
+    ConditionalMaskerConfig,
+    Setting,
+    encode_settings,
+)
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+def make_masker(classifier, **space) -> ConditionalMasker:
+    """A conditional masker for ``classifier`` whose condition MLP is random (a fresh one starts as the
+    identity FiLM, on which only the upsampling acts)."""
+    torch.manual_seed(1)
+    masker = ConditionalMasker(ConditionalMaskerConfig(stage_channels=classifier.stage_channels, **space))
+    torch.nn.init.normal_(masker.condition[-1].weight, std=0.5)
+    return masker.eval()
+
+
+@pytest.fixture(scope="module")
+def stages(tiny_classifier):
+    torch.manual_seed(0)
+    x = tiny_classifier.preprocessing.normalize(torch.rand(2, 3, 64, 64))
+    with torch.no_grad():
+        return tiny_classifier.forward_features(x).stages
+
+
+def test_encoding_by_hand():
+    code = encode_settings([Setting("sdr", "noise", 0.0, 4), Setting("both", "gray", 1e-3, 1)])
+    assert code.shape == (2, CONDITION_SIZE) == (2, 13)
+    assert code[0].tolist() == [0, 1, 0, 0, 0, 1, 0, 1, 0, 0, 0, 1, 0]
+    # log10(1e-3) = -3 on the span -5 .. 0 -> 2 * (2 / 5) - 1 = -0.2
+    assert code[1].tolist() == pytest.approx([0, 0, 1, 1, 0, 0, 0, 0, -0.2, 1, 0, 0, 0])
+
+
+@pytest.mark.parametrize("change", [dict(objective="ssr"), dict(objective="sdr"), dict(infiller="noise"),
+                                    dict(tv_weight=0.0), dict(tv_weight=0.05), dict(upsample=2)])
+def test_each_condition_changes_the_mask(tiny_classifier, stages, change):
+    masker = make_masker(tiny_classifier)
+    base = Setting()
+    with torch.no_grad():
+        a = masker(stages, (64, 64), base)
+        b = masker(stages, (64, 64), Setting(**{**base.__dict__, **change}))
+    assert a.shape == b.shape == (2, 1, 64, 64)
+    assert (a - b).abs().max() > 1e-4, change
+
+
+def test_upsampling_makes_blocks_of_4s_pixels(tiny_classifier, stages):
+    masker = make_masker(tiny_classifier)
+    with torch.no_grad():
+        for s in (1, 2, 4, 8):
+            m = masker(stages, (64, 64), Setting(upsample=s))[0, 0]
+            block = 4 * s
+            blocks = m.reshape(64 // block, block, 64 // block, block)
+            assert torch.equal(blocks, blocks[:, :1, :, :1].expand_as(blocks)), s  # constant within each block
+            assert len(torch.unique(m)) <= (64 // block) ** 2
+
+
+def test_a_fresh_masker_is_unconditioned_but_for_upsampling(tiny_classifier, stages):
+    masker = ConditionalMasker(ConditionalMaskerConfig(stage_channels=tiny_classifier.stage_channels)).eval()
+    with torch.no_grad():
+        a = masker(stages, (64, 64), Setting(objective="ssr", tv_weight=0.0))
+        b = masker(stages, (64, 64), Setting(objective="sdr", infiller="noise", tv_weight=0.1))
+    assert torch.equal(a, b)  # the FiLM starts as the identity
+
+
+def test_settings_per_image_in_one_batch(tiny_classifier, stages):
+    masker = make_masker(tiny_classifier)
+    s1, s2 = Setting(objective="ssr", upsample=8), Setting(objective="sdr", tv_weight=0.0)
+    with torch.no_grad():
+        both = masker(stages, (64, 64), [s1, s2])
+        one = masker([s[:1] for s in stages], (64, 64), s1)
+        two = masker([s[1:] for s in stages], (64, 64), s2)
+    assert torch.allclose(both[:1], one, atol=1e-6) and torch.allclose(both[1:], two, atol=1e-6)
+    with pytest.raises(ValueError, match="3 settings for a batch of 2"):
+        masker(stages, (64, 64), [s1, s1, s1])
+
+
+def test_checkpoint_round_trip_of_every_condition_field(tiny_classifier, stages, tmp_path):
+    space = dict(objectives=("sdr", "both"), infillers=("blur", "random-image"), upsample_factors=(2, 8),
+                 tv_low=0.002, tv_high=0.04, tv_zero=False, default_objective="sdr", default_infiller="blur",
+                 default_tv_weight=0.01, default_upsample=8, hidden_channels=16, film_hidden=8)
+    masker = make_masker(tiny_classifier, **space)
+    path = save_masker(tmp_path / "c.safetensors", masker, tiny_classifier, {"note": "test"}, kind="conditional")
+    meta = read_metadata(path)
+    assert meta["kind"] == "conditional" and not metadata_problems(meta)
+    ck = load_masker(path, classifier=tiny_classifier)
+    assert ck.kind == "conditional" and ck.takes_setting
+    cfg = ck.masker.config
+    for name, value in space.items():
+        assert getattr(cfg, name) == value, name
+    setting = Setting("both", "random-image", 0.02, 2)
+    with torch.no_grad():
+        assert torch.equal(ck.explain(stages, None, (64, 64), [0], setting=setting)[0],
+                           masker(stages, (64, 64), setting)[:, 0])
+        default, per_label = ck.explain(stages, None, (64, 64), [0])
+    assert not per_label and torch.equal(default, masker(stages, (64, 64), cfg.default_setting)[:, 0])
+
+
+@pytest.mark.parametrize("setting, words", [
+    (Setting(tv_weight=0.5), "tv_weight 0.5 is outside the range this masker was trained over (0.0001 .. 0.1)"),
+    (Setting(tv_weight=0.0), "(0.0001 .. 0.1)"),
+    (Setting(tv_weight=float("nan")), "tv_weight nan is outside"),
+    (Setting(objective="ssr"), "objective 'ssr' is outside what this masker was trained over (both)"),
+    (Setting(infiller="noise"), "infiller 'noise' is outside what this masker was trained over (gray, blur)"),
+    (Setting(upsample=4), "upsample 4 is outside what this masker was trained over (1, 8)"),
+])
+def test_a_setting_outside_the_trained_space_is_refused_in_one_line(tiny_classifier, stages, setting, words):
+    cfg = ConditionalMaskerConfig(stage_channels=tiny_classifier.stage_channels, objectives=("both",),
+                                  infillers=("gray", "blur"), upsample_factors=(1, 8), tv_zero=False)
+    masker = ConditionalMasker(cfg).eval()
+    from saliency_core.maskers.base import MASKER_KINDS
+
+    explain = MASKER_KINDS.get("conditional").attrs["explain"]
+    with pytest.raises(OptionError) as err:
+        explain(masker, tiny_classifier, stages, None, (64, 64), [0], setting=setting)
+    assert words in str(err.value) and "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("bad, words", [
+    (dict(objectives=["both", "mystery"]), "option 'objectives'"),
+    (dict(upsample_factors=[3]), "option 'upsample_factors'"),
+    (dict(tv_low=0.1, tv_high=0.01), "tv_low 0.1 is above tv_high 0.01"),
+    (dict(tv_high=5.0), "option 'tv_high'"),
+    (dict(objectives=["ssr"]), "the default setting is outside its trained space"),
+    (dict(hidden_channels=10**6), "option 'hidden_channels'"),
+])
+def test_a_forged_trained_space_is_refused_before_anything_is_built(tiny_classifier, bad, words):
+    cfg = ConditionalMaskerConfig(stage_channels=tiny_classifier.stage_channels).to_dict()
+    meta = {"format": "saliency_core.masker/1", "kind": "conditional", "classifier_name": "x",
+            "classifier_identity": "x@0", "num_classes": 10, "masker_config": {**cfg, **bad}}
+    problems = metadata_problems(meta)
+    assert len(problems) == 1 and words in problems[0]
+
+
+def test_old_unconditional_checkpoints_still_load_and_refuse_toggles(lite0, chelsea):
+    from saliency_core.maskers.catalog import default_checkpoint
+
+    ck = load_masker(default_checkpoint("phang"), classifier=lite0)
+    assert ck.kind == "phang" and not ck.takes_setting
+    x = lite0.preprocessing.normalize(torch.rand(1, 3, 224, 224))
+    with torch.no_grad():
+        out = lite0.forward_features(x)
+        masks, _ = ck.explain(out.stages, out.head, (224, 224), [0])
+    assert masks.shape == (1, 224, 224)
+    with pytest.raises(CheckpointError, match="has no toggles"):
+        ck.explain(out.stages, out.head, (224, 224), [0], setting=Setting())

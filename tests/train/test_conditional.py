@@ -1,0 +1,160 @@
+"""Loss-conditional training on a tiny random classifier: settings drawn per image, one step, resume after a
+kill, a dedicated (one-point) run, the config's refusals and the CLI / torchrun paths."""
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from saliency_core.maskers.checkpoint import load_masker, read_checkpoint
+from saliency_core.maskers.conditional import Setting
+from saliency_core.train.conditional import ConditionalTrainConfig, ConditionalTrainer, draw_settings, train_conditional
+from saliency_core.train.config import ConfigError
+from tests.train.conftest import TINY
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+def tiny_cfg(data, out, **kw) -> ConditionalTrainConfig:
+    return ConditionalTrainConfig(data=str(data), out=str(out), **{**TINY, **kw})
+
+
+def test_settings_are_drawn_from_the_space_per_image():
+    cfg = ConditionalTrainConfig(objectives=("ssr", "both"), infillers=("gray", "noise"), upsample_factors=(2, 8),
+                                 tv_low=1e-3, tv_high=1e-2, tv_zero_prob=0.25, default_upsample=8)
+    draws = draw_settings(cfg, 400, torch.Generator().manual_seed(0))
+    assert draws == draw_settings(cfg, 400, torch.Generator().manual_seed(0))  # the generator decides
+    assert {s.objective for s in draws} == {"ssr", "both"} and {s.infiller for s in draws} == {"gray", "noise"}
+    assert {s.upsample for s in draws} == {2, 8}
+    tv = np.array([s.tv_weight for s in draws])
+    assert 0.17 < (tv == 0).mean() < 0.33
+    nonzero = tv[tv > 0]
+    assert nonzero.min() >= 1e-3 and nonzero.max() <= 1e-2
+    # log-uniform: about half below the geometric midpoint
+    assert 0.4 < (nonzero < np.sqrt(1e-3 * 1e-2)).mean() < 0.6
+    one_point = ConditionalTrainConfig(objectives=("both",), infillers=("gray",), upsample_factors=(1,),
+                                       tv_low=1e-3, tv_high=1e-3, tv_zero_prob=0)
+    draws = draw_settings(one_point, 20, torch.Generator())
+    assert {(s.objective, s.infiller, s.upsample) for s in draws} == {("both", "gray", 1)}
+    assert all(s.tv_weight == pytest.approx(1e-3) for s in draws)
+
+
+def test_one_step_trains_the_masker_under_mixed_settings(tiny_data, tmp_path):
+    tr = ConditionalTrainer(tiny_cfg(tiny_data, tmp_path / "c"))
+    from torch.utils.data import default_collate
+
+    x, y = default_collate([tr.train_ds[i] for i in range(4)])
+    clf0 = {k: v.clone() for k, v in tr.classifier.state_dict().items()}
+    m0 = {k: v.clone() for k, v in tr.masker.state_dict().items()}
+    row = tr.training_step(x, y)
+    assert all(torch.equal(v, tr.classifier.state_dict()[k]) for k, v in clf0.items())  # FIX: frozen
+    assert any(not torch.equal(v, tr.masker.state_dict()[k]) for k, v in m0.items() if "condition" in k)
+    assert np.isfinite(row["total"]) and 0 < row["mask_mean"] < 1
+
+
+def _steps(path):
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_resume_after_kill_reproduces_the_uninterrupted_run(tiny_data, tmp_path):
+    common = dict(epochs=2, checkpoint_every=2)
+    full = train_conditional(tiny_cfg(tiny_data, tmp_path / "full", **common), show_bars=False)
+
+    class Killed(Exception):
+        pass
+
+    def kill_at_step_3(fraction, message):
+        if "step 3," in message:
+            raise Killed
+
+    cfg = tiny_cfg(tiny_data, tmp_path / "killed", **common)
+    with pytest.raises(Killed):
+        train_conditional(cfg, progress=kill_at_step_3, show_bars=False)
+    cfg.resume = True
+    resumed = train_conditional(cfg, show_bars=False)
+    ta, meta = read_checkpoint(full)
+    tb, _ = read_checkpoint(resumed)
+    assert meta["kind"] == "conditional" and ta.keys() == tb.keys()
+    for k in ta:
+        assert torch.equal(ta[k], tb[k]), k
+    a, b = _steps(tmp_path / "full" / "steps.csv"), _steps(tmp_path / "killed" / "steps.csv")
+    assert [r["total"] for r in a] == [r["total"] for r in b] and len(b) == 6
+    # the checkpoint records the space it was trained over and the held-out figures at the default setting
+    assert meta["masker_config"]["objectives"] == ["ssr", "sdr", "both"]
+    assert meta["masker_config"]["upsample_factors"] == [1, 2, 4, 8] and meta["masker_config"]["tv_zero"]
+    assert "val_in_acc" in meta["metrics"]["final"]
+
+
+def test_a_one_point_space_trains_a_dedicated_masker(tiny_data, tmp_path):
+    path = train_conditional(tiny_cfg(tiny_data, tmp_path / "d", max_steps=1, objectives=("ssr",), infillers=("blur",),
+                                      upsample_factors=(8,), tv_low=0.03, tv_high=0.03, tv_zero_prob=0.0,
+                                      default_objective="ssr", default_infiller="blur", default_tv_weight=0.03,
+                                      default_upsample=8), show_bars=False)
+    ck = load_masker(path, classifier=ConditionalTrainer(tiny_cfg(tiny_data, tmp_path / "x")).classifier)
+    cfg = ck.masker.config
+    assert (cfg.objectives, cfg.infillers, cfg.upsample_factors, cfg.tv_zero) == (("ssr",), ("blur",), (8,), False)
+    assert cfg.tv_range_text() == "0.03"
+    from saliency_core.errors import OptionError
+
+    with pytest.raises(OptionError, match=r"tv_weight 0 is outside the range this masker was trained over \(0.03\)"):
+        cfg.check_setting(Setting("ssr", "blur", 0.0, 8))
+
+
+@pytest.mark.parametrize("bad, words", [
+    (dict(lambda_tv=0.1), "lambda_tv is drawn per image in conditional training; set tv_low"),
+    (dict(objective="in"), "objective is drawn per image"),
+    (dict(infiller="blur"), "infiller is drawn per image"),
+    (dict(mode="ca"), "FIX only"),
+    (dict(tv_low=0.2, tv_high=0.1), "need 0 < tv_low <= tv_high"),
+    (dict(tv_zero_prob=1.5), "tv_zero_prob must be in [0, 1]"),
+    (dict(objectives=("ssr", "maxent")), "option 'objectives'"),
+    (dict(objectives=("ssr",)), "the default setting is outside"),
+    (dict(out_term="entropy"), "out_term"),
+])
+def test_bad_configs_are_refused_naming_the_field(bad, words):
+    with pytest.raises(ConfigError) as err:
+        ConditionalTrainConfig(**bad)
+    assert words in str(err.value)
+
+
+def test_cli_parses_the_space_and_round_trips_yaml(tmp_path):
+    from saliency_core.cli import main
+
+    out = tmp_path / "printed.yaml"
+    args = ["train", "--kind", "conditional", "--objectives", "ssr,both", "--upsample-factors", "1,8",
+            "--tv-low", "0.001", "--print-config"]
+    import contextlib
+    import io
+
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        assert main(args) == 0
+    out.write_text(buf.getvalue())
+    cfg = ConditionalTrainConfig.from_yaml(str(out))
+    assert cfg.objectives == ("ssr", "both") and cfg.upsample_factors == (1, 8) and cfg.tv_low == 0.001
+    assert cfg.infillers == ("gray", "blur", "noise", "random-image")
+
+
+def test_torchrun_two_processes_keep_replicas_identical(tiny_data, tmp_path):
+    from tests.train.test_distributed import free_port
+
+    out = tmp_path / "ddp"
+    cfg = tiny_cfg(tiny_data, out, batch_size=2, epochs=1, device="cpu")
+    (tmp_path / "run.yaml").write_text(cfg.to_yaml())
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_addr=127.0.0.1",
+           f"--master_port={free_port()}", "-m", "saliency_core.cli", "train", "--kind", "conditional",
+           "--config", str(tmp_path / "run.yaml")]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    meta = json.loads((out / "masker.json").read_text())
+    assert meta["kind"] == "conditional"
+    assert meta["metrics"]["world_size"] == 2 and meta["metrics"]["replicas_identical"]
+    assert meta["metrics"]["steps"] == 3
