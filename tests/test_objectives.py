@@ -131,7 +131,8 @@ def test_conditional_loss_is_the_mean_of_each_images_own_objective():
         if i in (1, 2, 3):
             right = (clean[one].argmax(-1) == labels[one]).float()
             wrong_out = (lo[one].argmax(-1) != labels[one]).float()
-            loss = loss + masked_out_entropy_loss(lo[one], right) + 15.0 * conditional_area(mask[one], right * wrong_out)
+            area_out = conditional_area(mask[one], right * wrong_out)
+            loss = loss + masked_out_entropy_loss(lo[one], right) + 15.0 * area_out
         per_image.append(loss)
     assert float(got["total"]) == pytest.approx(float(torch.stack(per_image).mean()), rel=1e-6)
     assert float(got["in_ce"]) == pytest.approx(float(masked_in_loss(li[in_rows], labels[in_rows])), rel=1e-6)

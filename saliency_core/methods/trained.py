@@ -9,8 +9,14 @@ import torch
 from saliency_core.classifiers.base import Classifier, ClassifierOutput
 from saliency_core.maskers.catalog import default_checkpoint
 from saliency_core.maskers.checkpoint import CheckpointError, MaskerCheckpoint, load_masker
+from saliency_core.maskers.conditional import (
+    CONDITION_INFILLERS,
+    CONDITION_OBJECTIVES,
+    TV_MAX,
+    UPSAMPLE_FACTORS,
+    Setting,
+)
 from saliency_core.methods.base import MethodResult, ProgressFn, register_method
-from saliency_core.maskers.conditional import CONDITION_INFILLERS, CONDITION_OBJECTIVES, TV_MAX, UPSAMPLE_FACTORS, Setting
 from saliency_core.methods.optimize.config import OptimizeConfig
 from saliency_core.options import Option, check_options, declared_options, option
 
