@@ -227,6 +227,40 @@ def views_block(expl: Explanation, key: str, large: bool = False, captions: dict
                     st.markdown(predictions_md(expl.predictions[PREDICTION_OF_VIEW[view]], {shown}))
 
 
+AB_PIN = "ab_pin"
+
+
+def setting_words(config) -> str:
+    """The method and the options that differ from its defaults, in one line (never a checkpoint's path)."""
+    shown = {k: v for k, v in config.method_options.items() if k not in ("checkpoint", "infiller_options")}
+    words = ", ".join(f"{k} {v:g}" if isinstance(v, float) else f"{k} {v}" for k, v in shown.items())
+    return f"{config.method}" + (f": {words}" if words else " (its default options)")
+
+
+def ab_control(expl: Explanation, image: services.ImageInput, config) -> dict[str, Any] | None:
+    """"Pin as A": keep the current views on screen while the options change, so two settings are seen one above
+    the other (A pinned, B now). Returns the pin (for this image) or None; any method, any option."""
+    pin = st.session_state.get(AB_PIN)
+    if pin is not None and pin["image"] != image.digest:  # another photo: a pin of the old one means nothing
+        st.session_state.pop(AB_PIN, None)
+        pin = None
+    if pin is None:  # callbacks: the page is drawn again with the pin already set (or gone)
+        st.button("Pin as A", key="ab_pin_button", icon=":material/push_pin:", on_click=_pin,
+                  args=({"image": image.digest, "expl": expl, "words": setting_words(config)},),
+                  help="Keep these views on screen as A; then change the options to see B right below them.")
+    else:
+        st.button("Unpin A", key="ab_unpin_button", icon=":material/close:", on_click=_pin, args=(None,),
+                  help="Show only the current setting.")
+    return pin
+
+
+def _pin(pin: dict[str, Any] | None) -> None:
+    if pin is None:
+        st.session_state.pop(AB_PIN, None)
+    else:
+        st.session_state[AB_PIN] = pin
+
+
 def per_label_masks_block(expl: Explanation, side: int = 320) -> None:
     """The overlay of every label's own mask (per-label methods), five to a row."""
     from saliency_core import overlay, resize_mask

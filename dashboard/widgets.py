@@ -70,6 +70,10 @@ def option_widget(spec: Option, key: str, title: str | None = None) -> Any:
         return st.number_input(spec.title, min_value=lo, max_value=hi, value=value, step=int(spec.step or 1),
                                key=key, help=help_, persist_state=PERSIST,
                                placeholder="default" if spec.optional else None)
+    if spec.kind == "float" and spec.log and spec.high is not None and spec.default:
+        values = log_choices(spec)  # a weight spanning decades: a slider over 0 and a 1-2-5 grid
+        return st.select_slider(spec.title, options=values, value=float(spec.default), key=key, help=help_,
+                                format_func=lambda v: f"{v:g}", persist_state=PERSIST)
     if spec.kind == "float":
         value = None if spec.default is None else float(spec.default)
         lo = None if spec.low is None or spec.low_open else float(spec.low)
@@ -78,6 +82,23 @@ def option_widget(spec: Option, key: str, title: str | None = None) -> Any:
                                persist_state=PERSIST, placeholder="default" if spec.optional else None)
     return st.text_input(spec.title, value=spec.default or "", key=key, help=help_, persist_state=PERSIST,
                          placeholder="default" if spec.optional else None)
+
+
+def log_choices(spec: Option) -> list[float]:
+    """The values a log-scale weight's slider offers: 0 (when allowed), then 1-2-5 steps from a tenth of its
+    default up to its upper bound, with the default itself always among them."""
+    start = float(spec.default) / 10
+    values = {float(spec.default)}
+    if spec.low is not None and spec.low <= 0 and not spec.low_open:
+        values.add(0.0)
+    decade = 10.0 ** math.floor(math.log10(start))
+    while decade <= float(spec.high):
+        for m in (1, 2, 5):
+            v = float(f"{m * decade:.6g}")
+            if start * (1 - 1e-9) <= v <= float(spec.high) * (1 + 1e-9):
+                values.add(v)
+        decade *= 10
+    return sorted(values)
 
 
 def clean_options(specs: tuple[Option, ...], values: dict[str, Any]) -> dict[str, Any]:

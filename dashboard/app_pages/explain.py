@@ -98,6 +98,11 @@ if expl is not None:
     elif not expl.per_label:
         st.caption("This method makes **one mask for the whole picture**: it is the same for every label. The "
                    "curves below score that one mask for each label.")
+    pin = sections.ab_control(expl, image, config)
+    if pin is not None:
+        st.markdown(f"**A (pinned)**: {pin['words']}")
+        sections.views_block(pin["expl"], key="pinned_views")
+        st.markdown(f"**B (now)**: {sections.setting_words(config)}")
     sections.views_block(expl, key="explain_views")
     st.caption(sections.timings_caption(expl))
     if expl.per_label and len(expl.labels) > 1:

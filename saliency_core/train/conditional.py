@@ -24,6 +24,7 @@ from saliency_core.infill.composite import composite
 from saliency_core.maskers.conditional import (
     CONDITION_INFILLERS,
     CONDITION_OBJECTIVES,
+    DEFAULT_TV_RANGE,
     TV_MAX,
     UPSAMPLE_FACTORS,
     ConditionalMasker,
@@ -71,8 +72,8 @@ class ConditionalTrainConfig(TrainConfig):
         "help": "the masked-out term of sdr/both: out-entropy (Phang's MaxEnt) or out-class (MinClass)"})
     infillers: tuple[str, ...] = field(default=CONDITION_INFILLERS, metadata={
         "help": "infillers drawn per image for the masked composites"})
-    tv_low: float = field(default=1e-4, metadata={"help": "smallest non-zero TV weight drawn (log-uniform)"})
-    tv_high: float = field(default=0.1, metadata={"help": "largest TV weight drawn"})
+    tv_low: float = field(default=DEFAULT_TV_RANGE[0], metadata={"help": "smallest non-zero TV weight drawn (log-uniform)"})
+    tv_high: float = field(default=DEFAULT_TV_RANGE[1], metadata={"help": "largest TV weight drawn"})
     tv_zero_prob: float = field(default=0.2, metadata={"help": "probability that an image's TV weight is 0"})
     upsample_factors: tuple[int, ...] = field(default=UPSAMPLE_FACTORS, metadata={
         "help": "upsampling factors s drawn per image (the mask is made at 1/s of input/4)"})

@@ -284,6 +284,9 @@ def _other_value(spec):
         return next(c for c in choices if c != spec.default)
     if spec.kind == "int":  # within the declared range
         return max(int(spec.default or 0) + 1, int(spec.low or 0))
+    if spec.kind == "float" and _log_slider(spec):
+        values = widgets.log_choices(spec)
+        return values[values.index(spec.default) - 1]  # the next smaller value of its slider
     if spec.kind == "float":
         v = round((spec.default or 0.1) * 0.5, 6)
         return v
@@ -292,11 +295,18 @@ def _other_value(spec):
     raise AssertionError(spec)
 
 
+def _log_slider(spec) -> bool:
+    """Whether the dashboard draws this option as a slider over a log grid (weights spanning decades)."""
+    return spec.kind == "float" and spec.log and spec.high is not None and bool(spec.default)
+
+
 def _set(at: AppTest, key: str, spec, value, run: bool = True) -> None:
     if spec.kind == "bool":
         widget = at.checkbox(key=key).set_value(value)
     elif spec.kind in ("choice", "infiller"):
         widget = at.selectbox(key=key).set_value(value)
+    elif _log_slider(spec):
+        widget = at.select_slider(key=key).set_value(value)
     elif spec.kind in ("int", "float"):
         widget = at.number_input(key=key).set_value(value)
     else:
@@ -985,3 +995,78 @@ def test_overlay_opacity_and_colour_map_redraw_without_the_method(app, monkeypat
     out = np.asarray(overlay(photo, np.array([[0.0, 0.5, 1.0, 1.0]], np.float32), alpha=0.5, cmap="gray"), float)
     assert np.array_equal(out[0, 0], [200, 100, 50])  # no tint where the mask is 0
     assert np.allclose(out[0, 2], 0.5 * np.array([200, 100, 50]) + 0.5 * 255, atol=1)  # gray map, half opacity
+
+
+# --------------------------------------------------------------------------- the conditional masker
+
+
+@pytest.fixture
+def conditional(app, tiny, monkeypatch):
+    """A conditional masker for the tiny classifier (random condition MLP, so every toggle changes the mask), as if
+    shipped; its TV range stops at 0.01 (the slider goes on to 0.1)."""
+    from saliency_core.maskers.conditional import ConditionalMasker, ConditionalMaskerConfig
+    from saliency_core.methods import trained as masker_method
+
+    torch.manual_seed(3)
+    masker = ConditionalMasker(ConditionalMaskerConfig(stage_channels=tiny.clf.stage_channels, tv_high=0.01))
+    torch.nn.init.normal_(masker.condition[-1].weight, std=0.5)
+    path = save_masker(tiny.folder / "tiny_conditional.safetensors", masker.eval(), tiny.clf, {}, kind="conditional")
+    monkeypatch.setattr(masker_method, "default_checkpoint",
+                        lambda kind="phang": path if kind == "conditional" else tiny.good)
+    yield app
+    path.unlink()
+    path.with_suffix(".json").unlink(missing_ok=True)
+
+
+def _overlay_mask(at: AppTest) -> np.ndarray:
+    """The mask drawn under the overlay (the heat map of the views figure)."""
+    chart = next(c for c in _charts(at) if any(t.get("type") == "heatmap" for t in c["data"]))
+    return _arr(next(t for t in chart["data"] if t.get("type") == "heatmap")["z"])
+
+
+def test_conditional_masker_toggles_redraw_without_run_and_pin_a_b(conditional, monkeypatch, no_curves):
+    """The four toggles, drawn with the per-image methods' widgets and help; each change redraws the mask and the
+    views at once (the masker runs again, no Run button); "Pin as A" keeps a setting on screen above the current one;
+    a setting outside the trained range is one line naming it, and the page keeps working."""
+    calls = _count_method_calls(monkeypatch)
+    at = conditional.run()
+    at.sidebar.selectbox(key="method").set_value("conditional-masker").run()
+    _ok(at)
+    assert not _errors(at) and _views_shown(at)
+    fido = {s.name: s for s in services.method_catalog()["fido"].options}
+    for name in ("objective", "tv_weight", "upsample"):
+        widget = at.sidebar.get("select_slider" if name == "tv_weight" else "selectbox")
+        assert any(w.key == f"opt:conditional-masker:{name}" and w.help.startswith(fido[name].help)
+                   for w in widget), name
+    assert at.sidebar.selectbox(key="opt:conditional-masker:infiller").options == ["gray", "blur", "noise",
+                                                                                    "random-image"]
+    masks = [_overlay_mask(at)]
+    for key, value in [("objective", "sdr"), ("infiller", "noise"), ("upsample", 8)]:
+        at.sidebar.selectbox(key=f"opt:conditional-masker:{key}").set_value(value).run()
+        masks.append(_overlay_mask(at))
+    at.sidebar.select_slider(key="opt:conditional-masker:tv_weight").set_value(0.01).run()
+    masks.append(_overlay_mask(at))
+    _ok(at)
+    assert not _errors(at) and not any("press Run" in i.value for i in at.info)
+    assert calls.count("conditional-masker") == 5
+    assert all(not np.array_equal(a, b) for a, b in zip(masks, masks[1:]))
+    assert len(np.unique(masks[3])) < len(np.unique(masks[2]))  # upsampling 8: blocks
+
+    at.button(key="ab_pin_button").click().run()
+    assert any(m.value.startswith("**A (pinned)**") for m in at.markdown)
+    at.sidebar.selectbox(key="opt:conditional-masker:objective").set_value("ssr").run()
+    _ok(at)
+    pinned, now = [_arr(next(t for t in c["data"] if t.get("type") == "heatmap")["z"])
+                   for c in _charts(at) if any(t.get("type") == "heatmap" for t in c["data"])][:2]
+    assert np.array_equal(pinned, masks[-1]) and not np.array_equal(pinned, now)
+    words = [m.value for m in at.markdown if m.value.startswith(("**A (pinned)**", "**B (now)**"))]
+    assert "objective sdr" in words[0] and "objective ssr" in words[1] and "checkpoint" not in " ".join(words)
+    at.button(key="ab_unpin_button").click().run()
+    assert not any(m.value.startswith("**A (pinned)**") for m in at.markdown)
+
+    at.sidebar.select_slider(key="opt:conditional-masker:tv_weight").set_value(0.05).run()
+    _ok(at)
+    assert _errors(at) and "tv_weight 0.05 is outside the range this masker was trained over (0 or 0.0001 .. 0.01)" \
+        in _errors(at)[0] and "\n" not in _errors(at)[0] and "Traceback" not in _errors(at)[0]
+    at.sidebar.select_slider(key="opt:conditional-masker:tv_weight").set_value(0.002).run()
+    assert not _errors(at) and _views_shown(at)

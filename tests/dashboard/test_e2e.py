@@ -256,3 +256,50 @@ def test_links_slow_methods_and_view_changes_in_a_real_browser(server, tmp_path)
         page.get_by_role("option", name="fido (per-image optimisation)", exact=True).click()
         page.get_by_text("press Run").wait_for(timeout=WAIT_MS)
         assert " on this machine" in page.inner_text("[data-testid='stMain']")
+
+
+def _wait_overlay_change(page, before: str, what: str) -> str:
+    deadline = time.monotonic() + 60
+    while page.evaluate(IMAGES_JS)[:1] == [before] and time.monotonic() < deadline:
+        time.sleep(0.05)
+    after = page.evaluate(IMAGES_JS)[0]
+    assert after != before, f"the overlay must change with {what}"
+    return after
+
+
+def test_conditional_masker_toggles_in_a_real_browser(server, tmp_path):
+    """The shipped conditional masker: moving the TV slider and choosing another upsampling factor redraw the
+    overlay with no Run button, and "Pin as A" keeps the earlier setting on screen."""
+    with _browser(tmp_path) as browser:
+        page = browser.new_context(viewport={"width": 1440, "height": 1400}).new_page()
+        page.goto(f"{server}/?image=chelsea&method=conditional-masker&labels=top1")
+        page.get_by_text("Masked in (kept)").wait_for(timeout=WAIT_MS)
+        page.locator(".js-plotly-plot image").first.wait_for(state="attached", timeout=WAIT_MS)
+        sidebar = page.locator('[data-testid="stSidebar"]')
+        overlay = page.evaluate(IMAGES_JS)[0]
+        slider = sidebar.locator('[data-testid="stSlider"]').filter(has_text="TV weight").get_by_role("slider")
+        slider.focus()
+        for _ in range(3):  # 0.001 -> 0.002 -> 0.005 -> 0.01
+            page.keyboard.press("ArrowRight")
+        overlay = _wait_overlay_change(page, overlay, "the TV weight")
+        page.get_by_role("button", name="Pin as A").click()
+        page.get_by_text("B (now)").wait_for(timeout=WAIT_MS)
+        page.get_by_role("button", name="Unpin A").wait_for(timeout=WAIT_MS)
+        deadline = time.monotonic() + 60
+        while len(page.evaluate(IMAGES_JS)) < 8 and time.monotonic() < deadline:  # A's four views and B's
+            time.sleep(0.05)
+        b_before = page.evaluate(IMAGES_JS)[4]
+        sidebar.locator('[data-testid="stSelectbox"]').filter(has_text="upsampling factor s").locator("input").click()
+        page.keyboard.type("8")
+        page.keyboard.press("Enter")
+        page.get_by_text("upsample 8").wait_for(timeout=WAIT_MS)
+        deadline = time.monotonic() + 60
+        while page.evaluate(IMAGES_JS)[4] == b_before and time.monotonic() < deadline:
+            time.sleep(0.05)
+        images = page.evaluate(IMAGES_JS)
+        assert images[0] == overlay, "A keeps the pinned overlay"
+        assert images[4] != b_before, "B's overlay changes with the upsampling factor"
+        text = page.inner_text("[data-testid='stMain']")
+        assert "press Run" not in text
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "conditional_ab.png"), full_page=True)

@@ -1,0 +1,215 @@
+"""The conditional masker, measured on the 100 held-out classes (the class-disjoint split of training).
+
+1. Fidelity: at four settings (the default ``both``; ``ssr`` only; a high TV weight; ``upsample=8``) the
+   conditional masker against a dedicated masker trained at that one setting with the same budget (same
+   network, data, steps; ``saliency train --kind conditional`` over a one-point space): masked-in / masked-out
+   accuracy (gray fill), mean mask, insertion / deletion AUC of the true class (gray fill), and the Spearman
+   correlation between the two maskers' masks (per image, on the masker's own grid; mean over images).
+2. The toggles do what the papers say: TV weight vs mask total variation, upsampling vs connected components,
+   ssr vs both mask size, sdr vs ssr masked-out accuracy, and the infiller's effect (one row each).
+3. The default setting against the shipped fix_lite0.
+4. Speed: one mask (classifier forward + masker) over one classifier forward, batch 1.
+
+    .venv/bin/python bench/bench_conditional.py --dedicated runs/dedicated_{both,ssr,tv,up8}/masker.safetensors \\
+        --json bench/results/conditional.json
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench._common import DEFAULT_IMAGES, interleaved, load_images, markdown_table  # noqa: E402
+from saliency_core.classifiers import load_classifier  # noqa: E402
+from saliency_core.infill.composite import composite  # noqa: E402
+from saliency_core.maskers.catalog import default_checkpoint  # noqa: E402
+from saliency_core.maskers.checkpoint import load_masker  # noqa: E402
+from saliency_core.maskers.conditional import Setting  # noqa: E402
+from saliency_core.metrics.insertion import deletion_curves, insertion_curves  # noqa: E402
+from saliency_core.metrics.similarity import spearman  # noqa: E402
+from saliency_core.objectives import total_variation_per_mask  # noqa: E402
+
+DEFAULT = Setting("both", "gray", 1e-3, 1)
+
+
+@torch.no_grad()
+def masks_of(masker_fn, classifier, x: torch.Tensor, batch: int = 25) -> torch.Tensor:
+    out = []
+    for i in range(0, len(x), batch):
+        xb = x[i:i + batch]
+        out.append(masker_fn(classifier.forward_features(xb).stages, tuple(xb.shape[-2:])))
+    return torch.cat(out)[:, 0]
+
+
+@torch.no_grad()
+def judged(classifier, x: torch.Tensor, y: torch.Tensor, m: torch.Tensor, batch: int = 50) -> dict[str, float]:
+    """Masked-in / masked-out accuracy (gray fill) and the mean mask."""
+    acc_in = acc_out = 0
+    for i in range(0, len(x), batch):
+        xb, mb, yb = x[i:i + batch], m[i:i + batch, None], y[i:i + batch]
+        acc_in += (classifier(composite(xb, mb)).argmax(-1) == yb).sum().item()
+        acc_out += (classifier(composite(xb, 1 - mb)).argmax(-1) == yb).sum().item()
+    return {"masked-in acc": acc_in / len(x), "masked-out acc": acc_out / len(x), "mean mask": float(m.mean())}
+
+
+@torch.no_grad()
+def aucs(classifier, x: torch.Tensor, y: torch.Tensor, m: torch.Tensor, steps: int) -> dict[str, float]:
+    ins = [float(insertion_curves(classifier, x[i:i + 1], m[i:i + 1], [int(y[i])], steps=steps).auc[0])
+           for i in range(len(x))]
+    dele = [float(deletion_curves(classifier, x[i:i + 1], m[i:i + 1], [int(y[i])], steps=steps).auc[0])
+            for i in range(len(x))]
+    return {"insertion AUC": float(np.mean(ins)), "deletion AUC": float(np.mean(dele))}
+
+
+def grid_spearman(a: torch.Tensor, b: torch.Tensor, cell: int) -> float:
+    """Mean over images of the Spearman correlation of two masks on a grid of ``cell``-pixel cells."""
+    pa = F.avg_pool2d(a[:, None], cell)[:, 0]
+    pb = F.avg_pool2d(b[:, None], cell)[:, 0]
+    return float(np.nanmean([spearman(pa[i].numpy(), pb[i].numpy()) for i in range(len(a))]))
+
+
+def components(m: torch.Tensor) -> float:
+    """Mean number of 8-connected regions of the mask above 0.5 (scikit-image)."""
+    from skimage.measure import label
+
+    return float(np.mean([label(mi.numpy() > 0.5, connectivity=2).max() for mi in m]))
+
+
+def mean_tv(m: torch.Tensor) -> float:
+    return float(total_variation_per_mask(m[:, None]).mean())
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--images", default=DEFAULT_IMAGES)
+    p.add_argument("--limit", type=int, default=100)
+    p.add_argument("--conditional", default=str(default_checkpoint("conditional")))
+    p.add_argument("--fix", default=str(default_checkpoint("phang")))
+    p.add_argument("--dedicated", nargs=4, metavar=("BOTH", "SSR", "TV", "UP8"), default=None,
+                   help="dedicated maskers of the four settings (default, ssr, high TV, upsample 8)")
+    p.add_argument("--high-tv", type=float, default=0.03, help="the high-TV setting (that of its dedicated masker)")
+    p.add_argument("--steps", type=int, default=16, help="insertion / deletion steps")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--json", default=None, help="also write every figure to this JSON file")
+    args = p.parse_args()
+    torch.set_num_threads(args.threads)
+
+    clf = load_classifier()
+    x, y, _ = load_images(args.images, clf, args.limit, split="val")
+    cond = load_masker(args.conditional, classifier=clf)
+    out: dict = {"images": len(x), "conditional": Path(args.conditional).name}
+
+    def cond_fn(setting: Setting):
+        return lambda stages, size: cond.masker(stages, size, cond.masker.config.check_setting(setting))
+
+    settings = {"both (default)": DEFAULT, "ssr": Setting("ssr", "gray", 1e-3, 1),
+                f"tv_weight {args.high_tv:g}": Setting("both", "gray", args.high_tv, 1),
+                "upsample 8": Setting("both", "gray", 1e-3, 8)}
+    t0 = time.perf_counter()
+    cond_masks = {name: masks_of(cond_fn(s), clf, x) for name, s in settings.items()}
+
+    # 1. fidelity
+    if args.dedicated:
+        rows = []
+        for (name, setting), path in zip(settings.items(), args.dedicated):
+            ded = load_masker(path, classifier=clf)
+            dm = masks_of(lambda st, sz, d=ded: d.masker(st, sz), clf, x)
+            cm = cond_masks[name]
+            for who, m in (("conditional", cm), ("dedicated", dm)):
+                row = {"setting": name, "masker": who, **judged(clf, x, y, m), **aucs(clf, x, y, m, args.steps)}
+                rows.append(row)
+            rho = grid_spearman(cm, dm, 4 * setting.upsample)
+            rows[-1]["Spearman (cond, ded)"] = rows[-2]["Spearman (cond, ded)"] = rho
+            print(f"  fidelity {name}: {time.perf_counter() - t0:.0f} s", file=sys.stderr)
+        df = pd.DataFrame(rows)
+        print("\n## Fidelity to dedicated maskers (same budget)\n")
+        print(markdown_table(df))
+        out["fidelity"] = rows
+        gaps = []
+        for name in settings:
+            c, d = (next(r for r in rows if r["setting"] == name and r["masker"] == w) for w in ("conditional",
+                                                                                               "dedicated"))
+            gaps.append({"setting": name, "|d masked-in acc|": abs(c["masked-in acc"] - d["masked-in acc"]),
+                         "|d masked-out acc|": abs(c["masked-out acc"] - d["masked-out acc"]),
+                         "Spearman": c["Spearman (cond, ded)"]})
+        print("\n" + markdown_table(pd.DataFrame(gaps)))
+        out["fidelity_gaps"] = gaps
+
+    # 2. the toggles
+    effects = []
+    tv_values = [0.0, 1e-4, 1e-3, 1e-2, 0.1]
+    tvs = [mean_tv(masks_of(cond_fn(Setting("both", "gray", t, 1)), clf, x)) for t in tv_values]
+    effects.append({"toggle": "tv_weight 0 -> 1e-4 -> 1e-3 -> 1e-2 -> 0.1", "measure": "mask total variation",
+                    "values": " -> ".join(f"{v:.1f}" for v in tvs), "expected": "falls",
+                    "holds": all(a >= b for a, b in zip(tvs, tvs[1:])),
+                    "effect": f"{tvs[-1] / max(tvs[0], 1e-9):.3f}x"})
+    comps = [components(masks_of(cond_fn(Setting("both", "gray", 1e-3, s)), clf, x)) for s in (1, 2, 4, 8)]
+    effects.append({"toggle": "upsample 1 -> 2 -> 4 -> 8", "measure": "connected regions (mask > 0.5)",
+                    "values": " -> ".join(f"{v:.2f}" for v in comps), "expected": "falls",
+                    "holds": comps[-1] < comps[0], "effect": f"{comps[-1] - comps[0]:+.2f} regions"})
+    by_obj = {o: cond_masks["ssr"] if o == "ssr" else masks_of(cond_fn(Setting(o, "gray", 1e-3, 1)), clf, x)
+              for o in ("ssr", "sdr", "both")}
+    area = {o: float(m.mean()) for o, m in by_obj.items()}
+    effects.append({"toggle": "objective ssr vs both", "measure": "mean mask",
+                    "values": f"ssr {area['ssr']:.3f}, both {area['both']:.3f}", "expected": "ssr larger",
+                    "holds": area["ssr"] > area["both"], "effect": f"{area['ssr'] - area['both']:+.3f}"})
+    outs = {o: judged(clf, x, y, by_obj[o])["masked-out acc"] for o in ("ssr", "sdr")}
+    effects.append({"toggle": "objective sdr vs ssr", "measure": "masked-out acc",
+                    "values": f"sdr {outs['sdr']:.2f}, ssr {outs['ssr']:.2f}", "expected": "sdr lower",
+                    "holds": outs["sdr"] < outs["ssr"], "effect": f"{outs['sdr'] - outs['ssr']:+.2f}"})
+    inf = {i: masks_of(cond_fn(Setting("both", i, 1e-3, 1)), clf, x) for i in ("gray", "blur", "noise",
+                                                                               "random-image")}
+    effects.append({"toggle": "infiller gray -> blur / noise / random-image", "measure": "mean mask; Spearman to gray",
+                    "values": ", ".join(f"{i} {float(m.mean()):.3f} ({grid_spearman(inf['gray'], m, 4):.2f})"
+                                        for i, m in inf.items()),
+                    "expected": "masks differ",
+                    "holds": all(float((m - inf["gray"]).abs().mean()) > 0.01 for i, m in inf.items() if i != "gray"),
+                    "effect": "mean |m - m_gray| " + ", ".join(f"{float((m - inf['gray']).abs().mean()):.3f}"
+                                                             for i, m in inf.items() if i != "gray")})
+    print("\n## The toggles on the held-out images\n")
+    print(markdown_table(pd.DataFrame(effects)))
+    out["toggles"] = effects
+
+    # 3. default vs fix_lite0
+    fix = load_masker(args.fix, classifier=clf)
+    fix_m = masks_of(lambda st, sz: fix.masker(st, sz), clf, x)
+    vs = [{"masker": "conditional (default setting)", **judged(clf, x, y, cond_masks["both (default)"])},
+          {"masker": Path(args.fix).stem, **judged(clf, x, y, fix_m)}]
+    print("\n## Default setting vs fix_lite0\n")
+    print(markdown_table(pd.DataFrame(vs)))
+    out["default_vs_fix"] = vs
+
+    # 4. speed at batch 1
+    x1 = x[:1]
+    setting = Setting("sdr", "noise", 0.05, 4)
+
+    @torch.no_grad()
+    def forward():
+        clf(x1)
+
+    @torch.no_grad()
+    def one_mask():
+        cond.masker(clf.forward_features(x1).stages, (224, 224), setting)
+
+    t_fwd, t_mask = interleaved([forward, one_mask], repeats=30)
+    speed = {"threads": args.threads, "forward_ms": 1000 * t_fwd, "mask_ms": 1000 * t_mask, "ratio": t_mask / t_fwd}
+    print(f"\n## Speed (batch 1, {args.threads} threads)\n\none forward {speed['forward_ms']:.1f} ms; one mask "
+          f"(forward + masker) {speed['mask_ms']:.1f} ms: **{speed['ratio']:.2f}x** a forward")
+    out["speed"] = speed
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(out, indent=1, default=float) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
