@@ -6,6 +6,10 @@
 2. Toggle -> the four views redrawn: the infilled view's infiller is switched between blur and gray ten
    times; the clock stops when the page shows the infilled view's new predictions and the figure's pictures
    have changed. Median of 10.
+3. Conditional masker toggle -> the four views redrawn: on the shipped conditional masker, the TV weight
+   slider is moved one step (five times) and the upsampling factor switched between 1 and 8 (five times);
+   the mask is computed anew each time (no Run); the clock stops when the figure's pictures have changed.
+   Median of 10.
 
     OMP_NUM_THREADS=1 .venv/bin/python bench/bench_dashboard_browser.py   # starts its own server
 """
@@ -99,6 +103,28 @@ def main() -> None:
                         break
                     time.sleep(0.02)
                 toggles.append(time.monotonic() - t0)
+            page.goto(f"{url}?image=chelsea&method=conditional-masker&labels=top1")
+            page.get_by_text("Masked in (kept)").wait_for(timeout=240_000)
+            page.get_by_text("worst completeness").wait_for(timeout=240_000)
+            sidebar = page.locator('[data-testid="stSidebar"]')
+            slider = sidebar.locator('[data-testid="stSlider"]').filter(has_text="TV weight").get_by_role("slider")
+            upsample = sidebar.locator('[data-testid="stSelectbox"]').filter(has_text="upsampling factor s") \
+                .locator("input")
+            conditional = []
+            for i in range(10):
+                before = page.evaluate(IMAGES_JS)
+                if i % 2 == 0:
+                    slider.focus()
+                    t0 = time.monotonic()
+                    page.keyboard.press("ArrowRight" if i % 4 == 0 else "ArrowLeft")
+                else:
+                    upsample.click()
+                    page.keyboard.type("8" if i % 4 == 1 else "1")
+                    t0 = time.monotonic()
+                    page.keyboard.press("Enter")
+                wait_views(page, before, timeout=30)
+                conditional.append(time.monotonic() - t0)
+                page.get_by_text("worst completeness").wait_for(timeout=240_000)
             browser.close()
     finally:
         server.terminate()
@@ -110,6 +136,8 @@ def main() -> None:
           + ", ".join(f"{t:.2f}" for t in uploads) + " |")
     print(f"| toggle the view's infiller -> four views redrawn | {statistics.median(toggles):.2f} s | "
           + ", ".join(f"{t:.2f}" for t in toggles) + " |")
+    print(f"| conditional masker: TV weight or upsampling -> mask and four views redrawn | "
+          f"{statistics.median(conditional):.2f} s | " + ", ".join(f"{t:.2f}" for t in conditional) + " |")
 
 
 if __name__ == "__main__":

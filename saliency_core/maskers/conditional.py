@@ -185,11 +185,10 @@ class ConditionalMasker(nn.Module):
         self.film = FiLM()
         self.condition = nn.Sequential(nn.Linear(CONDITION_SIZE, config.film_hidden), nn.ReLU(inplace=True),
                                        nn.Linear(config.film_hidden, 2 * n + 2 * c))
-        for m in self.modules():  # as the Phang masker
-            if isinstance(m, nn.Conv2d):
-                nn.init.normal_(m.weight, 0.0, math.sqrt(2.0 / (m.kernel_size[0] * m.kernel_size[1] * m.out_channels)))
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
+        # the mask starts flat at 0.5 (zero last layer): a speckled first mask meets TV weights up to 0.1 with a
+        # gradient that drives every logit far below 0, where the sigmoid has none left (the masker died so)
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
         nn.init.zeros_(self.condition[-1].weight)  # FiLM starts as the identity: training shapes it
         nn.init.zeros_(self.condition[-1].bias)
 

@@ -19,11 +19,12 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def make_masker(classifier, **space) -> ConditionalMasker:
-    """A conditional masker for ``classifier`` whose condition MLP is random (a fresh one starts as the
-    identity FiLM, on which only the upsampling acts)."""
+    """A conditional masker for ``classifier`` whose condition MLP and last layer are random (a fresh one starts
+    flat at 0.5, with the identity FiLM)."""
     torch.manual_seed(1)
     masker = ConditionalMasker(ConditionalMaskerConfig(stage_channels=classifier.stage_channels, **space))
     torch.nn.init.normal_(masker.condition[-1].weight, std=0.5)
+    torch.nn.init.normal_(masker.out.weight, std=0.5)  # a fresh masker's mask is flat at 0.5
     return masker.eval()
 
 
@@ -66,8 +67,15 @@ def test_upsampling_makes_blocks_of_4s_pixels(tiny_classifier, stages):
             assert len(torch.unique(m)) <= (64 // block) ** 2
 
 
-def test_a_fresh_masker_is_unconditioned_but_for_upsampling(tiny_classifier, stages):
+def test_a_fresh_masker_starts_flat_and_unconditioned(tiny_classifier, stages):
+    """A flat first mask (TV 0) with the identity FiLM: a speckled one met high TV weights with a gradient that
+    pushed every logit below 0, where the sigmoid has none (a training run died so)."""
     masker = ConditionalMasker(ConditionalMaskerConfig(stage_channels=tiny_classifier.stage_channels)).eval()
+    with torch.no_grad():
+        a = masker(stages, (64, 64), Setting(objective="ssr", tv_weight=0.0))
+        b = masker(stages, (64, 64), Setting(objective="sdr", infiller="noise", tv_weight=0.1, upsample=8))
+    assert torch.equal(a, b) and torch.all(a == 0.5)
+    masker.out.weight.data.normal_()
     with torch.no_grad():
         a = masker(stages, (64, 64), Setting(objective="ssr", tv_weight=0.0))
         b = masker(stages, (64, 64), Setting(objective="sdr", infiller="noise", tv_weight=0.1))
