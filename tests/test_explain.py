@@ -133,3 +133,28 @@ def test_shipped_masker_keeps_the_evidence(lite0, chelsea):
     assert e.predictions["masked_in"][0].index in cats
     assert p["masked_out"] < 0.5 * p["masked_in"]
     assert 0.05 < e.masks.mean() < 0.8
+
+
+@pytest.mark.skipif(not default_checkpoint("conditional").exists(), reason="shipped conditional checkpoint missing")
+def test_cli_explains_with_the_conditional_masker_s_toggles(tmp_path, chelsea, capsys):
+    """The issue's command: --checkpoint of a conditional masker picks its method, the toggles reach the mask, and a
+    setting outside the trained range is refused with one line naming it."""
+    img = tmp_path / "cat.jpg"
+    chelsea.save(img)
+    ckpt = str(default_checkpoint("conditional"))
+    args = ["explain", str(img), "--checkpoint", ckpt, "-o", "objective=sdr", "-o", "tv_weight=0.05",
+            "-o", "upsample=4", "-o", "infiller=noise"]
+    assert main([*args, "--out", str(tmp_path / "a")]) == 0
+    result = json.loads((tmp_path / "a" / "cat" / "result.json").read_text())
+    assert result["method"] == "conditional-masker"
+    assert result["info"]["setting"] == "objective=sdr, infiller=noise, tv_weight=0.05, upsample=4"
+    mask = np.load(tmp_path / "a" / "cat" / "mask.npy")
+    assert main(["explain", str(img), "--checkpoint", ckpt, "--out", str(tmp_path / "b")]) == 0
+    assert not np.array_equal(mask, np.load(tmp_path / "b" / "cat" / "mask.npy"))  # the default setting differs
+    capsys.readouterr()
+    assert main(["explain", str(img), "--checkpoint", ckpt, "-o", "tv_weight=5e-5", "--out", str(tmp_path / "c")]) == 1
+    err = capsys.readouterr().err
+    assert "tv_weight 5e-05 is outside the range this masker was trained over (0 or 0.0001 .. 0.1)" in err
+    assert main(["explain", str(img), "--checkpoint", ckpt, "-o", "tv_weight=0.5", "--out", str(tmp_path / "d")]) == 2
+    err += capsys.readouterr().err  # beyond what any conditional masker is offered: refused before loading it
+    assert "option 'tv_weight' must be a number >= 0 and <= 0.1, got 0.5" in err and "Traceback" not in err

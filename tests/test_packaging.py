@@ -45,4 +45,4 @@ def test_an_installed_copy_finds_them(wheel, tmp_path):
     out = subprocess.run([sys.executable, "-I", "-c", code, str(target)], check=True, capture_output=True, text=True,
                          cwd=tmp_path).stdout.splitlines()
     assert out[0].startswith(str(target)) and Path(out[0]).is_file()
-    assert "fix_lite0" in out[1] and "label_lite0" in out[1]
+    assert "fix_lite0" in out[1] and "label_lite0" in out[1] and "conditional_lite0" in out[1]

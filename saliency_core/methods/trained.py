@@ -174,7 +174,10 @@ def method_for_checkpoint(path: str | Path, method: str = "masker") -> str:
     from saliency_core.maskers.checkpoint import read_metadata
     from saliency_core.methods.base import method_entries
 
-    kind = read_metadata(path).get("kind", "phang")
+    try:
+        kind = read_metadata(path).get("kind", "phang")
+    except CheckpointError:  # the method that loads it says what is wrong with the file, as for any checkpoint
+        return method
     for name, entry in method_entries().items():
         spec = next((o for o in entry.options() if o.kind == "checkpoint"), None)
         if spec is not None and spec.checkpoint_kinds and kind in spec.checkpoint_kinds:

@@ -13,6 +13,7 @@ from saliency_core.explanation import with_seed
 from saliency_core.infill import INFILLERS, create_infiller, infiller_entry
 from saliency_core.infill.composite import composite
 from saliency_core.maskers.checkpoint import save_masker
+from saliency_core.maskers.conditional import ConditionalMasker, ConditionalMaskerConfig
 from saliency_core.maskers.label import LabelMasker, LabelMaskerConfig, output_layer_weights
 from saliency_core.maskers.phang import MaskerConfig, PhangMasker
 from saliency_core.methods import METHODS, create_method, method_entry
@@ -24,6 +25,7 @@ MASKERS = {
     "phang": lambda clf: PhangMasker(MaskerConfig(stage_channels=clf.stage_channels)),
     "label": lambda clf: LabelMasker(LabelMaskerConfig(stage_channels=clf.stage_channels,
                                                        label_dim=output_layer_weights(clf).shape[1])),
+    "conditional": lambda clf: ConditionalMasker(ConditionalMaskerConfig(stage_channels=clf.stage_channels)),
 }
 
 
