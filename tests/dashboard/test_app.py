@@ -1071,3 +1071,12 @@ def test_conditional_masker_toggles_redraw_without_run_and_pin_a_b(conditional, 
         in _errors(at)[0] and "\n" not in _errors(at)[0] and "Traceback" not in _errors(at)[0]
     at.sidebar.select_slider(key="opt:conditional-masker:tv_weight").set_value(0.002).run()
     assert not _errors(at) and _views_shown(at)
+
+
+def test_log_weights_get_a_slider_over_zero_and_a_1_2_5_grid():
+    from saliency_core.options import Option
+
+    spec = Option(name="tv_weight", kind="float", default=1e-3, help="", low=0.0, high=0.1, log=True)
+    assert widgets.log_choices(spec) == [0.0, 1e-4, 2e-4, 5e-4, 1e-3, 2e-3, 5e-3, 0.01, 0.02, 0.05, 0.1]
+    odd = Option(name="l1", kind="float", default=3e-4, help="", low=0.0, low_open=True, high=1e-2, log=True)
+    assert widgets.log_choices(odd) == [5e-5, 1e-4, 2e-4, 3e-4, 5e-4, 1e-3, 2e-3, 5e-3, 0.01]  # no 0; its default
