@@ -1010,7 +1010,6 @@ def conditional(app, tiny, monkeypatch):
     torch.manual_seed(3)
     masker = ConditionalMasker(ConditionalMaskerConfig(stage_channels=tiny.clf.stage_channels, tv_high=0.01))
     torch.nn.init.normal_(masker.condition[-1].weight, std=0.5)
-    torch.nn.init.normal_(masker.out.weight, std=0.5)
     path = save_masker(tiny.folder / "tiny_conditional.safetensors", masker.eval(), tiny.clf, {}, kind="conditional")
     monkeypatch.setattr(masker_method, "default_checkpoint",
                         lambda kind="phang": path if kind == "conditional" else tiny.good)
