@@ -153,14 +153,16 @@ def conditional_masker_loss(mask: torch.Tensor, labels: torch.Tensor, clean_logi
                             logits_in: torch.Tensor | None, in_rows: torch.Tensor,
                             logits_out: torch.Tensor | None, out_rows: torch.Tensor, tv_weight: torch.Tensor,
                             lambda_in: float = 1.0, lambda_out: float = 1.0, lambda_area_in: float = 1.0,
-                            lambda_area_out: float = 10.0, out_term: str = "out-entropy") -> dict[str, torch.Tensor]:
+                            lambda_area_out: float = 10.0, out_term: str = "out-entropy",
+                            image_weight: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
     """:func:`masker_loss` with a setting per image (loss-conditional training): the mean over images of
     each image's own objective.
 
     ``in_rows`` / ``out_rows`` index the images whose objective has the masked-in / masked-out term
     (``logits_in`` / ``logits_out`` hold exactly those rows); ``tv_weight`` (B) is each image's TV
     weight. With one setting for every image it equals :func:`masker_loss`. Logged terms are means over
-    the images that have them; ``total`` is what is minimised.
+    the images that have them; ``total`` is what is minimised. ``image_weight`` (B) scales each image's loss:
+    a positive factor per setting leaves each setting's minimiser unchanged but balances their gradients.
     """
     if out_term not in ("out-entropy", "out-class"):
         raise ValueError(f"out_term must be out-entropy or out-class, got {out_term!r}")
@@ -189,7 +191,10 @@ def conditional_masker_loss(mask: torch.Tensor, labels: torch.Tensor, clean_logi
         terms["area_out"] = area_out.mean()
     tv = total_variation_per_mask(mask)
     terms["tv"] = tv.mean()
-    terms["total"] = (per_image + tv_weight.to(tv.dtype) * tv).mean()
+    per_image = per_image + tv_weight.to(tv.dtype) * tv
+    if image_weight is not None:
+        per_image = per_image * image_weight.to(per_image.dtype)
+    terms["total"] = per_image.mean()
     return terms
 
 

@@ -77,6 +77,10 @@ class ConditionalTrainConfig(TrainConfig):
     tv_zero_prob: float = field(default=0.2, metadata={"help": "probability that an image's TV weight is 0"})
     upsample_factors: tuple[int, ...] = field(default=UPSAMPLE_FACTORS, metadata={
         "help": "upsampling factors s drawn per image (the mask is made at 1/s of input/4)"})
+    tv_loss_scale: float = field(default=400.0, metadata={
+        "help": "each image's loss is divided by 1 + tv_weight x this (about the TV of a trained mask), so settings "
+                "with a large TV term do not drown the others' gradients; each setting's minimiser is unchanged "
+                "(0: off)"})
     hidden_channels: int = field(default=64, metadata={"help": "channels of the masker's decoder"})
     default_objective: str = field(default="both", metadata={"help": "the masker's default setting: objective"})
     default_infiller: str = field(default="gray", metadata={"help": "the masker's default setting: infiller"})
@@ -104,6 +108,8 @@ class ConditionalTrainConfig(TrainConfig):
             raise ConfigError("conditional training is FIX only (mode fix): its classifier stays frozen")
         if self.out_term not in ("out-entropy", "out-class"):
             raise ConfigError(f"out_term must be out-entropy or out-class, got '{self.out_term}'")
+        if not 0 <= self.tv_loss_scale <= 1e6:
+            raise ConfigError(f"tv_loss_scale must be in [0, 1e6], got {self.tv_loss_scale}")
         if not 0 <= self.tv_zero_prob <= 1:
             raise ConfigError(f"tv_zero_prob must be in [0, 1], got {self.tv_zero_prob}")
         if not 0 < self.tv_low <= self.tv_high <= TV_MAX:
@@ -203,7 +209,7 @@ class ConditionalTrainer(Trainer):
         terms = conditional_masker_loss(
             m, y, clean.logits.detach().float(), li if in_rows else None, idx(in_rows), lo if out_rows else None,
             idx(out_rows), tv_weight, cfg.lambda_in, cfg.lambda_out, cfg.lambda_area_in, float(cfg.lambda_area_out),
-            cfg.out_term)
+            cfg.out_term, image_weight=1.0 / (1.0 + cfg.tv_loss_scale * tv_weight))
 
         self.opt_m.zero_grad(set_to_none=True)
         self._scale(terms["total"]).backward(inputs=self.masker_params)
