@@ -149,3 +149,18 @@ def test_conditional_loss_with_no_out_rows_has_no_out_terms():
     with pytest.raises(ValueError, match="out_term"):
         conditional_masker_loss(mask, labels, clean, li, torch.arange(4), None, torch.tensor([], dtype=torch.long),
                                 torch.zeros(4), out_term="maxent")
+
+
+def test_conditional_loss_image_weights_scale_each_image_s_whole_loss():
+    from saliency_core.objectives import conditional_masker_loss
+
+    mask, labels, clean, li, lo = _batch(3)
+    rows = torch.arange(4)
+    tv_w = torch.tensor([0.0, 1e-3, 1e-2, 0.1])
+    args = (mask, labels, clean, li, rows, lo, rows, tv_w)
+    per_image = [float(conditional_masker_loss(mask[i:i + 1], labels[i:i + 1], clean[i:i + 1], li[i:i + 1],
+                                               torch.arange(1), lo[i:i + 1], torch.arange(1), tv_w[i:i + 1])["total"])
+                 for i in range(4)]
+    w = 1 / (1 + 400 * tv_w)
+    got = float(conditional_masker_loss(*args, image_weight=w)["total"])
+    assert got == pytest.approx(float((torch.tensor(per_image) * w).mean()), rel=1e-6)
