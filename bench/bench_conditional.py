@@ -100,8 +100,11 @@ def main() -> int:
     p.add_argument("--steps", type=int, default=16, help="insertion / deletion steps")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--json", default=None, help="also write every figure to this JSON file")
+    p.add_argument("--sections", default="fidelity,toggles,default,speed",
+                   help="which parts to run (speed wants an idle CPU: run it alone if other work is running)")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
+    sections = set(args.sections.split(","))
 
     clf = load_classifier()
     x, y, _ = load_images(args.images, clf, args.limit, split="val")
@@ -115,10 +118,10 @@ def main() -> int:
                 f"tv_weight {args.high_tv:g}": Setting("both", "gray", args.high_tv, 1),
                 "upsample 8": Setting("both", "gray", 1e-3, 8)}
     t0 = time.perf_counter()
-    cond_masks = {name: masks_of(cond_fn(s), clf, x) for name, s in settings.items()}
+    cond_masks = {name: masks_of(cond_fn(s), clf, x) for name, s in settings.items()} if sections - {"speed"} else {}
 
     # 1. fidelity
-    if args.dedicated:
+    if args.dedicated and "fidelity" in sections:
         rows = []
         for (name, setting), path in zip(settings.items(), args.dedicated):
             ded = load_masker(path, classifier=clf)
@@ -144,7 +147,19 @@ def main() -> int:
         print("\n" + markdown_table(pd.DataFrame(gaps)))
         out["fidelity_gaps"] = gaps
 
-    # 2. the toggles
+    if "toggles" in sections:
+        out["toggles"] = toggles(clf, x, y, cond_fn, cond_masks)
+    if "default" in sections:
+        out["default_vs_fix"] = default_vs_fix(clf, x, y, args.fix, cond_masks)
+    if "speed" in sections:
+        out["speed"] = speed(clf, x, cond, args.threads)
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(out, indent=1, default=float) + "\n")
+    return 0
+
+
+def toggles(clf, x, y, cond_fn, cond_masks) -> list[dict]:
     effects = []
     tv_values = [0.0, 1e-4, 1e-3, 1e-2, 0.1]
     tvs = [mean_tv(masks_of(cond_fn(Setting("both", "gray", t, 1)), clf, x)) for t in tv_values]
@@ -177,18 +192,20 @@ def main() -> int:
                                                              for i, m in inf.items() if i != "gray")})
     print("\n## The toggles on the held-out images\n")
     print(markdown_table(pd.DataFrame(effects)))
-    out["toggles"] = effects
+    return effects
 
-    # 3. default vs fix_lite0
-    fix = load_masker(args.fix, classifier=clf)
+
+def default_vs_fix(clf, x, y, fix_path: str, cond_masks) -> list[dict]:
+    fix = load_masker(fix_path, classifier=clf)
     fix_m = masks_of(lambda st, sz: fix.masker(st, sz), clf, x)
     vs = [{"masker": "conditional (default setting)", **judged(clf, x, y, cond_masks["both (default)"])},
-          {"masker": Path(args.fix).stem, **judged(clf, x, y, fix_m)}]
+          {"masker": Path(fix_path).stem, **judged(clf, x, y, fix_m)}]
     print("\n## Default setting vs fix_lite0\n")
     print(markdown_table(pd.DataFrame(vs)))
-    out["default_vs_fix"] = vs
+    return vs
 
-    # 4. speed at batch 1
+
+def speed(clf, x, cond, threads: int) -> dict:
     x1 = x[:1]
     setting = Setting("sdr", "noise", 0.05, 4)
 
@@ -201,14 +218,10 @@ def main() -> int:
         cond.masker(clf.forward_features(x1).stages, (224, 224), setting)
 
     t_fwd, t_mask = interleaved([forward, one_mask], repeats=30)
-    speed = {"threads": args.threads, "forward_ms": 1000 * t_fwd, "mask_ms": 1000 * t_mask, "ratio": t_mask / t_fwd}
-    print(f"\n## Speed (batch 1, {args.threads} threads)\n\none forward {speed['forward_ms']:.1f} ms; one mask "
-          f"(forward + masker) {speed['mask_ms']:.1f} ms: **{speed['ratio']:.2f}x** a forward")
-    out["speed"] = speed
-    if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(out, indent=1, default=float) + "\n")
-    return 0
+    figures = {"threads": threads, "forward_ms": 1000 * t_fwd, "mask_ms": 1000 * t_mask, "ratio": t_mask / t_fwd}
+    print(f"\n## Speed (batch 1, {threads} threads)\n\none forward {figures['forward_ms']:.1f} ms; one mask "
+          f"(forward + masker) {figures['mask_ms']:.1f} ms: **{figures['ratio']:.2f}x** a forward")
+    return figures
 
 
 if __name__ == "__main__":
