@@ -148,7 +148,21 @@ def resolve_label_config(args: argparse.Namespace):
     return LabelMaskerTrainConfig.from_dict({**(base or {}), **overrides})
 
 
+def _refuse_other_kinds_flags(args: argparse.Namespace) -> None:
+    """A flag of another masker kind's config (``--objectives`` without ``--kind conditional``) is an error, not
+    silently ignored."""
+    from saliency_core.train.conditional import ConditionalTrainConfig
+    from saliency_core.train.label_masker import LabelMaskerTrainConfig
+
+    cls = {"label": LabelMaskerTrainConfig, "conditional": ConditionalTrainConfig}.get(args.kind, TrainConfig)
+    every = {f.name for c in (TrainConfig, LabelMaskerTrainConfig, ConditionalTrainConfig) for f in fields(c)}
+    foreign = sorted(set(vars(args)) & every - {f.name for f in fields(cls)})
+    if foreign:
+        raise ValueError(f"--{foreign[0].replace('_', '-')} is not an option of --kind {args.kind}")
+
+
 def run(args: argparse.Namespace) -> int:
+    _refuse_other_kinds_flags(args)
     if args.kind == "label":
         cfg_label = resolve_label_config(args)
         if args.print_config:

@@ -158,3 +158,11 @@ def test_torchrun_two_processes_keep_replicas_identical(tiny_data, tmp_path):
     assert meta["kind"] == "conditional"
     assert meta["metrics"]["world_size"] == 2 and meta["metrics"]["replicas_identical"]
     assert meta["metrics"]["steps"] == 3
+
+
+def test_cli_refuses_a_flag_of_another_kind(capsys):
+    from saliency_core.cli import main
+
+    assert main(["train", "--objectives", "ssr", "--print-config"]) != 0
+    assert "--objectives is not an option of --kind masker" in capsys.readouterr().err
+    assert main(["train", "--kind", "conditional", "--pool-size", "3", "--print-config"]) == 0  # a shared field
