@@ -128,7 +128,8 @@ def main() -> int:
             dm = masks_of(lambda st, sz, d=ded: d.masker(st, sz), clf, x)
             cm = cond_masks[name]
             for who, m in (("conditional", cm), ("dedicated", dm)):
-                row = {"setting": name, "masker": who, **judged(clf, x, y, m), **aucs(clf, x, y, m, args.steps)}
+                row = {"setting": name, "masker": who, **judged(clf, x, y, m), "mask TV": mean_tv(m),
+                       **aucs(clf, x, y, m, args.steps)}
                 rows.append(row)
             rho = grid_spearman(cm, dm, 4 * setting.upsample)
             rows[-1]["Spearman (cond, ded)"] = rows[-2]["Spearman (cond, ded)"] = rho
