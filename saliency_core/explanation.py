@@ -190,8 +190,8 @@ def mask_key_options(config: ExplainConfig) -> dict[str, Any]:
 def render(masks: MaskResult, config: ExplainConfig, classifier: Classifier, show: int | None = None
            ) -> Explanation:
     """The four views of one label's mask (``show``, a class index among the explained labels; default the
-    first) and the classifier's predictions on them (one forward of four images): what the view's infiller
-    and its options change."""
+    first) and the classifier's predictions on them (one forward of the three masked images; the whole image's
+    come from the method's own forward): what the view's infiller and its options change."""
     t3 = time.perf_counter()
     loaded, x, labels = masks.loaded, masks.working_input, masks.labels
     k = labels.index(show) if (show is not None and masks.per_label and show in labels) else 0
@@ -202,8 +202,12 @@ def render(masks: MaskResult, config: ExplainConfig, classifier: Classifier, sho
     first = m_work[k:k + 1].unsqueeze(1)  # 1 x 1 x h x w: the views show one label's mask
     with torch.no_grad():
         fill = infiller(x, 1.0 - first)
-        batch = torch.cat([x, composite(x, first), composite(x, 1.0 - first), composite(x, 1.0 - first, fill)])
-        view_probs = classifier(batch).softmax(-1)
+        masked = [composite(x, first), composite(x, 1.0 - first), composite(x, 1.0 - first, fill)]
+        if masks.probs is not None:  # the whole image was classified once already, for the method
+            view_probs = torch.cat([masks.probs.to(x.device, torch.float32)[None],
+                                    classifier(torch.cat(masked)).softmax(-1).float()])
+        else:
+            view_probs = classifier(torch.cat([x, *masked])).softmax(-1)
     t4 = time.perf_counter()
 
     w, h = loaded.image.size
