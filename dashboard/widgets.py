@@ -162,7 +162,8 @@ def method_ui(catalog: dict[str, services.MethodEntry], checkpoints: list[servic
     name = st.selectbox("Method", names, index=names.index(default), key="method", help=tooltip("method"),
                         format_func=lambda n: catalog[n].title, persist_state=PERSIST)
     entry = catalog[name]
-    st.caption(entry.summary.rstrip(".") + (". One mask per label." if entry.per_label else ". One mask for every label."))
+    masks = "One mask per label." if entry.per_label else "One mask for every label."
+    st.caption(f"{entry.summary.rstrip('.')}. {masks}")
     own = services.checkpoints_for(entry, checkpoints, catalog)
     values: dict[str, Any] = {}
     many = len(entry.options) > 6

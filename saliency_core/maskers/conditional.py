@@ -83,8 +83,10 @@ class ConditionalMaskerConfig:
     objectives: tuple[str, ...] = field(default=CONDITION_OBJECTIVES)
     infillers: tuple[str, ...] = field(default=CONDITION_INFILLERS)
     upsample_factors: tuple[int, ...] = field(default=UPSAMPLE_FACTORS)
-    tv_low: float = option(DEFAULT_TV_RANGE[0], help="smallest non-zero TV weight trained over", low=0.0, low_open=True, high=TV_MAX)
-    tv_high: float = option(DEFAULT_TV_RANGE[1], help="largest TV weight trained over", low=0.0, low_open=True, high=TV_MAX)
+    tv_low: float = option(DEFAULT_TV_RANGE[0], help="smallest non-zero TV weight trained over", low=0.0,
+                           low_open=True, high=TV_MAX)
+    tv_high: float = option(DEFAULT_TV_RANGE[1], help="largest TV weight trained over", low=0.0, low_open=True,
+                            high=TV_MAX)
     tv_zero: bool = option(True, help="whether a TV weight of 0 was trained over")
     default_objective: str = option("both", help="the setting used when none is given",
                                     choices=CONDITION_OBJECTIVES)

@@ -65,8 +65,9 @@ class ConditionalMaskerOptions:
                             help=_OBJECTIVE.help)
     infiller: str = option("gray", choices=CONDITION_INFILLERS, main=True, label="infiller (the masker was trained "
                            "with)", help=_INFILLER.help)
-    tv_weight: float = option(1e-3, low=0.0, high=DEFAULT_TV_RANGE[1], log=True, main=True, label=_TV.label, aliases=_TV.aliases,
-                              step=1e-4, help=_TV.help + " Here in the masker's training units (0.001: fix_lite0's).")
+    tv_weight: float = option(1e-3, low=0.0, high=DEFAULT_TV_RANGE[1], log=True, main=True, label=_TV.label,
+                              aliases=_TV.aliases,
+                              help=_TV.help + " Here in the masker's training units (0.001: fix_lite0's).")
     upsample: int = option(1, choices=UPSAMPLE_FACTORS, main=True, label=_UPSAMPLE.label, aliases=_UPSAMPLE.aliases,
                            help=_UPSAMPLE.help + " Here s = 1 is the masker's own grid (input / 4).")
 

@@ -31,14 +31,14 @@ from saliency_core.maskers.conditional import (
     ConditionalMaskerConfig,
     Setting,
 )
-from saliency_core.objectives import conditional_masker_loss
+from saliency_core.objectives import PER_IMAGE_TO_TRAINING, conditional_masker_loss
 from saliency_core.train.config import ConfigError, TrainConfig
 from saliency_core.train.distributed import all_reduce_mean_, cleanup
 from saliency_core.train.masker import ProgressFn, Trainer
 
-#: Objectives with the masked-in (kept) term and with the masked-out (removed) term.
-HAS_IN = ("ssr", "both")
-HAS_OUT = ("sdr", "both")
+#: Objectives with the masked-in (kept) term and with the masked-out (removed) term (from the one vocabulary).
+HAS_IN = tuple(o for o, terms in PER_IMAGE_TO_TRAINING.items() if "in" in terms.split("+"))
+HAS_OUT = tuple(o for o, terms in PER_IMAGE_TO_TRAINING.items() if "out" in terms)
 _UNUSED = {"objective": "objectives", "lambda_tv": "tv_low / tv_high / tv_zero_prob", "infiller": "infillers",
            "infiller_options": "infillers", "gumbel": None, "final_upsample": "upsample_factors"}
 
@@ -72,7 +72,8 @@ class ConditionalTrainConfig(TrainConfig):
         "help": "the masked-out term of sdr/both: out-entropy (Phang's MaxEnt) or out-class (MinClass)"})
     infillers: tuple[str, ...] = field(default=CONDITION_INFILLERS, metadata={
         "help": "infillers drawn per image for the masked composites"})
-    tv_low: float = field(default=DEFAULT_TV_RANGE[0], metadata={"help": "smallest non-zero TV weight drawn (log-uniform)"})
+    tv_low: float = field(default=DEFAULT_TV_RANGE[0], metadata={
+        "help": "smallest non-zero TV weight drawn (log-uniform)"})
     tv_high: float = field(default=DEFAULT_TV_RANGE[1], metadata={"help": "largest TV weight drawn"})
     tv_zero_prob: float = field(default=0.2, metadata={"help": "probability that an image's TV weight is 0"})
     upsample_factors: tuple[int, ...] = field(default=UPSAMPLE_FACTORS, metadata={
