@@ -17,6 +17,7 @@ from saliency_core.objectives import OBJECTIVES, PER_IMAGE_TO_TRAINING, MaskerOb
 
 MODES = ("fix", "ca")
 AMP_MODES = ("auto", "off", "bf16", "fp16")
+LR_SCHEDULES = ("step", "cosine")
 CLASSIFIER_LOSSES = ("clean+out", "clean+in+out", "clean")
 #: Paper names of the objective terms -> this project's names.
 OBJECTIVE_ALIASES = {"maxclass": "in", "minclass": "out-class", "maxent": "out-entropy",
@@ -117,6 +118,9 @@ class TrainConfig:
     lr_step_epochs: int = field(default=0, metadata={
         "help": "multiply both learning rates by lr_gamma every N epochs (0: never; papers: 20 of 60)"})
     lr_gamma: float = field(default=0.1, metadata={"help": "learning-rate decay factor"})
+    lr_schedule: str = field(default="step", metadata={
+        "help": "step (lr_step_epochs, lr_gamma) or cosine (both rates fall from lr to near 0 over the epochs, "
+                "one cosine step per epoch)"})
     max_steps: int | None = field(default=None, metadata={"help": "stop after this many steps"})
     # --- runtime ---
     seed: int = field(default=0, metadata={"help": "seed of everything random in the run"})
@@ -172,6 +176,8 @@ class TrainConfig:
             bad(f"val_fraction must be in [0, 1), got {self.val_fraction}")
         if not 0 < self.lr_gamma <= 1:
             bad(f"lr_gamma must be in (0, 1], got {self.lr_gamma}")
+        if self.lr_schedule not in LR_SCHEDULES:
+            bad(f"lr_schedule must be one of {LR_SCHEDULES}, got '{self.lr_schedule}'")
         if not self.gumbel_temperature > 0:
             bad(f"gumbel_temperature must be > 0, got {self.gumbel_temperature}")
         for name in ("few_shot_classes", "few_shot_per_class", "max_steps", "pool_save_every", "threads"):
@@ -240,7 +246,12 @@ RESUMABLE_CHANGES = frozenset({"epochs", "max_steps", "device", "num_workers", "
                                "checkpoint_every", "val_batch_size", "out", "threads", "skip_bad_images"})
 
 
+#: Fields added after runs were saved, with the value an older run behaved as (so it still resumes).
+ADDED_FIELD_DEFAULTS: dict[str, Any] = {"lr_schedule": "step"}
+
+
 def config_differences(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
     """Names of fields that differ between two config dicts, ignoring :data:`RESUMABLE_CHANGES`."""
     keys = (set(a) | set(b)) - RESUMABLE_CHANGES
+    a, b = {**ADDED_FIELD_DEFAULTS, **a}, {**ADDED_FIELD_DEFAULTS, **b}
     return sorted(k for k in keys if a.get(k) != b.get(k))

@@ -24,6 +24,7 @@ import contextlib
 import copy
 import csv
 import json
+import math
 import os
 import random
 import resource
@@ -84,6 +85,12 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
+
+
+def cosine_factor(epoch: int, epochs: int) -> float:
+    """Learning-rate factor of epoch ``epoch`` (0-based) of ``epochs`` under a cosine decay: 1 in the first
+    epoch, falling to (1 + cos(pi (epochs-1)/epochs)) / 2 in the last (never 0, so every epoch trains)."""
+    return 0.5 * (1.0 + math.cos(math.pi * min(epoch, epochs) / max(epochs, 1)))
 
 
 def peak_memory_mb(device: torch.device) -> float:
@@ -188,13 +195,13 @@ class Trainer:
                                     broadcast_buffers=True)
         self.masker_params = list(self.masker.parameters())
         self.opt_m = torch.optim.Adam(self.masker_params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-        self.sched_m = torch.optim.lr_scheduler.StepLR(self.opt_m, cfg.lr_step_epochs or 10**9, cfg.lr_gamma)
+        self.sched_m = self._scheduler(self.opt_m)
         self.clf_params = [p for p in self.classifier.parameters() if p.requires_grad]
         self.opt_c = self.sched_c = None
         if self.train_classifier:
             self.opt_c = torch.optim.SGD(self.clf_params, lr=cfg.classifier_lr, momentum=cfg.classifier_momentum,
                                          weight_decay=cfg.classifier_weight_decay)
-            self.sched_c = torch.optim.lr_scheduler.StepLR(self.opt_c, cfg.lr_step_epochs or 10**9, cfg.lr_gamma)
+            self.sched_c = self._scheduler(self.opt_c)
         self.objective = cfg.objective_config()
         self.infiller = create_infiller(cfg.infiller, **cfg.infiller_options)
 
@@ -485,6 +492,14 @@ class Trainer:
             for k, v in row.items():
                 if isinstance(v, float):
                     self.tb.add_scalar(f"train/{k}", v, self.step)
+
+    def _scheduler(self, opt: torch.optim.Optimizer) -> torch.optim.lr_scheduler.LRScheduler:
+        """The per-epoch learning-rate schedule of ``cfg.lr_schedule`` (stepped at the end of each epoch)."""
+        cfg = self.cfg
+        if cfg.lr_schedule == "cosine":
+            # read cfg.epochs when called, so a resume with more epochs stretches the remaining decay
+            return torch.optim.lr_scheduler.LambdaLR(opt, lambda e: cosine_factor(e, self.cfg.epochs))
+        return torch.optim.lr_scheduler.StepLR(opt, cfg.lr_step_epochs or 10**9, cfg.lr_gamma)
 
     def _end_epoch(self, n_batches: int) -> None:
         self.sched_m.step()

@@ -53,6 +53,7 @@ def test_objective_names(name, canonical):
     (dict(lambda_tv=-1.0), "lambda_tv"), (dict(epoch_fraction=0.0), "epoch_fraction"),
     (dict(batch_size=0), "batch_size"), (dict(amp="fp8"), "amp"), (dict(pool_p_latest=2.0), "pool_p_latest"),
     (dict(classifier_loss="out"), "classifier_loss"), (dict(few_shot_per_class=0), "few_shot_per_class"),
+    (dict(lr_schedule="linear"), "lr_schedule"),
 ])
 def test_bad_values_are_refused_with_the_field_named(kw, match):
     with pytest.raises(ConfigError, match=match):
@@ -63,6 +64,13 @@ def test_resume_compatibility_ignores_run_length_only():
     a = TrainConfig().to_dict()
     assert config_differences(a, TrainConfig(epochs=20, max_steps=3, device="cpu").to_dict()) == []
     assert config_differences(a, TrainConfig(lambda_tv=0.1, seed=1).to_dict()) == ["lambda_tv", "seed"]
+
+
+def test_a_run_saved_before_lr_schedule_existed_still_resumes():
+    old = TrainConfig().to_dict()
+    del old["lr_schedule"]
+    assert config_differences(old, TrainConfig().to_dict()) == []
+    assert config_differences(old, TrainConfig(lr_schedule="cosine").to_dict()) == ["lr_schedule"]
 
 
 def test_cli_flags_override_yaml_and_defaults(tmp_path, capsys):

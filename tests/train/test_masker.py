@@ -170,6 +170,26 @@ def test_resume_after_kill_reproduces_uninterrupted_run(tiny_data, tmp_path):
                        tb[f"classifier.{next(iter(ck.classifier.model.state_dict()))}"])
 
 
+def test_cosine_factor_by_hand():
+    from saliency_core.train.masker import cosine_factor
+
+    assert cosine_factor(0, 4) == 1.0
+    assert cosine_factor(2, 4) == pytest.approx(0.5)
+    assert cosine_factor(1, 4) == pytest.approx((1 + 2 ** -0.5) / 2)
+    assert cosine_factor(3, 4) == pytest.approx((1 - 2 ** -0.5) / 2) and cosine_factor(3, 4) > 0
+
+
+@pytest.mark.parametrize("schedule, factors", [("cosine", [1.0, 0.5]), ("step", [1.0, 1.0])])
+def test_lr_schedule_sets_each_epochs_rate(tiny_data, tmp_path, schedule, factors):
+    """The rate each step trained with, as logged in steps.csv: cosine halves it in the second of two epochs."""
+    train(tiny_cfg(tiny_data, tmp_path / schedule, epochs=2, lr_schedule=schedule, lr=1e-3), show_bars=False)
+    rows = _read_steps(tmp_path / schedule / "steps.csv")
+    by_epoch = [[float(r["lr"]) for r in rows if r["epoch"] == str(e)] for e in (1, 2)]
+    assert all(by_epoch)
+    for rates, f in zip(by_epoch, factors):
+        assert rates == pytest.approx([1e-3 * f] * len(rates))
+
+
 def test_resume_refuses_a_different_config(tiny_data, tmp_path):
     from saliency_core.train.state import StateError
 
