@@ -11,7 +11,7 @@
 4. Speed: one mask (classifier forward + masker) over one classifier forward, batch 1.
 
     .venv/bin/python bench/bench_conditional.py --dedicated runs/dedicated_{both,ssr,tv,up8}/masker.safetensors \\
-        --json bench/results/conditional.json
+        --seed-twin runs/dedicated_both_seed1/masker.safetensors --json bench/results/conditional.json
 """
 from __future__ import annotations
 
@@ -96,6 +96,9 @@ def main() -> int:
     p.add_argument("--fix", default=str(default_checkpoint("phang")))
     p.add_argument("--dedicated", nargs=4, metavar=("BOTH", "SSR", "TV", "UP8"), default=None,
                    help="dedicated maskers of the four settings (default, ssr, high TV, upsample 8)")
+    p.add_argument("--seed-twin", default=None, metavar="BOTH_SEED1",
+                   help="the default setting's dedicated masker again, trained with another seed: its gap to the "
+                        "first is the noise floor of the fidelity gaps at this budget")
     p.add_argument("--high-tv", type=float, default=0.03, help="the high-TV setting (that of its dedicated masker)")
     p.add_argument("--steps", type=int, default=16, help="insertion / deletion steps")
     p.add_argument("--threads", type=int, default=2)
@@ -122,10 +125,10 @@ def main() -> int:
 
     # 1. fidelity
     if args.dedicated and "fidelity" in sections:
-        rows = []
+        rows, ded_masks = [], {}
         for (name, setting), path in zip(settings.items(), args.dedicated):
             ded = load_masker(path, classifier=clf)
-            dm = masks_of(lambda st, sz, d=ded: d.masker(st, sz), clf, x)
+            dm = ded_masks[name] = masks_of(lambda st, sz, d=ded: d.masker(st, sz), clf, x)
             cm = cond_masks[name]
             for who, m in (("conditional", cm), ("dedicated", dm)):
                 row = {"setting": name, "masker": who, **judged(clf, x, y, m), "mask TV": mean_tv(m),
@@ -145,6 +148,16 @@ def main() -> int:
             gaps.append({"setting": name, "|d masked-in acc|": abs(c["masked-in acc"] - d["masked-in acc"]),
                          "|d masked-out acc|": abs(c["masked-out acc"] - d["masked-out acc"]),
                          "Spearman": c["Spearman (cond, ded)"]})
+        if args.seed_twin:
+            twin = load_masker(args.seed_twin, classifier=clf)
+            tm = masks_of(lambda st, sz: twin.masker(st, sz), clf, x)
+            first = next(r for r in rows if r["setting"] == "both (default)" and r["masker"] == "dedicated")
+            t = judged(clf, x, y, tm)
+            gaps.append({"setting": "both: dedicated seed 0 vs seed 1 (noise floor)",
+                         "|d masked-in acc|": abs(t["masked-in acc"] - first["masked-in acc"]),
+                         "|d masked-out acc|": abs(t["masked-out acc"] - first["masked-out acc"]),
+                         "Spearman": grid_spearman(ded_masks["both (default)"], tm, 4)})
+            out["seed_twin"] = {**t, "mask TV": mean_tv(tm)}
         print("\n" + markdown_table(pd.DataFrame(gaps)))
         out["fidelity_gaps"] = gaps
 

@@ -153,7 +153,7 @@ def conditional_masker_loss(mask: torch.Tensor, labels: torch.Tensor, clean_logi
                             logits_in: torch.Tensor | None, in_rows: torch.Tensor,
                             logits_out: torch.Tensor | None, out_rows: torch.Tensor, tv_weight: torch.Tensor,
                             lambda_in: float = 1.0, lambda_out: float = 1.0, lambda_area_in: float = 1.0,
-                            lambda_area_out: float = 10.0, out_term: str = "out-entropy",
+                            lambda_area_out: float = 10.0, out_term: str | list[str] = "out-entropy",
                             image_weight: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
     """:func:`masker_loss` with a setting per image (loss-conditional training): the mean over images of
     each image's own objective.
@@ -163,9 +163,13 @@ def conditional_masker_loss(mask: torch.Tensor, labels: torch.Tensor, clean_logi
     weight. With one setting for every image it equals :func:`masker_loss`. Logged terms are means over
     the images that have them; ``total`` is what is minimised. ``image_weight`` (B) scales each image's loss:
     a positive factor per setting leaves each setting's minimiser unchanged but balances their gradients.
+    ``out_term`` is the masked-out term (``out-entropy``: MaxEnt, ``out-class``: MinClass), or one per row of
+    ``out_rows`` (objectives with different masked-out terms in one batch).
     """
-    if out_term not in ("out-entropy", "out-class"):
-        raise ValueError(f"out_term must be out-entropy or out-class, got {out_term!r}")
+    terms_out = [out_term] * len(out_rows) if isinstance(out_term, str) else list(out_term)
+    named = {out_term} if isinstance(out_term, str) else set(terms_out)
+    if len(terms_out) != len(out_rows) or not named <= {"out-entropy", "out-class"}:
+        raise ValueError(f"out_term must be out-entropy or out-class (one, or one per out row), got {out_term!r}")
     b = mask.shape[0]
     area = mask_area(mask)
     per_image = mask.new_zeros(b)
@@ -180,12 +184,14 @@ def conditional_masker_loss(mask: torch.Tensor, labels: torch.Tensor, clean_logi
         terms["in_ce"], terms["area_in"] = ce.mean(), area_in.mean()
     if len(out_rows):
         y, c = labels[out_rows], clean_correct[out_rows]
-        if out_term == "out-entropy":
-            term = -(c * entropy(logits_out))
-            terms["out_negentropy"] = term.mean()
-        else:
-            term = -(c * F.cross_entropy(logits_out, y, reduction="none"))
-            terms["out_negce"] = term.mean()
+        use_class = torch.tensor([t == "out-class" for t in terms_out], device=mask.device)
+        negentropy = -(c * entropy(logits_out))
+        negce = -(c * F.cross_entropy(logits_out, y, reduction="none"))
+        term = torch.where(use_class, negce, negentropy)
+        if not use_class.all():
+            terms["out_negentropy"] = negentropy[~use_class].mean()
+        if use_class.any():
+            terms["out_negce"] = negce[use_class].mean()
         area_out = c * (logits_out.argmax(-1) != y).to(mask.dtype) * area[out_rows]
         per_image = per_image.index_add(0, out_rows, lambda_out * term + lambda_area_out * area_out)
         terms["area_out"] = area_out.mean()

@@ -105,8 +105,10 @@ def test_conditional_loss_with_one_setting_is_the_masker_loss(out_term, objectiv
         assert got[k] == pytest.approx(float(want[k]), rel=1e-6), k
 
 
-def test_conditional_loss_is_the_mean_of_each_images_own_objective():
-    """Image 0 ssr (TV 0), image 1 sdr (TV 0.1), images 2-3 both (TV 0.01): by hand, image by image."""
+@pytest.mark.parametrize("sdr_term", ["out-entropy", "out-class"])
+def test_conditional_loss_is_the_mean_of_each_images_own_objective(sdr_term):
+    """Image 0 ssr (TV 0), image 1 sdr (TV 0.1) with MaxEnt or MinClass, images 2-3 both (TV 0.01) with MaxEnt:
+    by hand, image by image."""
     from saliency_core.objectives import (
         conditional_area,
         conditional_masker_loss,
@@ -119,7 +121,7 @@ def test_conditional_loss_is_the_mean_of_each_images_own_objective():
     in_rows, out_rows = torch.tensor([0, 2, 3]), torch.tensor([1, 2, 3])
     tv_w = torch.tensor([0.0, 0.1, 0.01, 0.01])
     got = conditional_masker_loss(mask, labels, clean, li[in_rows], in_rows, lo[out_rows], out_rows, tv_w,
-                                  1.0, 1.0, 1.5, 15.0, "out-entropy")
+                                  1.0, 1.0, 1.5, 15.0, [sdr_term, "out-entropy", "out-entropy"])
     tv = total_variation_per_mask(mask)
     per_image = []
     for i in range(4):
@@ -132,11 +134,16 @@ def test_conditional_loss_is_the_mean_of_each_images_own_objective():
             right = (clean[one].argmax(-1) == labels[one]).float()
             wrong_out = (lo[one].argmax(-1) != labels[one]).float()
             area_out = conditional_area(mask[one], right * wrong_out)
-            loss = loss + masked_out_entropy_loss(lo[one], right) + 15.0 * area_out
+            if i == 1 and sdr_term == "out-class":
+                out = -right * torch.nn.functional.cross_entropy(lo[one], labels[one], reduction="none")
+            else:
+                out = masked_out_entropy_loss(lo[one], right)
+            loss = loss + out.mean() + 15.0 * area_out
         per_image.append(loss)
     assert float(got["total"]) == pytest.approx(float(torch.stack(per_image).mean()), rel=1e-6)
     assert float(got["in_ce"]) == pytest.approx(float(masked_in_loss(li[in_rows], labels[in_rows])), rel=1e-6)
-    assert "out_negce" not in got and set(got) >= {"in_ce", "area_in", "out_negentropy", "area_out", "tv", "total"}
+    assert set(got) >= {"in_ce", "area_in", "out_negentropy", "area_out", "tv", "total"}
+    assert ("out_negce" in got) == (sdr_term == "out-class")
 
 
 def test_conditional_loss_with_no_out_rows_has_no_out_terms():

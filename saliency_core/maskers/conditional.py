@@ -42,6 +42,8 @@ TV_ENCODING_SPAN = (1e-5, 1.0)
 TV_MAX = 1.0
 #: The TV range the shipped conditional masker is trained over (and the dashboard's slider spans).
 DEFAULT_TV_RANGE = (1e-4, 0.1)
+#: Scale of the smoothing stage's mixing logits (see :class:`ConditionalMasker`).
+SMOOTH_GAIN = 8.0
 CONDITION_SIZE = len(CONDITION_OBJECTIVES) + len(CONDITION_INFILLERS) + 2 + len(UPSAMPLE_FACTORS)
 
 
@@ -80,6 +82,9 @@ class ConditionalMaskerConfig:
                                        default_factory=list)
     film_hidden: int = option(64, help="width of the MLP that maps the setting to FiLM scales and shifts",
                               low=1, high=1024)
+    smooth_levels: int = option(0, help="a last decoder stage: the logits mixed with copies averaged over 2, 4, .. "
+                                        "2^n cells, the mixing weights read from the setting (0: none)",
+                                low=0, high=4)
     objectives: tuple[str, ...] = field(default=CONDITION_OBJECTIVES)
     infillers: tuple[str, ...] = field(default=CONDITION_INFILLERS)
     upsample_factors: tuple[int, ...] = field(default=UPSAMPLE_FACTORS)
@@ -187,6 +192,9 @@ class ConditionalMasker(nn.Module):
         self.film = FiLM()
         self.condition = nn.Sequential(nn.Linear(CONDITION_SIZE, config.film_hidden), nn.ReLU(inplace=True),
                                        nn.Linear(config.film_hidden, 2 * n))
+        # the smoothing stage's mixing logits: a linear map of the code, read from a parameter scaled by
+        # SMOOTH_GAIN so that Adam at the masker's rate can move the mixture across the softmax in a short run
+        self.smooth = nn.Linear(CONDITION_SIZE, config.smooth_levels + 1) if config.smooth_levels else None
         for m in self.modules():  # as the Phang masker ...
             if isinstance(m, nn.Conv2d):
                 nn.init.normal_(m.weight, 0.0, math.sqrt(2.0 / (m.kernel_size[0] * m.kernel_size[1] * m.out_channels)))
@@ -197,6 +205,10 @@ class ConditionalMasker(nn.Module):
         self.out.weight.data.mul_(0.1)
         nn.init.zeros_(self.condition[-1].weight)  # FiLM starts as the identity: training shapes it
         nn.init.zeros_(self.condition[-1].bias)
+        if self.smooth is not None:  # starts at the unsmoothed logits (weight ~0.9), for every setting alike
+            nn.init.zeros_(self.smooth.weight)
+            nn.init.zeros_(self.smooth.bias)
+            self.smooth.bias.data[0] = math.log(9 * config.smooth_levels) / SMOOTH_GAIN
 
     def mask_logits(self, stages: list[torch.Tensor], input_size: tuple[int, int], code: torch.Tensor) -> torch.Tensor:
         """Logits at input/d (B x 1 x h x w) under the condition codes (B x 13)."""
@@ -206,7 +218,10 @@ class ConditionalMasker(nn.Module):
         feats = [F.interpolate(r(stages[s - 1].detach()), size=size, mode="bilinear", align_corners=False)
                  for r, s in zip(self.reducers, self.config.stages)]
         gamma, beta = self.condition(code).chunk(2, dim=1)
-        return self.out(self.film(torch.cat(feats, dim=1), gamma, beta))
+        logits = self.out(self.film(torch.cat(feats, dim=1), gamma, beta))
+        if self.smooth is None:
+            return logits
+        return mix_smoothed(logits, torch.softmax(SMOOTH_GAIN * self.smooth(code), dim=1))
 
     def forward(self, stages: list[torch.Tensor], input_size: tuple[int, int],
                 settings: list[Setting] | Setting | None = None) -> torch.Tensor:
@@ -219,6 +234,19 @@ class ConditionalMasker(nn.Module):
             raise ValueError(f"{len(settings)} settings for a batch of {batch}")
         logits = self.mask_logits(stages, input_size, encode_settings(settings, stages[0].device))
         return upsample_masks(logits, [s.upsample for s in settings], input_size)
+
+
+def mix_smoothed(logits: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """sum_k weights[:, k] * (the logits averaged over 2^k x 2^k cells, bilinearly back to their size).
+
+    ``logits`` B x 1 x h x w, ``weights`` B x (n+1) rows summing to 1: a per-image choice of how smooth the mask
+    is, which a TV penalty asks for and FiLM's per-channel gains cannot give by themselves."""
+    out = weights[:, :1, None, None] * logits
+    for k in range(1, weights.shape[1]):
+        coarse = F.avg_pool2d(logits, kernel_size=2 ** k, ceil_mode=True)
+        out = out + weights[:, k:k + 1, None, None] * F.interpolate(coarse, size=logits.shape[-2:], mode="bilinear",
+                                                                   align_corners=False)
+    return out
 
 
 def upsample_masks(logits: torch.Tensor, factors: list[int], input_size: tuple[int, int]) -> torch.Tensor:

@@ -69,7 +69,10 @@ class ConditionalTrainConfig(TrainConfig):
     objectives: tuple[str, ...] = field(default=CONDITION_OBJECTIVES, metadata={
         "help": "objectives drawn per image: ssr (masked-in), sdr (masked-out), both"})
     out_term: str = field(default="out-entropy", metadata={
-        "help": "the masked-out term of sdr/both: out-entropy (Phang's MaxEnt) or out-class (MinClass)"})
+        "help": "the masked-out term of both: out-entropy (Phang's MaxEnt, fix_lite0's) or out-class (MinClass)"})
+    sdr_out_term: str = field(default="out-class", metadata={
+        "help": "the masked-out term of sdr alone: out-class (MinClass: FIDO's SDR, the per-image sdr) or "
+                "out-entropy"})
     infillers: tuple[str, ...] = field(default=CONDITION_INFILLERS, metadata={
         "help": "infillers drawn per image for the masked composites"})
     tv_low: float = field(default=DEFAULT_TV_RANGE[0], metadata={
@@ -83,6 +86,9 @@ class ConditionalTrainConfig(TrainConfig):
                 "with a large TV term do not drown the others' gradients; each setting's minimiser is unchanged "
                 "(0: off)"})
     hidden_channels: int = field(default=64, metadata={"help": "channels of the masker's decoder"})
+    smooth_levels: int = field(default=0, metadata={
+        "help": "the masker's smoothing stage: logits mixed with copies averaged over 2 .. 2^n cells, weights "
+                "from the setting (0: none)"})
     default_objective: str = field(default="both", metadata={"help": "the masker's default setting: objective"})
     default_infiller: str = field(default="gray", metadata={"help": "the masker's default setting: infiller"})
     default_tv_weight: float = field(default=1e-3, metadata={"help": "the masker's default setting: TV weight"})
@@ -107,8 +113,9 @@ class ConditionalTrainConfig(TrainConfig):
                                   + (f"; set {instead} instead" if instead else " (not supported)"))
         if self.mode != "fix":
             raise ConfigError("conditional training is FIX only (mode fix): its classifier stays frozen")
-        if self.out_term not in ("out-entropy", "out-class"):
-            raise ConfigError(f"out_term must be out-entropy or out-class, got '{self.out_term}'")
+        for name in ("out_term", "sdr_out_term"):
+            if getattr(self, name) not in ("out-entropy", "out-class"):
+                raise ConfigError(f"{name} must be out-entropy or out-class, got '{getattr(self, name)}'")
         if not 0 <= self.tv_loss_scale <= 1e6:
             raise ConfigError(f"tv_loss_scale must be in [0, 1e6], got {self.tv_loss_scale}")
         if not 0 <= self.tv_zero_prob <= 1:
@@ -124,6 +131,7 @@ class ConditionalTrainConfig(TrainConfig):
         """The masker's architecture and trained space (what its checkpoint records)."""
         return ConditionalMaskerConfig(
             stages=self.stages, hidden_channels=self.hidden_channels, stage_channels=list(stage_channels),
+            smooth_levels=self.smooth_levels,
             objectives=self.objectives, infillers=self.infillers, upsample_factors=self.upsample_factors,
             tv_low=self.tv_low, tv_high=self.tv_high, tv_zero=self.tv_zero_prob > 0,
             default_objective=self.default_objective, default_infiller=self.default_infiller,
@@ -207,10 +215,12 @@ class ConditionalTrainer(Trainer):
         li, lo = logits[:len(in_rows)], logits[len(in_rows):]
         idx = lambda rows: torch.tensor(rows, dtype=torch.long, device=dev)  # noqa: E731
         tv_weight = torch.tensor([s.tv_weight for s in settings], device=dev)
+        out_terms = [cfg.sdr_out_term if settings[i].objective == "sdr" else cfg.out_term for i in out_rows]
         terms = conditional_masker_loss(
             m, y, clean.logits.detach().float(), li if in_rows else None, idx(in_rows), lo if out_rows else None,
             idx(out_rows), tv_weight, cfg.lambda_in, cfg.lambda_out, cfg.lambda_area_in, float(cfg.lambda_area_out),
-            cfg.out_term, image_weight=1.0 / (1.0 + cfg.tv_loss_scale * tv_weight))
+            out_terms,
+            image_weight=1.0 / (1.0 + cfg.tv_loss_scale * tv_weight))
 
         self.opt_m.zero_grad(set_to_none=True)
         self._scale(terms["total"]).backward(inputs=self.masker_params)
@@ -225,9 +235,10 @@ class ConditionalTrainer(Trainer):
         row["mask_mean"] = float(m.detach().mean())
         row["clean_acc"] = float((clean.logits.detach().argmax(-1) == y).float().mean())
         if self.dist.enabled:  # each process's images drew their own objectives: weight each term by its images
-            counts = {"in_ce": len(in_rows), "area_in": len(in_rows), "out_negentropy": len(out_rows),
-                      "out_negce": len(out_rows), "area_out": len(out_rows)}
-            keys = sorted({*counts, *row} - ({"out_negce"} if cfg.out_term == "out-entropy" else {"out_negentropy"}))
+            n_class = sum(t == "out-class" for t in out_terms)
+            counts = {"in_ce": len(in_rows), "area_in": len(in_rows), "out_negentropy": len(out_rows) - n_class,
+                      "out_negce": n_class, "area_out": len(out_rows)}
+            keys = sorted({*counts, *row})  # a term this process has no rows for counts 0
             n = torch.tensor([float(counts.get(k, x.shape[0]) if k in row else 0) for k in keys], dtype=torch.float64)
             sums = torch.tensor([row.get(k, 0.0) for k in keys], dtype=torch.float64) * n
             all_reduce_mean_([sums, n], self.dist)

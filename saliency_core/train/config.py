@@ -247,7 +247,7 @@ RESUMABLE_CHANGES = frozenset({"epochs", "max_steps", "device", "num_workers", "
 
 
 #: Fields added after runs were saved, with the value an older run behaved as (so it still resumes).
-ADDED_FIELD_DEFAULTS: dict[str, Any] = {"lr_schedule": "step"}
+ADDED_FIELD_DEFAULTS: dict[str, Any] = {"lr_schedule": "step", "sdr_out_term": "out-entropy", "smooth_levels": 0}
 
 
 def config_differences(a: dict[str, Any], b: dict[str, Any]) -> list[str]:

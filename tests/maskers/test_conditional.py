@@ -13,7 +13,9 @@ from saliency_core.maskers.conditional import (
     ConditionalMaskerConfig,
     Setting,
     encode_settings,
+    mix_smoothed,
 )
+from saliency_core.objectives import total_variation_per_mask
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -78,6 +80,31 @@ def test_a_fresh_masker_is_a_phang_masker_with_a_small_head(tiny_classifier, sta
     assert logits.abs().max() < 6 and 0.05 < float(a.mean()) < 0.95
 
 
+def test_mix_smoothed_by_hand():
+    z = torch.arange(16.0).reshape(1, 1, 4, 4)
+    assert torch.equal(mix_smoothed(z, torch.tensor([[1.0, 0.0]])), z)
+    # 2x2 cell means 2.5, 4.5 / 10.5, 12.5, bilinearly back to 4x4 (edges clamp, inner steps of a quarter cell)
+    coarse = torch.tensor([[2.5, 3.0, 4.0, 4.5], [4.5, 5.0, 6.0, 6.5],
+                           [8.5, 9.0, 10.0, 10.5], [10.5, 11.0, 12.0, 12.5]])
+    assert torch.allclose(mix_smoothed(z, torch.tensor([[0.0, 1.0]]))[0, 0], coarse)
+    assert torch.allclose(mix_smoothed(z, torch.tensor([[0.25, 0.75]]))[0, 0], 0.25 * z[0, 0] + 0.75 * coarse)
+
+
+def test_the_smoothing_stage_reads_the_tv_weight(tiny_classifier, stages):
+    """FiLM held at the identity: only the smoothing stage can make the TV weight matter, and when it maps a high
+    weight to the coarse copies the mask's total variation falls."""
+    torch.manual_seed(1)
+    masker = ConditionalMasker(ConditionalMaskerConfig(stage_channels=tiny_classifier.stage_channels,
+                                                       smooth_levels=3)).eval()
+    torch.nn.init.normal_(masker.out.weight, std=1.0)  # a detailed mask to smooth
+    tv_column = CONDITION_SIZE - 4 - 1  # the log TV entry of the code
+    with torch.no_grad():
+        masker.smooth.weight[3, tv_column] = 2.0  # high TV -> the copy averaged over 8x8 cells
+        masker.smooth.weight[0, tv_column] = -2.0
+        low, high = (masker(stages, (64, 64), Setting(tv_weight=t)) for t in (1e-4, 0.1))
+    assert total_variation_per_mask(high).mean() < 0.7 * total_variation_per_mask(low).mean()
+
+
 def test_settings_per_image_in_one_batch(tiny_classifier, stages):
     masker = make_masker(tiny_classifier)
     s1, s2 = Setting(objective="ssr", upsample=8), Setting(objective="sdr", tv_weight=0.0)
@@ -93,7 +120,7 @@ def test_settings_per_image_in_one_batch(tiny_classifier, stages):
 def test_checkpoint_round_trip_of_every_condition_field(tiny_classifier, stages, tmp_path):
     space = dict(objectives=("sdr", "both"), infillers=("blur", "random-image"), upsample_factors=(2, 8),
                  tv_low=0.002, tv_high=0.04, tv_zero=False, default_objective="sdr", default_infiller="blur",
-                 default_tv_weight=0.01, default_upsample=8, hidden_channels=16, film_hidden=8)
+                 default_tv_weight=0.01, default_upsample=8, hidden_channels=16, film_hidden=8, smooth_levels=2)
     masker = make_masker(tiny_classifier, **space)
     path = save_masker(tmp_path / "c.safetensors", masker, tiny_classifier, {"note": "test"}, kind="conditional")
     meta = read_metadata(path)

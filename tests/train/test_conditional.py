@@ -45,8 +45,9 @@ def test_settings_are_drawn_from_the_space_per_image():
     assert all(s.tv_weight == pytest.approx(1e-3) for s in draws)
 
 
-def test_one_step_trains_the_masker_under_mixed_settings(tiny_data, tmp_path):
-    tr = ConditionalTrainer(tiny_cfg(tiny_data, tmp_path / "c"))
+@pytest.mark.parametrize("kw", [{}, dict(smooth_levels=3, objectives=("sdr", "both"))])
+def test_one_step_trains_the_masker_under_mixed_settings(tiny_data, tmp_path, kw):
+    tr = ConditionalTrainer(tiny_cfg(tiny_data, tmp_path / "c", **kw))
     from torch.utils.data import default_collate
 
     x, y = default_collate([tr.train_ds[i] for i in range(4)])
@@ -55,6 +56,8 @@ def test_one_step_trains_the_masker_under_mixed_settings(tiny_data, tmp_path):
     row = tr.training_step(x, y)
     assert all(torch.equal(v, tr.classifier.state_dict()[k]) for k, v in clf0.items())  # FIX: frozen
     assert any(not torch.equal(v, tr.masker.state_dict()[k]) for k, v in m0.items() if "condition" in k)
+    if kw:  # the smoothing stage learns too
+        assert any(not torch.equal(v, tr.masker.state_dict()[k]) for k, v in m0.items() if k.startswith("smooth"))
     assert np.isfinite(row["total"]) and 0 < row["mask_mean"] < 1
 
 
@@ -117,6 +120,8 @@ def test_a_one_point_space_trains_a_dedicated_masker(tiny_data, tmp_path):
     (dict(objectives=("ssr", "maxent")), "option 'objectives'"),
     (dict(objectives=("ssr",)), "the default setting is outside"),
     (dict(out_term="entropy"), "out_term"),
+    (dict(sdr_out_term="class"), "sdr_out_term"),
+    (dict(smooth_levels=5), "smooth_levels"),
 ])
 def test_bad_configs_are_refused_naming_the_field(bad, words):
     with pytest.raises(ConfigError) as err:
