@@ -165,6 +165,7 @@ def test_a_setting_outside_the_trained_space_is_refused_in_one_line(tiny_classif
     (dict(tv_high=5.0), "option 'tv_high'"),
     (dict(objectives=["ssr"]), "the default setting is outside its trained space"),
     (dict(hidden_channels=10**6), "option 'hidden_channels'"),
+    (dict(smooth_levels=9), "option 'smooth_levels'"),
 ])
 def test_a_forged_trained_space_is_refused_before_anything_is_built(tiny_classifier, bad, words):
     cfg = ConditionalMaskerConfig(stage_channels=tiny_classifier.stage_channels).to_dict()
