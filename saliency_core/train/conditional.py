@@ -57,7 +57,9 @@ class ConditionalTrainConfig(TrainConfig):
     """A conditional-masker run: the FIX training config plus the toggle space drawn from per image.
 
     Defaults: the whole space (ssr / sdr / both; gray, blur, noise, random-image; TV 0 with probability
-    0.2, else log-uniform over 1e-4 .. 0.1; upsampling 1, 2, 4, 8), fix_lite0's area weights, lr and batch.
+    0.2, else log-uniform over 1e-4 .. 0.1; upsampling 1, 2, 4, 8), fix_lite0's area weights, lr and batch,
+    a cosine learning-rate decay, the smoothing stage over 3 levels, and ``sdr`` trained with MinClass:
+    the shipped ``conditional_lite0``'s recipe.
     """
 
     out: str = field(default="runs/conditional", metadata={"help": "run folder (config, logs, state, masker)"})
@@ -66,6 +68,9 @@ class ConditionalTrainConfig(TrainConfig):
         "help": "lambda_M,out (conditional area, masked-out)"})
     batch_size: int = field(default=16, metadata={"help": "images per step and process"})
     lr: float = field(default=2e-3, metadata={"help": "masker Adam learning rate"})
+    lr_schedule: str = field(default="cosine", metadata={
+        "help": "step (lr_step_epochs, lr_gamma) or cosine (the rate falls from lr to near 0 over the epochs, one "
+                "cosine step per epoch; without it a short run's figures swing from epoch to epoch)"})
     objectives: tuple[str, ...] = field(default=CONDITION_OBJECTIVES, metadata={
         "help": "objectives drawn per image: ssr (masked-in), sdr (masked-out), both"})
     out_term: str = field(default="out-entropy", metadata={
@@ -81,12 +86,12 @@ class ConditionalTrainConfig(TrainConfig):
     tv_zero_prob: float = field(default=0.2, metadata={"help": "probability that an image's TV weight is 0"})
     upsample_factors: tuple[int, ...] = field(default=UPSAMPLE_FACTORS, metadata={
         "help": "upsampling factors s drawn per image (the mask is made at 1/s of input/4)"})
-    tv_loss_scale: float = field(default=400.0, metadata={
+    tv_loss_scale: float = field(default=50.0, metadata={
         "help": "each image's loss is divided by 1 + tv_weight x this (about the TV of a trained mask), so settings "
                 "with a large TV term do not drown the others' gradients; each setting's minimiser is unchanged "
                 "(0: off)"})
     hidden_channels: int = field(default=64, metadata={"help": "channels of the masker's decoder"})
-    smooth_levels: int = field(default=0, metadata={
+    smooth_levels: int = field(default=3, metadata={
         "help": "the masker's smoothing stage: logits mixed with copies averaged over 2 .. 2^n cells, weights "
                 "from the setting (0: none)"})
     default_objective: str = field(default="both", metadata={"help": "the masker's default setting: objective"})
