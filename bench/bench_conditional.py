@@ -99,6 +99,10 @@ def main() -> int:
     p.add_argument("--seed-twin", default=None, metavar="BOTH_SEED1",
                    help="the default setting's dedicated masker again, trained with another seed: its gap to the "
                         "first is the noise floor of the fidelity gaps at this budget")
+    p.add_argument("--conditional-twin", default=None, metavar="COND_SEED1",
+                   help="the conditional masker trained again with another seed: its gaps to the first at the four "
+                        "settings are the conditional masker's own noise floor")
+    p.add_argument("--no-auc", action="store_true", help="skip insertion / deletion AUC (the slow part)")
     p.add_argument("--high-tv", type=float, default=0.03, help="the high-TV setting (that of its dedicated masker)")
     p.add_argument("--steps", type=int, default=16, help="insertion / deletion steps")
     p.add_argument("--threads", type=int, default=2)
@@ -132,7 +136,7 @@ def main() -> int:
             cm = cond_masks[name]
             for who, m in (("conditional", cm), ("dedicated", dm)):
                 row = {"setting": name, "masker": who, **judged(clf, x, y, m), "mask TV": mean_tv(m),
-                       **aucs(clf, x, y, m, args.steps)}
+                       **({} if args.no_auc else aucs(clf, x, y, m, args.steps))}
                 rows.append(row)
             rho = grid_spearman(cm, dm, 4 * setting.upsample)
             rows[-1]["Spearman (cond, ded)"] = rows[-2]["Spearman (cond, ded)"] = rho
@@ -158,6 +162,19 @@ def main() -> int:
                          "|d masked-out acc|": abs(t["masked-out acc"] - first["masked-out acc"]),
                          "Spearman": grid_spearman(ded_masks["both (default)"], tm, 4)})
             out["seed_twin"] = {**t, "mask TV": mean_tv(tm)}
+        if args.conditional_twin:
+            twin_c = load_masker(args.conditional_twin, classifier=clf)
+            out["conditional_twin"] = []
+            for name, setting in settings.items():
+                tm = masks_of(lambda st, sz, s=setting: twin_c.masker(st, sz, twin_c.masker.config.check_setting(s)),
+                              clf, x)
+                t = judged(clf, x, y, tm)
+                first = next(r for r in rows if r["setting"] == name and r["masker"] == "conditional")
+                gaps.append({"setting": f"{name}: conditional seed 0 vs seed 1 (noise floor)",
+                             "|d masked-in acc|": abs(t["masked-in acc"] - first["masked-in acc"]),
+                             "|d masked-out acc|": abs(t["masked-out acc"] - first["masked-out acc"]),
+                             "Spearman": grid_spearman(cond_masks[name], tm, 4 * setting.upsample)})
+                out["conditional_twin"].append({"setting": name, **t, "mask TV": mean_tv(tm)})
         print("\n" + markdown_table(pd.DataFrame(gaps)))
         out["fidelity_gaps"] = gaps
 
