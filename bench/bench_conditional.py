@@ -6,7 +6,8 @@
    accuracy (gray fill), mean mask, insertion / deletion AUC of the true class (gray fill), and the Spearman
    correlation between the two maskers' masks (per image, on the masker's own grid; mean over images).
 2. The toggles do what the papers say: TV weight vs mask total variation, upsampling vs connected components,
-   ssr vs both mask size, sdr vs ssr masked-out accuracy, and the infiller's effect (one row each).
+   ssr vs both mask size, sdr vs ssr masked-out accuracy, and the infiller's effect (one row each); for a masker
+   trained over area weights, the area weight vs mean mask and sdr vs ssr at area weights 2 and 4.
 3. The default setting against the shipped fix_lite0.
 4. Speed: one mask (classifier forward + masker) over one classifier forward, batch 1.
 
@@ -96,6 +97,10 @@ def main() -> int:
     p.add_argument("--fix", default=str(default_checkpoint("phang")))
     p.add_argument("--dedicated", nargs=4, metavar=("BOTH", "SSR", "TV", "UP8"), default=None,
                    help="dedicated maskers of the four settings (default, ssr, high TV, upsample 8)")
+    p.add_argument("--dedicated-area", default=None, metavar="SSR_AREA",
+                   help="a fifth setting, for a masker trained over area weights: a dedicated ssr masker trained at "
+                        "area weight --area (where ssr no longer keeps the whole image)")
+    p.add_argument("--area", type=float, default=4.0, help="the area weight of --dedicated-area")
     p.add_argument("--seed-twin", default=None, metavar="BOTH_SEED1",
                    help="the default setting's dedicated masker again, trained with another seed: its gap to the "
                         "first is the noise floor of the fidelity gaps at this budget")
@@ -120,17 +125,22 @@ def main() -> int:
 
     def cond_fn(setting: Setting):
         return lambda stages, size: cond.masker(stages, size, cond.masker.config.check_setting(setting))
+    cond_fn.config = cond.masker.config  # type: ignore[attr-defined]
 
     settings = {"both (default)": DEFAULT, "ssr": Setting("ssr", "gray", 1e-3, 1),
                 f"tv_weight {args.high_tv:g}": Setting("both", "gray", args.high_tv, 1),
                 "upsample 8": Setting("both", "gray", 1e-3, 8)}
+    dedicated = list(args.dedicated or [])
+    if args.dedicated_area:
+        settings[f"ssr, area_weight {args.area:g}"] = Setting("ssr", "gray", 1e-3, 1, args.area)
+        dedicated.append(args.dedicated_area)
     t0 = time.perf_counter()
     cond_masks = {name: masks_of(cond_fn(s), clf, x) for name, s in settings.items()} if sections - {"speed"} else {}
 
     # 1. fidelity
     if args.dedicated and "fidelity" in sections:
         rows, ded_masks = [], {}
-        for (name, setting), path in zip(settings.items(), args.dedicated):
+        for (name, setting), path in zip(settings.items(), dedicated):
             ded = load_masker(path, classifier=clf)
             dm = ded_masks[name] = masks_of(lambda st, sz, d=ded: d.masker(st, sz), clf, x)
             cm = cond_masks[name]
@@ -212,6 +222,22 @@ def toggles(clf, x, y, cond_fn, cond_masks) -> list[dict]:
     effects.append({"toggle": "objective sdr vs ssr", "measure": "masked-out acc",
                     "values": f"sdr {outs['sdr']:.2f}, ssr {outs['ssr']:.2f}", "expected": "sdr lower",
                     "holds": outs["sdr"] < outs["ssr"], "effect": f"{outs['sdr'] - outs['ssr']:+.2f}"})
+    config = cond_fn.config
+    if config.area_conditioned:
+        weights = [a for a in (0.25, 0.5, 1.0, 2.0, 4.0) if config.area_low <= a <= config.area_high]
+        sizes = [float(masks_of(cond_fn(Setting("both", "gray", 1e-3, 1, a)), clf, x).mean()) for a in weights]
+        effects.append({"toggle": "area_weight " + " -> ".join(f"{a:g}" for a in weights), "measure": "mean mask",
+                        "values": " -> ".join(f"{v:.3f}" for v in sizes), "expected": "falls",
+                        "holds": all(a > b for a, b in zip(sizes, sizes[1:])),
+                        "effect": f"{sizes[-1] / max(sizes[0], 1e-9):.2f}x"})
+        for a in [a for a in (2.0, 4.0) if a in weights]:
+            m = {o: masks_of(cond_fn(Setting(o, "gray", 1e-3, 1, a)), clf, x) for o in ("ssr", "sdr")}
+            o_acc = {o: judged(clf, x, y, m[o])["masked-out acc"] for o in m}
+            effects.append({"toggle": f"objective sdr vs ssr at area_weight {a:g}", "measure": "masked-out acc "
+                            "(mean mask)", "values": ", ".join(f"{o} {o_acc[o]:.2f} ({float(m[o].mean()):.2f})"
+                                                              for o in ("sdr", "ssr")),
+                            "expected": "sdr lower", "holds": o_acc["sdr"] < o_acc["ssr"],
+                            "effect": f"{o_acc['sdr'] - o_acc['ssr']:+.2f}"})
     inf = {i: masks_of(cond_fn(Setting("both", i, 1e-3, 1)), clf, x) for i in ("gray", "blur", "noise",
                                                                                "random-image")}
     effects.append({"toggle": "infiller gray -> blur / noise / random-image", "measure": "mean mask; Spearman to gray",

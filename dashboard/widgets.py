@@ -86,16 +86,22 @@ def option_widget(spec: Option, key: str, title: str | None = None) -> Any:
 
 def log_choices(spec: Option) -> list[float]:
     """The values a log-scale weight's slider offers: 0 (when allowed), then 1-2-5 steps from a tenth of its
-    default up to its upper bound, with the default itself always among them."""
+    default (or its lower bound, when above 0) up to its upper bound, with the default and both bounds always
+    among them."""
+    high = float(spec.high)
     start = float(spec.default) / 10
-    values = {float(spec.default)}
+    values = {float(spec.default), high}
     if spec.low is not None and spec.low <= 0 and not spec.low_open:
         values.add(0.0)
+    if spec.low is not None and spec.low > 0:
+        start = max(start, float(spec.low))
+        if not spec.low_open:
+            values.add(float(spec.low))
     decade = 10.0 ** math.floor(math.log10(start))
-    while decade <= float(spec.high):
+    while decade <= high:
         for m in (1, 2, 5):
             v = float(f"{m * decade:.6g}")
-            if start * (1 - 1e-9) <= v <= float(spec.high) * (1 + 1e-9):
+            if start * (1 - 1e-9) <= v <= high * (1 + 1e-9) and not (spec.low_open and v <= spec.low):
                 values.add(v)
         decade *= 10
     return sorted(values)

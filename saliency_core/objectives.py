@@ -154,7 +154,8 @@ def conditional_masker_loss(mask: torch.Tensor, labels: torch.Tensor, clean_logi
                             logits_out: torch.Tensor | None, out_rows: torch.Tensor, tv_weight: torch.Tensor,
                             lambda_in: float = 1.0, lambda_out: float = 1.0, lambda_area_in: float = 1.0,
                             lambda_area_out: float = 10.0, out_term: str | list[str] = "out-entropy",
-                            image_weight: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+                            image_weight: torch.Tensor | None = None,
+                            area_weight: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
     """:func:`masker_loss` with a setting per image (loss-conditional training): the mean over images of
     each image's own objective.
 
@@ -164,7 +165,8 @@ def conditional_masker_loss(mask: torch.Tensor, labels: torch.Tensor, clean_logi
     the images that have them; ``total`` is what is minimised. ``image_weight`` (B) scales each image's loss:
     a positive factor per setting leaves each setting's minimiser unchanged but balances their gradients.
     ``out_term`` is the masked-out term (``out-entropy``: MaxEnt, ``out-class``: MinClass), or one per row of
-    ``out_rows`` (objectives with different masked-out terms in one batch).
+    ``out_rows`` (objectives with different masked-out terms in one batch). ``area_weight`` (B) multiplies each
+    image's two area weights (None: 1); logged area terms are unweighted.
     """
     terms_out = [out_term] * len(out_rows) if isinstance(out_term, str) else list(out_term)
     named = {out_term} if isinstance(out_term, str) else set(terms_out)
@@ -172,6 +174,7 @@ def conditional_masker_loss(mask: torch.Tensor, labels: torch.Tensor, clean_logi
         raise ValueError(f"out_term must be out-entropy or out-class (one, or one per out row), got {out_term!r}")
     b = mask.shape[0]
     area = mask_area(mask)
+    area_scale = mask.new_ones(b) if area_weight is None else area_weight.to(mask.dtype)
     per_image = mask.new_zeros(b)
     terms: dict[str, torch.Tensor] = {}
     clean_correct = (clean_logits.argmax(-1) == labels).to(mask.dtype)
@@ -180,7 +183,7 @@ def conditional_masker_loss(mask: torch.Tensor, labels: torch.Tensor, clean_logi
         ce = F.cross_entropy(logits_in, y, reduction="none")
         in_correct = (logits_in.argmax(-1) == y).to(mask.dtype)
         area_in = in_correct * area[in_rows]
-        per_image = per_image.index_add(0, in_rows, lambda_in * ce + lambda_area_in * area_in)
+        per_image = per_image.index_add(0, in_rows, lambda_in * ce + lambda_area_in * area_scale[in_rows] * area_in)
         terms["in_ce"], terms["area_in"] = ce.mean(), area_in.mean()
     if len(out_rows):
         y, c = labels[out_rows], clean_correct[out_rows]
@@ -193,7 +196,8 @@ def conditional_masker_loss(mask: torch.Tensor, labels: torch.Tensor, clean_logi
         if use_class.any():
             terms["out_negce"] = negce[use_class].mean()
         area_out = c * (logits_out.argmax(-1) != y).to(mask.dtype) * area[out_rows]
-        per_image = per_image.index_add(0, out_rows, lambda_out * term + lambda_area_out * area_out)
+        per_image = per_image.index_add(0, out_rows, lambda_out * term
+                                     + lambda_area_out * area_scale[out_rows] * area_out)
         terms["area_out"] = area_out.mean()
     tv = total_variation_per_mask(mask)
     terms["tv"] = tv.mean()

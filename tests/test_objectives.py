@@ -105,10 +105,11 @@ def test_conditional_loss_with_one_setting_is_the_masker_loss(out_term, objectiv
         assert got[k] == pytest.approx(float(want[k]), rel=1e-6), k
 
 
-@pytest.mark.parametrize("sdr_term", ["out-entropy", "out-class"])
-def test_conditional_loss_is_the_mean_of_each_images_own_objective(sdr_term):
-    """Image 0 ssr (TV 0), image 1 sdr (TV 0.1) with MaxEnt or MinClass, images 2-3 both (TV 0.01) with MaxEnt:
-    by hand, image by image."""
+@pytest.mark.parametrize("sdr_term, area_w", [("out-entropy", None), ("out-class", None),
+                                              ("out-class", [0.5, 2.0, 1.0, 4.0])])
+def test_conditional_loss_is_the_mean_of_each_images_own_objective(sdr_term, area_w):
+    """Image 0 ssr (TV 0), image 1 sdr (TV 0.1) with MaxEnt or MinClass, images 2-3 both (TV 0.01) with MaxEnt,
+    each with its own area weight (a factor on both area lambdas) or none: by hand, image by image."""
     from saliency_core.objectives import (
         conditional_area,
         conditional_masker_loss,
@@ -121,7 +122,9 @@ def test_conditional_loss_is_the_mean_of_each_images_own_objective(sdr_term):
     in_rows, out_rows = torch.tensor([0, 2, 3]), torch.tensor([1, 2, 3])
     tv_w = torch.tensor([0.0, 0.1, 0.01, 0.01])
     got = conditional_masker_loss(mask, labels, clean, li[in_rows], in_rows, lo[out_rows], out_rows, tv_w,
-                                  1.0, 1.0, 1.5, 15.0, [sdr_term, "out-entropy", "out-entropy"])
+                                  1.0, 1.0, 1.5, 15.0, [sdr_term, "out-entropy", "out-entropy"],
+                                  area_weight=None if area_w is None else torch.tensor(area_w))
+    a = [1.0] * 4 if area_w is None else area_w
     tv = total_variation_per_mask(mask)
     per_image = []
     for i in range(4):
@@ -129,7 +132,7 @@ def test_conditional_loss_is_the_mean_of_each_images_own_objective(sdr_term):
         loss = tv_w[i] * tv[i]
         if i in (0, 2, 3):
             right_in = (li[one].argmax(-1) == labels[one])
-            loss = loss + masked_in_loss(li[one], labels[one]) + 1.5 * conditional_area(mask[one], right_in)
+            loss = loss + masked_in_loss(li[one], labels[one]) + 1.5 * a[i] * conditional_area(mask[one], right_in)
         if i in (1, 2, 3):
             right = (clean[one].argmax(-1) == labels[one]).float()
             wrong_out = (lo[one].argmax(-1) != labels[one]).float()
@@ -138,7 +141,7 @@ def test_conditional_loss_is_the_mean_of_each_images_own_objective(sdr_term):
                 out = -right * torch.nn.functional.cross_entropy(lo[one], labels[one], reduction="none")
             else:
                 out = masked_out_entropy_loss(lo[one], right)
-            loss = loss + out.mean() + 15.0 * area_out
+            loss = loss + out.mean() + 15.0 * a[i] * area_out
         per_image.append(loss)
     assert float(got["total"]) == pytest.approx(float(torch.stack(per_image).mean()), rel=1e-6)
     assert float(got["in_ce"]) == pytest.approx(float(masked_in_loss(li[in_rows], labels[in_rows])), rel=1e-6)

@@ -1,10 +1,12 @@
-"""A loss-conditional masker: one network that takes the objective, infiller, TV weight and upsampling as inputs.
+"""A loss-conditional masker: one network that takes the objective, infiller, TV weight, upsampling (and the area
+weight) as inputs.
 
 Dosovitskiy & Djolonga ("You Only Train Once", ICLR 2020): instead of one masker per setting, train one
 masker f(x, setting) on settings drawn per sample, the setting entering as an input. Here the setting is
 encoded as a 13-vector (one-hot objective, one-hot infiller, a "TV is 0" flag and the log TV weight,
-one-hot upsampling factor) that an MLP turns into FiLM scales and shifts (Perez et al. 2018) of the
-decoder's features, and a linear map turns into the weights of a smoothing stage:
+one-hot upsampling factor; a 14th entry, the log area weight, when the masker was trained over area weights)
+that an MLP turns into FiLM scales and shifts (Perez et al. 2018) of the decoder's features, and a linear map
+turns into the weights of a smoothing stage:
 
     each stage -> 1x1 conv (c) -> BN -> ReLU -> bilinear to input/4 -> concat -> FiLM -> 3x3 conv -> logits
     -> [smoothing: sum_k w_k(setting) * logits averaged over 2^k cells, k = 0..smooth_levels]
@@ -45,6 +47,10 @@ TV_ENCODING_SPAN = (1e-5, 1.0)
 TV_MAX = 1.0
 #: The TV range the shipped conditional masker is trained over (and the dashboard's slider spans).
 DEFAULT_TV_RANGE = (1e-4, 0.1)
+#: Area weights (multipliers of the masker's area penalties) are encoded as log2 over this span (mapped to -1 .. 1).
+AREA_ENCODING_SPAN = (1 / 16, 16.0)
+#: The area-weight range the shipped conditional masker is trained over (and the dashboard's slider spans).
+DEFAULT_AREA_RANGE = (0.25, 4.0)
 #: Scale of the smoothing stage's mixing logits (see :class:`ConditionalMasker`).
 SMOOTH_GAIN = 8.0
 CONDITION_SIZE = len(CONDITION_OBJECTIVES) + len(CONDITION_INFILLERS) + 2 + len(UPSAMPLE_FACTORS)
@@ -58,10 +64,12 @@ class Setting:
     infiller: str = "gray"
     tv_weight: float = 1e-3
     upsample: int = 1
+    #: multiplies the area penalties the masker was trained with (1: fix_lite0's lambda_M,in 1.5 and lambda_M,out 15)
+    area_weight: float = 1.0
 
     def describe(self) -> str:
         return (f"objective={self.objective}, infiller={self.infiller}, tv_weight={self.tv_weight:g}, "
-                f"upsample={self.upsample}")
+                f"upsample={self.upsample}" + (f", area_weight={self.area_weight:g}" if self.area_weight != 1 else ""))
 
 
 def _subset(values, allowed: tuple, name: str) -> tuple:
@@ -96,11 +104,17 @@ class ConditionalMaskerConfig:
     tv_high: float = option(DEFAULT_TV_RANGE[1], help="largest TV weight trained over", low=0.0, low_open=True,
                             high=TV_MAX)
     tv_zero: bool = option(True, help="whether a TV weight of 0 was trained over")
+    area_low: float = option(1.0, help="smallest area weight trained over (area_low = area_high: not an input; the "
+                                       "older checkpoints)", low=AREA_ENCODING_SPAN[0], high=AREA_ENCODING_SPAN[1])
+    area_high: float = option(1.0, help="largest area weight trained over", low=AREA_ENCODING_SPAN[0],
+                              high=AREA_ENCODING_SPAN[1])
     default_objective: str = option("both", help="the setting used when none is given",
                                     choices=CONDITION_OBJECTIVES)
     default_infiller: str = option("gray", help="the setting used when none is given", choices=CONDITION_INFILLERS)
     default_tv_weight: float = option(1e-3, help="the setting used when none is given", low=0.0, high=TV_MAX)
     default_upsample: int = option(1, help="the setting used when none is given", choices=UPSAMPLE_FACTORS)
+    default_area_weight: float = option(1.0, help="the setting used when none is given", low=AREA_ENCODING_SPAN[0],
+                                        high=AREA_ENCODING_SPAN[1])
 
     def __post_init__(self) -> None:
         check_options(self, "conditional masker config")
@@ -110,6 +124,9 @@ class ConditionalMaskerConfig:
         self.upsample_factors = _subset(self.upsample_factors, UPSAMPLE_FACTORS, "upsample_factors")
         if self.tv_low > self.tv_high:
             raise OptionError(f"conditional masker config: tv_low {self.tv_low:g} is above tv_high {self.tv_high:g}")
+        if self.area_low > self.area_high:
+            raise OptionError(f"conditional masker config: area_low {self.area_low:g} is above area_high "
+                              f"{self.area_high:g}")
         try:
             self.check_setting(self.default_setting)
         except OptionError as exc:
@@ -119,7 +136,20 @@ class ConditionalMaskerConfig:
     # ------------------------------------------------------------------ the trained space
     @property
     def default_setting(self) -> Setting:
-        return Setting(self.default_objective, self.default_infiller, self.default_tv_weight, self.default_upsample)
+        return Setting(self.default_objective, self.default_infiller, self.default_tv_weight, self.default_upsample,
+                       self.default_area_weight)
+
+    @property
+    def area_conditioned(self) -> bool:
+        """Whether the area weight is an input (a range was trained over), adding one entry to the code."""
+        return self.area_low < self.area_high
+
+    @property
+    def condition_size(self) -> int:
+        return CONDITION_SIZE + int(self.area_conditioned)
+
+    def area_range_text(self) -> str:
+        return f"{self.area_low:g}" if not self.area_conditioned else f"{self.area_low:g} .. {self.area_high:g}"
 
     def tv_range_text(self) -> str:
         span = f"{self.tv_low:g}" if self.tv_low == self.tv_high else f"{self.tv_low:g} .. {self.tv_high:g}"
@@ -142,6 +172,10 @@ class ConditionalMaskerConfig:
         if not inside:
             raise OptionError(f"tv_weight {tv:g} is outside the range this masker was trained over "
                               f"({self.tv_range_text()})")
+        a = setting.area_weight
+        if not (math.isfinite(a) and self.area_low * (1 - 1e-9) <= a <= self.area_high * (1 + 1e-9)):
+            raise OptionError(f"area_weight {a:g} is outside the range this masker was trained over "
+                              f"({self.area_range_text()})")
         return setting
 
     def to_dict(self) -> dict:
@@ -156,17 +190,24 @@ class ConditionalMaskerConfig:
                       if k in cls.__dataclass_fields__})
 
 
-def encode_settings(settings: list[Setting], device: torch.device | None = None) -> torch.Tensor:
-    """B x 13 condition codes: one-hot objective, one-hot infiller, [tv == 0, log TV in -1..1], one-hot upsample."""
-    lo, hi = (math.log10(v) for v in TV_ENCODING_SPAN)
+def _log_span(value: float, span: tuple[float, float], base: float) -> float:
+    """log_base(value) mapped from ``span`` to -1 .. 1 (clamped)."""
+    lo, hi = (math.log(v, base) for v in span)
+    return 2 * (min(max(math.log(value, base), lo), hi) - lo) / (hi - lo) - 1
+
+
+def encode_settings(settings: list[Setting], device: torch.device | None = None, area: bool = False) -> torch.Tensor:
+    """B x 13 condition codes: one-hot objective, one-hot infiller, [tv == 0, log TV in -1..1], one-hot upsample;
+    with ``area``, B x 14: then the log2 area weight in -1..1."""
     rows = []
     for s in settings:
         tv = float(s.tv_weight)
-        log_tv = 0.0 if tv <= 0 else 2 * (min(max(math.log10(tv), lo), hi) - lo) / (hi - lo) - 1
+        log_tv = 0.0 if tv <= 0 else _log_span(tv, TV_ENCODING_SPAN, 10)
         rows.append([float(s.objective == o) for o in CONDITION_OBJECTIVES]
                     + [float(s.infiller == i) for i in CONDITION_INFILLERS]
                     + [float(tv <= 0), log_tv]
-                    + [float(s.upsample == u) for u in UPSAMPLE_FACTORS])
+                    + [float(s.upsample == u) for u in UPSAMPLE_FACTORS]
+                    + ([_log_span(float(s.area_weight), AREA_ENCODING_SPAN, 2)] if area else []))
     return torch.tensor(rows, dtype=torch.float32, device=device)
 
 
@@ -193,11 +234,11 @@ class ConditionalMasker(nn.Module):
         n = c * len(config.stages)
         self.out = nn.Conv2d(n, 1, kernel_size=3, padding=1)
         self.film = FiLM()
-        self.condition = nn.Sequential(nn.Linear(CONDITION_SIZE, config.film_hidden), nn.ReLU(inplace=True),
+        self.condition = nn.Sequential(nn.Linear(config.condition_size, config.film_hidden), nn.ReLU(inplace=True),
                                        nn.Linear(config.film_hidden, 2 * n))
         # the smoothing stage's mixing logits: a linear map of the code, read from a parameter scaled by
         # SMOOTH_GAIN so that Adam at the masker's rate can move the mixture across the softmax in a short run
-        self.smooth = nn.Linear(CONDITION_SIZE, config.smooth_levels + 1) if config.smooth_levels else None
+        self.smooth = nn.Linear(config.condition_size, config.smooth_levels + 1) if config.smooth_levels else None
         for m in self.modules():  # as the Phang masker ...
             if isinstance(m, nn.Conv2d):
                 nn.init.normal_(m.weight, 0.0, math.sqrt(2.0 / (m.kernel_size[0] * m.kernel_size[1] * m.out_channels)))
@@ -214,7 +255,7 @@ class ConditionalMasker(nn.Module):
             self.smooth.bias.data[0] = math.log(9 * config.smooth_levels) / SMOOTH_GAIN
 
     def mask_logits(self, stages: list[torch.Tensor], input_size: tuple[int, int], code: torch.Tensor) -> torch.Tensor:
-        """Logits at input/d (B x 1 x h x w) under the condition codes (B x 13)."""
+        """Logits at input/d (B x 1 x h x w) under the condition codes (B x ``config.condition_size``)."""
         h, w = input_size
         d = self.config.resolution_divisor
         size = (max(1, h // d), max(1, w // d))
@@ -235,7 +276,8 @@ class ConditionalMasker(nn.Module):
             settings = [settings] * batch
         if len(settings) != batch:
             raise ValueError(f"{len(settings)} settings for a batch of {batch}")
-        logits = self.mask_logits(stages, input_size, encode_settings(settings, stages[0].device))
+        code = encode_settings(settings, stages[0].device, area=self.config.area_conditioned)
+        logits = self.mask_logits(stages, input_size, code)
         return upsample_masks(logits, [s.upsample for s in settings], input_size)
 
 

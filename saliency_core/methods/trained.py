@@ -12,6 +12,7 @@ from saliency_core.maskers.checkpoint import CheckpointError, MaskerCheckpoint, 
 from saliency_core.maskers.conditional import (
     CONDITION_INFILLERS,
     CONDITION_OBJECTIVES,
+    DEFAULT_AREA_RANGE,
     DEFAULT_TV_RANGE,
     UPSAMPLE_FACTORS,
     Setting,
@@ -51,7 +52,7 @@ def _per_image(name: str) -> Option:
 
 
 _OBJECTIVE, _TV, _UPSAMPLE = _per_image("objective"), _per_image("tv_weight"), _per_image("upsample")
-_INFILLER = _per_image("infiller")
+_INFILLER, _L1 = _per_image("infiller"), _per_image("l1_weight")
 
 
 @dataclass(frozen=True)
@@ -70,13 +71,17 @@ class ConditionalMaskerOptions:
                               help=_TV.help + " Here in the masker's training units (0.001: fix_lite0's).")
     upsample: int = option(1, choices=UPSAMPLE_FACTORS, main=True, label=_UPSAMPLE.label, aliases=_UPSAMPLE.aliases,
                            help=_UPSAMPLE.help + " Here s = 1 is the masker's own grid (input / 4).")
+    area_weight: float = option(1.0, low=DEFAULT_AREA_RANGE[0], high=DEFAULT_AREA_RANGE[1], log=True, main=True,
+                                label="area weight",
+                                help=_L1.help + " Here a factor on the area penalties the masker was trained with "
+                                                "(1: fix_lite0's); a masker trained without it takes only 1.")
 
     def __post_init__(self) -> None:
         check_options(self, "method 'conditional-masker'")
 
     @property
     def setting(self) -> Setting:
-        return Setting(self.objective, self.infiller, self.tv_weight, self.upsample)
+        return Setting(self.objective, self.infiller, self.tv_weight, self.upsample, self.area_weight)
 
 
 @register_method("masker", summary="trained masker network (Phang et al.; FIX or CA checkpoint)",

@@ -22,8 +22,10 @@ import torch
 from saliency_core.infill.base import INFILLERS, create_infiller
 from saliency_core.infill.composite import composite
 from saliency_core.maskers.conditional import (
+    AREA_ENCODING_SPAN,
     CONDITION_INFILLERS,
     CONDITION_OBJECTIVES,
+    DEFAULT_AREA_RANGE,
     DEFAULT_TV_RANGE,
     TV_MAX,
     UPSAMPLE_FACTORS,
@@ -57,7 +59,8 @@ class ConditionalTrainConfig(TrainConfig):
     """A conditional-masker run: the FIX training config plus the toggle space drawn from per image.
 
     Defaults: the whole space (ssr / sdr / both; gray, blur, noise, random-image; TV 0 with probability
-    0.2, else log-uniform over 1e-4 .. 0.1; upsampling 1, 2, 4, 8), fix_lite0's area weights, lr and batch,
+    0.2, else log-uniform over 1e-4 .. 0.1; upsampling 1, 2, 4, 8; area weight 1 with probability 0.5, else
+    log-uniform over 0.25 .. 4 times fix_lite0's area lambdas), fix_lite0's area lambdas, lr and batch,
     a cosine learning-rate decay, the smoothing stage over 3 levels, and ``sdr`` trained with MinClass:
     the shipped ``conditional_lite0``'s recipe.
     """
@@ -86,6 +89,13 @@ class ConditionalTrainConfig(TrainConfig):
     tv_zero_prob: float = field(default=0.2, metadata={"help": "probability that an image's TV weight is 0"})
     upsample_factors: tuple[int, ...] = field(default=UPSAMPLE_FACTORS, metadata={
         "help": "upsampling factors s drawn per image (the mask is made at 1/s of input/4)"})
+    area_low: float = field(default=DEFAULT_AREA_RANGE[0], metadata={
+        "help": "smallest area weight drawn (log-uniform; it multiplies lambda_area_in and lambda_area_out); "
+                "area_low = area_high = 1: the area weight is not an input"})
+    area_high: float = field(default=DEFAULT_AREA_RANGE[1], metadata={"help": "largest area weight drawn"})
+    area_one_prob: float = field(default=0.5, metadata={
+        "help": "probability that an image's area weight is exactly 1 (the lambdas as given), so the default "
+                "setting keeps its share of the training"})
     tv_loss_scale: float = field(default=50.0, metadata={
         "help": "each image's loss is divided by 1 + tv_weight x this (about the TV of a trained mask), so settings "
                 "with a large TV term do not drown the others' gradients; each setting's minimiser is unchanged "
@@ -98,6 +108,7 @@ class ConditionalTrainConfig(TrainConfig):
     default_infiller: str = field(default="gray", metadata={"help": "the masker's default setting: infiller"})
     default_tv_weight: float = field(default=1e-3, metadata={"help": "the masker's default setting: TV weight"})
     default_upsample: int = field(default=1, metadata={"help": "the masker's default setting: upsampling"})
+    default_area_weight: float = field(default=1.0, metadata={"help": "the masker's default setting: area weight"})
 
     def __post_init__(self) -> None:
         self.objectives = _tuple(self.objectives, str)
@@ -127,6 +138,12 @@ class ConditionalTrainConfig(TrainConfig):
             raise ConfigError(f"tv_zero_prob must be in [0, 1], got {self.tv_zero_prob}")
         if not 0 < self.tv_low <= self.tv_high <= TV_MAX:
             raise ConfigError(f"need 0 < tv_low <= tv_high <= {TV_MAX:g}, got {self.tv_low:g} .. {self.tv_high:g}")
+        lo, hi = AREA_ENCODING_SPAN
+        if not lo <= self.area_low <= self.area_high <= hi:
+            raise ConfigError(f"need {lo:g} <= area_low <= area_high <= {hi:g}, got {self.area_low:g} .. "
+                              f"{self.area_high:g}")
+        if not 0 <= self.area_one_prob <= 1:
+            raise ConfigError(f"area_one_prob must be in [0, 1], got {self.area_one_prob}")
         try:
             self.masker_config([1] * max(self.stages))
         except ValueError as exc:
@@ -139,8 +156,10 @@ class ConditionalTrainConfig(TrainConfig):
             smooth_levels=self.smooth_levels,
             objectives=self.objectives, infillers=self.infillers, upsample_factors=self.upsample_factors,
             tv_low=self.tv_low, tv_high=self.tv_high, tv_zero=self.tv_zero_prob > 0,
+            area_low=self.area_low, area_high=self.area_high,
             default_objective=self.default_objective, default_infiller=self.default_infiller,
-            default_tv_weight=self.default_tv_weight, default_upsample=self.default_upsample)
+            default_tv_weight=self.default_tv_weight, default_upsample=self.default_upsample,
+            default_area_weight=self.default_area_weight)
 
     def to_dict(self) -> dict[str, Any]:
         d = super().to_dict()
@@ -150,7 +169,9 @@ class ConditionalTrainConfig(TrainConfig):
 
 
 def draw_settings(cfg: ConditionalTrainConfig, n: int, generator: torch.Generator) -> list[Setting]:
-    """``n`` settings drawn independently: uniform choices, TV 0 with ``tv_zero_prob`` else log-uniform."""
+    """``n`` settings drawn independently: uniform choices, TV 0 with ``tv_zero_prob`` else log-uniform; the area
+    weight 1 with ``area_one_prob`` else log-uniform (drawn only when its range is not one point, so runs without
+    it draw as they always did)."""
     def pick(values: tuple) -> Any:
         return values[int(torch.randint(len(values), (1,), generator=generator))]
 
@@ -161,7 +182,13 @@ def draw_settings(cfg: ConditionalTrainConfig, n: int, generator: torch.Generato
         zero = float(torch.rand((), generator=generator)) < cfg.tv_zero_prob
         u = float(torch.rand((), generator=generator))
         tv = 0.0 if zero else math.exp(lo + (hi - lo) * u)
-        out.append(Setting(objective, infiller, tv, upsample))
+        area = cfg.area_low
+        if cfg.area_low < cfg.area_high:
+            one = float(torch.rand((), generator=generator)) < cfg.area_one_prob
+            v = float(torch.rand((), generator=generator))
+            a_lo, a_hi = math.log(cfg.area_low), math.log(cfg.area_high)
+            area = 1.0 if one and cfg.area_low <= 1 <= cfg.area_high else math.exp(a_lo + (a_hi - a_lo) * v)
+        out.append(Setting(objective, infiller, tv, upsample, area))
     return out
 
 
@@ -220,12 +247,16 @@ class ConditionalTrainer(Trainer):
         li, lo = logits[:len(in_rows)], logits[len(in_rows):]
         idx = lambda rows: torch.tensor(rows, dtype=torch.long, device=dev)  # noqa: E731
         tv_weight = torch.tensor([s.tv_weight for s in settings], device=dev)
+        area_weight = torch.tensor([s.area_weight for s in settings], device=dev)
         out_terms = [cfg.sdr_out_term if settings[i].objective == "sdr" else cfg.out_term for i in out_rows]
         terms = conditional_masker_loss(
             m, y, clean.logits.detach().float(), li if in_rows else None, idx(in_rows), lo if out_rows else None,
             idx(out_rows), tv_weight, cfg.lambda_in, cfg.lambda_out, cfg.lambda_area_in, float(cfg.lambda_area_out),
             out_terms,
-            image_weight=1.0 / (1.0 + cfg.tv_loss_scale * tv_weight))
+            # a large TV or area weight scales that image's whole loss up: divided back, no setting drowns the others'
+            # gradients, and each setting's minimiser is unchanged
+            image_weight=1.0 / ((1.0 + cfg.tv_loss_scale * tv_weight) * area_weight.clamp(min=1.0)),
+            area_weight=area_weight)
 
         self.opt_m.zero_grad(set_to_none=True)
         self._scale(terms["total"]).backward(inputs=self.masker_params)

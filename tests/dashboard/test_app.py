@@ -1079,3 +1079,5 @@ def test_log_weights_get_a_slider_over_zero_and_a_1_2_5_grid():
     assert widgets.log_choices(spec) == [0.0, 1e-4, 2e-4, 5e-4, 1e-3, 2e-3, 5e-3, 0.01, 0.02, 0.05, 0.1]
     odd = Option(name="l1", kind="float", default=3e-4, help="", low=0.0, low_open=True, high=1e-2, log=True)
     assert widgets.log_choices(odd) == [5e-5, 1e-4, 2e-4, 3e-4, 5e-4, 1e-3, 2e-3, 5e-3, 0.01]  # no 0; its default
+    area = Option(name="area_weight", kind="float", default=1.0, help="", low=0.25, high=4.0, log=True)
+    assert widgets.log_choices(area) == [0.25, 0.5, 1.0, 2.0, 4.0]  # both bounds, nothing outside them

@@ -2,6 +2,8 @@
 checkpoint and bounds what it accepts, and older (unconditional) checkpoints keep working."""
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 
@@ -45,10 +47,23 @@ def test_encoding_by_hand():
     assert code[1].tolist() == pytest.approx([0, 0, 1, 1, 0, 0, 0, 0, -0.2, 1, 0, 0, 0])
 
 
+def test_the_area_weight_is_a_14th_entry_only_for_maskers_trained_over_it():
+    s = [Setting(area_weight=1.0), Setting(area_weight=4.0), Setting(area_weight=1 / 16), Setting(area_weight=64.0)]
+    code = encode_settings(s, area=True)
+    assert code.shape == (4, CONDITION_SIZE + 1)
+    # log2 over the span -4 .. 4: 1 -> 0, 4 -> 0.5, 1/16 -> -1, beyond the span clamped to 1
+    assert code[:, -1].tolist() == pytest.approx([0.0, 0.5, -1.0, 1.0])
+    assert torch.equal(code[:, :-1], encode_settings(s))
+    assert ConditionalMaskerConfig(stage_channels=[4, 8, 16, 32, 64]).condition_size == CONDITION_SIZE
+    assert ConditionalMaskerConfig(stage_channels=[4, 8, 16, 32, 64], area_low=0.5,
+                                   area_high=2.0).condition_size == CONDITION_SIZE + 1
+
+
 @pytest.mark.parametrize("change", [dict(objective="ssr"), dict(objective="sdr"), dict(infiller="noise"),
-                                    dict(tv_weight=0.0), dict(tv_weight=0.05), dict(upsample=2)])
+                                    dict(tv_weight=0.0), dict(tv_weight=0.05), dict(upsample=2),
+                                    dict(area_weight=3.0)])
 def test_each_condition_changes_the_mask(tiny_classifier, stages, change):
-    masker = make_masker(tiny_classifier)
+    masker = make_masker(tiny_classifier, area_low=0.25, area_high=4.0)
     base = Setting()
     with torch.no_grad():
         a = masker(stages, (64, 64), base)
@@ -120,7 +135,8 @@ def test_settings_per_image_in_one_batch(tiny_classifier, stages):
 def test_checkpoint_round_trip_of_every_condition_field(tiny_classifier, stages, tmp_path):
     space = dict(objectives=("sdr", "both"), infillers=("blur", "random-image"), upsample_factors=(2, 8),
                  tv_low=0.002, tv_high=0.04, tv_zero=False, default_objective="sdr", default_infiller="blur",
-                 default_tv_weight=0.01, default_upsample=8, hidden_channels=16, film_hidden=8, smooth_levels=2)
+                 default_tv_weight=0.01, default_upsample=8, hidden_channels=16, film_hidden=8, smooth_levels=2,
+                 area_low=0.5, area_high=8.0, default_area_weight=2.0)
     masker = make_masker(tiny_classifier, **space)
     path = save_masker(tmp_path / "c.safetensors", masker, tiny_classifier, {"note": "test"}, kind="conditional")
     meta = read_metadata(path)
@@ -130,7 +146,7 @@ def test_checkpoint_round_trip_of_every_condition_field(tiny_classifier, stages,
     cfg = ck.masker.config
     for name, value in space.items():
         assert getattr(cfg, name) == value, name
-    setting = Setting("both", "random-image", 0.02, 2)
+    setting = Setting("both", "random-image", 0.02, 2, 6.0)
     with torch.no_grad():
         assert torch.equal(ck.explain(stages, None, (64, 64), [0], setting=setting)[0],
                            masker(stages, (64, 64), setting)[:, 0])
@@ -145,6 +161,7 @@ def test_checkpoint_round_trip_of_every_condition_field(tiny_classifier, stages,
     (Setting(objective="ssr"), "objective 'ssr' is outside what this masker was trained over (both)"),
     (Setting(infiller="noise"), "infiller 'noise' is outside what this masker was trained over (gray, blur)"),
     (Setting(upsample=4), "upsample 4 is outside what this masker was trained over (1, 8)"),
+    (Setting(area_weight=2.0), "area_weight 2 is outside the range this masker was trained over (1)"),
 ])
 def test_a_setting_outside_the_trained_space_is_refused_in_one_line(tiny_classifier, stages, setting, words):
     cfg = ConditionalMaskerConfig(stage_channels=tiny_classifier.stage_channels, objectives=("both",),
@@ -166,6 +183,9 @@ def test_a_setting_outside_the_trained_space_is_refused_in_one_line(tiny_classif
     (dict(objectives=["ssr"]), "the default setting is outside its trained space"),
     (dict(hidden_channels=10**6), "option 'hidden_channels'"),
     (dict(smooth_levels=9), "option 'smooth_levels'"),
+    (dict(area_low=4.0, area_high=2.0), "area_low 4 is above area_high 2"),
+    (dict(area_high=100.0), "option 'area_high'"),
+    (dict(area_low=0.5, area_high=2.0, default_area_weight=4.0), "the default setting is outside its trained space"),
 ])
 def test_a_forged_trained_space_is_refused_before_anything_is_built(tiny_classifier, bad, words):
     cfg = ConditionalMaskerConfig(stage_channels=tiny_classifier.stage_channels).to_dict()
@@ -187,3 +207,27 @@ def test_old_unconditional_checkpoints_still_load_and_refuse_toggles(lite0, chel
     assert masks.shape == (1, 224, 224)
     with pytest.raises(CheckpointError, match="has no toggles"):
         ck.explain(out.stages, out.head, (224, 224), [0], setting=Setting())
+
+
+def test_an_area_conditioned_masker_refuses_weights_outside_its_range_and_a_forged_range_fails_to_load(
+        tiny_classifier, stages, tmp_path):
+    masker = make_masker(tiny_classifier, area_low=0.25, area_high=4.0)
+    path = save_masker(tmp_path / "a.safetensors", masker, tiny_classifier, {}, kind="conditional")
+    ck = load_masker(path, classifier=tiny_classifier)
+    with pytest.raises(OptionError, match=r"area_weight 8 is outside the range this masker was trained over "
+                                          r"\(0.25 .. 4\)"):
+        ck.explain(stages, None, (64, 64), [0], setting=Setting(area_weight=8.0))
+    # a 13-entry masker whose header claims an area range: its weights do not fit, and loading says so in one line
+    plain = save_masker(tmp_path / "p.safetensors", make_masker(tiny_classifier), tiny_classifier, {},
+                        kind="conditional")
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    with safe_open(str(plain), "pt") as f:
+        header = f.metadata()
+    config = json.loads(header["masker_config"])
+    header["masker_config"] = json.dumps({**config, "area_low": 0.5, "area_high": 2.0})
+    save_file(load_file(str(plain)), str(tmp_path / "forged.safetensors"), metadata=header)
+    with pytest.raises(CheckpointError) as err:
+        load_masker(tmp_path / "forged.safetensors", classifier=tiny_classifier)
+    assert "masker weights do not match its config" in str(err.value) and "\n" not in str(err.value)

@@ -39,10 +39,23 @@ def test_settings_are_drawn_from_the_space_per_image():
     # log-uniform: about half below the geometric midpoint
     assert 0.4 < (nonzero < np.sqrt(1e-3 * 1e-2)).mean() < 0.6
     one_point = ConditionalTrainConfig(objectives=("both",), infillers=("gray",), upsample_factors=(1,),
-                                       tv_low=1e-3, tv_high=1e-3, tv_zero_prob=0)
+                                       tv_low=1e-3, tv_high=1e-3, tv_zero_prob=0, area_low=1.0, area_high=1.0)
     draws = draw_settings(one_point, 20, torch.Generator())
     assert {(s.objective, s.infiller, s.upsample) for s in draws} == {("both", "gray", 1)}
     assert all(s.tv_weight == pytest.approx(1e-3) for s in draws)
+    assert {s.area_weight for s in draws} == {1.0}  # a one-point area range: not drawn
+
+
+def test_area_weights_are_one_with_their_probability_else_log_uniform():
+    cfg = ConditionalTrainConfig(area_low=0.25, area_high=4.0, area_one_prob=0.5)
+    area = np.array([s.area_weight for s in draw_settings(cfg, 600, torch.Generator().manual_seed(0))])
+    assert area.min() >= 0.25 and area.max() <= 4.0
+    assert 0.43 < (area == 1.0).mean() < 0.57
+    drawn = area[area != 1.0]
+    assert 0.4 < (drawn < 1.0).mean() < 0.6  # log-uniform: half below the geometric midpoint 1
+    fixed = ConditionalTrainConfig(area_low=2.0, area_high=2.0, default_area_weight=2.0)
+    assert {s.area_weight for s in draw_settings(fixed, 50, torch.Generator())} == {2.0}
+    assert fixed.masker_config([1] * 5).condition_size == 13  # one point: not an input
 
 
 @pytest.mark.parametrize("kw", [{}, dict(smooth_levels=3, objectives=("sdr", "both"))])
@@ -122,6 +135,10 @@ def test_a_one_point_space_trains_a_dedicated_masker(tiny_data, tmp_path):
     (dict(out_term="entropy"), "out_term"),
     (dict(sdr_out_term="class"), "sdr_out_term"),
     (dict(smooth_levels=5), "smooth_levels"),
+    (dict(area_low=4.0, area_high=2.0), "need 0.0625 <= area_low <= area_high <= 16"),
+    (dict(area_high=50.0), "area_high <= 16"),
+    (dict(area_one_prob=-0.1), "area_one_prob must be in [0, 1]"),
+    (dict(default_area_weight=8.0), "the default setting is outside"),
 ])
 def test_bad_configs_are_refused_naming_the_field(bad, words):
     with pytest.raises(ConfigError) as err:
