@@ -93,6 +93,9 @@ class ConditionalTrainConfig(TrainConfig):
         "help": "smallest area weight drawn (log-uniform; it multiplies lambda_area_in and lambda_area_out); "
                 "area_low = area_high = 1: the area weight is not an input"})
     area_high: float = field(default=DEFAULT_AREA_RANGE[1], metadata={"help": "largest area weight drawn"})
+    area_loss_balance: bool = field(default=True, metadata={
+        "help": "divide each image's loss by its area weight when above 1 (as by 1 + tv_loss_scale x TV), so large "
+                "area weights do not drown the others' gradients"})
     area_one_prob: float = field(default=0.5, metadata={
         "help": "probability that an image's area weight is exactly 1 (the lambdas as given), so the default "
                 "setting keeps its share of the training"})
@@ -255,7 +258,8 @@ class ConditionalTrainer(Trainer):
             out_terms,
             # a large TV or area weight scales that image's whole loss up: divided back, no setting drowns the others'
             # gradients, and each setting's minimiser is unchanged
-            image_weight=1.0 / ((1.0 + cfg.tv_loss_scale * tv_weight) * area_weight.clamp(min=1.0)),
+            image_weight=1.0 / ((1.0 + cfg.tv_loss_scale * tv_weight)
+                                * (area_weight.clamp(min=1.0) if cfg.area_loss_balance else 1.0)),
             area_weight=area_weight)
 
         self.opt_m.zero_grad(set_to_none=True)

@@ -108,6 +108,24 @@ def test_resume_after_kill_reproduces_the_uninterrupted_run(tiny_data, tmp_path)
     assert "val_in_acc" in meta["metrics"]["final"]
 
 
+def test_area_loss_balance_changes_the_step_only_when_area_weights_exceed_one(tiny_data, tmp_path):
+    from torch.utils.data import default_collate
+
+    def step(**kw):
+        tr = ConditionalTrainer(tiny_cfg(tiny_data, tmp_path / f"b{len(list(tmp_path.iterdir()))}", **kw))
+        x, y = default_collate([tr.train_ds[i] for i in range(4)])
+        tr.training_step(x, y)
+        return tr.masker.state_dict()
+
+    def same(a, b):
+        return all(torch.equal(v, b[k]) for k, v in a.items())
+
+    high = dict(area_low=2.0, area_high=4.0, default_area_weight=2.0)
+    assert not same(step(**high), step(**high, area_loss_balance=False))
+    low = dict(area_low=0.25, area_high=1.0, area_one_prob=0.0)  # every weight <= 1: nothing to balance
+    assert same(step(**low), step(**low, area_loss_balance=False))
+
+
 def test_a_one_point_space_trains_a_dedicated_masker(tiny_data, tmp_path):
     path = train_conditional(tiny_cfg(tiny_data, tmp_path / "d", max_steps=1, objectives=("ssr",), infillers=("blur",),
                                       upsample_factors=(8,), tv_low=0.03, tv_high=0.03, tv_zero_prob=0.0,
