@@ -1003,12 +1003,13 @@ def test_overlay_opacity_and_colour_map_redraw_without_the_method(app, monkeypat
 @pytest.fixture
 def conditional(app, tiny, monkeypatch):
     """A conditional masker for the tiny classifier (random condition MLP, so every toggle changes the mask), as if
-    shipped; its TV range stops at 0.01 (the slider goes on to 0.1)."""
+    shipped; its TV range stops at 0.01 (the slider goes on to 0.1), its area range is 0.5 .. 2 (the slider: 0.25 .. 4)."""
     from saliency_core.maskers.conditional import ConditionalMasker, ConditionalMaskerConfig
     from saliency_core.methods import trained as masker_method
 
     torch.manual_seed(3)
-    masker = ConditionalMasker(ConditionalMaskerConfig(stage_channels=tiny.clf.stage_channels, tv_high=0.01))
+    masker = ConditionalMasker(ConditionalMaskerConfig(stage_channels=tiny.clf.stage_channels, tv_high=0.01,
+                                                       area_low=0.5, area_high=2.0))
     torch.nn.init.normal_(masker.condition[-1].weight, std=0.5)
     path = save_masker(tiny.folder / "tiny_conditional.safetensors", masker.eval(), tiny.clf, {}, kind="conditional")
     monkeypatch.setattr(masker_method, "default_checkpoint",
@@ -1025,7 +1026,7 @@ def _overlay_mask(at: AppTest) -> np.ndarray:
 
 
 def test_conditional_masker_toggles_redraw_without_run_and_pin_a_b(conditional, monkeypatch, no_curves):
-    """The four toggles, drawn with the per-image methods' widgets and help; each change redraws the mask and the
+    """The toggles, drawn with the per-image methods' widgets and help; each change redraws the mask and the
     views at once (the masker runs again, no Run button); "Pin as A" keeps a setting on screen above the current one;
     a setting outside the trained range is one line naming it, and the page keeps working."""
     calls = _count_method_calls(monkeypatch)
@@ -1046,9 +1047,12 @@ def test_conditional_masker_toggles_redraw_without_run_and_pin_a_b(conditional, 
         masks.append(_overlay_mask(at))
     at.sidebar.select_slider(key="opt:conditional-masker:tv_weight").set_value(0.01).run()
     masks.append(_overlay_mask(at))
+    assert at.sidebar.select_slider(key="opt:conditional-masker:area_weight").options == ["0.25", "0.5", "1", "2", "4"]
+    at.sidebar.select_slider(key="opt:conditional-masker:area_weight").set_value(2.0).run()
+    masks.append(_overlay_mask(at))
     _ok(at)
     assert not _errors(at) and not any("press Run" in i.value for i in at.info)
-    assert calls.count("conditional-masker") == 5
+    assert calls.count("conditional-masker") == 6
     assert all(not np.array_equal(a, b) for a, b in zip(masks, masks[1:]))
     assert len(np.unique(masks[3])) < len(np.unique(masks[2]))  # upsampling 8: blocks
 
@@ -1070,6 +1074,9 @@ def test_conditional_masker_toggles_redraw_without_run_and_pin_a_b(conditional, 
         in _errors(at)[0] and "\n" not in _errors(at)[0] and "Traceback" not in _errors(at)[0]
     at.sidebar.select_slider(key="opt:conditional-masker:tv_weight").set_value(0.002).run()
     assert not _errors(at) and _views_shown(at)
+    at.sidebar.select_slider(key="opt:conditional-masker:area_weight").set_value(4.0).run()
+    assert _errors(at) and "area_weight 4 is outside the range this masker was trained over (0.5 .. 2)" \
+        in _errors(at)[0] and "\n" not in _errors(at)[0]
 
 
 def test_log_weights_get_a_slider_over_zero_and_a_1_2_5_grid():
