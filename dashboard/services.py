@@ -37,6 +37,7 @@ from saliency_core import (
     Method,
     Option,
     atomic_write_bytes,
+    checkpoint_fixed_options,
     create_method,
     infiller_entry,
     list_infillers,
@@ -203,6 +204,12 @@ def method_catalog() -> dict[str, MethodEntry]:
 def build_method(name: str, options: dict[str, Any]) -> Method:
     """A method object (its own caches, e.g. a loaded checkpoint, live inside it)."""
     return create_method(name, **options)
+
+
+def fixed_options(checkpoint: str | None) -> dict[str, Any]:
+    """The options the chosen checkpoint was trained at one value only, with that value (the core reads its header):
+    not drawn, since no other value would be accepted."""
+    return checkpoint_fixed_options(checkpoint) if checkpoint else {}
 
 
 def checkpoints_for(entry: MethodEntry, checkpoints: list[CheckpointInfo],

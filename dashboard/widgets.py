@@ -149,9 +149,15 @@ def checkpoint_ui(checkpoints: list[services.CheckpointInfo], settings: Dashboar
 
 
 def _method_option(spec: Option, entry: services.MethodEntry, checkpoints: list[services.CheckpointInfo],
-                   settings: DashboardSettings, values: dict[str, Any]) -> None:
+                   settings: DashboardSettings, values: dict[str, Any], fixed: dict[str, Any]) -> None:
+    """Draw one option into ``values``; a checkpoint also fills ``fixed`` with the options it was trained at one
+    value only (declared before them, so they are not drawn)."""
     if spec.kind == "checkpoint":  # only the checkpoints this method can read, in its own widget
         values[spec.name] = checkpoint_ui(checkpoints, settings, key=f"checkpoint_{entry.name}", help_=spec.help)
+        fixed.update(services.fixed_options(values[spec.name]))
+        return
+    if spec.name in fixed:  # the checkpoint was trained at this one value: nothing to choose
+        values[spec.name] = fixed[spec.name]
         return
     values[spec.name] = option_widget(spec, key=f"opt:{entry.name}:{spec.name}")
     if spec.kind == "infiller":
@@ -172,15 +178,16 @@ def method_ui(catalog: dict[str, services.MethodEntry], checkpoints: list[servic
     st.caption(f"{entry.summary.rstrip('.')}. {masks}")
     own = services.checkpoints_for(entry, checkpoints, catalog)
     values: dict[str, Any] = {}
+    fixed: dict[str, Any] = {}
     many = len(entry.options) > 6
     for spec in entry.options:
         if spec.main or not many:
-            _method_option(spec, entry, own, settings, values)
+            _method_option(spec, entry, own, settings, values, fixed)
     if many:
         with st.expander("More options"):
             for spec in entry.options:
                 if not spec.main:
-                    _method_option(spec, entry, own, settings, values)
+                    _method_option(spec, entry, own, settings, values, fixed)
     ready = all(values.get(s.name) is not None for s in entry.options if s.kind == "checkpoint")
     options = {k: v for k, v in clean_options(entry.options, values).items()
                if v != next(s.default for s in entry.options if s.name == k)}

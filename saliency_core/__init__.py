@@ -41,6 +41,7 @@ _API = {
     "CheckpointInfo": "saliency_core.maskers.catalog", "load_masker": "saliency_core.maskers.checkpoint",
     "CheckpointError": "saliency_core.maskers.checkpoint", "checkpoints_dir": "saliency_core.maskers.catalog",
     "atomic_write_bytes": "saliency_core.maskers.checkpoint",
+    "checkpoint_fixed_options": "saliency_core.maskers.checkpoint",
     # images
     "load_image": "saliency_core.images.loading", "ImageLoadError": "saliency_core.images.loading",
     "LoadedImage": "saliency_core.images.loading", "mask_image": "saliency_core.images.pictures",

@@ -211,6 +211,20 @@ def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str
     return tensors, meta
 
 
+def checkpoint_fixed_options(path: str | Path) -> dict[str, Any]:
+    """The options a checkpoint was trained at one value only (a conditional masker's toggles it cannot vary), with
+    that value, from its validated header alone; empty for kinds without toggles or a checkpoint that is unreadable
+    (loading it says why)."""
+    try:
+        meta = read_metadata(path)
+    except CheckpointError:
+        return {}
+    if metadata_problems(meta):
+        return {}
+    fixed = MASKER_KINDS.get(meta.get("kind", "phang")).attrs.get("fixed_options")
+    return dict(fixed(meta["masker_config"])) if fixed else {}
+
+
 def _strip(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
     return {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
 

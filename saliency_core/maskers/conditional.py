@@ -49,7 +49,7 @@ TV_MAX = 1.0
 DEFAULT_TV_RANGE = (1e-4, 0.1)
 #: Area weights (multipliers of the masker's area penalties) are encoded as log2 over this span (mapped to -1 .. 1).
 AREA_ENCODING_SPAN = (1 / 16, 16.0)
-#: The area-weight range the shipped conditional masker is trained over (and the dashboard's slider spans).
+#: The area-weight range that was measured (docs/conditional-masker.md) and that the dashboard's slider spans.
 DEFAULT_AREA_RANGE = (0.25, 4.0)
 #: Scale of the smoothing stage's mixing logits (see :class:`ConditionalMasker`).
 SMOOTH_GAIN = 8.0
@@ -313,6 +313,26 @@ def _explain(masker: ConditionalMasker, classifier: nn.Module, stages: list[torc
     return masker(stages, size, setting)[:, 0], False
 
 
+def fixed_options(config: dict) -> dict[str, object]:
+    """The toggles a checkpoint was trained at one value only, with that value (e.g. ``area_weight`` 1 for a masker
+    not trained over area weights): a user interface need not offer them. Empty for an invalid config."""
+    try:
+        cfg = ConditionalMaskerConfig.from_dict(config)
+    except (OptionError, ValueError, TypeError):
+        return {}
+    fixed: dict[str, object] = {}
+    for name, values in (("objective", cfg.objectives), ("infiller", cfg.infillers),
+                         ("upsample", cfg.upsample_factors)):
+        if len(values) == 1:
+            fixed[name] = values[0]
+    if cfg.tv_low == cfg.tv_high and not cfg.tv_zero:
+        fixed["tv_weight"] = cfg.tv_low
+    if not cfg.area_conditioned:
+        fixed["area_weight"] = cfg.area_low
+    return fixed
+
+
 register_masker_kind("conditional", summary="a masker conditioned on the objective, infiller, TV weight and upsampling",
-                     config=ConditionalMaskerConfig, explain=_explain, takes_setting=True)(
+                     config=ConditionalMaskerConfig, explain=_explain, takes_setting=True,
+                     fixed_options=fixed_options)(
     lambda cfg: ConditionalMasker(ConditionalMaskerConfig.from_dict(cfg)))

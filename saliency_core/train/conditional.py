@@ -25,7 +25,6 @@ from saliency_core.maskers.conditional import (
     AREA_ENCODING_SPAN,
     CONDITION_INFILLERS,
     CONDITION_OBJECTIVES,
-    DEFAULT_AREA_RANGE,
     DEFAULT_TV_RANGE,
     TV_MAX,
     UPSAMPLE_FACTORS,
@@ -59,8 +58,8 @@ class ConditionalTrainConfig(TrainConfig):
     """A conditional-masker run: the FIX training config plus the toggle space drawn from per image.
 
     Defaults: the whole space (ssr / sdr / both; gray, blur, noise, random-image; TV 0 with probability
-    0.2, else log-uniform over 1e-4 .. 0.1; upsampling 1, 2, 4, 8; area weight 1 with probability 0.5, else
-    log-uniform over 0.25 .. 4 times fix_lite0's area lambdas), fix_lite0's area lambdas, lr and batch,
+    0.2, else log-uniform over 1e-4 .. 0.1; upsampling 1, 2, 4, 8), fix_lite0's area lambdas (an area-weight range,
+    ``area_low`` < ``area_high``, makes the area weight an input too), lr and batch,
     a cosine learning-rate decay, the smoothing stage over 3 levels, and ``sdr`` trained with MinClass:
     the shipped ``conditional_lite0``'s recipe.
     """
@@ -89,10 +88,11 @@ class ConditionalTrainConfig(TrainConfig):
     tv_zero_prob: float = field(default=0.2, metadata={"help": "probability that an image's TV weight is 0"})
     upsample_factors: tuple[int, ...] = field(default=UPSAMPLE_FACTORS, metadata={
         "help": "upsampling factors s drawn per image (the mask is made at 1/s of input/4)"})
-    area_low: float = field(default=DEFAULT_AREA_RANGE[0], metadata={
+    area_low: float = field(default=1.0, metadata={
         "help": "smallest area weight drawn (log-uniform; it multiplies lambda_area_in and lambda_area_out); "
-                "area_low = area_high = 1: the area weight is not an input"})
-    area_high: float = field(default=DEFAULT_AREA_RANGE[1], metadata={"help": "largest area weight drawn"})
+                "area_low = area_high (the default): the area weight is not an input. 0.25 .. 4 was measured: "
+                "docs/conditional-masker.md"})
+    area_high: float = field(default=1.0, metadata={"help": "largest area weight drawn"})
     area_loss_balance: bool = field(default=True, metadata={
         "help": "divide each image's loss by its area weight when above 1 (as by 1 + tv_loss_scale x TV), so large "
                 "area weights do not drown the others' gradients"})

@@ -1079,6 +1079,33 @@ def test_conditional_masker_toggles_redraw_without_run_and_pin_a_b(conditional, 
         in _errors(at)[0] and "\n" not in _errors(at)[0]
 
 
+def test_toggles_a_checkpoint_was_trained_at_one_value_are_not_drawn(app, tiny, monkeypatch, no_curves):
+    """A conditional checkpoint trained at one TV weight and without area weights: those two sliders are not drawn
+    (no other value would be accepted), the mask is made at the trained TV weight, the other toggles still work."""
+    from saliency_core.maskers.conditional import ConditionalMasker, ConditionalMaskerConfig
+    from saliency_core.methods import trained as masker_method
+
+    torch.manual_seed(3)
+    masker = ConditionalMasker(ConditionalMaskerConfig(stage_channels=tiny.clf.stage_channels, tv_low=0.03,
+                                                       tv_high=0.03, tv_zero=False, default_tv_weight=0.03))
+    torch.nn.init.normal_(masker.condition[-1].weight, std=0.5)
+    path = save_masker(tiny.folder / "tiny_tv_point.safetensors", masker.eval(), tiny.clf, {}, kind="conditional")
+    monkeypatch.setattr(masker_method, "default_checkpoint",
+                        lambda kind="phang": path if kind == "conditional" else tiny.good)
+    at = app.run()
+    at.sidebar.selectbox(key="method").set_value("conditional-masker").run()
+    _ok(at)
+    assert not _errors(at) and _views_shown(at)
+    sliders = {w.key for w in at.sidebar.select_slider}
+    assert "opt:conditional-masker:tv_weight" not in sliders and "opt:conditional-masker:area_weight" not in sliders
+    first = _overlay_mask(at)
+    at.sidebar.selectbox(key="opt:conditional-masker:upsample").set_value(8).run()
+    _ok(at)
+    assert not _errors(at) and not np.array_equal(first, _overlay_mask(at))
+    path.unlink()
+    path.with_suffix(".json").unlink(missing_ok=True)
+
+
 def test_log_weights_get_a_slider_over_zero_and_a_1_2_5_grid():
     from saliency_core.options import Option
 

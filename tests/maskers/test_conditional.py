@@ -231,3 +231,26 @@ def test_an_area_conditioned_masker_refuses_weights_outside_its_range_and_a_forg
     with pytest.raises(CheckpointError) as err:
         load_masker(tmp_path / "forged.safetensors", classifier=tiny_classifier)
     assert "masker weights do not match its config" in str(err.value) and "\n" not in str(err.value)
+
+
+def test_fixed_options_name_the_toggles_a_checkpoint_cannot_vary(tiny_classifier, tmp_path):
+    from saliency_core.maskers.catalog import default_checkpoint
+    from saliency_core.maskers.checkpoint import checkpoint_fixed_options
+
+    whole = save_masker(tmp_path / "w.safetensors", make_masker(tiny_classifier), tiny_classifier, {},
+                        kind="conditional")
+    assert checkpoint_fixed_options(whole) == {"area_weight": 1.0}  # trained over every toggle but the area
+    area = save_masker(tmp_path / "a.safetensors", make_masker(tiny_classifier, area_low=0.5, area_high=2.0),
+                       tiny_classifier, {}, kind="conditional")
+    assert checkpoint_fixed_options(area) == {}
+    point = dict(objectives=("ssr",), infillers=("blur",), upsample_factors=(8,), tv_low=0.03, tv_high=0.03,
+                 tv_zero=False, area_low=4.0, area_high=4.0, default_objective="ssr", default_infiller="blur",
+                 default_tv_weight=0.03, default_upsample=8, default_area_weight=4.0)
+    dedicated = save_masker(tmp_path / "d.safetensors", make_masker(tiny_classifier, **point), tiny_classifier, {},
+                            kind="conditional")
+    assert checkpoint_fixed_options(dedicated) == {"objective": "ssr", "infiller": "blur", "upsample": 8,
+                                                   "tv_weight": 0.03, "area_weight": 4.0}
+    assert checkpoint_fixed_options(default_checkpoint("phang")) == {}  # no toggles at all
+    junk = tmp_path / "junk.safetensors"
+    junk.write_bytes(b"not a checkpoint")
+    assert checkpoint_fixed_options(junk) == {} and checkpoint_fixed_options(tmp_path / "missing.safetensors") == {}
