@@ -190,10 +190,10 @@ class ConditionalMaskerConfig:
                       if k in cls.__dataclass_fields__})
 
 
-def _log_span(value: float, span: tuple[float, float], base: float) -> float:
-    """log_base(value) mapped from ``span`` to -1 .. 1 (clamped)."""
-    lo, hi = (math.log(v, base) for v in span)
-    return 2 * (min(max(math.log(value, base), lo), hi) - lo) / (hi - lo) - 1
+def _log_span(value: float, span: tuple[float, float], log=math.log10) -> float:
+    """log(value) mapped from ``span`` to -1 .. 1 (clamped)."""
+    lo, hi = (log(v) for v in span)
+    return 2 * (min(max(log(value), lo), hi) - lo) / (hi - lo) - 1
 
 
 def encode_settings(settings: list[Setting], device: torch.device | None = None, area: bool = False) -> torch.Tensor:
@@ -202,12 +202,12 @@ def encode_settings(settings: list[Setting], device: torch.device | None = None,
     rows = []
     for s in settings:
         tv = float(s.tv_weight)
-        log_tv = 0.0 if tv <= 0 else _log_span(tv, TV_ENCODING_SPAN, 10)
+        log_tv = 0.0 if tv <= 0 else _log_span(tv, TV_ENCODING_SPAN)
         rows.append([float(s.objective == o) for o in CONDITION_OBJECTIVES]
                     + [float(s.infiller == i) for i in CONDITION_INFILLERS]
                     + [float(tv <= 0), log_tv]
                     + [float(s.upsample == u) for u in UPSAMPLE_FACTORS]
-                    + ([_log_span(float(s.area_weight), AREA_ENCODING_SPAN, 2)] if area else []))
+                    + ([_log_span(float(s.area_weight), AREA_ENCODING_SPAN, math.log2)] if area else []))
     return torch.tensor(rows, dtype=torch.float32, device=device)
 
 
