@@ -93,6 +93,9 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--images", default=DEFAULT_IMAGES)
     p.add_argument("--limit", type=int, default=100)
+    p.add_argument("--split", choices=("val", "train"), default="val",
+                   help="val: the 100 held-out classes (the figures); train: training classes, to choose a recipe "
+                        "without looking at the held-out ones")
     p.add_argument("--conditional", default=str(default_checkpoint("conditional")))
     p.add_argument("--fix", default=str(default_checkpoint("phang")))
     p.add_argument("--dedicated", nargs=4, metavar=("BOTH", "SSR", "TV", "UP8"), default=None,
@@ -119,9 +122,10 @@ def main() -> int:
     sections = set(args.sections.split(","))
 
     clf = load_classifier()
-    x, y, _ = load_images(args.images, clf, args.limit, split="val")
+    x, y, _ = load_images(args.images, clf, args.limit, split=args.split,
+                          shuffle_seed=0 if args.split == "train" else None)  # train: 100 classes of the 700
     cond = load_masker(args.conditional, classifier=clf)
-    out: dict = {"images": len(x), "conditional": Path(args.conditional).name}
+    out: dict = {"images": len(x), "split": args.split, "conditional": Path(args.conditional).name}
 
     def cond_fn(setting: Setting):
         return lambda stages, size: cond.masker(stages, size, cond.masker.config.check_setting(setting))

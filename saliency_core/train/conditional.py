@@ -77,6 +77,9 @@ class ConditionalTrainConfig(TrainConfig):
         "help": "objectives drawn per image: ssr (masked-in), sdr (masked-out), both"})
     out_term: str = field(default="out-entropy", metadata={
         "help": "the masked-out term of both: out-entropy (Phang's MaxEnt, fix_lite0's) or out-class (MinClass)"})
+    ssr_area_scale: float = field(default=1.0, metadata={
+        "help": "a factor on lambda_area_in for ssr alone (ssr has no masked-out area term; at 1 it keeps nearly the "
+                "whole image, FIDO's SSR keeps a small region with an area weight like SDR's)"})
     sdr_out_term: str = field(default="out-class", metadata={
         "help": "the masked-out term of sdr alone: out-class (MinClass: FIDO's SDR, the per-image sdr) or "
                 "out-entropy"})
@@ -145,6 +148,8 @@ class ConditionalTrainConfig(TrainConfig):
         if not lo <= self.area_low <= self.area_high <= hi:
             raise ConfigError(f"need {lo:g} <= area_low <= area_high <= {hi:g}, got {self.area_low:g} .. "
                               f"{self.area_high:g}")
+        if not 0 < self.ssr_area_scale <= 100:
+            raise ConfigError(f"ssr_area_scale must be in (0, 100], got {self.ssr_area_scale}")
         if not 0 <= self.area_one_prob <= 1:
             raise ConfigError(f"area_one_prob must be in [0, 1], got {self.area_one_prob}")
         try:
@@ -251,6 +256,9 @@ class ConditionalTrainer(Trainer):
         idx = lambda rows: torch.tensor(rows, dtype=torch.long, device=dev)  # noqa: E731
         tv_weight = torch.tensor([s.tv_weight for s in settings], device=dev)
         area_weight = torch.tensor([s.area_weight for s in settings], device=dev)
+        # ssr's area term is part of the objective's definition (not the drawn weight, so not balanced below)
+        area_factor = area_weight * torch.tensor([cfg.ssr_area_scale if s.objective == "ssr" else 1.0
+                                                  for s in settings], device=dev)
         out_terms = [cfg.sdr_out_term if settings[i].objective == "sdr" else cfg.out_term for i in out_rows]
         terms = conditional_masker_loss(
             m, y, clean.logits.detach().float(), li if in_rows else None, idx(in_rows), lo if out_rows else None,
@@ -260,7 +268,7 @@ class ConditionalTrainer(Trainer):
             # gradients, and each setting's minimiser is unchanged
             image_weight=1.0 / ((1.0 + cfg.tv_loss_scale * tv_weight)
                                 * (area_weight.clamp(min=1.0) if cfg.area_loss_balance else 1.0)),
-            area_weight=area_weight)
+            area_weight=area_factor)
 
         self.opt_m.zero_grad(set_to_none=True)
         self._scale(terms["total"]).backward(inputs=self.masker_params)

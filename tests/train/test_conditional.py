@@ -126,6 +126,34 @@ def test_area_loss_balance_changes_the_step_only_when_area_weights_exceed_one(ti
     assert same(step(**low), step(**low, area_loss_balance=False))
 
 
+def test_ssr_area_scale_weighs_only_ssr_images_area_term(tiny_data, tmp_path, monkeypatch):
+    from torch.utils.data import default_collate
+
+    import saliency_core.train.conditional as mod
+
+    seen = {}
+    real = mod.conditional_masker_loss
+
+    def spy(*args, **kw):
+        seen.update(kw)
+        return real(*args, **kw)
+
+    monkeypatch.setattr(mod, "conditional_masker_loss", spy)
+    tr = ConditionalTrainer(tiny_cfg(tiny_data, tmp_path / "s", ssr_area_scale=3.0, area_low=1.0, area_high=2.0,
+                                     default_area_weight=1.0, area_one_prob=0.0))
+    x, y = default_collate([tr.train_ds[i] for i in range(8)])
+    g = tr._step_generator()
+    settings = mod.draw_settings(tr.cfg, 8, g)
+    assert {s.objective for s in settings} >= {"ssr"} and {s.objective for s in settings} - {"ssr"}
+    tr.training_step(x, y)
+    drawn = torch.tensor([s.area_weight for s in settings])
+    factor = torch.tensor([3.0 if s.objective == "ssr" else 1.0 for s in settings])
+    assert torch.allclose(seen["area_weight"].cpu(), drawn * factor)
+    # the balance divides by the drawn weight only: the ssr factor is the objective's, not a drawn weight
+    tv = torch.tensor([s.tv_weight for s in settings])
+    assert torch.allclose(seen["image_weight"].cpu(), 1 / ((1 + tr.cfg.tv_loss_scale * tv) * drawn.clamp(min=1)))
+
+
 def test_a_one_point_space_trains_a_dedicated_masker(tiny_data, tmp_path):
     path = train_conditional(tiny_cfg(tiny_data, tmp_path / "d", max_steps=1, objectives=("ssr",), infillers=("blur",),
                                       upsample_factors=(8,), tv_low=0.03, tv_high=0.03, tv_zero_prob=0.0,
@@ -156,6 +184,7 @@ def test_a_one_point_space_trains_a_dedicated_masker(tiny_data, tmp_path):
     (dict(area_low=4.0, area_high=2.0), "need 0.0625 <= area_low <= area_high <= 16"),
     (dict(area_high=50.0), "area_high <= 16"),
     (dict(area_one_prob=-0.1), "area_one_prob must be in [0, 1]"),
+    (dict(ssr_area_scale=0.0), "ssr_area_scale must be in (0, 100]"),
     (dict(default_area_weight=8.0), "the default setting is outside"),
 ])
 def test_bad_configs_are_refused_naming_the_field(bad, words):
