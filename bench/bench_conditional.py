@@ -193,7 +193,8 @@ def main() -> int:
         out["fidelity_gaps"] = gaps
 
     if "toggles" in sections:
-        out["toggles"] = toggles(clf, x, y, cond_fn, cond_masks)
+        out["toggles"] = toggles(clf, x, y, cond_fn, cond_masks,
+                                 "held-out images" if args.split == "val" else f"{len(x)} training-class images")
     if "default" in sections:
         out["default_vs_fix"] = default_vs_fix(clf, x, y, args.fix, cond_masks)
     if "speed" in sections:
@@ -204,7 +205,7 @@ def main() -> int:
     return 0
 
 
-def toggles(clf, x, y, cond_fn, cond_masks) -> list[dict]:
+def toggles(clf, x, y, cond_fn, cond_masks, where: str = "held-out images") -> list[dict]:
     effects = []
     tv_values = [0.0, 1e-4, 1e-3, 1e-2, 0.1]
     tvs = [mean_tv(masks_of(cond_fn(Setting("both", "gray", t, 1)), clf, x)) for t in tv_values]
@@ -251,7 +252,7 @@ def toggles(clf, x, y, cond_fn, cond_masks) -> list[dict]:
                     "holds": all(float((m - inf["gray"]).abs().mean()) > 0.01 for i, m in inf.items() if i != "gray"),
                     "effect": "mean |m - m_gray| " + ", ".join(f"{float((m - inf['gray']).abs().mean()):.3f}"
                                                              for i, m in inf.items() if i != "gray")})
-    print("\n## The toggles on the held-out images\n")
+    print(f"\n## The toggles on the {where}\n")
     print(markdown_table(pd.DataFrame(effects)))
     return effects
 

@@ -80,6 +80,9 @@ class ConditionalTrainConfig(TrainConfig):
     ssr_area_scale: float = field(default=1.0, metadata={
         "help": "a factor on lambda_area_in for ssr alone (ssr has no masked-out area term; at 1 it keeps nearly the "
                 "whole image, FIDO's SSR keeps a small region with an area weight like SDR's)"})
+    ssr_area_balance: bool = field(default=False, metadata={
+        "help": "also divide an ssr image's loss by ssr_area_scale (when above 1): its minimiser is unchanged, its "
+                "share of the gradient stays that of the other objectives"})
     sdr_out_term: str = field(default="out-class", metadata={
         "help": "the masked-out term of sdr alone: out-class (MinClass: FIDO's SDR, the per-image sdr) or "
                 "out-entropy"})
@@ -267,7 +270,8 @@ class ConditionalTrainer(Trainer):
             # a large TV or area weight scales that image's whole loss up: divided back, no setting drowns the others'
             # gradients, and each setting's minimiser is unchanged
             image_weight=1.0 / ((1.0 + cfg.tv_loss_scale * tv_weight)
-                                * (area_weight.clamp(min=1.0) if cfg.area_loss_balance else 1.0)),
+                                * (area_weight.clamp(min=1.0) if cfg.area_loss_balance else 1.0)
+                                * ((area_factor / area_weight).clamp(min=1.0) if cfg.ssr_area_balance else 1.0)),
             area_weight=area_factor)
 
         self.opt_m.zero_grad(set_to_none=True)

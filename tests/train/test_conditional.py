@@ -152,6 +152,10 @@ def test_ssr_area_scale_weighs_only_ssr_images_area_term(tiny_data, tmp_path, mo
     # the balance divides by the drawn weight only: the ssr factor is the objective's, not a drawn weight
     tv = torch.tensor([s.tv_weight for s in settings])
     assert torch.allclose(seen["image_weight"].cpu(), 1 / ((1 + tr.cfg.tv_loss_scale * tv) * drawn.clamp(min=1)))
+    tr.cfg.ssr_area_balance = True  # and with it an ssr image's loss is divided by the factor too
+    tr.training_step(x, y)
+    assert torch.allclose(seen["image_weight"].cpu(),
+                          1 / ((1 + tr.cfg.tv_loss_scale * tv) * drawn.clamp(min=1) * factor))
 
 
 def test_a_one_point_space_trains_a_dedicated_masker(tiny_data, tmp_path):
