@@ -260,8 +260,7 @@ class ConditionalTrainer(Trainer):
         tv_weight = torch.tensor([s.tv_weight for s in settings], device=dev)
         area_weight = torch.tensor([s.area_weight for s in settings], device=dev)
         # ssr's area term is part of the objective's definition (not the drawn weight, so not balanced below)
-        area_factor = area_weight * torch.tensor([cfg.ssr_area_scale if s.objective == "ssr" else 1.0
-                                                  for s in settings], device=dev)
+        ssr_factor = torch.tensor([cfg.ssr_area_scale if s.objective == "ssr" else 1.0 for s in settings], device=dev)
         out_terms = [cfg.sdr_out_term if settings[i].objective == "sdr" else cfg.out_term for i in out_rows]
         terms = conditional_masker_loss(
             m, y, clean.logits.detach().float(), li if in_rows else None, idx(in_rows), lo if out_rows else None,
@@ -271,8 +270,8 @@ class ConditionalTrainer(Trainer):
             # gradients, and each setting's minimiser is unchanged
             image_weight=1.0 / ((1.0 + cfg.tv_loss_scale * tv_weight)
                                 * (area_weight.clamp(min=1.0) if cfg.area_loss_balance else 1.0)
-                                * ((area_factor / area_weight).clamp(min=1.0) if cfg.ssr_area_balance else 1.0)),
-            area_weight=area_factor)
+                                * (ssr_factor.clamp(min=1.0) if cfg.ssr_area_balance else 1.0)),
+            area_weight=area_weight * ssr_factor)
 
         self.opt_m.zero_grad(set_to_none=True)
         self._scale(terms["total"]).backward(inputs=self.masker_params)
