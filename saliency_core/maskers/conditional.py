@@ -19,9 +19,12 @@ masker is 9x smoother): per-channel gains cannot smooth a mask spatially; the sm
 Deeper decoders (a FiLM'd 1x1 or 3x3 layer of 64 channels before the head) trained worse at this budget, at
 every setting and as dedicated maskers alike, and the 3x3 ones cost 1.7x a forward.
 
-so upsampling s makes the mask at 1/s of the masker's resolution (Gupta et al.'s coarse masks: blocks
-of 4s pixels). The checkpoint records the settings it was trained over; a setting outside them is
-refused with one line naming the range (:meth:`ConditionalMaskerConfig.check_setting`).
+``objective_branches`` gives each objective its own head ("head") or its own reducers and head ("decoder"), the
+objective still a FiLM input: the objectives want masks of very different sizes, and in one shared decoder what
+pulls one objective's masks pulls the others' (docs/conditional-masker.md). Upsampling s makes the mask at 1/s of
+the masker's resolution (Gupta et al.'s coarse masks: blocks of 4s pixels). The checkpoint records the settings
+it was trained over; a setting outside them is refused with one line naming the range
+(:meth:`ConditionalMaskerConfig.check_setting`).
 """
 from __future__ import annotations
 
@@ -51,6 +54,8 @@ DEFAULT_TV_RANGE = (1e-4, 0.1)
 AREA_ENCODING_SPAN = (1 / 16, 16.0)
 #: The area-weight range that was measured (docs/conditional-masker.md) and that the dashboard's slider spans.
 DEFAULT_AREA_RANGE = (0.25, 4.0)
+#: What each objective has of its own in the decoder (the objective is also a FiLM input in every case).
+OBJECTIVE_BRANCHES = ("shared", "head", "decoder")
 #: Scale of the smoothing stage's mixing logits (see :class:`ConditionalMasker`).
 SMOOTH_GAIN = 8.0
 CONDITION_SIZE = len(CONDITION_OBJECTIVES) + len(CONDITION_INFILLERS) + 2 + len(UPSAMPLE_FACTORS)
@@ -96,6 +101,10 @@ class ConditionalMaskerConfig:
     smooth_levels: int = option(0, help="a last decoder stage: the logits mixed with copies averaged over 2, 4, .. "
                                         "2^n cells, the mixing weights read from the setting (0: none)",
                                 low=0, high=4)
+    objective_branches: str = option("shared", help="what each objective has of its own: shared (one decoder, the "
+                                                    "objective a FiLM input like the others), head (its own last 3x3 "
+                                                    "conv) or decoder (its own reducers and head)",
+                                     choices=OBJECTIVE_BRANCHES)
     objectives: tuple[str, ...] = field(default=CONDITION_OBJECTIVES)
     infillers: tuple[str, ...] = field(default=CONDITION_INFILLERS)
     upsample_factors: tuple[int, ...] = field(default=UPSAMPLE_FACTORS)
@@ -143,6 +152,11 @@ class ConditionalMaskerConfig:
     def area_conditioned(self) -> bool:
         """Whether the area weight is an input (a range was trained over), adding one entry to the code."""
         return self.area_low < self.area_high
+
+    @property
+    def branches(self) -> int:
+        """Decoder branches: one per trained objective unless the decoder is shared."""
+        return 1 if self.objective_branches == "shared" else len(self.objectives)
 
     @property
     def condition_size(self) -> int:
@@ -227,12 +241,22 @@ class ConditionalMasker(nn.Module):
             raise ValueError("ConditionalMaskerConfig.stage_channels must be set from the classifier")
         self.config = config
         c = config.hidden_channels
-        self.reducers = nn.ModuleList(
-            nn.Sequential(nn.Conv2d(config.stage_channels[s - 1], c, kernel_size=1, bias=False), nn.BatchNorm2d(c),
-                          nn.ReLU(inplace=True))
-            for s in config.stages)
+
+        def reducers() -> nn.ModuleList:
+            return nn.ModuleList(
+                nn.Sequential(nn.Conv2d(config.stage_channels[s - 1], c, kernel_size=1, bias=False),
+                              nn.BatchNorm2d(c), nn.ReLU(inplace=True))
+                for s in config.stages)
+
         n = c * len(config.stages)
+        # branch 0 (the only one when shared) keeps the names of the older checkpoints; the other objectives'
+        # branches (config.objectives[1:]) have their own head, and with "decoder" their own reducers
+        self.reducers = reducers()
         self.out = nn.Conv2d(n, 1, kernel_size=3, padding=1)
+        extra = config.branches - 1
+        self.branch_reducers = nn.ModuleList(reducers() for _ in range(extra if config.objective_branches == "decoder"
+                                                                       else 0))
+        self.branch_out = nn.ModuleList(nn.Conv2d(n, 1, kernel_size=3, padding=1) for _ in range(extra))
         self.film = FiLM()
         self.condition = nn.Sequential(nn.Linear(config.condition_size, config.film_hidden), nn.ReLU(inplace=True),
                                        nn.Linear(config.film_hidden, 2 * n))
@@ -246,7 +270,8 @@ class ConditionalMasker(nn.Module):
                     nn.init.zeros_(m.bias)
         # ... but for a head 10x smaller: a first mask of saturated speckles met TV weights up to 0.1 with a gradient
         # that drove every logit far below 0, where the sigmoid has none left (a masker died so at mask 0.00)
-        self.out.weight.data.mul_(0.1)
+        for head in (self.out, *self.branch_out):
+            head.weight.data.mul_(0.1)
         nn.init.zeros_(self.condition[-1].weight)  # FiLM starts as the identity: training shapes it
         nn.init.zeros_(self.condition[-1].bias)
         if self.smooth is not None:  # starts at the unsmoothed logits (weight ~0.9), for every setting alike
@@ -259,13 +284,38 @@ class ConditionalMasker(nn.Module):
         h, w = input_size
         d = self.config.resolution_divisor
         size = (max(1, h // d), max(1, w // d))
-        feats = [F.interpolate(r(stages[s - 1].detach()), size=size, mode="bilinear", align_corners=False)
-                 for r, s in zip(self.reducers, self.config.stages)]
         gamma, beta = self.condition(code).chunk(2, dim=1)
-        logits = self.out(self.film(torch.cat(feats, dim=1), gamma, beta))
+
+        def features(reducers: nn.ModuleList, rows: torch.Tensor | None) -> torch.Tensor:
+            # the reducers see the whole batch (their batch norm's statistics are those of every branch), the
+            # costlier upsampling only the branch's rows
+            reduced = [r(stages[s - 1].detach()) for r, s in zip(reducers, self.config.stages)]
+            return torch.cat([F.interpolate(f if rows is None else f.index_select(0, rows), size=size,
+                                            mode="bilinear", align_corners=False) for f in reduced], dim=1)
+
+        if self.config.branches == 1:
+            logits = self.out(self.film(features(self.reducers, None), gamma, beta))
+        else:  # each image through its objective's branch (only the branches the batch needs are run)
+            branch = self.branch_of(code)
+            shared = features(self.reducers, None) if self.config.objective_branches == "head" else None
+            logits = code.new_zeros(code.shape[0], 1, *size)
+            for b in branch.unique().tolist():
+                rows = (branch == b).nonzero()[:, 0]
+                feats = (shared.index_select(0, rows) if shared is not None
+                         else features(self.reducers if b == 0 else self.branch_reducers[b - 1], rows))
+                head = self.out if b == 0 else self.branch_out[b - 1]
+                logits = logits.index_copy(0, rows, head(self.film(feats, gamma.index_select(0, rows),
+                                                                   beta.index_select(0, rows))))
         if self.smooth is None:
             return logits
         return mix_smoothed(logits, torch.softmax(SMOOTH_GAIN * self.smooth(code), dim=1))
+
+    def branch_of(self, code: torch.Tensor) -> torch.Tensor:
+        """Each code row's branch: the index of its objective among the trained ones (0 when shared)."""
+        if self.config.branches == 1:
+            return code.new_zeros(code.shape[0], dtype=torch.long)
+        columns = [CONDITION_OBJECTIVES.index(o) for o in self.config.objectives]
+        return code[:, columns].argmax(dim=1)
 
     def forward(self, stages: list[torch.Tensor], input_size: tuple[int, int],
                 settings: list[Setting] | Setting | None = None) -> torch.Tensor:

@@ -113,6 +113,9 @@ class ConditionalTrainConfig(TrainConfig):
     smooth_levels: int = field(default=3, metadata={
         "help": "the masker's smoothing stage: logits mixed with copies averaged over 2 .. 2^n cells, weights "
                 "from the setting (0: none)"})
+    objective_branches: str = field(default="shared", metadata={
+        "help": "what each objective has of its own in the masker: shared (one decoder), head (its own last conv) or "
+                "decoder (its own reducers and head); the objective is a FiLM input in every case"})
     default_objective: str = field(default="both", metadata={"help": "the masker's default setting: objective"})
     default_infiller: str = field(default="gray", metadata={"help": "the masker's default setting: infiller"})
     default_tv_weight: float = field(default=1e-3, metadata={"help": "the masker's default setting: TV weight"})
@@ -164,7 +167,7 @@ class ConditionalTrainConfig(TrainConfig):
         """The masker's architecture and trained space (what its checkpoint records)."""
         return ConditionalMaskerConfig(
             stages=self.stages, hidden_channels=self.hidden_channels, stage_channels=list(stage_channels),
-            smooth_levels=self.smooth_levels,
+            smooth_levels=self.smooth_levels, objective_branches=self.objective_branches,
             objectives=self.objectives, infillers=self.infillers, upsample_factors=self.upsample_factors,
             tv_low=self.tv_low, tv_high=self.tv_high, tv_zero=self.tv_zero_prob > 0,
             area_low=self.area_low, area_high=self.area_high,

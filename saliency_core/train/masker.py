@@ -192,7 +192,10 @@ class Trainer:
             from torch.nn.parallel import DistributedDataParallel as DDP
 
             self.masker_train = DDP(self.masker, device_ids=[self.device.index] if self.device.type == "cuda" else None,
-                                    broadcast_buffers=True)
+                                    broadcast_buffers=True,
+                                    # a masker with per-objective branches runs only those its batch draws
+                                    find_unused_parameters=getattr(getattr(self.masker, "config", None), "branches",
+                                                                   1) > 1)
         self.masker_params = list(self.masker.parameters())
         self.opt_m = torch.optim.Adam(self.masker_params, lr=cfg.lr, weight_decay=cfg.weight_decay)
         self.sched_m = self._scheduler(self.opt_m)

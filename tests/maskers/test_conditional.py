@@ -120,8 +120,9 @@ def test_the_smoothing_stage_reads_the_tv_weight(tiny_classifier, stages):
     assert total_variation_per_mask(high).mean() < 0.7 * total_variation_per_mask(low).mean()
 
 
-def test_settings_per_image_in_one_batch(tiny_classifier, stages):
-    masker = make_masker(tiny_classifier)
+@pytest.mark.parametrize("branches", ["shared", "head", "decoder"])
+def test_settings_per_image_in_one_batch(tiny_classifier, stages, branches):
+    masker = make_masker(tiny_classifier, objective_branches=branches)
     s1, s2 = Setting(objective="ssr", upsample=8), Setting(objective="sdr", tv_weight=0.0)
     with torch.no_grad():
         both = masker(stages, (64, 64), [s1, s2])
@@ -132,11 +133,43 @@ def test_settings_per_image_in_one_batch(tiny_classifier, stages):
         masker(stages, (64, 64), [s1, s1, s1])
 
 
+@pytest.mark.parametrize("branches", ["head", "decoder"])
+def test_objective_branches_train_only_their_objectives_part(tiny_classifier, stages, branches):
+    """With per-objective branches an ssr image's gradient reaches ssr's head (and, with "decoder", ssr's reducers)
+    and no other objective's; the shared FiLM MLP is trained by all."""
+    masker = ConditionalMasker(ConditionalMaskerConfig(stage_channels=tiny_classifier.stage_channels,
+                                                       objectives=("ssr", "sdr", "both"),
+                                                       objective_branches=branches)).train()
+    masker(stages, (64, 64), [Setting(objective="sdr"), Setting(objective="sdr")]).sum().backward()
+    grads = {n: p.grad for n, p in masker.named_parameters()}
+    ssr, sdr, both = "out.", "branch_out.0.", "branch_out.1."  # branch order: the trained objectives' order
+    assert all(grads[n] is None for n in grads if n.startswith((ssr, both)))
+    assert all(grads[n] is not None and grads[n].abs().sum() > 0 for n in grads if n.startswith(sdr))
+    assert grads["condition.0.weight"] is not None
+    reducers = [n for n in grads if n.startswith("reducers.")]
+    if branches == "decoder":  # ssr's reducers (branch 0) untouched, sdr's own ones trained
+        assert all(grads[n] is None for n in reducers)
+        assert all(grads[n] is not None for n in grads if n.startswith("branch_reducers.0."))
+        assert all(grads[n] is None for n in grads if n.startswith("branch_reducers.1."))
+    else:  # one set of reducers, shared
+        assert all(grads[n] is not None for n in reducers) and not any(n.startswith("branch_reducers") for n in grads)
+
+
+def test_objective_branches_give_each_objective_its_own_mask_from_the_first_step(tiny_classifier, stages):
+    """FiLM starts as the identity, so a fresh shared masker gives every objective the same mask (above); separate
+    heads, initialised apart, do not."""
+    masker = ConditionalMasker(ConditionalMaskerConfig(stage_channels=tiny_classifier.stage_channels,
+                                                       objective_branches="head")).eval()
+    with torch.no_grad():
+        ssr, sdr = (masker(stages, (64, 64), Setting(objective=o)) for o in ("ssr", "sdr"))
+    assert (ssr - sdr).abs().max() > 1e-4
+
+
 def test_checkpoint_round_trip_of_every_condition_field(tiny_classifier, stages, tmp_path):
     space = dict(objectives=("sdr", "both"), infillers=("blur", "random-image"), upsample_factors=(2, 8),
                  tv_low=0.002, tv_high=0.04, tv_zero=False, default_objective="sdr", default_infiller="blur",
                  default_tv_weight=0.01, default_upsample=8, hidden_channels=16, film_hidden=8, smooth_levels=2,
-                 area_low=0.5, area_high=8.0, default_area_weight=2.0)
+                 area_low=0.5, area_high=8.0, default_area_weight=2.0, objective_branches="decoder")
     masker = make_masker(tiny_classifier, **space)
     path = save_masker(tmp_path / "c.safetensors", masker, tiny_classifier, {"note": "test"}, kind="conditional")
     meta = read_metadata(path)
@@ -183,6 +216,7 @@ def test_a_setting_outside_the_trained_space_is_refused_in_one_line(tiny_classif
     (dict(objectives=["ssr"]), "the default setting is outside its trained space"),
     (dict(hidden_channels=10**6), "option 'hidden_channels'"),
     (dict(smooth_levels=9), "option 'smooth_levels'"),
+    (dict(objective_branches="mine"), "option 'objective_branches'"),
     (dict(area_low=4.0, area_high=2.0), "area_low 4 is above area_high 2"),
     (dict(area_high=100.0), "option 'area_high'"),
     (dict(area_low=0.5, area_high=2.0, default_area_weight=4.0), "the default setting is outside its trained space"),

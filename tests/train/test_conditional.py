@@ -58,7 +58,8 @@ def test_area_weights_are_one_with_their_probability_else_log_uniform():
     assert fixed.masker_config([1] * 5).condition_size == 13  # one point: not an input
 
 
-@pytest.mark.parametrize("kw", [{}, dict(smooth_levels=3, objectives=("sdr", "both"))])
+@pytest.mark.parametrize("kw", [{}, dict(smooth_levels=3, objectives=("sdr", "both")),
+                                dict(smooth_levels=3, objective_branches="decoder")])
 def test_one_step_trains_the_masker_under_mixed_settings(tiny_data, tmp_path, kw):
     tr = ConditionalTrainer(tiny_cfg(tiny_data, tmp_path / "c", **kw))
     from torch.utils.data import default_collate
@@ -189,6 +190,7 @@ def test_a_one_point_space_trains_a_dedicated_masker(tiny_data, tmp_path):
     (dict(area_high=50.0), "area_high <= 16"),
     (dict(area_one_prob=-0.1), "area_one_prob must be in [0, 1]"),
     (dict(ssr_area_scale=0.0), "ssr_area_scale must be in (0, 100]"),
+    (dict(objective_branches="split"), "option 'objective_branches'"),
     (dict(default_area_weight=8.0), "the default setting is outside"),
 ])
 def test_bad_configs_are_refused_naming_the_field(bad, words):
@@ -215,11 +217,13 @@ def test_cli_parses_the_space_and_round_trips_yaml(tmp_path):
     assert cfg.infillers == ("gray", "blur", "noise", "random-image")
 
 
-def test_torchrun_two_processes_keep_replicas_identical(tiny_data, tmp_path):
+@pytest.mark.parametrize("branches", ["shared", "decoder"])
+def test_torchrun_two_processes_keep_replicas_identical(tiny_data, tmp_path, branches):
+    """(With per-objective branches a process's batch may leave a branch unused: DDP must allow that.)"""
     from tests.train.test_distributed import free_port
 
     out = tmp_path / "ddp"
-    cfg = tiny_cfg(tiny_data, out, batch_size=2, epochs=1, device="cpu")
+    cfg = tiny_cfg(tiny_data, out, batch_size=2, epochs=1, device="cpu", objective_branches=branches)
     (tmp_path / "run.yaml").write_text(cfg.to_yaml())
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_addr=127.0.0.1",
