@@ -196,7 +196,8 @@ def main() -> int:
         out["toggles"] = toggles(clf, x, y, cond_fn, cond_masks,
                                  "held-out images" if args.split == "val" else f"{len(x)} training-class images")
     if "default" in sections:
-        out["default_vs_fix"] = default_vs_fix(clf, x, y, args.fix, cond_masks)
+        out["default_vs_fix"] = default_vs_fix(clf, x, y, args.fix, cond_masks,
+                                               steps=None if args.no_auc else args.steps)
     if "speed" in sections:
         out["speed"] = speed(clf, x, cond, args.threads)
     if args.json:
@@ -257,11 +258,14 @@ def toggles(clf, x, y, cond_fn, cond_masks, where: str = "held-out images") -> l
     return effects
 
 
-def default_vs_fix(clf, x, y, fix_path: str, cond_masks) -> list[dict]:
+def default_vs_fix(clf, x, y, fix_path: str, cond_masks, steps: int | None = None) -> list[dict]:
+    """The default setting against fix_lite0; with ``steps``, also insertion / deletion AUC, which rank pixels
+    by mask value and so compare the two at any mask size (masked-out accuracy falls as a mask grows)."""
     fix = load_masker(fix_path, classifier=clf)
     fix_m = masks_of(lambda st, sz: fix.masker(st, sz), clf, x)
-    vs = [{"masker": "conditional (default setting)", **judged(clf, x, y, cond_masks["both (default)"])},
-          {"masker": Path(fix_path).stem, **judged(clf, x, y, fix_m)}]
+    vs = []
+    for name, m in (("conditional (default setting)", cond_masks["both (default)"]), (Path(fix_path).stem, fix_m)):
+        vs.append({"masker": name, **judged(clf, x, y, m), **(aucs(clf, x, y, m, steps) if steps else {})})
     print("\n## Default setting vs fix_lite0\n")
     print(markdown_table(pd.DataFrame(vs)))
     return vs

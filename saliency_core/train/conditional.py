@@ -75,8 +75,9 @@ class ConditionalTrainConfig(TrainConfig):
                 "cosine step per epoch; without it a short run's figures swing from epoch to epoch)"})
     objectives: tuple[str, ...] = field(default=CONDITION_OBJECTIVES, metadata={
         "help": "objectives drawn per image: ssr (masked-in), sdr (masked-out), both"})
-    out_term: str = field(default="out-entropy", metadata={
-        "help": "the masked-out term of both: out-entropy (Phang's MaxEnt, fix_lite0's) or out-class (MinClass)"})
+    out_term: str = field(default="out-class", metadata={
+        "help": "the masked-out term of both: out-class (MinClass, as the per-image both; with it the default "
+                "setting removes the evidence as fix_lite0 does) or out-entropy (Phang's MaxEnt, fix_lite0's term)"})
     ssr_area_scale: float = field(default=1.0, metadata={
         "help": "a factor on lambda_area_in for ssr alone (ssr has no masked-out area term; at 1 it keeps nearly the "
                 "whole image, FIDO's SSR keeps a small region with an area weight like SDR's)"})

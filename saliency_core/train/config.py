@@ -251,7 +251,7 @@ ADDED_FIELD_DEFAULTS: dict[str, Any] = {"lr_schedule": "step", "sdr_out_term": "
                                         "area_low": 1.0, "area_high": 1.0, "area_one_prob": 0.5,
                                         "default_area_weight": 1.0, "area_loss_balance": True,
                                         "ssr_area_scale": 1.0, "ssr_area_balance": False,
-                                        "objective_branches": "shared"}
+                                        "objective_branches": "shared", "out_term": "out-entropy"}
 
 
 def config_differences(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
