@@ -74,8 +74,8 @@ def main() -> None:
                     break
                 except Exception:  # noqa: BLE001 - the server is still starting
                     time.sleep(0.5)
-            page.get_by_text("Masked in (kept)").wait_for(timeout=240_000)
-            page.get_by_text("worst completeness").wait_for(timeout=240_000)  # warm: everything loaded once
+            page.get_by_text("Masked in (kept)").first.wait_for(timeout=240_000)
+            page.get_by_text("worst completeness").first.wait_for(timeout=240_000)  # warm: everything loaded once
             page.locator('[data-testid="stSidebar"]').get_by_text("Upload", exact=True).click()
             upload = page.locator('input[type="file"]').first
             upload.wait_for(state="attached", timeout=60_000)
@@ -86,7 +86,7 @@ def main() -> None:
                 upload.set_input_files(str(photo))
                 wait_views(page, before)
                 uploads.append(time.monotonic() - t0)
-                page.get_by_text("worst completeness").wait_for(timeout=240_000)
+                page.get_by_text("worst completeness").first.wait_for(timeout=240_000)
             toggles = []
             box = page.get_by_label("Selected blur. Infiller of the infilled view").or_(
                 page.locator('[data-testid="stSidebar"] [data-testid="stSelectbox"]').filter(
@@ -104,8 +104,8 @@ def main() -> None:
                     time.sleep(0.02)
                 toggles.append(time.monotonic() - t0)
             page.goto(f"{url}?image=chelsea&method=conditional-masker&labels=top1")
-            page.get_by_text("Masked in (kept)").wait_for(timeout=240_000)
-            page.get_by_text("worst completeness").wait_for(timeout=240_000)
+            page.get_by_text("Masked in (kept)").first.wait_for(timeout=240_000)
+            page.get_by_text("worst completeness").first.wait_for(timeout=240_000)
             sidebar = page.locator('[data-testid="stSidebar"]')
             slider = sidebar.locator('[data-testid="stSlider"]').filter(has_text="TV weight").get_by_role("slider")
             upsample = sidebar.locator('[data-testid="stSelectbox"]').filter(has_text="upsampling factor s") \
@@ -124,7 +124,7 @@ def main() -> None:
                     page.keyboard.press("Enter")
                 wait_views(page, before, timeout=30)
                 conditional.append(time.monotonic() - t0)
-                page.get_by_text("worst completeness").wait_for(timeout=240_000)
+                page.get_by_text("worst completeness").first.wait_for(timeout=240_000)
             browser.close()
     finally:
         server.terminate()
