@@ -75,6 +75,19 @@ def test_one_step_trains_the_masker_under_mixed_settings(tiny_data, tmp_path, kw
     assert np.isfinite(row["total"]) and 0 < row["mask_mean"] < 1
 
 
+@pytest.mark.parametrize("kw, term, absent", [({}, "out_negce", "out_negentropy"),
+                                              (dict(out_term="out-entropy"), "out_negentropy", "out_negce")])
+def test_both_removes_the_evidence_with_minclass_unless_told_maxent(tiny_data, tmp_path, kw, term, absent):
+    """The conditional ``both`` is the per-image ``both`` (masked-in + MinClass) by default; ``out_term`` picks
+    Phang's MaxEnt instead."""
+    tr = ConditionalTrainer(tiny_cfg(tiny_data, tmp_path / "c", objectives=("both",), **kw))
+    from torch.utils.data import default_collate
+
+    x, y = default_collate([tr.train_ds[i] for i in range(4)])
+    row = tr.training_step(x, y)
+    assert term in row and absent not in row, row
+
+
 def _steps(path):
     with open(path, newline="") as f:
         return list(csv.DictReader(f))
