@@ -216,6 +216,10 @@ class ConditionalTrainer(Trainer):
     def build_masker(self) -> torch.nn.Module:
         return ConditionalMasker(self.cfg.masker_config(self.classifier.stage_channels))
 
+    def masker_skips_parameters(self) -> bool:
+        """A masker with per-objective branches runs only the branches its batch drew."""
+        return self.masker.config.branches > 1
+
     def _step_generator(self) -> torch.Generator:
         """The step's own generator (seed, rank, step): a resumed run draws what an uninterrupted one would."""
         return torch.Generator().manual_seed((self.cfg.seed * 1_000_003 + self.dist.rank) * 1_000_003 + self.step)

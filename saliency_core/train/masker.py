@@ -192,10 +192,7 @@ class Trainer:
             from torch.nn.parallel import DistributedDataParallel as DDP
 
             self.masker_train = DDP(self.masker, device_ids=[self.device.index] if self.device.type == "cuda" else None,
-                                    broadcast_buffers=True,
-                                    # a masker with per-objective branches runs only those its batch draws
-                                    find_unused_parameters=getattr(getattr(self.masker, "config", None), "branches",
-                                                                   1) > 1)
+                                    broadcast_buffers=True, find_unused_parameters=self.masker_skips_parameters())
         self.masker_params = list(self.masker.parameters())
         self.opt_m = torch.optim.Adam(self.masker_params, lr=cfg.lr, weight_decay=cfg.weight_decay)
         self.sched_m = self._scheduler(self.opt_m)
@@ -224,6 +221,10 @@ class Trainer:
     # ------------------------------------------------------------------ setup
     #: the masker kind its checkpoint records
     masker_kind = "phang"
+
+    def masker_skips_parameters(self) -> bool:
+        """Whether a step may leave some of the masker's parameters out of the graph (DDP must then look for them)."""
+        return False
 
     def build_masker(self) -> torch.nn.Module:
         """The (untrained) masker this run trains."""
