@@ -168,9 +168,8 @@ class Trainer:
         self._setup_precision()
 
         self.classifier = load_classifier(cfg.classifier, cfg.classifier_weights, device=self.device,
-                                          random_init=cfg.classifier_random_init, num_classes=cfg.num_classes)
-        if self.channels_last:
-            self.classifier.to(memory_format=torch.channels_last)
+                                          random_init=cfg.classifier_random_init, num_classes=cfg.num_classes,
+                                          channels_last=self.channels_last)
         self.reference: Classifier | None = None
         self.judge: Classifier | None = None
         self.pool: ClassifierPool | None = None

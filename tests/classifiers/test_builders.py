@@ -103,3 +103,19 @@ def test_timm_and_torchvision_models_load_from_local_files(tmp_path, tiny_classi
     save_file({k: v.contiguous() for k, v in rn.model.state_dict().items()}, str(safe))
     rn2 = load_classifier("torchvision:resnet18", weights=safe, num_classes=7)
     assert rn2.identity == rn.identity
+
+
+def test_channels_last_layout_changes_speed_not_results_or_identity(lite0, chelsea):
+    """Classifiers load with NHWC weights (faster CPU forwards); the outputs, the hidden stages and the identity a
+    masker checkpoint records are those of the usual layout."""
+    conv = next(m for m in lite0.modules() if isinstance(m, torch.nn.Conv2d) and m.kernel_size == (3, 3))
+    assert conv.weight.is_contiguous(memory_format=torch.channels_last) and not conv.weight.is_contiguous()
+    plain = load_classifier("efficientnet_lite0", channels_last=False)
+    conv = next(m for m in plain.modules() if isinstance(m, torch.nn.Conv2d) and m.kernel_size == (3, 3))
+    assert conv.weight.is_contiguous()
+    x = lite0.preprocessing.pil_to_input(chelsea)
+    with torch.no_grad():
+        a, b = lite0.forward_features(x), plain.forward_features(x)
+    assert torch.allclose(a.logits, b.logits, atol=1e-4)
+    assert all(torch.allclose(s, t, atol=1e-4) for s, t in zip(a.stages, b.stages))
+    assert lite0.identity == plain.identity
