@@ -16,7 +16,7 @@ import numpy as np
 import streamlit as st
 import torch
 
-from saliency_core import Explanation, LoadedImage, mask_image
+from saliency_core import Explanation, LoadedImage, classify_views, mask_image
 
 from . import plots, resources, services, state
 from .help_text import VIEW_HELP, VIEW_TITLES, tooltip
@@ -195,6 +195,7 @@ def views_block(expl: Explanation, key: str, large: bool = False, captions: dict
     across them, each with its title and top-5 below; a very wide or tall image gets one view a row."""
     shown = expl.shown if expl.shown is not None else expl.labels[0]
     if large:  # the Demo: two big pictures a row, each with its sentence right below it
+        classify_views(expl, resources.current_classifier())
         for start in (0, 2):
             for col, view in zip(st.columns(2), VIEW_ORDER[start:start + 2]):
                 with col:
@@ -213,6 +214,8 @@ def views_block(expl: Explanation, key: str, large: bool = False, captions: dict
     st.plotly_chart(plots.views_figure(views, expl.mask_for(shown), per_row=per_row), key=f"{key}_views",
                     config={"displayModeBar": True, "displaylogo": False, "scrollZoom": False,
                             "modeBarButtonsToRemove": ["select2d", "lasso2d", "toImage"]})
+    # the pictures are on their way to the browser: the masked views are classified while it draws them
+    classify_views(expl, resources.current_classifier())
     st.caption("Drag over a picture to zoom all four together; double-click to zoom out. The colours cover the "
                "photo in proportion to the mask: where the mask is 0 the photo is left as it is.")
     for start in range(0, len(VIEW_ORDER), per_row):

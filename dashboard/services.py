@@ -345,23 +345,37 @@ def run_explanation(
     cache: ResultCache,
     progress: ProgressFn | None = None,
     show: int | None = None,
+    predict_views: bool = True,
 ) -> Explanation:
     """The explanation, cached by image hash + options. The method's masks are cached on their own key, so a
     change that only affects the views (the view's infiller and its options, the label shown) re-renders
-    without running the method again, and a label-agnostic mask is not recomputed for another label choice."""
+    without running the method again, and a label-agnostic mask is not recomputed for another label choice.
+    ``predict_views=False``: the masked views' predictions are left for ``saliency_core.classify_views`` (the
+    Explain page sends the pictures first and classifies them while the browser draws them)."""
     key = explanation_key(classifier, image, config, show)
     hit = cache.get(key)
     if hit is not None:
         return hit
     masks = cached_masks(image, config, classifier, cache)
     if masks is None:
-        masks = saliency_core.compute_masks(loaded, config, classifier=classifier, method=method, progress=progress)
+        masks = saliency_core.compute_masks(loaded, config, classifier=classifier, method=method, progress=progress,
+                                            clean=clean_output(image, loaded, classifier, cache))
         if not masks.per_label:
             cache.put(masks_key(classifier, image, config, labels=False), masks)
     cache.put(masks_key(classifier, image, config), masks)
-    expl = saliency_core.render(masks, resolve_config(config, classifier, loaded), classifier, show=show)
+    expl = saliency_core.render(masks, resolve_config(config, classifier, loaded), classifier, show=show,
+                                predict_views=predict_views)
     cache.put(key, expl)
     return expl
+
+def clean_output(image: ImageInput, loaded: LoadedImage, classifier: Classifier, cache: ResultCache):
+    """The classifier's output on the unmasked image, kept per image: a toggle does not classify it again."""
+    key = cache_key("clean", classifier.identity, image.digest)
+    hit = cache.get(key)
+    if hit is None:
+        hit = saliency_core.classify_clean(classifier, saliency_core.working_input(loaded, classifier))
+        cache.put(key, hit)
+    return hit
 
 
 def cached_explanation(image: ImageInput, config: ExplainConfig, classifier: Classifier,

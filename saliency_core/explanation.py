@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from saliency_core.classifiers import Classifier, load_classifier
+from saliency_core.classifiers import Classifier, ClassifierOutput, load_classifier
 from saliency_core.images.loading import LoadedImage, load_image
 from saliency_core.images.pictures import overlay
 from saliency_core.images.preprocessing import resize_mask, tensor01_to_pil
@@ -103,6 +103,14 @@ class Explanation:
         }
 
     _label_names: list[str] = field(default_factory=list)
+    # the three masked views at the classifier's resolution while their predictions wait (render(...,
+    # predict_views=False)); None once classify_views has filled them in
+    _pending_views: torch.Tensor | None = field(default=None, repr=False)
+
+    @property
+    def views_classified(self) -> bool:
+        """Whether the predictions on the masked views are there (see :func:`classify_views`)."""
+        return self._pending_views is None
 
 
 def with_seed(entry: Entry, options: dict[str, Any], seed: int) -> dict[str, Any]:
@@ -155,20 +163,25 @@ def compute_masks(
     classifier: Classifier | None = None,
     method: Method | None = None,
     progress: ProgressFn | None = None,
+    clean: ClassifierOutput | None = None,
 ) -> MaskResult:
     """Run the method on one image: its masks for the chosen labels (the costly part of an explanation).
 
     Depends on the image, the classifier, ``method``/``method_options``, ``labels`` and, for a method that
-    declares a seed, ``seed``; not on the view's infiller (see :func:`mask_key_options`)."""
+    declares a seed, ``seed``; not on the view's infiller (see :func:`mask_key_options`). ``clean``: the
+    classifier's ``forward_features`` of this image when the caller kept it (see :func:`classify_clean`), so
+    that a change of options does not classify the unmasked image again."""
     config = config or ExplainConfig()
     t0 = time.perf_counter()
     loaded = _loaded(image)
     classifier = classifier or load_classifier()
     method = method or create_method(config.method, **mask_key_options(config))
-    x = classifier.preprocessing.pil_to_input(loaded.image).to(classifier.device)
+    x = working_input(loaded, classifier)
     t1 = time.perf_counter()
-    with torch.no_grad():
-        clean = classifier.forward_features(x)
+    if clean is None:
+        clean = classify_clean(classifier, x)
+    elif clean.logits.shape[0] != x.shape[0]:
+        raise ValueError(f"clean holds {clean.logits.shape[0]} images' outputs, the input has {x.shape[0]}")
     probs = clean.logits.softmax(-1)[0]
     labels = resolve_labels(config.labels, probs)
     t2 = time.perf_counter()
@@ -181,17 +194,31 @@ def compute_masks(
                       {"load_s": t1 - t0, "classify_s": t2 - t1, "method_s": t3 - t2}, probs.detach().cpu())
 
 
+def working_input(loaded: LoadedImage, classifier: Classifier) -> torch.Tensor:
+    """The image as the classifier reads it (1 x 3 x h x w, normalised, on its device)."""
+    return classifier.preprocessing.pil_to_input(loaded.image).to(classifier.device)
+
+
+def classify_clean(classifier: Classifier, x: torch.Tensor) -> ClassifierOutput:
+    """The classifier's logits and hidden stages on the unmasked image (what every method starts from)."""
+    with torch.no_grad():
+        return classifier.forward_features(x)
+
+
 def mask_key_options(config: ExplainConfig) -> dict[str, Any]:
     """The method's options as it runs them (with the explanation's seed where the method declares one):
     together with the image, classifier and labels, what decides the masks."""
     return with_seed(method_entry(config.method), config.method_options, config.seed)
 
 
-def render(masks: MaskResult, config: ExplainConfig, classifier: Classifier, show: int | None = None
-           ) -> Explanation:
+def render(masks: MaskResult, config: ExplainConfig, classifier: Classifier, show: int | None = None,
+           predict_views: bool = True) -> Explanation:
     """The four views of one label's mask (``show``, a class index among the explained labels; default the
     first) and the classifier's predictions on them (one forward of the three masked images; the whole image's
-    come from the method's own forward): what the view's infiller and its options change."""
+    come from the method's own forward): what the view's infiller and its options change.
+
+    ``predict_views=False`` leaves that forward for :func:`classify_views`, so that a caller can show the
+    pictures first and classify them while they are drawn (the dashboard does, on every toggle)."""
     t3 = time.perf_counter()
     loaded, x, labels = masks.loaded, masks.working_input, masks.labels
     k = labels.index(show) if (show is not None and masks.per_label and show in labels) else 0
@@ -202,12 +229,11 @@ def render(masks: MaskResult, config: ExplainConfig, classifier: Classifier, sho
     first = m_work[k:k + 1].unsqueeze(1)  # 1 x 1 x h x w: the views show one label's mask
     with torch.no_grad():
         fill = infiller(x, 1.0 - first)
-        masked = [composite(x, first), composite(x, 1.0 - first), composite(x, 1.0 - first, fill)]
+        masked = torch.cat([composite(x, first), composite(x, 1.0 - first), composite(x, 1.0 - first, fill)])
         if masks.probs is not None:  # the whole image was classified once already, for the method
-            view_probs = torch.cat([masks.probs.to(x.device, torch.float32)[None],
-                                    classifier(torch.cat(masked)).softmax(-1).float()])
+            original = masks.probs.to(x.device, torch.float32)
         else:
-            view_probs = classifier(torch.cat([x, *masked])).softmax(-1)
+            original = classifier(x).softmax(-1).float()[0]
     t4 = time.perf_counter()
 
     w, h = loaded.image.size
@@ -224,18 +250,49 @@ def render(masks: MaskResult, config: ExplainConfig, classifier: Classifier, sho
         "infilled": tensor01_to_pil(composite(orig01, 1 - m, fill01)),
     }
     names = classifier.class_names
-    predictions = {v: _top(view_probs[i], names, config.top_k_predictions) for i, v in enumerate(VIEWS)}
-    label_probs = {v: [float(view_probs[i, j]) for j in labels] for i, v in enumerate(VIEWS)}
     t5 = time.perf_counter()
     timings = {**masks.timings, "views_classify_s": t4 - t3, "render_s": t5 - t4}
-    timings["total_s"] = sum(timings.values())
-    return Explanation(
+    expl = Explanation(
         name=loaded.name, image=loaded.image, labels=labels, masks=full_masks, per_label=masks.per_label,
-        views=views, predictions=predictions, label_probabilities=label_probs, working_input=x.cpu(),
-        working_masks=masks.masks.cpu(), timings={k: round(v, 4) for k, v in timings.items()}, config=config,
+        views=views, predictions={"original": _top(original, names, config.top_k_predictions)},
+        label_probabilities={"original": [float(original[j]) for j in labels]}, working_input=x.cpu(),
+        working_masks=masks.masks.cpu(), timings={}, config=config,
         notes=list(loaded.notes), info=masks.info, _label_names=[names[i] for i in labels],
-        original_size=tuple(loaded.original_size), shown=labels[k],
+        original_size=tuple(loaded.original_size), shown=labels[k], _pending_views=masked,
     )
+    expl.timings = _rounded(timings)
+    return classify_views(expl, classifier) if predict_views else expl
+
+
+def classify_views(expl: Explanation, classifier: Classifier) -> Explanation:
+    """Fill in the classifier's predictions on the masked-in, masked-out and infilled views of an explanation
+    rendered with ``predict_views=False`` (one forward of the three; nothing to do when they are there).
+    ``classifier`` must be the one the explanation was rendered with. Returns ``expl``, completed in place."""
+    pending = expl._pending_views
+    if pending is None:
+        return expl
+    t0 = time.perf_counter()
+    with torch.no_grad():
+        probs = classifier(pending.to(classifier.device)).softmax(-1).float()
+    names = classifier.class_names
+    k = expl.config.top_k_predictions
+    predictions = {"original": expl.predictions["original"]}
+    label_probs = {"original": expl.label_probabilities["original"]}
+    for i, view in enumerate(VIEWS[1:]):
+        predictions[view] = _top(probs[i], names, k)
+        label_probs[view] = [float(probs[i, j]) for j in expl.labels]
+    timings = dict(expl.timings)
+    timings["views_classify_s"] = timings.get("views_classify_s", 0.0) + time.perf_counter() - t0
+    expl.predictions, expl.label_probabilities = predictions, label_probs
+    expl.timings = _rounded({k_: v for k_, v in timings.items() if k_ != "total_s"})
+    expl._pending_views = None
+    return expl
+
+
+def _rounded(timings: dict[str, float]) -> dict[str, float]:
+    """The timings with their total, rounded for display and result.json."""
+    out = {**timings, "total_s": sum(timings.values())}
+    return {k: round(v, 4) for k, v in out.items()}
 
 
 def explain(

@@ -158,3 +158,46 @@ def test_cli_explains_with_the_conditional_masker_s_toggles(tmp_path, chelsea, c
     assert main(["explain", str(img), "--checkpoint", ckpt, "-o", "tv_weight=0.5", "--out", str(tmp_path / "d")]) == 2
     err += capsys.readouterr().err  # beyond what any conditional masker is offered: refused before loading it
     assert "option 'tv_weight' must be a number >= 0 and <= 0.1, got 0.5" in err and "Traceback" not in err
+
+
+def test_views_can_be_classified_after_they_are_drawn(lite0, chelsea, lite0_checkpoint):
+    """render(predict_views=False) gives the pictures and the whole image's predictions only; classify_views then
+    fills in those of the masked views, the same as an explanation rendered in one go (and only once)."""
+    from saliency_core.explanation import classify_views, compute_masks, render
+
+    config = ExplainConfig(method_options={"checkpoint": str(lite0_checkpoint)}, infiller="blur")
+    masks = compute_masks(chelsea, config, lite0)
+    whole = render(masks, config, lite0)
+    later = render(masks, config, lite0, predict_views=False)
+    assert not later.views_classified and list(later.predictions) == ["original"]
+    assert later.predictions["original"] == whole.predictions["original"]
+    assert all(np.array_equal(np.asarray(later.views[v]), np.asarray(whole.views[v])) for v in whole.views)
+    assert classify_views(later, lite0) is later and later.views_classified
+    assert list(later.predictions) == list(whole.predictions)
+    for view in whole.predictions:
+        assert [p.index for p in later.predictions[view]] == [p.index for p in whole.predictions[view]]
+        assert later.label_probabilities[view] == pytest.approx(whole.label_probabilities[view], abs=1e-5)
+    assert later.summary()["predictions"].keys() == whole.summary()["predictions"].keys()
+    timings = dict(later.timings)
+    classify_views(later, lite0)  # nothing left to do
+    assert later.timings == timings
+
+
+def test_compute_masks_reuses_the_callers_clean_forward(lite0, chelsea, lite0_checkpoint, monkeypatch):
+    """A kept forward of the unmasked image is used as is (no second classification) and gives the same masks;
+    one for another batch size is refused."""
+    from saliency_core.explanation import classify_clean, compute_masks, working_input
+    from saliency_core.images.loading import LoadedImage
+
+    config = ExplainConfig(method_options={"checkpoint": str(lite0_checkpoint)})
+    loaded = LoadedImage(chelsea, "chelsea", chelsea.size)
+    clean = classify_clean(lite0, working_input(loaded, lite0))
+    expected = compute_masks(loaded, config, lite0)
+    calls = []
+    original = type(lite0).forward_features
+    monkeypatch.setattr(type(lite0), "forward_features", lambda self, x: calls.append(1) or original(self, x))
+    again = compute_masks(loaded, config, lite0, clean=clean)
+    assert not calls and torch.allclose(again.masks, expected.masks, atol=1e-6)
+    doubled = type(clean)(logits=clean.logits.repeat(2, 1), stages=clean.stages, head=clean.head)
+    with pytest.raises(ValueError, match="2 images"):
+        compute_masks(loaded, config, lite0, clean=doubled)

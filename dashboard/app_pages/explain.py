@@ -61,7 +61,7 @@ def explanation_section():
     with sections.LiveProgress(f"Explaining with {entry.name}", show_mask=entry.on_request,
                                estimate_s=estimate) as progress:
         return services.run_explanation(image, loaded, config, classifier, method, cache, progress=progress,
-                                        show=shown_label())
+                                        show=shown_label(), predict_views=False)  # classified as they are drawn
 
 
 def shown_label() -> int | None:
@@ -94,7 +94,7 @@ if expl is not None:
         if picked != expl.shown:  # another label's mask: the views are drawn again, the method does not run
             with sections.guard("Drawing the views"):
                 expl = services.run_explanation(image, loaded, config, classifier, resources.method(config),
-                                                resources.results(), show=picked)
+                                                resources.results(), show=picked, predict_views=False)
     elif not expl.per_label:
         st.caption("This method makes **one mask for the whole picture**: it is the same for every label. The "
                    "curves below score that one mask for each label.")
