@@ -21,32 +21,41 @@ def _data_uri(image: Image.Image) -> str:
     return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode()
 
 
+def _domains(n: int, spacing: float) -> list[list[float]]:
+    """``n`` equal cells of [0, 1] with ``spacing`` between them (as plotly's make_subplots lays them out)."""
+    size = (1.0 - spacing * (n - 1)) / n
+    return [[i * (size + spacing), min(1.0, i * (size + spacing) + size)] for i in range(n)]
+
+
 def views_figure(views: list[Image.Image], mask: np.ndarray, per_row: int = 4, width: int = 1100,
                  hover_cells: int = 64) -> go.Figure:
     """The four views side by side at one size, with zoom and pan linked across them (a zoom in one view
-    zooms all four); hovering the overlay shows the mask value. ``per_row`` views a row (1 for very wide images)."""
-    from plotly.subplots import make_subplots
-
+    zooms all four); hovering the overlay shows the mask value. ``per_row`` views a row (1 for very wide images).
+    The layout is written out, not built with ``make_subplots`` / ``update_*axes``: it is redrawn on every toggle
+    and plotly's property machinery cost more than the rest of the figure."""
     rows = -(-len(views) // per_row)
     w, h = views[0].size
-    fig = make_subplots(rows=rows, cols=per_row, horizontal_spacing=0.01, vertical_spacing=0.02)
     scale = hover_cells / max(w, h)
     gh, gw = max(1, round(h * scale)), max(1, round(w * scale))
     coarse = resize_mask(torch.from_numpy(np.ascontiguousarray(mask, dtype=np.float32)), gh, gw).numpy()
+    xdom, ydom = _domains(per_row, 0.01), _domains(rows, 0.02)[::-1]  # row 1 at the top
+    data, layout = [], {}
     for i, view in enumerate(views):
-        r, c = i // per_row + 1, i % per_row + 1
-        fig.add_trace(go.Image(source=_data_uri(view.resize((w, h))), x0=0, y0=0, dx=1, dy=1, hoverinfo="skip"),
-                      row=r, col=c)
+        n = "" if i == 0 else str(i + 1)
+        axes = {"xaxis": f"x{n}", "yaxis": f"y{n}"}
+        data.append(go.Image(source=_data_uri(view.resize((w, h))), x0=0, y0=0, dx=1, dy=1, hoverinfo="skip", **axes))
         if i == 0:
-            fig.add_trace(go.Heatmap(z=coarse, x0=(w / gw) / 2, dx=w / gw, y0=(h / gh) / 2, dy=h / gh, zmin=0.0,
-                                     zmax=1.0, opacity=0.0, showscale=False, name="mask",
-                                     hovertemplate="mask %{z:.2f}<extra></extra>"), row=r, col=c)
-    fig.update_xaxes(matches="x", visible=False, range=[0, w])
-    fig.update_yaxes(matches="y", visible=False, range=[h, 0], scaleanchor="x")
+            data.append(go.Heatmap(z=coarse, x0=(w / gw) / 2, dx=w / gw, y0=(h / gh) / 2, dy=h / gh, zmin=0.0,
+                                   zmax=1.0, opacity=0.0, showscale=False, name="mask",
+                                   hovertemplate="mask %{z:.2f}<extra></extra>", **axes))
+        layout[f"xaxis{n}"] = {"domain": xdom[i % per_row], "anchor": f"y{n}", "visible": False, "range": [0, w],
+                               **({"matches": "x"} if n else {})}
+        layout[f"yaxis{n}"] = {"domain": ydom[i // per_row], "anchor": f"x{n}", "visible": False, "range": [h, 0],
+                               "scaleanchor": "x", **({"matches": "y"} if n else {})}
     cell = width / per_row
-    fig.update_layout(height=int(rows * cell * h / w) + 10, margin={"l": 0, "r": 0, "t": 0, "b": 0},
-                      dragmode="zoom", showlegend=False)
-    return fig
+    layout.update(height=int(rows * cell * h / w) + 10, margin={"l": 0, "r": 0, "t": 0, "b": 0}, dragmode="zoom",
+                  showlegend=False)
+    return go.Figure(data=data, layout=layout)
 
 
 def curves_figure(scores, height: int = 480) -> go.Figure:
