@@ -54,3 +54,4 @@ with st.sidebar:
 
 state.set_status_slot(st.empty())  # the top of every page: what is running, for how long, out of how long
 page.run()
+resources.freeze_heap()  # once: later garbage-collector passes skip the heap loaded so far

@@ -1025,7 +1025,7 @@ def _overlay_mask(at: AppTest) -> np.ndarray:
     return _arr(next(t for t in chart["data"] if t.get("type") == "heatmap")["z"])
 
 
-def test_conditional_masker_toggles_redraw_without_run_and_pin_a_b(conditional, monkeypatch, no_curves):
+def test_conditional_masker_toggles_redraw_without_run_and_pin_a_b(conditional, tiny, monkeypatch, no_curves):
     """The toggles, drawn with the per-image methods' widgets and help; each change redraws the mask and the
     views at once (the masker runs again, no Run button); "Pin as A" keeps a setting on screen above the current one;
     a setting outside the trained range is one line naming it, and the page keeps working."""
@@ -1042,6 +1042,10 @@ def test_conditional_masker_toggles_redraw_without_run_and_pin_a_b(conditional, 
     assert at.sidebar.selectbox(key="opt:conditional-masker:infiller").options == ["gray", "blur", "noise",
                                                                                     "random-image"]
     masks = [_overlay_mask(at)]
+    clean_forwards = []  # the unmasked image is classified once per image, not once per toggle
+    original_ff = type(tiny.clf).forward_features
+    monkeypatch.setattr(type(tiny.clf), "forward_features",
+                        lambda self, x: clean_forwards.append(x.shape[0]) or original_ff(self, x))
     for key, value in [("objective", "sdr"), ("infiller", "noise"), ("upsample", 8)]:
         at.sidebar.selectbox(key=f"opt:conditional-masker:{key}").set_value(value).run()
         masks.append(_overlay_mask(at))
@@ -1052,7 +1056,7 @@ def test_conditional_masker_toggles_redraw_without_run_and_pin_a_b(conditional, 
     masks.append(_overlay_mask(at))
     _ok(at)
     assert not _errors(at) and not any("press Run" in i.value for i in at.info)
-    assert calls.count("conditional-masker") == 6
+    assert calls.count("conditional-masker") == 6 and not clean_forwards
     assert all(not np.array_equal(a, b) for a, b in zip(masks, masks[1:]))
     assert len(np.unique(masks[3])) < len(np.unique(masks[2]))  # upsampling 8: blocks
 
@@ -1115,3 +1119,20 @@ def test_log_weights_get_a_slider_over_zero_and_a_1_2_5_grid():
     assert widgets.log_choices(odd) == [5e-5, 1e-4, 2e-4, 3e-4, 5e-4, 1e-3, 2e-3, 5e-3, 0.01]  # no 0; its default
     area = Option(name="area_weight", kind="float", default=1.0, help="", low=0.25, high=4.0, log=True)
     assert widgets.log_choices(area) == [0.25, 0.5, 1.0, 2.0, 4.0]  # both bounds, nothing outside them
+
+
+def test_the_heap_is_frozen_once_after_the_classifier_is_loaded(monkeypatch):
+    """gc.freeze runs once per server, and only once the classifier (the bulk of the heap) is loaded: after it a
+    full garbage-collector pass no longer walks that heap inside a toggle's rerun."""
+    import gc
+
+    done: list[str] = []
+    monkeypatch.setattr(gc, "collect", lambda *a: done.append("collect") or 0)
+    monkeypatch.setattr(gc, "freeze", lambda: done.append("freeze"))
+    monkeypatch.setattr(resources, "_heap", {"loaded": False, "frozen": False})
+    resources.freeze_heap()
+    assert not done  # nothing loaded yet: freezing now would leave the classifier to later passes
+    resources._heap["loaded"] = True
+    resources.freeze_heap()
+    resources.freeze_heap()
+    assert done == ["collect", "freeze"]
