@@ -1,7 +1,10 @@
 """Benchmark: one classifier forward (batch 1 and 32, 224x224) vs one masker explanation.
 
 The masker reuses the forward's stage activations, so an explanation should cost little more than
-the forward itself (target <= 1.3x at batch 1 on the CPU). Run: ``python bench/bench_explain.py``.
+the forward itself (target <= 1.3x at batch 1 on the CPU). Then the classifier's weight layout: the
+channels-last weights ``load_classifier`` gives against the plain layout, at the batches the dashboard runs (1:
+an explanation; 3: the masked views' predictions; 17: a 16-step insertion curve; 224 x 352, the sample photo's
+working size). Run: ``python bench/bench_explain.py``.
 """
 from __future__ import annotations
 
@@ -64,6 +67,13 @@ def main() -> None:
     print(f"masker head alone:            {head * 1e3:7.1f} ms")
     print(f"masker explanation (forward + masker), batch 1: {expl * 1e3:7.1f} ms")
     print(f"ratio explanation / forward (batch 1): {expl / fwd1:.2f}x  (target <= 1.3x)")
+
+    plain = load_classifier(device=args.device, channels_last=False)
+    print("\n| batch (224 x 352) | plain layout | channels-last | speed-up |\n|---|---|---|---|")
+    for batch in (1, 3, 17):
+        x = torch.randn(batch, 3, 224, 352, device=clf.device)
+        t_plain, t_last = interleaved([lambda: plain(x), lambda: clf(x)], max(3, args.repeats // batch))
+        print(f"| {batch} | {t_plain * 1e3:.1f} ms | {t_last * 1e3:.1f} ms | {t_plain / t_last:.2f}x |")
 
 
 if __name__ == "__main__":

@@ -368,6 +368,7 @@ def run_explanation(
     cache.put(key, expl)
     return expl
 
+
 def clean_output(image: ImageInput, loaded: LoadedImage, classifier: Classifier, cache: ResultCache):
     """The classifier's output on the unmasked image, kept per image: a toggle does not classify it again."""
     key = cache_key("clean", classifier.identity, image.digest)

@@ -256,11 +256,10 @@ def render(masks: MaskResult, config: ExplainConfig, classifier: Classifier, sho
         name=loaded.name, image=loaded.image, labels=labels, masks=full_masks, per_label=masks.per_label,
         views=views, predictions={"original": _top(original, names, config.top_k_predictions)},
         label_probabilities={"original": [float(original[j]) for j in labels]}, working_input=x.cpu(),
-        working_masks=masks.masks.cpu(), timings={}, config=config,
+        working_masks=masks.masks.cpu(), timings=_rounded(timings), config=config,
         notes=list(loaded.notes), info=masks.info, _label_names=[names[i] for i in labels],
         original_size=tuple(loaded.original_size), shown=labels[k], _pending_views=masked,
     )
-    expl.timings = _rounded(timings)
     return classify_views(expl, classifier) if predict_views else expl
 
 

@@ -147,8 +147,8 @@ def load_classifier(
     """Build a classifier by name, in eval mode with frozen parameters.
 
     ``channels_last`` keeps the convolution weights in NHWC layout: the same outputs up to float rounding
-    (< 1e-5) and, on this project's 2-core CPU, a forward of the default classifier 1.1-1.7x faster (the most
-    for a batch: the dashboard's three views, the insertion curves; ``bench/bench_explain.py`` prints it).
+    (< 1e-5) and, on this project's 2-core CPU, a forward of the default classifier 1.14-1.63x faster, the most
+    for a batch (``bench/bench_explain.py`` prints both layouts at batch 1, 3 and 17).
 
     Names: ``efficientnet_lite0`` (embedded default), ``resnet50``, ``timm:<arch>``,
     ``torchvision:<arch>`` (any family registered in :data:`CLASSIFIERS`). All but the default need
