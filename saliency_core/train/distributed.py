@@ -8,6 +8,7 @@ step, which DDP's one-forward-one-backward reducer does not fit). A single proce
 """
 from __future__ import annotations
 
+import gc
 import hashlib
 import os
 from dataclasses import dataclass
@@ -61,7 +62,14 @@ def init_distributed(device: torch.device) -> tuple[DistInfo, torch.device]:
 
 
 def cleanup() -> None:
+    """Leave the process group, after freeing what still holds it.
+
+    A trainer sits in reference cycles, so its ``DistributedDataParallel`` wrapper (whose reducer holds the
+    group) would otherwise outlive ``destroy_process_group`` until interpreter shutdown, where freeing gloo's
+    threads can abort the process ("terminate called without an active exception") after a finished run.
+    """
     if dist.is_available() and dist.is_initialized():
+        gc.collect()
         dist.destroy_process_group()
 
 

@@ -38,3 +38,25 @@ def test_two_process_gloo_training_keeps_replicas_identical(tiny_data, tmp_path)
     # 12 training images, 2 processes x 2 images per step -> 3 steps per epoch
     assert metrics["steps"] == 6 and metrics["complete"]
     assert metrics["train_images"] == 12
+
+
+def test_the_trainer_is_freed_before_the_process_group_is_destroyed(tiny_data, tmp_path, monkeypatch):  # noqa: F811
+    """The trainer sits in reference cycles; its DDP wrapper holds the group. Left to interpreter shutdown, freeing
+    it there aborted a finished torchrun process now and then. ``train`` must free it before leaving the group."""
+    import gc
+    from types import SimpleNamespace
+
+    from saliency_core.train import distributed
+    from saliency_core.train.masker import Trainer, train
+
+    alive: list[int] = []  # a group "joined" as far as distributed.py's cleanup can tell, nowhere else
+    monkeypatch.setattr(distributed, "dist", SimpleNamespace(
+        is_available=lambda: True, is_initialized=lambda: True,
+        destroy_process_group=lambda: alive.append(sum(isinstance(o, Trainer) for o in gc.get_objects()))))
+    cfg = TrainConfig(data=str(tiny_data), out=str(tmp_path / "run"), **{**TINY, "epochs": 1, "device": "cpu"})
+    gc.disable()  # so that only cleanup's own collection can free the cycles
+    try:
+        assert train(cfg, show_bars=False).exists()
+    finally:
+        gc.enable()
+    assert alive == [0]
