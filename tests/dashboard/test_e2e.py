@@ -258,10 +258,27 @@ def test_links_slow_methods_and_view_changes_in_a_real_browser(server, tmp_path)
         assert " on this machine" in page.inner_text("[data-testid='stMain']")
 
 
+def _wait_idle(page, timeout: float = 60.0) -> None:
+    """Until the script run is over (no "Running" status twice, 0.5 s apart) and no element is stale: a key press
+    can start several reruns in a row, and a picture read mid-way is an intermediate one."""
+    running = page.locator('[data-testid="stStatusWidget"]').filter(has_text="Running")
+    stale = "() => document.querySelectorAll('[data-stale=\"true\"]').length"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if running.count() == 0 and page.evaluate(stale) == 0:
+            time.sleep(0.5)
+            if running.count() == 0 and page.evaluate(stale) == 0:
+                return
+        time.sleep(0.05)
+    raise AssertionError("the page kept running")
+
+
 def _wait_overlay_change(page, before: str, what: str) -> str:
+    """The overlay once it differs from ``before`` and the page has settled (the last rerun's picture)."""
     deadline = time.monotonic() + 60
     while page.evaluate(IMAGES_JS)[:1] == [before] and time.monotonic() < deadline:
         time.sleep(0.05)
+    _wait_idle(page)
     after = page.evaluate(IMAGES_JS)[0]
     assert after != before, f"the overlay must change with {what}"
     return after
@@ -288,6 +305,7 @@ def test_conditional_masker_toggles_in_a_real_browser(server, tmp_path):
         deadline = time.monotonic() + 60
         while len(page.evaluate(IMAGES_JS)) < 8 and time.monotonic() < deadline:  # A's four views and B's
             time.sleep(0.05)
+        _wait_idle(page)
         before = page.evaluate(IMAGES_JS)  # A's figure, then B's (plotly draws the hover heat map as one more)
         half = len(before) // 2
         sidebar.locator('[data-testid="stSelectbox"]').filter(has_text="upsampling factor s").locator("input").click()
@@ -297,6 +315,7 @@ def test_conditional_masker_toggles_in_a_real_browser(server, tmp_path):
         deadline = time.monotonic() + 60
         while page.evaluate(IMAGES_JS)[half] == before[half] and time.monotonic() < deadline:
             time.sleep(0.05)
+        _wait_idle(page)
         after = page.evaluate(IMAGES_JS)
         assert after[0] == before[0] == overlay, "A keeps the pinned overlay"
         assert after[half] != before[half], "B's overlay changes with the upsampling factor"
