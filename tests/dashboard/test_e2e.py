@@ -228,6 +228,7 @@ def test_links_slow_methods_and_view_changes_in_a_real_browser(server, tmp_path)
         assert "InputXGradient" in sidebar.inner_text()  # the method's summary: the link's method is chosen
         assert "method=gradient-x-input" in page.url
         # the view's infiller: the views change, and no Run is asked for
+        _wait_idle(page)  # the views' predictions come after the pictures: the text compared is the final one
         before = page.inner_text("[data-testid='stMain']")
         sidebar.locator('[data-testid="stSelectbox"]').filter(has_text="Infiller of the infilled view") \
             .locator("input").click()
@@ -242,6 +243,7 @@ def test_links_slow_methods_and_view_changes_in_a_real_browser(server, tmp_path)
         page.goto(f"{server}/?image=coffee&method=gradient-x-input&labels=top3")
         page.get_by_text("Show the mask of").wait_for(timeout=WAIT_MS)
         page.locator(".js-plotly-plot image").first.wait_for(state="attached", timeout=WAIT_MS)
+        _wait_idle(page)
         overlay = page.evaluate(IMAGES_JS)[0]
         page.locator('[data-testid="stSelectbox"]').filter(has_text="Show the mask of").locator("input").click()
         page.keyboard.press("ArrowDown")
