@@ -6,13 +6,17 @@ digest is gathered: the replicas must be identical (the run itself fails otherwi
 """
 from __future__ import annotations
 
+import gc
 import json
 import os
 import socket
 import subprocess
 import sys
+from types import SimpleNamespace
 
+from saliency_core.train import distributed
 from saliency_core.train.config import TrainConfig
+from saliency_core.train.masker import Trainer, train
 from tests.train.conftest import TINY
 
 
@@ -43,12 +47,6 @@ def test_two_process_gloo_training_keeps_replicas_identical(tiny_data, tmp_path)
 def test_the_trainer_is_freed_before_the_process_group_is_destroyed(tiny_data, tmp_path, monkeypatch):  # noqa: F811
     """The trainer sits in reference cycles; its DDP wrapper holds the group. Left to interpreter shutdown, freeing
     it there aborted a finished torchrun process now and then. ``train`` must free it before leaving the group."""
-    import gc
-    from types import SimpleNamespace
-
-    from saliency_core.train import distributed
-    from saliency_core.train.masker import Trainer, train
-
     alive: list[int] = []  # a group "joined" as far as distributed.py's cleanup can tell, nowhere else
     monkeypatch.setattr(distributed, "dist", SimpleNamespace(
         is_available=lambda: True, is_initialized=lambda: True,
