@@ -33,7 +33,7 @@ from bench._common import DEFAULT_IMAGES, interleaved, load_images, markdown_tab
 from saliency_core.classifiers import load_classifier  # noqa: E402
 from saliency_core.infill.composite import composite  # noqa: E402
 from saliency_core.maskers.catalog import default_checkpoint  # noqa: E402
-from saliency_core.maskers.checkpoint import load_masker  # noqa: E402
+from saliency_core.maskers.checkpoint import atomic_write_bytes, load_masker  # noqa: E402
 from saliency_core.maskers.conditional import Setting  # noqa: E402
 from saliency_core.metrics.insertion import deletion_curves, insertion_curves  # noqa: E402
 from saliency_core.metrics.similarity import spearman  # noqa: E402
@@ -99,7 +99,9 @@ def main() -> int:
     p.add_argument("--conditional", default=str(default_checkpoint("conditional")))
     p.add_argument("--fix", default=str(default_checkpoint("phang")))
     p.add_argument("--dedicated", nargs=4, metavar=("BOTH", "SSR", "TV", "UP8"), default=None,
-                   help="dedicated maskers of the four settings (default, ssr, high TV, upsample 8)")
+                   help="dedicated maskers of the four settings (default, ssr, high TV, upsample 8); - skips one")
+    p.add_argument("--dedicated-sdr", default=None, metavar="SDR",
+                   help="a further setting: a dedicated sdr masker (is its masked-out accuracy below ssr's?)")
     p.add_argument("--dedicated-area", default=None, metavar="SSR_AREA",
                    help="a fifth setting, for a masker trained over area weights: a dedicated ssr masker trained at "
                         "area weight --area (where ssr no longer keeps the whole image)")
@@ -118,6 +120,8 @@ def main() -> int:
     p.add_argument("--sections", default="fidelity,toggles,default,speed",
                    help="which parts to run (speed wants an idle CPU: run it alone if other work is running)")
     args = p.parse_args()
+    if args.json and Path(args.json).exists():
+        p.error(f"{args.json} exists: give another --json path (results are never overwritten)")
     torch.set_num_threads(args.threads)
     sections = set(args.sections.split(","))
 
@@ -134,17 +138,22 @@ def main() -> int:
     settings = {"both (default)": DEFAULT, "ssr": Setting("ssr", "gray", 1e-3, 1),
                 f"tv_weight {args.high_tv:g}": Setting("both", "gray", args.high_tv, 1),
                 "upsample 8": Setting("both", "gray", 1e-3, 8)}
-    dedicated = list(args.dedicated or [])
+    dedicated = list(args.dedicated or ["-"] * 4)
     if args.dedicated_area:
         settings[f"ssr, area_weight {args.area:g}"] = Setting("ssr", "gray", 1e-3, 1, args.area)
         dedicated.append(args.dedicated_area)
+    if args.dedicated_sdr:
+        settings["sdr"] = Setting("sdr", "gray", 1e-3, 1)
+        dedicated.append(args.dedicated_sdr)
+    compared = {name: path for name, path in zip(settings, dedicated) if path != "-"}
     t0 = time.perf_counter()
     cond_masks = {name: masks_of(cond_fn(s), clf, x) for name, s in settings.items()} if sections - {"speed"} else {}
 
     # 1. fidelity
-    if args.dedicated and "fidelity" in sections:
+    if compared and "fidelity" in sections:
         rows, ded_masks = [], {}
-        for (name, setting), path in zip(settings.items(), dedicated):
+        for name, path in compared.items():
+            setting = settings[name]
             ded = load_masker(path, classifier=clf)
             dm = ded_masks[name] = masks_of(lambda st, sz, d=ded: d.masker(st, sz), clf, x)
             cm = cond_masks[name]
@@ -160,7 +169,7 @@ def main() -> int:
         print(markdown_table(df))
         out["fidelity"] = rows
         gaps = []
-        for name in settings:
+        for name in compared:
             c, d = (next(r for r in rows if r["setting"] == name and r["masker"] == w) for w in ("conditional",
                                                                                                "dedicated"))
             gaps.append({"setting": name, "|d masked-in acc|": abs(c["masked-in acc"] - d["masked-in acc"]),
@@ -179,7 +188,7 @@ def main() -> int:
         if args.conditional_twin:
             twin_c = load_masker(args.conditional_twin, classifier=clf)
             out["conditional_twin"] = []
-            for name, setting in settings.items():
+            for name, setting in ((n, settings[n]) for n in compared):
                 tm = masks_of(lambda st, sz, s=setting: twin_c.masker(st, sz, twin_c.masker.config.check_setting(s)),
                               clf, x)
                 t = judged(clf, x, y, tm)
@@ -200,9 +209,9 @@ def main() -> int:
                                                steps=None if args.no_auc else args.steps)
     if "speed" in sections:
         out["speed"] = speed(clf, x, cond, args.threads)
-    if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(out, indent=1, default=float) + "\n")
+    if args.json:  # with the command that made it; never over an earlier result
+        out["command"] = " ".join(["bench/bench_conditional.py", *sys.argv[1:]])
+        atomic_write_bytes(Path(args.json), (json.dumps(out, indent=1, default=float) + "\n").encode())
     return 0
 
 
