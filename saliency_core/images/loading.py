@@ -1,7 +1,8 @@
 """Robust image loading: every odd file either becomes an RGB picture or one clear error line.
 
 Handles EXIF rotation, grayscale, 16-bit, CMYK, palette and alpha images, animated files (first
-frame), zero-byte, corrupt and non-image files, and decompression bombs (refused above
+frame), zero-byte, corrupt and non-image files, images too small or too elongated (over 10:1) to explain,
+and decompression bombs (refused above
 ``max_pixels``; large images under the limit are downscaled to ``max_side`` with a note).
 """
 from __future__ import annotations
@@ -20,6 +21,11 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 DEFAULT_MAX_PIXELS = 80_000_000
 #: Longer side after loading; bigger images are downscaled (explanations run at ~224 px anyway).
 DEFAULT_MAX_SIDE = 2048
+#: Longer side over shorter side beyond which an image is refused: the classifier sees a 224-px-high picture
+#: (squeezed beyond 2:1, see ``preprocessing``), so a 400:1 strip would be explained as a smear.
+DEFAULT_MAX_ASPECT = 10.0
+#: Shorter side below which an image is refused (a mask of a few pixels says nothing).
+MIN_SIDE = 8
 
 
 class ImageLoadError(ValueError):
@@ -70,11 +76,27 @@ def _to_rgb(img: Image.Image, notes: list[str]) -> Image.Image:
     return img.convert("RGB")
 
 
+def _check_shape(name: str, width: int, height: int, max_aspect: float) -> None:
+    """Refuse, in one line that says what is accepted, an image too small or too elongated to explain.
+
+    Checked on the size as stored, before any downscaling: a 20000x50 strip is refused for its aspect ratio,
+    not as the 2048x5 picture that downscaling would make of it."""
+    if min(width, height) < MIN_SIDE:
+        raise ImageLoadError(f"{name}: image is too small ({width}x{height}; at least {MIN_SIDE}x{MIN_SIDE} "
+                             "is needed)")
+    ratio = max(width, height) / min(width, height)
+    if ratio > max_aspect:
+        raise ImageLoadError(
+            f"{name}: image is too elongated ({width}x{height}, aspect ratio {ratio:.0f}:1; at most "
+            f"{max_aspect:g}:1 is accepted: crop it to the part you want explained)")
+
+
 def load_image(
     source: str | Path | bytes | BinaryIO,
     name: str | None = None,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     max_side: int = DEFAULT_MAX_SIDE,
+    max_aspect: float = DEFAULT_MAX_ASPECT,
 ) -> LoadedImage:
     """Load a file path, bytes or file object as an RGB image, or raise :class:`ImageLoadError`."""
     if isinstance(source, (str, Path)):
@@ -120,12 +142,11 @@ def load_image(
         # Pillow's plugins raise any of these on malformed data (e.g. TypeError for a bad TIFF IFD).
         raise ImageLoadError(f"{name}: the image data is corrupt or truncated ({exc})") from None
     original_size = img.size
+    _check_shape(name, *original_size, max_aspect=max_aspect)
     rgb = _to_rgb(img, notes)
     if max(rgb.size) > max_side:
         scale = max_side / max(rgb.size)
         new = (max(1, round(rgb.width * scale)), max(1, round(rgb.height * scale)))
         notes.append(f"downscaled from {rgb.width}x{rgb.height} to {new[0]}x{new[1]}")
         rgb = rgb.resize(new, Image.Resampling.LANCZOS)
-    if min(rgb.size) < 8:
-        raise ImageLoadError(f"{name}: image is too small ({rgb.width}x{rgb.height}; at least 8x8 is needed)")
     return LoadedImage(image=rgb, name=name, original_size=original_size, notes=notes)

@@ -227,6 +227,23 @@ def test_tiny_images_refused(tmp_path, size):
     assert "too small" in msg
 
 
+@pytest.mark.parametrize("size", [(20000, 50), (50, 20000), (1100, 100)])
+def test_elongated_images_refused_for_their_aspect_ratio(tmp_path, size):
+    """A 20000x50 strip was refused as 'too small (2048x5)': the size after downscaling, which the user never
+    had. It is refused for what is wrong with it, with what is accepted."""
+    path = _write(tmp_path, "strip.png", _encode(Image.new("RGB", size, (10, 20, 30)), "PNG"))
+    with pytest.raises(ImageLoadError) as exc_info:
+        load_image(path)
+    msg = _assert_one_line_error(exc_info, "strip.png")
+    assert "too elongated" in msg and f"{size[0]}x{size[1]}" in msg and "10:1" in msg, msg
+    assert "too small" not in msg
+
+
+def test_aspect_ratio_at_the_limit_is_accepted(tmp_path):
+    path = _write(tmp_path, "pano.png", _encode(Image.new("RGB", (1000, 100), (10, 20, 30)), "PNG"))
+    assert load_image(path).size == (1000, 100)
+
+
 def test_8x8_is_accepted(tmp_path):
     path = _write(tmp_path, "eight.png", _encode(Image.new("RGB", (8, 8), (10, 20, 30)), "PNG"))
     loaded = load_image(path)
