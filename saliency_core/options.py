@@ -184,6 +184,20 @@ def check_options(config: Any, what: str | None = None) -> None:
         object.__setattr__(config, opt.name, value)
 
 
+def with_defaults(defaults: dict[str, Any], options: dict[str, Any]) -> dict[str, Any]:
+    """``defaults`` (a preset) overridden by the user's ``options``; a component's options follow the component.
+
+    When the user picks another ``X`` (e.g. ``infiller=noise``) and gives no ``X_options``, the preset's
+    ``X_options`` (e.g. blur's ``{"sigma": 10}``) belonged to the preset's ``X`` and are not carried over."""
+    given = {(k.replace("-", "_") if isinstance(k, str) else k): v for k, v in options.items()}
+    merged = {**defaults, **options}
+    for name, value in given.items():
+        companion = f"{name}_options"
+        if companion in defaults and companion not in given and name in defaults and value != defaults[name]:
+            merged.pop(companion, None)
+    return merged
+
+
 def build_config(cls: type, options: dict[str, Any], what: str = "") -> Any:
     """A validated ``cls`` from ``name=value`` options; aliases are accepted, an unknown name is refused."""
     what = what or cls.__name__

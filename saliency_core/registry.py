@@ -51,9 +51,9 @@ class Entry:
 
     def make_config(self, **options: Any) -> Any:
         """The options dataclass from this entry's defaults and ``options`` (validated)."""
-        from saliency_core.options import build_config
+        from saliency_core.options import build_config, with_defaults
 
-        return build_config(self.config, {**self.defaults, **options}, what=f"{self.kind_name} '{self.name}'")
+        return build_config(self.config, with_defaults(self.defaults, options), what=f"{self.kind_name} '{self.name}'")
 
     @property
     def kind_name(self) -> str:

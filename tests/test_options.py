@@ -51,3 +51,25 @@ def test_bad_values_name_the_option_and_what_is_allowed(options, message):
 def test_direct_construction_is_checked_too():
     with pytest.raises(OptionError, match="steps"):
         Cfg(steps=-1)
+
+
+def test_a_preset_component_options_do_not_follow_the_user_to_another_component():
+    """``meaningful-perturbation -o infiller=noise`` failed with "infiller 'noise': unknown option 'sigma'": the
+    preset's blur sigma was carried to the noise infiller."""
+    from saliency_core.options import with_defaults
+
+    preset = {"infiller": "blur", "infiller_options": {"sigma": 10.0}, "steps": 300}
+    assert with_defaults(preset, {"infiller": "noise"}) == {"infiller": "noise", "steps": 300}
+    assert with_defaults(preset, {"infiller": "blur"})["infiller_options"] == {"sigma": 10.0}
+    assert with_defaults(preset, {"steps": 5})["infiller_options"] == {"sigma": 10.0}
+    assert with_defaults(preset, {"infiller": "noise", "infiller_options": {"std": 0.2}})["infiller_options"] == \
+        {"std": 0.2}
+
+
+@pytest.mark.parametrize("method", ["meaningful-perturbation", "meaningful-perturbation-paper"])
+def test_meaningful_perturbation_takes_another_infiller(method):
+    from saliency_core.methods import method_entry
+
+    config = method_entry(method).make_config(infiller="noise")
+    assert config.infiller == "noise" and config.infiller_options == {}
+    assert method_entry(method).make_config().infiller_options == {"sigma": 10.0}

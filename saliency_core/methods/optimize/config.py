@@ -177,12 +177,13 @@ PRESETS: dict[str, dict[str, Any]] = {
 
 def make_config(preset: str | None = None, **options: Any) -> OptimizeConfig:
     """A config from a preset name (or the defaults) with ``options`` overriding it; errors are clear."""
-    from saliency_core.options import build_config
+    from saliency_core.options import build_config, with_defaults
 
     if preset is not None and preset not in PRESETS:
         raise OptimizeError(f"unknown preset '{preset}' (choose from {', '.join(PRESETS)})")
     try:
-        return build_config(OptimizeConfig, {**(PRESETS[preset] if preset else {}), **options}, what="optimisation")
+        return build_config(OptimizeConfig, with_defaults(PRESETS[preset] if preset else {}, options),
+                            what="optimisation")
     except OptimizeError:
         raise
     except ValueError as exc:
