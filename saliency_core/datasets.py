@@ -3,7 +3,9 @@ splits, few-shot subsampling, and an in-memory cache of decoded images for small
 from __future__ import annotations
 
 import csv
+import os
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,6 +15,8 @@ from torch.utils.data import Dataset
 from torchvision import transforms
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif"}
+#: The up-front image check draws a progress bar from this many images on.
+CHECK_BAR_FROM = 200
 
 
 class DataError(ValueError):
@@ -66,30 +70,86 @@ def read_samples(source: str | Path) -> list[Sample]:
     return samples
 
 
-def check_images(samples: list[Sample], skip_bad: bool = False,
-                 log=None) -> list[Sample]:
-    """Open every image once before training starts (hours later a bad file would stop the run).
+def image_problem(path: Path) -> str | None:
+    """Why the image at ``path`` cannot be trained on (None when it can). The image is decoded in full, exactly
+    as training will load it: ``Image.open`` reads only the header, so a truncated JPEG passes it and used to
+    stop a run at its first step."""
+    from saliency_core.images.loading import load_image
 
-    Missing, empty, corrupt or non-image files are listed in one error; with ``skip_bad`` they are left out
-    and counted instead (``log`` receives the line)."""
-    bad: list[str] = []
-    good: list[Sample] = []
-    for s in samples:
-        try:
-            if not s.path.is_file():
-                raise OSError("missing")
-            with Image.open(s.path) as img:
-                img.verify()
-            good.append(s)
-        except Exception as exc:  # noqa: BLE001 - anything PIL cannot read is a bad file
-            bad.append(f"{s.path} ({str(exc).splitlines()[0][:80] or type(exc).__name__})")
-    if bad and not skip_bad:
-        raise DataError(f"{len(bad)} of {len(samples)} images cannot be read: " + "; ".join(bad[:5])
-                        + (f"; ... ({len(bad) - 5} more)" if len(bad) > 5 else "")
-                        + " (fix them, or pass --skip-bad-images to leave them out)")
-    if bad and log is not None:
-        log(f"left out {len(bad)} of {len(samples)} images that cannot be read (first: {bad[0]})")
-    return good
+    try:
+        load_image(path)
+    except Exception as exc:  # noqa: BLE001 - anything that cannot be loaded is a bad file
+        text = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        prefix = f"{path.name}: "
+        return text[len(prefix):] if text.startswith(prefix) else text
+    return None
+
+
+def find_bad_images(samples: list[Sample], workers: int = 1, show_bar: bool = False,
+                    progress: Callable[[float, str], None] | None = None) -> list[tuple[Sample, str]]:
+    """(sample, reason) of every image that cannot be decoded, in order. ``workers`` threads decode in parallel
+    (Pillow's decoders release the GIL); ``show_bar`` draws a progress bar, ``progress`` gets (fraction, text)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tqdm.auto import tqdm
+
+    bad: list[tuple[Sample, str]] = []
+    chunk = 64 * max(1, workers)  # a bounded number of decodes in flight, whatever the size of the data
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool, \
+            tqdm(total=len(samples), desc="checking images", unit="image", leave=False,
+                 disable=not show_bar or len(samples) < CHECK_BAR_FROM,
+                 dynamic_ncols=True) as bar:
+        for start in range(0, len(samples), chunk):
+            part = samples[start:start + chunk]
+            bad += [(s, p) for s, p in zip(part, pool.map(image_problem, [s.path for s in part])) if p is not None]
+            bar.update(len(part))
+            if progress is not None:
+                done = start + len(part)
+                progress(done / len(samples), f"checking images ({done}/{len(samples)})")
+    return bad
+
+
+def report_bad_images(total: int, bad: list[tuple[Sample, str]], skip_bad: bool = False,
+                      log: Callable[[str], None] | None = None, root: Path | None = None) -> None:
+    """Refuse the bad images in one error line, or with ``skip_bad`` say in one line to ``log`` how many were left
+    out and which (paths relative to ``root``, the folder of the data CSV, when given)."""
+    if not bad:
+        return
+    shown = [f"{_display(s.path, root)} ({reason})" for s, reason in bad[:10]]
+    listed = "; ".join(shown) + (f"; ... ({len(bad) - 10} more)" if len(bad) > 10 else "")
+    if not skip_bad:
+        raise DataError(f"{len(bad)} of {total} images cannot be read: {listed} "
+                        "(fix them, or pass --skip-bad-images to leave them out)")
+    if log is not None:
+        log(f"left out {len(bad)} of {total} images that cannot be read: {listed}")
+
+
+def check_images(samples: list[Sample], skip_bad: bool = False, log: Callable[[str], None] | None = None,
+                 root: Path | None = None, workers: int = 1, show_bar: bool = False) -> list[Sample]:
+    """Decode every image in full before training starts (hours later a bad file would stop the run).
+
+    Missing, empty, corrupt, truncated or non-image files are listed in one error; with ``skip_bad`` they are left
+    out and counted instead (``log`` receives the line)."""
+    bad = find_bad_images(samples, workers, show_bar)
+    report_bad_images(len(samples), bad, skip_bad, log, root)
+    left_out = {id(s) for s, _ in bad}
+    return [s for s in samples if id(s) not in left_out]
+
+
+def data_root(source: str | Path) -> Path:
+    """The folder that the paths of a data source are relative to (a CSV's folder, or the tree itself)."""
+    source = Path(source)
+    return source.parent if source.is_file() else source
+
+
+def _display(path: Path, root: Path | None) -> str:
+    """``path`` relative to ``root`` when given (never an absolute machine path in a message when it can be helped)."""
+    if root is None:
+        return str(path)
+    try:
+        return os.path.relpath(path, Path(root).resolve())
+    except ValueError:  # another drive (Windows)
+        return path.name
 
 
 def class_disjoint_split(samples: list[Sample], val_fraction: float, seed: int) -> tuple[list[Sample], list[Sample]]:

@@ -164,6 +164,10 @@ class ConditionalTrainConfig(TrainConfig):
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
 
+    def infillers_in_use(self) -> list[tuple[str, dict[str, Any]]]:
+        """Each infiller of the drawn space, with its default options (a step fills with any of them)."""
+        return [(name, {}) for name in self.infillers]
+
     def masker_config(self, stage_channels: list[int]) -> ConditionalMaskerConfig:
         """The masker's architecture and trained space (what its checkpoint records)."""
         return ConditionalMaskerConfig(

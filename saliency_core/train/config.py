@@ -186,6 +186,14 @@ class TrainConfig:
                 bad(f"{name} must be >= 1 (or unset), got {v}")
         if self.pool_p_latest is not None and not 0 <= self.pool_p_latest <= 1:
             bad(f"pool_p_latest must be in [0, 1], got {self.pool_p_latest}")
+        for name in batch_filled_infillers(self)[:1]:
+            if self.batch_size < 2:
+                bad(f"infiller '{name}' fills each image from another image of its batch, so every batch needs at "
+                    f"least 2 images, but batch_size is {self.batch_size}")
+
+    def infillers_in_use(self) -> list[tuple[str, dict[str, Any]]]:
+        """(name, options) of each infiller a training step may fill with."""
+        return [(self.infiller, self.infiller_options)]
 
     # --- derived settings ---
     def objective_config(self) -> MaskerObjective:
@@ -239,6 +247,15 @@ class TrainConfig:
         if not isinstance(d, dict):
             raise ConfigError("config YAML must be a mapping of field: value")
         return cls.from_dict(d)
+
+
+def batch_filled_infillers(cfg: TrainConfig) -> list[str]:
+    """The infillers of a run that fill an image from the other images of its batch (a reference-pool infiller,
+    random-image, given no pool of its own): every training batch must then hold at least 2 images."""
+    from saliency_core.infill.base import INFILLERS
+
+    return [name for name, options in cfg.infillers_in_use()
+            if name in INFILLERS and INFILLERS.get(name).attrs.get("reference_pool") and options.get("pool") is None]
 
 
 #: Fields whose change does not make a saved run incompatible with a resume.

@@ -30,7 +30,14 @@ from tqdm.auto import tqdm
 
 from saliency_core.classifiers import load_classifier
 from saliency_core.classifiers.pool import ClassifierPool, thinning_strategy
-from saliency_core.datasets import ImageDataset, check_images, class_disjoint_split, read_samples, train_transform
+from saliency_core.datasets import (
+    ImageDataset,
+    check_images,
+    class_disjoint_split,
+    data_root,
+    read_samples,
+    train_transform,
+)
 from saliency_core.device import resolve_device
 from saliency_core.infill.composite import composite
 from saliency_core.maskers.checkpoint import save_masker
@@ -273,12 +280,14 @@ def train_label_masker(cfg: LabelMaskerTrainConfig) -> Path:
     np.random.seed(cfg.seed)
     torch.manual_seed(cfg.seed)
     device = resolve_device(cfg.device)
+    # every image decoded before anything is written in the run folder
+    samples = check_images(read_samples(cfg.data), root=data_root(cfg.data), show_bar=True)
+    train_s, val_s = class_disjoint_split(samples, cfg.val_fraction, cfg.split_seed)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
     clf = load_classifier(cfg.classifier, cfg.classifier_weights, device=device)
     codes_all = output_layer_weights(clf).to(device)  # a view of the live weights: CA updates show up in it
-    train_s, val_s = class_disjoint_split(check_images(read_samples(cfg.data)), cfg.val_fraction, cfg.split_seed)
     ds = ImageDataset(train_s, train_transform(cfg.image_size))
     gen = torch.Generator().manual_seed(cfg.seed)
     loader = DataLoader(ds, batch_size=cfg.batch_size, shuffle=True, drop_last=True, generator=gen)

@@ -45,12 +45,14 @@ from saliency_core.classifiers.pool import ClassifierPool
 from saliency_core.datasets import (
     ImageDataset,
     Sample,
-    check_images,
     class_disjoint_split,
     correctly_classified,
+    data_root,
     eval_transform,
     few_shot,
+    find_bad_images,
     read_samples,
+    report_bad_images,
     train_transform,
 )
 from saliency_core.device import resolve_device
@@ -59,7 +61,7 @@ from saliency_core.infill.composite import composite
 from saliency_core.maskers.checkpoint import save_masker
 from saliency_core.maskers.phang import MaskerConfig, PhangMasker
 from saliency_core.objectives import entropy, masker_loss
-from saliency_core.train.config import ConfigError, TrainConfig, config_differences
+from saliency_core.train.config import ConfigError, TrainConfig, batch_filled_infillers, config_differences
 from saliency_core.train.data import SeededAugmentation, epoch_batches
 from saliency_core.train.distributed import (
     all_gather_object,
@@ -253,9 +255,9 @@ class Trainer:
 
     def _setup_data(self) -> None:
         cfg = self.cfg
-        samples = check_images(read_samples(cfg.data), cfg.skip_bad_images, self.log)  # every file, before step 1
+        samples = self._checked_samples(cfg.data)  # every file decoded, before step 1
         if cfg.val_data:
-            train_s, val_s = samples, check_images(read_samples(cfg.val_data), cfg.skip_bad_images, self.log)
+            train_s, val_s = samples, self._checked_samples(cfg.val_data)
         else:
             train_s, val_s = class_disjoint_split(samples, cfg.val_fraction, cfg.split_seed)
         if cfg.few_shot_classes or cfg.few_shot_per_class:
@@ -271,6 +273,7 @@ class Trainer:
             if not train_s:
                 raise ConfigError("the classifier gets none of the training images right (only_correct)")
             self.log(f"only_correct: training on {len(train_s)} of {before} images")
+        self._check_batches(len(train_s))
         self.train_samples: list[Sample] = train_s
         self.val_samples: list[Sample] = val_s
         self.train_ds = SeededAugmentation(ImageDataset(train_s, train_transform(cfg.image_size, cfg.augment)),
@@ -280,6 +283,60 @@ class Trainer:
             self.val_loader = DataLoader(ImageDataset(val_s, eval_transform(cfg.image_size)),
                                          batch_size=cfg.val_batch_size, num_workers=cfg.num_workers,
                                          pin_memory=self.device.type == "cuda", generator=torch.Generator())
+
+    def _checked_samples(self, source: str) -> list[Sample]:
+        """The samples of ``source``, every image decoded in full once before step 1 (each process decodes its
+        share); bad ones refused in one error, or left out and listed with ``skip_bad_images``."""
+        cfg, d = self.cfg, self.dist
+        samples = read_samples(source)
+        mine = samples[d.rank::d.world_size]
+        found = find_bad_images(mine, workers=max(1, cfg.num_workers), show_bar=self.show_bars,
+                                progress=self._progress_at(0.0))
+        index = {id(s): d.rank + k * d.world_size for k, s in enumerate(mine)}
+        bad = sorted(pair for share in all_gather_object([(index[id(s)], why) for s, why in found], d)
+                     for pair in share)
+        report_bad_images(len(samples), [(samples[i], why) for i, why in bad], cfg.skip_bad_images, self.log,
+                          root=data_root(source))
+        left_out = {i for i, _ in bad}
+        return [s for i, s in enumerate(samples) if i not in left_out]
+
+    def _check_batches(self, n_train: int) -> None:
+        """Refuse, before anything is written, a run whose batches cannot make a step: an infiller that fills from
+        the batch (random-image) needs 2+ images in every batch, and the masker's batch norm (and a CA
+        classifier's) needs 2+ values per channel over the smallest stage it trains on."""
+        cfg, world = self.cfg, self.dist.world_size
+        if n_train == 0:
+            return  # the dataset says 'no images to load'
+        images = f"{n_train} training image{'s' if n_train != 1 else ''}"
+        if n_train < world:
+            raise ConfigError(f"{images} cannot be shared by {world} processes")
+        smallest = min(cfg.batch_size, n_train // world)  # epoch_batches drops a short last batch
+        because = (f"{images}{f' shared by {world} processes' if world > 1 else ''} "
+                   f"give{'s' if n_train == 1 else ''} batches of {smallest} (use more images")
+        for name in batch_filled_infillers(cfg)[:1]:
+            if smallest < 2:
+                raise ConfigError(f"infiller '{name}' fills each image from another image of its batch, so every "
+                                  f"batch needs at least 2 images; {because}, or another infiller)")
+        cells, stage = self._smallest_trained_stage()
+        if smallest * cells < 2:
+            reason = because + ")" if smallest < cfg.batch_size else (
+                f"batch_size is {cfg.batch_size} (use a batch of 2 or more, or a larger image_size)")
+            raise ConfigError(f"at image_size {cfg.image_size} stage {stage} is {cells} cell, so batch norm in "
+                              f"training needs at least 2 images per batch; {reason}")
+
+    @torch.no_grad()
+    def _smallest_trained_stage(self) -> tuple[int, int]:
+        """(cells, stage): the fewest h x w cells among the stages whose batch norm trains (the masker's reducers;
+        in CA every stage of the classifier), at the training image size."""
+        clf = self.classifier
+        was_training = clf.training
+        clf.eval()
+        size = self.cfg.image_size
+        stages = clf.forward_features(torch.zeros(1, 3, size, size, device=self.device)).stages
+        clf.train(was_training)
+        read = range(1, len(stages) + 1) if self.train_classifier else self.cfg.stages
+        cells = [(stages[s - 1].shape[-2] * stages[s - 1].shape[-1], s) for s in read if 1 <= s <= len(stages)]
+        return min(cells, default=(size * size, 0))  # a stage the classifier lacks: the masker's config says so
 
     def _progress_at(self, fraction: float) -> ProgressFn | None:
         """A progress callback for preparation work, reported at a fixed overall fraction."""
