@@ -79,10 +79,15 @@ def image_problem(path: Path) -> str | None:
     try:
         load_image(path)
     except Exception as exc:  # noqa: BLE001 - anything that cannot be loaded is a bad file
-        text = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        prefix = f"{path.name}: "
-        return text[len(prefix):] if text.startswith(prefix) else text
+        return problem_text(exc, path)
     return None
+
+
+def problem_text(exc: BaseException, path: Path) -> str:
+    """The first line of a loading error without the file name it starts with (the caller names the file)."""
+    text = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    prefix = f"{Path(path).name}: "
+    return text[len(prefix):] if text.startswith(prefix) else text
 
 
 def find_bad_images(samples: list[Sample], workers: int = 1, show_bar: bool = False,
@@ -115,7 +120,7 @@ def report_bad_images(total: int, bad: list[tuple[Sample, str]], skip_bad: bool 
     out and which (paths relative to ``root``, the folder of the data CSV, when given)."""
     if not bad:
         return
-    shown = [f"{_display(s.path, root)} ({reason})" for s, reason in bad[:10]]
+    shown = [f"{display_path(s.path, root)} ({reason})" for s, reason in bad[:10]]
     listed = "; ".join(shown) + (f"; ... ({len(bad) - 10} more)" if len(bad) > 10 else "")
     if not skip_bad:
         raise DataError(f"{len(bad)} of {total} images cannot be read: {listed} "
@@ -142,7 +147,7 @@ def data_root(source: str | Path) -> Path:
     return source.parent if source.is_file() else source
 
 
-def _display(path: Path, root: Path | None) -> str:
+def display_path(path: str | Path, root: str | Path | None) -> str:
     """``path`` relative to ``root`` when given (never an absolute machine path in a message when it can be helped)."""
     if root is None:
         return str(path)

@@ -10,8 +10,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "evaluate", help="evaluate saliency methods over a data set",
         description="Evaluate methods: insertion/deletion AUC, completeness and soundness (Gupta et al.), "
                     "Saliency Metric, mask statistics, masked-view accuracy, WSOL (--boxes) and PxAP "
-                    "(--pixel-masks). Writes per_image.jsonl/.csv, per_label.csv, aggregate.csv/.json and "
-                    "report.html into --out; a rerun with the same settings resumes.")
+                    "(--pixel-masks). Writes per_image.jsonl/.csv, per_label.csv, aggregate.csv/.json, "
+                    "failures.csv and report.html into --out; a rerun with the same settings resumes. Exits 1 when "
+                    "any image failed (each one is named, with the reason, in every output).")
     p.add_argument("--images", required=True, help="folder of images, ImageFolder tree, or CSV (file,label)")
     p.add_argument("--methods", required=True,
                    help="comma-separated method specs NAME[:key=value...], e.g. "
@@ -75,7 +76,10 @@ def run(args: argparse.Namespace) -> int:
     for warning in result.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     for failure in result.failures:
-        print(f"failed: {failure}", file=sys.stderr)
+        print(f"failed: {failure.line}", file=sys.stderr)
     print(main_table(result.aggregate))
-    print(f"wrote {result.out}/aggregate.csv, per_image.csv, per_label.csv and {result.report}")
+    print(f"wrote {result.out}/aggregate.csv, per_image.csv, per_label.csv, failures.csv and {result.report}")
+    if result.summary:
+        print(result.summary)  # exit 1, as `saliency explain` does when an image failed
+        return 1
     return 0 if result.records else 1

@@ -85,8 +85,24 @@ def _bar_figure(agg):
     return fig
 
 
-def write_report(cfg, records: list[dict[str, Any]], agg, path: Path) -> Path:
-    """Write ``report.html`` for the records of an evaluation."""
+def _failures_html(failures: list, total_images: int) -> str:
+    """The section listing the images that failed (file relative to the images CSV, method, reason)."""
+    if not failures:
+        return ""
+    from saliency_core.evaluate.failures import failed_count
+
+    rows = "".join(f"<tr><td style='text-align:left'>{html.escape(f.file)}</td><td style='text-align:left'>"
+                   f"{html.escape(f.method or 'every method')}</td><td style='text-align:left'>"
+                   f"{html.escape(f.reason)}</td></tr>" for f in failures)
+    head = html.escape(failed_count(failures, total_images))
+    return (f"<h2 id='failures'>Failed images</h2><p><strong>{head}</strong>; the tables leave them out.</p>"
+            f"<table><tr><th>file</th><th>method</th><th>reason</th></tr>{rows}</table>")
+
+
+def write_report(cfg, records: list[dict[str, Any]], agg, path: Path, failures: list | None = None,
+                 total_images: int | None = None) -> Path:
+    """Write ``report.html`` for the records of an evaluation (``failures``: the images that could not be
+    evaluated, said at the top and listed in a section of their own)."""
     from saliency_core.evaluate.tables import records_to_frames
 
     _, per_label = records_to_frames(records)
@@ -103,8 +119,14 @@ def write_report(cfg, records: list[dict[str, Any]], agg, path: Path) -> Path:
         first = False
     shared = sorted({r["method"] for r in scored if r.get("shared_mask")})
     space = next((r.get("prob_space") for r in scored), "softmax over all classes")
+    failures = failures or []
+    evaluated = len({r["image"] for r in records})
+    failed = len({f.file for f in failures})
+    total = total_images if total_images is not None else evaluated + failed
+    counted = (f"{evaluated}" if not failed else
+               f"{evaluated} of {total} (<a href='#failures'>{failed} of {total} images failed</a>)")
     notes = [
-        f"Images: {len({r['image'] for r in records})} from {html.escape(str(cfg.images))} "
+        f"Images: {counted} from {html.escape(str(cfg.images))} "
         f"(split {cfg.split}{'' if cfg.limit is None else f', first {cfg.limit}'}); labels: {cfg.labels}; "
         f"classifier: {html.escape(cfg.classifier)}.",
         f"Probabilities: {space}" + ("" if not cfg.restrict_labels else f" {cfg.restrict_labels}")
@@ -123,7 +145,7 @@ def write_report(cfg, records: list[dict[str, Any]], agg, path: Path) -> Path:
         "font-size:12px} td,th{border:1px solid #ccc;padding:3px 6px;text-align:right}</style></head><body>",
         "<h1>Saliency evaluation</h1>",
         "<ul>" + "".join(f"<li>{n}</li>" for n in notes) + "</ul>",
-        "<h2>Aggregate</h2>", table,
+        "<h2>Aggregate</h2>", table, _failures_html(failures, total),
         "<h2>Figures</h2>", *parts,
         "<h2>Settings</h2><pre>" + html.escape(json.dumps(cfg.to_dict(), indent=2)) + "</pre>",
         "</body></html>",

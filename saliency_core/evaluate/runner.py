@@ -12,7 +12,9 @@ checkpoint, and any extra ones).
 Files in ``out``: ``config.json``; ``per_image.jsonl`` (one JSON record per image and method,
 appended and flushed as soon as it is computed, so a kill loses only the work in flight; a rerun
 with the same settings resumes); ``per_image.csv`` and ``per_label.csv`` (rebuilt from the JSONL);
-``aggregate.csv`` and ``aggregate.json`` (one row per method); ``report.html`` (plotly).
+``aggregate.csv`` and ``aggregate.json`` (one row per method; ``failed`` counts the images it has no result for
+because they failed, and ``aggregate.json`` lists them); ``failures.csv`` (file, method, reason of every failure);
+``report.html`` (plotly).
 
 Methods are given as specs ``NAME[:key=value[:key=value...]]``, e.g. ``grad-cam``,
 ``masker:checkpoint=checkpoints/ca_lite0.safetensors``, ``rise:num_masks=500``; ``as=LABEL`` sets
@@ -29,7 +31,16 @@ from typing import Any
 import torch
 
 from saliency_core.classifiers import Classifier, load_classifier
-from saliency_core.datasets import IMAGE_SUFFIXES, DataError, class_disjoint_split, read_samples
+from saliency_core.datasets import (
+    IMAGE_SUFFIXES,
+    DataError,
+    class_disjoint_split,
+    data_root,
+    display_path,
+    problem_text,
+    read_samples,
+)
+from saliency_core.evaluate.failures import Failure, failure_summary, write_failures_csv
 from saliency_core.explanation import with_seed
 from saliency_core.methods.base import Method, MethodError, ProgressFn, create_method, method_entry
 
@@ -135,6 +146,7 @@ class EvalSample:
     label: int  # -1 when unknown
     name: str
     wnid: str | None = None
+    file: str = ""  # the path as messages show it: relative to the images CSV (or folder)
 
 
 def read_eval_samples(cfg: EvalConfig) -> list[EvalSample]:
@@ -171,12 +183,13 @@ def read_eval_samples(cfg: EvalConfig) -> list[EvalSample]:
     if cfg.limit is not None:
         samples = samples[:cfg.limit]
     out, used = [], set()
+    root = data_root(src)
     for p, y in samples:
         name = Path(p).stem
         if name in used:
             name = f"{name}_{len(used)}"
         used.add(name)
-        out.append(EvalSample(Path(p), int(y), name, wnids.get(Path(p).resolve())))
+        out.append(EvalSample(Path(p), int(y), name, wnids.get(Path(p).resolve()), display_path(p, root)))
     return out
 
 
@@ -340,27 +353,41 @@ class EvalResult:
     out: Path
     records: list[dict[str, Any]]
     aggregate: Any  # pandas DataFrame
-    failures: list[str]
+    failures: list[Failure]
     warnings: list[str] = field(default_factory=list)
+    total_images: int = 0
 
     @property
     def report(self) -> Path:
         return self.out / "report.html"
 
+    @property
+    def summary(self) -> str | None:
+        """``3 of 5 images failed: a.jpg (reason), ...`` (None when nothing failed)."""
+        return failure_summary(self.failures, self.total_images)
 
-def write_outputs(cfg: EvalConfig, out: Path, records: list[dict[str, Any]]):
-    """Rebuild the CSVs, the aggregate tables and the HTML report from the records."""
+
+def write_outputs(cfg: EvalConfig, out: Path, records: list[dict[str, Any]], failures: list[Failure] = (),
+                  total_images: int = 0, methods: list[str] = ()):
+    """Rebuild the CSVs, the aggregate tables and the HTML report from the records; every one of them says how many
+    of ``total_images`` failed and which (``failures.csv`` lists them with the reason)."""
     from saliency_core.evaluate.report import write_report
-    from saliency_core.evaluate.tables import aggregate, records_to_frames
+    from saliency_core.evaluate.tables import aggregate, records_to_frames, with_failures
 
+    failures = list(failures)
+    total = total_images or len({r["image"] for r in records}) + len({f.file for f in failures})
     per_image, per_label = records_to_frames(records)
     per_image.to_csv(out / "per_image.csv", index=False)
     per_label.to_csv(out / "per_label.csv", index=False)
-    agg = aggregate(records)
+    agg = with_failures(aggregate(records), failures, list(methods))
     agg.to_csv(out / "aggregate.csv", index=False)
+    write_failures_csv(out / "failures.csv", failures)
+    images = {"total": total, "evaluated": total - len({f.file for f in failures if f.method is None}),
+              "failed": len({f.file for f in failures})}
     (out / "aggregate.json").write_text(json.dumps(
-        {"config": cfg.to_dict(), "methods": json.loads(agg.to_json(orient="records"))}, indent=2) + "\n")
-    write_report(cfg, records, agg, out / "report.html")
+        {"config": cfg.to_dict(), "images": images, "failures": [asdict(f) for f in failures],
+         "methods": json.loads(agg.to_json(orient="records"))}, indent=2) + "\n")
+    write_report(cfg, records, agg, out / "report.html", failures=failures, total_images=total)
     return agg
 
 
@@ -405,7 +432,7 @@ def evaluate(cfg: EvalConfig, classifier: Classifier | None = None, progress: Pr
                                 f"{', '.join(unmatched[:3])}); their boxes are not used")
     out, records = _prepare_out(cfg)
     done = {(r["image"], r["method"]) for r in records}
-    failures: list[str] = []
+    failures: list[Failure] = []
     jsonl = out / "per_image.jsonl"
     pre, dev = ctx.classifier.preprocessing, ctx.classifier.device
     total = len(samples) * len(ctx.methods)
@@ -419,7 +446,7 @@ def evaluate(cfg: EvalConfig, classifier: Classifier | None = None, progress: Pr
             try:
                 loaded = load_image(sample.path)
             except ImageLoadError as exc:
-                failures.append(f"{sample.path}: {exc}")
+                failures.append(Failure(sample.file, problem_text(exc, sample.path)))
                 count += len(ctx.methods)
                 continue
             x = pre.pil_to_input(loaded.image).to(dev)
@@ -445,14 +472,14 @@ def evaluate(cfg: EvalConfig, classifier: Classifier | None = None, progress: Pr
                 try:
                     rec = {**base, **evaluate_method_on_image(ctx, display, x, clean, labels, target, gt, pix)}
                 except (MethodError, FloatingPointError) as exc:
-                    failures.append(f"{sample.name} / {display}: {exc}")
+                    failures.append(Failure(sample.file, problem_text(exc, sample.path), display))
                     continue
                 f.write(json.dumps(rec) + "\n")
                 f.flush()
                 records.append(rec)
                 if progress is not None:
                     progress(count / total, f"{sample.name}: {display}")
-    agg = write_outputs(cfg, out, records)
+    agg = write_outputs(cfg, out, records, failures, len(samples), list(ctx.methods))
     if progress is not None:
         progress(1.0, "done")
-    return EvalResult(out, records, agg, failures, ctx.warnings)
+    return EvalResult(out, records, agg, failures, ctx.warnings, len(samples))

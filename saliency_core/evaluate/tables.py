@@ -61,11 +61,29 @@ def aggregate(records: list[dict[str, Any]]):
     return pd.DataFrame(rows)
 
 
+def with_failures(agg, failures: list, methods: list[str]):
+    """The aggregate with a ``failed`` column: per method, the images it has no result for because they failed (to
+    load: every method; or that method on them). A method that failed on every image gets a row of its own."""
+    import pandas as pd
+
+    rows = list(agg["method"]) if not agg.empty else []
+    missing = [m for m in methods if m not in rows]
+    if missing:
+        agg = pd.concat([agg, pd.DataFrame({"method": missing, "images": [0] * len(missing)})], ignore_index=True)
+    if agg.empty:
+        return agg
+    everywhere = {f.file for f in failures if f.method is None}
+    agg = agg.copy()
+    counts = [len(everywhere | {f.file for f in failures if f.method == m}) for m in agg["method"]]
+    agg.insert(list(agg.columns).index("images") + 1, "failed", counts)
+    return agg
+
+
 def main_table(agg, columns: tuple[str, ...] | None = None) -> str:
     """The aggregate table as Markdown: the columns the metrics declare for it, then the method's time."""
     from saliency_core.evaluate.metrics import declared
 
-    columns = columns or ("images", *(c for c, _ in declared("table")), "method_s")
+    columns = columns or ("images", "failed", *(c for c, _ in declared("table")), "method_s")
     cols = ["method"] + [c for c in columns if c in agg.columns]
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for _, r in agg.iterrows():

@@ -210,3 +210,61 @@ def test_bad_box_rows_are_named_skipped_and_the_rest_is_used(tmp_path, dataset, 
     assert len(result.warnings) == 5 and "1 image(s) in the box file are not evaluated (first: zebra)" in \
         result.warnings[-1]
     assert "wsol_le" in result.aggregate.columns  # the good box is used
+
+
+def test_cli_evaluate_with_failed_images_exits_1_and_every_output_says_which(tmp_path, dataset, capsys):
+    """2 good + 3 bad images: exit 1 with a summary line, and stdout, aggregate.json, aggregate.csv, failures.csv and
+    report.html all say how many failed and which (named relative to the images CSV, never by an absolute path),
+    with the reason (issue 27, item 5)."""
+    import io
+    import shutil
+
+    from safetensors.torch import save_file
+
+    from saliency_core.classifiers import load_classifier
+    from saliency_core.cli import main
+
+    root, _ = dataset
+    data = tmp_path / "data"
+    (data / "imgs").mkdir(parents=True)
+    for name in ("a_cat", "b_coffee"):
+        shutil.copy(root / "imgs" / f"{name}.png", data / "imgs" / f"{name}.png")
+    buf = io.BytesIO()
+    Image.open(root / "imgs" / "c_astro.png").convert("RGB").save(buf, format="JPEG")
+    (data / "imgs" / "cut.jpg").write_bytes(buf.getvalue()[: len(buf.getvalue()) // 2])  # truncated
+    (data / "imgs" / "empty.png").write_bytes(b"")
+    (data / "imgs" / "notes.png").write_text("not an image")
+    (data / "labels.csv").write_text("file,label\nimgs/a_cat.png,1\nimgs/cut.jpg,2\nimgs/b_coffee.png,3\n"
+                                     "imgs/empty.png,4\nimgs/notes.png,5\n")
+    torch.manual_seed(0)
+    clf = load_classifier("timm:test_efficientnet", random_init=True)
+    weights = tmp_path / "tiny.safetensors"
+    save_file({k: v.contiguous() for k, v in clf.model.state_dict().items()}, str(weights))
+    out = tmp_path / "out"
+    rc = main(["evaluate", "--images", str(data / "labels.csv"), "--methods", "center-gaussian,random",
+               "--steps", "2", "--out", str(out), "--classifier", "timm:test_efficientnet",
+               "--classifier-weights", str(weights), "--no-deletion"])
+    captured = capsys.readouterr()
+    assert rc == 1
+    bad = ("imgs/cut.jpg", "imgs/empty.png", "imgs/notes.png")
+    said = captured.out + captured.err
+    summary = [line for line in said.splitlines() if "3 of 5 images failed: " in line]
+    assert len(summary) == 1 and all(name in summary[0] for name in bad), said
+    assert "truncated" in summary[0] and "empty" in summary[0] and "not a recognised image" in summary[0]
+    failure_lines = [line for line in said.splitlines() if line.startswith("failed: ") or "images failed" in line]
+    assert len(failure_lines) == 4 and str(tmp_path) not in "\n".join(failure_lines) and "Traceback" not in said
+
+    agg = json.loads((out / "aggregate.json").read_text())
+    assert agg["images"] == {"total": 5, "evaluated": 2, "failed": 3}
+    assert [f["file"] for f in agg["failures"]] == list(bad) and all(f["reason"] for f in agg["failures"])
+    assert all(f["method"] is None for f in agg["failures"])  # the image itself failed, for every method
+    assert {m["method"]: (m["images"], m["failed"]) for m in agg["methods"]} == {"center-gaussian": (2, 3),
+                                                                                 "random": (2, 3)}
+    table = pd.read_csv(out / "aggregate.csv")
+    assert list(table["failed"]) == [3, 3] and list(table["images"]) == [2, 2]
+    failures = pd.read_csv(out / "failures.csv")
+    assert list(failures["file"]) == list(bad) and failures["reason"].str.len().min() > 0
+    html = (out / "report.html").read_text()
+    assert "3 of 5 images failed" in html and all(name in html for name in bad)
+    for text in (json.dumps(agg["failures"]), (out / "failures.csv").read_text()):
+        assert str(tmp_path) not in text
