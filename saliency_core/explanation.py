@@ -10,8 +10,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import shutil
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -22,6 +20,8 @@ import torch
 from PIL import Image
 
 from saliency_core.classifiers import Classifier, ClassifierOutput, load_classifier
+from saliency_core.errors import RegistryError
+from saliency_core.files import TargetExistsError, clean_stale, staged_folder, write_error
 from saliency_core.images.loading import LoadedImage, load_image
 from saliency_core.images.pictures import overlay
 from saliency_core.images.preprocessing import resize_mask, tensor01_to_pil
@@ -84,13 +84,17 @@ class Explanation:
         return self.masks[self.labels.index(label)] if self.per_label else self.masks[0]
 
     def summary(self) -> dict[str, Any]:
-        """JSON-ready description (what ``result.json`` holds)."""
+        """JSON-ready description (what ``result.json`` holds). ``seed`` is the seed the method ran with (what
+        decided the mask: an explicit ``seed`` method option overrides the explanation's); ``seeds`` lists the
+        seed of each component that declares one (``method``, ``infiller``)."""
+        seeds = seeds_used(self.config)
         return {
             "image": self.name,
             "size": list(self.image.size),
             "original_size": list(self.original_size or self.image.size),
             "method": self.config.method,
-            "seed": self.config.seed,
+            "seed": seeds.get("method", self.config.seed),
+            "seeds": seeds,
             "options": self.config.to_dict(),
             "labels": [{"index": i, "name": n} for i, n in zip(self.labels, self._label_names)],
             "per_label_masks": self.per_label,
@@ -119,6 +123,22 @@ def with_seed(entry: Entry, options: dict[str, Any], seed: int) -> dict[str, Any
     if entry.config is not None and "seed" not in options and any(o.name == "seed" for o in entry.options()):
         return {**options, "seed": int(seed)}
     return dict(options)
+
+
+def seeds_used(config: ExplainConfig) -> dict[str, int]:
+    """The seed the method and the infiller ran with, for each that declares a seed option: its own ``seed``
+    option when one was given (``-o seed=3``), else the explanation's ``seed``."""
+    parts = (("method", method_entry, config.method, config.method_options),
+             ("infiller", infiller_entry, config.infiller, config.infiller_options))
+    out = {}
+    for part, entry_of, name, options in parts:
+        try:
+            used = with_seed(entry_of(name), options, config.seed).get("seed")
+        except RegistryError:  # a method passed in as an object, under a name no registry knows
+            used = options.get("seed")
+        if used is not None:
+            out[part] = int(used)
+    return out
 
 
 def _top(probs: torch.Tensor, names: tuple[str, ...], k: int) -> list[Prediction]:
@@ -312,15 +332,29 @@ class OutputExistsError(ValueError):
     """The output folder already holds results and overwriting was not asked for."""
 
 
-def _save(path: Path, write: Callable[[Path], None]) -> str:
-    """Write one file through ``write`` (to a temporary name, then renamed); an error names the file."""
+def _exists_message(folder: Path) -> str:
+    return f"{folder} already exists; choose another output folder or overwrite it (--overwrite)"
+
+
+def check_output(out_dir: str | Path, overwrite: bool = False) -> None:
+    """Refuse an existing output folder unless ``overwrite``, before any work is done (removing what killed
+    writers of it left beside it, as a write would). The claim in :func:`write_explanation` checks again, atomically."""
+    folder = Path(out_dir)
+    if os.path.lexists(folder) and not overwrite:
+        clean_stale(folder)
+        raise OutputExistsError(_exists_message(folder))
+
+
+def _save(path: Path, shown: Path, write: Callable[[Path], None]) -> str:
+    """Write one file through ``write`` (to a temporary name, then renamed); an error is one line naming
+    ``shown``, the file as the caller will find it (not the staging path)."""
     tmp = path.with_name(f".{path.name}.tmp")
     try:
         write(tmp)
         os.replace(tmp, path)
     except OSError as exc:
         tmp.unlink(missing_ok=True)
-        raise OSError(exc.errno, f"could not write {path}: {exc.strerror or exc}") from None
+        raise write_error(exc, shown) from None
     return path.name
 
 
@@ -335,38 +369,37 @@ def _full_size_masks(expl: Explanation) -> np.ndarray:
 def write_explanation(expl: Explanation, out_dir: str | Path, overwrite: bool = False) -> Path:
     """Write ``mask.npy`` (+ ``mask_<label>.npy`` per label), the view PNGs and ``result.json`` into ``out_dir``.
 
-    The files are written into a new folder beside it, which then replaces ``out_dir`` in one rename, so a
-    kill or a full disk never leaves a half-written or mixed result. An existing ``out_dir`` is refused unless
-    ``overwrite`` (it is then replaced whole: no stale file of an earlier run stays). ``result.json`` lists the
-    files written; the masks have the size of the image as stored.
+    The files are written into a hidden folder beside it, which then claims ``out_dir`` in one rename
+    (:func:`saliency_core.files.staged_folder`), so a kill or a full disk never leaves a half-written or mixed
+    result, and of two writers of the same folder at once the slower is refused (or, with ``overwrite``, one
+    wins whole). An existing ``out_dir`` is refused unless ``overwrite`` (it is then replaced whole: no stale
+    file of an earlier run stays). ``result.json`` lists the files written; the masks have the size of the
+    image as stored. What killed writers of ``out_dir`` left beside it is removed first.
     """
     folder = Path(out_dir)
-    if folder.exists() and not overwrite:
-        raise OutputExistsError(f"{folder} already exists; choose another output folder or overwrite it "
-                                "(--overwrite)")
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}."))
+    check_output(folder, overwrite)
     try:
-        masks = _full_size_masks(expl)
-        written = [_save(staging / "mask.npy", lambda p: _npy(p, masks[0]))]
-        if expl.per_label:
-            for label, mask in zip(expl.labels, masks):
-                written.append(_save(staging / f"mask_{label}.npy", lambda p, m=mask: _npy(p, m)))
-        for name, img in expl.views.items():
-            written.append(_save(staging / f"{name}.png", lambda p, im=img: im.save(p, format="PNG")))
-        summary = {**expl.summary(), "files": sorted([*written, "result.json"])}
-        _save(staging / "result.json", lambda p: p.write_text(json.dumps(summary, indent=2) + "\n"))
-        if folder.exists():
-            old = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.old."))
-            os.replace(folder, old / "previous")
-            os.replace(staging, folder)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(staging, folder)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+        with staged_folder(folder, overwrite) as staging:
+            _write_files(expl, staging, folder)
+    except TargetExistsError:  # another writer's result got there first
+        raise OutputExistsError(_exists_message(folder)) from None
     return folder
+
+
+def _write_files(expl: Explanation, staging: Path, folder: Path) -> None:
+    """The masks, the views and ``result.json`` (listing them) into ``staging``; errors name them in ``folder``."""
+    def save(name: str, write: Callable[[Path], None]) -> str:
+        return _save(staging / name, folder / name, write)
+
+    masks = _full_size_masks(expl)
+    written = [save("mask.npy", lambda p: _npy(p, masks[0]))]
+    if expl.per_label:
+        for label, mask in zip(expl.labels, masks):
+            written.append(save(f"mask_{label}.npy", lambda p, m=mask: _npy(p, m)))
+    for name, img in expl.views.items():
+        written.append(save(f"{name}.png", lambda p, im=img: im.save(p, format="PNG")))
+    summary = {**expl.summary(), "files": sorted([*written, "result.json"])}
+    save("result.json", lambda p: p.write_text(json.dumps(summary, indent=2) + "\n"))
 
 
 def _npy(path: Path, array: np.ndarray) -> None:

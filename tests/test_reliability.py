@@ -146,6 +146,43 @@ def test_a_full_disk_names_the_file_and_leaves_the_old_result(photos, tmp_path, 
     assert sorted(p.name for p in out.iterdir()) == ["x"]
 
 
+@pytest.mark.parametrize("where, error", [
+    ("numpy", OSError("110592 requested and 76768 written")),  # numpy's short write: no errno
+    ("numpy", OSError(None, "110592 requested and 76768 written")),
+    ("pil", OSError(28, "No space left on device")),
+])
+def test_a_short_write_reads_as_a_full_disk_and_names_the_file_as_the_user_knows_it(where, error, photos, tmp_path,
+                                                                                  monkeypatch, lite0):
+    out = tmp_path / "o"
+    expl = sc.explain(str(photos["x_2"]), sc.ExplainConfig(method="center-gaussian"), classifier=lite0)
+    sc.write_explanation(expl, out / "x")
+    before = {p.name: p.read_bytes() for p in (out / "x").iterdir()}
+
+    def full(*args, **kwargs):
+        raise error
+
+    monkeypatch.setattr(*((np, "save") if where == "numpy" else (Image.Image, "save")), full)
+    with pytest.raises(OSError) as caught:
+        sc.write_explanation(expl, out / "x", overwrite=True)
+    name = "mask.npy" if where == "numpy" else "overlay.png"
+    assert str(caught.value) == f"could not write {out / 'x' / name}: No space left on device"
+    assert caught.value.errno == 28
+    assert {p.name: p.read_bytes() for p in (out / "x").iterdir()} == before
+    assert sorted(p.name for p in out.iterdir()) == ["x"]
+
+
+def test_the_cli_names_the_file_that_did_not_fit_in_one_line(photos, tmp_path, monkeypatch, capsys):
+    def short_write(*args, **kwargs):
+        raise OSError("110592 requested and 76768 written")
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(np, "save", short_write)
+    assert _explain(str(photos["x_2"]), "--out", "o") == 1
+    err = capsys.readouterr().err.splitlines()
+    assert err[0] == f"error: could not write {Path('o', 'x_2', 'mask.npy')}: No space left on device"
+    assert list((tmp_path / "o").iterdir()) == [], "nothing half-written is left"
+
+
 def test_a_partly_failed_batch_exits_non_zero_with_a_summary(photos, tmp_path, capsys):
     bad = tmp_path / "bad.jpg"
     bad.write_text("not an image")
@@ -155,11 +192,12 @@ def test_a_partly_failed_batch_exits_non_zero_with_a_summary(photos, tmp_path, c
 
 def test_the_mask_has_the_size_of_the_image_as_stored(tmp_path):
     big = tmp_path / "wide.png"
-    Image.fromarray((np.random.default_rng(0).random((120, 2600, 3)) * 255).astype(np.uint8)).save(big)
+    # 2600 x 300: over the 2048 px load limit, within the accepted aspect ratio (at most 10:1)
+    Image.fromarray((np.random.default_rng(0).random((300, 2600, 3)) * 255).astype(np.uint8)).save(big)
     assert _explain(str(big), "--out", str(tmp_path / "o")) == 0
     result = json.loads((tmp_path / "o" / "wide" / "result.json").read_text())
-    assert result["size"][0] == 2048 and result["original_size"] == [2600, 120]
-    assert np.load(tmp_path / "o" / "wide" / "mask.npy").shape == (120, 2600)
+    assert result["size"][0] == 2048 and result["original_size"] == [2600, 300]
+    assert np.load(tmp_path / "o" / "wide" / "mask.npy").shape == (300, 2600)
 
 
 # ------------------------------------------------------------------------------------------ seeds
@@ -174,3 +212,18 @@ def test_the_seed_flag_reaches_every_stochastic_method(method, options, photos, 
         masks[run] = np.load(out / "x_2" / "mask.npy")
         assert json.loads((out / "x_2" / "result.json").read_text())["seed"] == seed
     assert np.array_equal(masks["a"], masks["c"]) and not np.array_equal(masks["a"], masks["b"])
+
+
+def test_a_seed_given_as_a_method_option_is_the_seed_result_json_records(photos, tmp_path):
+    """``-o seed=3`` overrides ``--seed`` (default 0) for the method: result.json's ``seed`` is the method's
+    (what decided the mask), and ``seeds`` lists each component's (the noise infiller still ran with 0)."""
+    img = str(photos["x_2"])
+    assert main(["explain", img, "--method", "random", "-o", "seed=3", "--infiller", "noise",
+                 "--out", str(tmp_path / "a")]) == 0
+    assert main(["explain", img, "--method", "random", "--seed", "3", "--infiller", "gray",
+                 "--out", str(tmp_path / "b")]) == 0
+    a = json.loads((tmp_path / "a" / "x_2" / "result.json").read_text())
+    b = json.loads((tmp_path / "b" / "x_2" / "result.json").read_text())
+    assert a["seed"] == 3 and a["seeds"] == {"method": 3, "infiller": 0}
+    assert b["seed"] == 3 and b["seeds"] == {"method": 3}
+    assert np.array_equal(np.load(tmp_path / "a" / "x_2" / "mask.npy"), np.load(tmp_path / "b" / "x_2" / "mask.npy"))

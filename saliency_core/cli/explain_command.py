@@ -49,7 +49,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from saliency_core.classifiers import load_classifier
-    from saliency_core.explanation import ExplainConfig, OutputExistsError, explain, with_seed, write_explanation
+    from saliency_core.explanation import ExplainConfig, check_output, explain, with_seed, write_explanation
     from saliency_core.images.loading import ImageLoadError, load_image
     from saliency_core.methods.base import create_method, method_entries, method_entry
 
@@ -79,9 +79,7 @@ def run(args: argparse.Namespace) -> int:
     names = output_names(images)
     for path in tqdm(images, desc="explaining", unit="image", disable=len(images) < 2):
         try:
-            if (out / names[path]).exists() and not args.overwrite:  # refused before any work is done
-                raise OutputExistsError(f"{out / names[path]} already exists; choose another output folder or "
-                                        "overwrite it (--overwrite)")
+            check_output(out / names[path], args.overwrite)  # refused before any work is done
             loaded = load_image(path)
             expl = explain(loaded, config, classifier=classifier, method=method)
             folder = write_explanation(expl, out / names[path], overwrite=args.overwrite)
