@@ -160,8 +160,8 @@ def load_current_image(image: services.ImageInput | None) -> LoadedImage | None:
     if loaded is None:
         with guard("Reading the image"):
             loaded = services.load_input(image, s.max_upload_mb, s.max_pixels, s.max_side)
-            cache.put(key, loaded)
-    return loaded
+            cache.put(key, services.anonymous(loaded))  # shared by content: no session's file name in it
+    return None if loaded is None else services.for_session(loaded, image)  # None: the error is on the page
 
 
 def predictions_md(predictions: list, highlight: set[int] | None = None) -> str:
@@ -328,14 +328,15 @@ def curves_block(expl: Explanation, labels: list[int], request: services.CurveRe
 # --------------------------------------------------------------------------- downloads
 
 
-def _result_json(expl: Explanation) -> bytes:
-    return (json.dumps(expl.summary(), indent=2, default=str) + "\n").encode()
+def _result_json(expl: Explanation, name: str) -> bytes:
+    return (json.dumps({**expl.summary(), "image": name}, indent=2, default=str) + "\n").encode()
 
 
-def downloads_block(expl: Explanation, scores=None, key: str = "dl") -> None:
+def downloads_block(expl: Explanation, name: str, scores=None, key: str = "dl") -> None:
     """Mask (PNG, NPY), the four views (PNG), per-label scores (CSV) and result.json; the files are
-    made only when a button is clicked."""
-    stem = expl.name.rsplit(".", 1)[0] or "image"
+    made only when a button is clicked. ``name``: the image's name in this session (a cached explanation
+    carries none, see ``services.CACHED_NAME``)."""
+    stem = name.rsplit(".", 1)[0] or "image"
     shown = expl.mask_for(expl.shown if expl.shown is not None else expl.labels[0])
     items = [
         ("mask (PNG)", partial(services.mask_png, shown), f"{stem}_mask.png", "image/png"),
@@ -349,7 +350,7 @@ def downloads_block(expl: Explanation, scores=None, key: str = "dl") -> None:
     if scores is not None:
         items.append(("per-label scores (CSV)", partial(lambda s: s.to_frame().to_csv(index=False), scores),
                       f"{stem}_scores.csv", "text/csv"))
-    items.append(("result.json", partial(_result_json, expl), f"{stem}_result.json", "application/json"))
+    items.append(("result.json", partial(_result_json, expl, name), f"{stem}_result.json", "application/json"))
     cols = st.columns(4)
     for i, (label, data, file_name, mime) in enumerate(items):
         cols[i % 4].download_button(label, data=data, file_name=file_name, mime=mime, key=f"{key}_{i}",

@@ -139,6 +139,22 @@ def gallery_input(name: str) -> ImageInput:
     return ImageInput.from_bytes(buf.getvalue(), f"{name}.png")
 
 
+#: The name every image has in the shared :class:`ResultCache`: the cache is keyed by content and shared by all
+#: sessions, so a file name (one visitor's choice, possibly private) never goes into it. A session puts its own
+#: name back on what it takes out (:func:`for_session`).
+CACHED_NAME = "image"
+
+
+def anonymous(loaded: LoadedImage) -> LoadedImage:
+    """``loaded`` without its file name, fit for the shared cache (same picture, notes and sizes)."""
+    return loaded if loaded.name == CACHED_NAME else replace(loaded, name=CACHED_NAME)
+
+
+def for_session(loaded: LoadedImage, image: ImageInput) -> LoadedImage:
+    """A cached image under the name this session gave it."""
+    return replace(loaded, name=image.name)
+
+
 def load_input(image: ImageInput, max_upload_mb: int, max_pixels: int, max_side: int) -> LoadedImage:
     """Decode an upload with the dashboard's limits; bad files raise ImageLoadError (one line)."""
     if len(image.data) > max_upload_mb * 1024 * 1024:
@@ -272,15 +288,53 @@ atexit.register(shutil.rmtree, UPLOAD_ROOT, True)
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 
 
-class SessionUploads:
-    """A browser session's upload folder; it is deleted with the object (at the end of the session)."""
+_SESSION_PREFIX = "session-"
 
-    def __init__(self) -> None:
-        self.folder = Path(tempfile.mkdtemp(dir=UPLOAD_ROOT, prefix="session-"))
+
+class SessionUploads:
+    """A browser session's upload folder, named after its session id (``session-<id>-<random>``) so that
+    :func:`reap_session_uploads` can tell whose it is; it is deleted with the object too."""
+
+    def __init__(self, session_id: str = "") -> None:
+        tag = _SAFE_NAME.sub("_", session_id)
+        self.folder = Path(tempfile.mkdtemp(dir=UPLOAD_ROOT, prefix=f"{_SESSION_PREFIX}{tag}-" if tag
+                                            else _SESSION_PREFIX))
         self._finalizer = weakref.finalize(self, shutil.rmtree, str(self.folder), True)
 
     def remove(self) -> None:
         self._finalizer()
+
+
+def session_of(folder: Path) -> str | None:
+    """The session id a :class:`SessionUploads` folder was named after (None: not one of those)."""
+    name = folder.name
+    if not name.startswith(_SESSION_PREFIX) or name.count("-") < 2:
+        return None
+    return name[len(_SESSION_PREFIX):].rsplit("-", 1)[0] or None
+
+
+def reap_session_uploads(root: Path, is_active: Callable[[str], bool], gone_since: dict[str, float],
+                         now: float, grace_s: float) -> list[Path]:
+    """Delete the upload folders of sessions that have been gone (closed or disconnected) for ``grace_s``.
+
+    Streamlit keeps a closed browser's session for a possible reconnect and drops it only when another page
+    loads, so its ``session_state`` (and the finaliser of its folder) could outlive the visitor by ten minutes
+    and more. ``gone_since`` (kept by the caller between calls) remembers when each session was first seen
+    gone; a session back within the grace keeps its folder. Returns the folders deleted."""
+    removed = []
+    for folder in sorted(root.glob(f"{_SESSION_PREFIX}*")):
+        sid = session_of(folder)
+        if sid is None:
+            continue
+        if is_active(sid):
+            gone_since.pop(sid, None)
+            continue
+        first = gone_since.setdefault(sid, now)
+        if now - first >= grace_s:
+            shutil.rmtree(folder, ignore_errors=True)
+            gone_since.pop(sid, None)
+            removed.append(folder)
+    return removed
 
 
 def store_uploaded_checkpoint(data: bytes, name: str, max_mb: int, folder: Path | None = None) -> Path:
@@ -356,6 +410,7 @@ def run_explanation(
     hit = cache.get(key)
     if hit is not None:
         return hit
+    loaded = anonymous(loaded)  # masks and explanation go into the shared cache: no session's file name
     masks = cached_masks(image, config, classifier, cache)
     if masks is None:
         masks = saliency_core.compute_masks(loaded, config, classifier=classifier, method=method, progress=progress,

@@ -120,4 +120,4 @@ if expl is not None:
                                            services.masks_key(classifier, image, config))
     st.subheader("Downloads")
     with sections.guard("Preparing the downloads"):
-        sections.downloads_block(expl, scores)
+        sections.downloads_block(expl, image.name, scores)
