@@ -47,11 +47,14 @@ if _match is not None and _asked != _match.url_path:
 with st.sidebar:
     state.set_image_input(None)
     with sections.guard("Reading the link"):
-        url_state.restore(resources.catalog())  # a shared link sets the widgets when the session starts
+        # a shared link sets the widgets when the session starts; what it asked for that cannot be used is named
+        url_state.restore(resources.catalog(), len(resources.current_classifier().class_names))
+        url_state.show_notes()
     with sections.guard("Choosing the image"):
         settings = resources.settings()
         state.set_image_input(widgets.image_source_ui(settings))
 
+resources.upload_reaper()  # once per process: uploaded checkpoints go when their session ends
 state.set_status_slot(st.empty())  # the top of every page: what is running, for how long, out of how long
 page.run()
 resources.freeze_heap()  # once: later garbage-collector passes skip the heap loaded so far

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import gc
 import json
+import logging
 import threading
+import time
 
 import streamlit as st
 
@@ -16,6 +18,8 @@ from dashboard.settings import DashboardSettings
 from saliency_core import Classifier, ExplainConfig, Method, load_classifier, mask_key_options
 
 from . import services
+
+_reaper_log = logging.getLogger("saliency")
 
 
 def settings() -> DashboardSettings:
@@ -91,3 +95,33 @@ def catalog() -> dict[str, services.MethodEntry]:
     from saliency_core import method_entries
 
     return _catalog(tuple((name, entry.available) for name, entry in method_entries().items()))
+
+
+#: How often the upload reaper looks, and how long a closed session's uploads wait for a reconnect.
+REAP_EVERY_S = 5.0
+REAP_GRACE_S = 20.0
+
+
+@st.cache_resource(show_spinner=False)
+def upload_reaper() -> threading.Thread:
+    """Once per process: a daemon thread that deletes the uploaded checkpoints of sessions that have ended
+    (``services.reap_session_uploads``), within ``REAP_EVERY_S + REAP_GRACE_S`` of the browser closing."""
+    from streamlit.runtime import Runtime
+
+    def loop() -> None:
+        gone: dict[str, float] = {}
+        while True:
+            time.sleep(REAP_EVERY_S)
+            try:
+                if not Runtime.exists():
+                    continue
+                runtime = Runtime.instance()
+                for folder in services.reap_session_uploads(services.UPLOAD_ROOT, runtime.is_active_session, gone,
+                                                            time.monotonic(), REAP_GRACE_S):
+                    _reaper_log.info("removed the uploads of an ended session (%s)", folder.name)
+            except Exception:  # noqa: BLE001 - the reaper must outlive any one failure; it logs it
+                _reaper_log.exception("upload reaper")
+
+    thread = threading.Thread(target=loop, name="upload-reaper", daemon=True)
+    thread.start()
+    return thread

@@ -32,8 +32,16 @@ def upload_folder():
     from .services import SessionUploads
 
     if UPLOADS not in st.session_state:
-        st.session_state[UPLOADS] = SessionUploads()
+        st.session_state[UPLOADS] = SessionUploads(session_id())
     return st.session_state[UPLOADS].folder
+
+
+def session_id() -> str:
+    """This browser session's id ("" outside a running app, e.g. in unit tests)."""
+    from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+    ctx = get_script_run_ctx()
+    return ctx.session_id if ctx is not None else ""
 
 
 def set_status_slot(slot) -> None:
