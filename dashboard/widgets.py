@@ -53,35 +53,44 @@ def _float_step(default: float | None) -> float:
     return 10.0 ** math.floor(math.log10(abs(default))) / 10.0
 
 
+def unless_set(key: str, **default: Any) -> dict[str, Any]:
+    """A widget's default argument, left out when its key already has a value (a link set it): Streamlit warns,
+    with a stack in the server log, about a widget given both a default and a value set through session state."""
+    return {} if key in st.session_state else default
+
+
 def option_widget(spec: Option, key: str, title: str | None = None) -> Any:
     """One widget for one declared core option; its value is what the core receives under ``spec.name``."""
     help_ = spec.help
     spec = dataclasses.replace(spec, label=title) if title else spec
     if spec.kind == "bool":
-        return st.checkbox(spec.title, value=bool(spec.default), key=key, help=help_, persist_state=PERSIST)
+        return st.checkbox(spec.title, **unless_set(key, value=bool(spec.default)), key=key, help=help_,
+                           persist_state=PERSIST)
     if spec.kind in ("choice", "infiller"):
         choices = list(spec.choices) if spec.kind == "choice" else infiller_names()
         index = choices.index(spec.default) if spec.default in choices else 0
-        return st.selectbox(spec.title, choices, index=index, key=key, help=help_, persist_state=PERSIST)
+        return st.selectbox(spec.title, choices, **unless_set(key, index=index), key=key, help=help_,
+                            persist_state=PERSIST)
     if spec.kind == "int":
         lo = None if spec.low is None else int(spec.low) + (1 if spec.low_open else 0)
         hi = None if spec.high is None else int(spec.high)
         value = spec.default if spec.default is None else int(spec.default)
-        return st.number_input(spec.title, min_value=lo, max_value=hi, value=value, step=int(spec.step or 1),
-                               key=key, help=help_, persist_state=PERSIST,
+        return st.number_input(spec.title, min_value=lo, max_value=hi, **unless_set(key, value=value),
+                               step=int(spec.step or 1), key=key, help=help_, persist_state=PERSIST,
                                placeholder="default" if spec.optional else None)
     if spec.kind == "float" and spec.log and spec.high is not None and spec.default:
         values = log_choices(spec)  # a weight spanning decades: a slider over 0 and a 1-2-5 grid
-        return st.select_slider(spec.title, options=values, value=float(spec.default), key=key, help=help_,
-                                format_func=lambda v: f"{v:g}", persist_state=PERSIST)
+        return st.select_slider(spec.title, options=values, **unless_set(key, value=float(spec.default)), key=key,
+                                help=help_, format_func=lambda v: f"{v:g}", persist_state=PERSIST)
     if spec.kind == "float":
         value = None if spec.default is None else float(spec.default)
         lo = None if spec.low is None or spec.low_open else float(spec.low)
         return st.number_input(spec.title, min_value=lo, max_value=None if spec.high is None else float(spec.high),
-                               value=value, step=spec.step or _float_step(value), format="%g", key=key, help=help_,
-                               persist_state=PERSIST, placeholder="default" if spec.optional else None)
-    return st.text_input(spec.title, value=spec.default or "", key=key, help=help_, persist_state=PERSIST,
-                         placeholder="default" if spec.optional else None)
+                               **unless_set(key, value=value), step=spec.step or _float_step(value), format="%g",
+                               key=key, help=help_, persist_state=PERSIST,
+                               placeholder="default" if spec.optional else None)
+    return st.text_input(spec.title, **unless_set(key, value=spec.default or ""), key=key, help=help_,
+                         persist_state=PERSIST, placeholder="default" if spec.optional else None)
 
 
 def log_choices(spec: Option) -> list[float]:
@@ -171,7 +180,8 @@ def method_ui(catalog: dict[str, services.MethodEntry], checkpoints: list[servic
     the method's defaults are returned; ``ready`` is False while a required checkpoint is missing."""
     names = list(catalog)
     default = default_method(catalog, checkpoints)
-    name = st.selectbox("Method", names, index=names.index(default), key="method", help=tooltip("method"),
+    name = st.selectbox("Method", names, **unless_set("method", index=names.index(default)), key="method",
+                        help=tooltip("method"),
                         format_func=lambda n: catalog[n].title, persist_state=PERSIST)
     entry = catalog[name]
     masks = "One mask per label." if entry.per_label else "One mask for every label."
@@ -204,12 +214,14 @@ def labels_ui(class_names: tuple[str, ...]) -> str:
 
     The default is the top-5, so the per-label curves cover five labels for every method (a
     per-label method makes one mask per label, in one batched run)."""
-    mode = st.radio("Target label", LABEL_MODES, index=LABEL_MODES.index("top-k"), key="labels_mode",
+    mode = st.radio("Target label", LABEL_MODES, **unless_set("labels_mode", index=LABEL_MODES.index("top-k")),
+                    key="labels_mode",
                     horizontal=True, help=tooltip("labels"), persist_state=PERSIST)
     if mode == "top-1":
         return "top1"
     if mode == "top-k":
-        k = st.slider("k (labels)", 2, min(10, len(class_names)), min(5, len(class_names)), key="labels_k",
+        k = st.slider("k (labels)", 2, min(10, len(class_names)),
+                      **unless_set("labels_k", value=min(5, len(class_names))), key="labels_k",
                       persist_state=PERSIST)
         return f"top{k}"
     picked = st.multiselect("Classes (type to search)", list(range(len(class_names))), key="labels_classes",

@@ -51,7 +51,8 @@ _API = {
     "COLORMAPS": "saliency_core.images.pictures",
     "default_pool": "saliency_core.infill.reference_pool",
     # options and registries
-    "Option": "saliency_core.options", "OptionError": "saliency_core.options", "Registry": "saliency_core.registry",
+    "Option": "saliency_core.options", "OptionError": "saliency_core.options",
+    "coerce_option": "saliency_core.options", "Registry": "saliency_core.registry",
     "RegistryError": "saliency_core.registry", "Entry": "saliency_core.registry",
     # metrics
     "label_scores": "saliency_core.metrics",

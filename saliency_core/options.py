@@ -176,6 +176,12 @@ def _coerce(opt: Option, value: Any, what: str) -> Any:
     return value
 
 
+def coerce_option(opt: Option, value: Any, what: str) -> Any:
+    """One value of one declared option, coerced (``"4"`` -> 4) and checked against its declaration, or an
+    :class:`OptionError` line naming the option and what it accepts (the dashboard reads links with it)."""
+    return _coerce(opt, value, what)
+
+
 def check_options(config: Any, what: str | None = None) -> None:
     """Validate (and coerce in place) every declared option of a config instance; call from ``__post_init__``."""
     what = what or type(config).__name__

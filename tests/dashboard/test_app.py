@@ -577,6 +577,51 @@ def test_a_session_s_uploads_are_deleted_with_it(tmp_path):
     assert not folder.exists()
 
 
+def test_an_ended_session_s_uploads_are_reaped_after_the_grace(tmp_path):
+    """The session state of a closed browser can outlive it by ten minutes (Streamlit drops it when another page
+    loads): the reaper deletes its folder once the session has been gone for the grace, and not before."""
+    root = tmp_path / "uploads"
+    root.mkdir()
+    a, b = root / "session-aaa-x1", root / "session-b-b-x2"
+    for folder in (a, b, root / "not-a-session"):
+        folder.mkdir()
+    assert services.session_of(a) == "aaa" and services.session_of(b) == "b-b"
+    active = {"aaa", "b-b"}
+    seen: dict[str, float] = {}
+    assert services.reap_session_uploads(root, active.__contains__, seen, now=0.0, grace_s=20) == []
+    active.discard("b-b")  # b's browser closed
+    assert services.reap_session_uploads(root, active.__contains__, seen, now=1.0, grace_s=20) == []
+    assert b.exists(), "a reconnect within the grace keeps the folder"
+    assert services.reap_session_uploads(root, active.__contains__, seen, now=21.5, grace_s=20) == [b]
+    assert not b.exists() and a.exists() and (root / "not-a-session").exists()
+
+
+def test_an_upload_folder_is_named_after_its_session():
+    uploads = services.SessionUploads("5f1c-77ab")
+    try:
+        assert services.session_of(uploads.folder) == "5f1c-77ab" and uploads.folder.parent == services.UPLOAD_ROOT
+    finally:
+        uploads.remove()
+
+
+def test_a_file_name_does_not_leak_to_another_session_with_the_same_bytes(app, tiny, no_curves):
+    """Session 1 uploads a photo as alice_private_scan.png; session 2 uploads the same bytes as bob.png. The
+    results are shared by content, but session 2 must see (and download) its own name only."""
+    data = _png(_photo())
+    first = _upload(app.run(), "alice_private_scan.png", data)
+    _ok(first)
+    shown = [i.caption for el in first.image for i in el.proto.imgs if i.caption]
+    assert any("alice_private_scan.png" in c for c in shown), shown
+    second = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    second = _upload(second.run(), "bob.png", data)
+    _ok(second)
+    shown = [i.caption for el in second.image for i in el.proto.imgs if i.caption]
+    assert any(c.startswith("bob.png") for c in shown), shown
+    assert "alice" not in repr(second._tree), "session 1's file name reached session 2"
+    names = [getattr(x, "name", "") for v in resources.results()._data.values() for x in (v, getattr(v, "loaded", v))]
+    assert not [n for n in names if "alice" in str(n) or "bob" in str(n)], "a shared cached result carries a name"
+
+
 def test_exposure_is_printed_for_a_non_loopback_host():
     from saliency_core.cli.dashboard_command import exposure
 
@@ -948,6 +993,74 @@ def test_a_link_reproduces_the_view(app):
     assert fresh.sidebar.selectbox(key="method").value == "fido"
     assert fresh.number_input(key="opt:fido:steps").value == 7
     assert fresh.radio(key="labels_mode").value == "top-1"
+
+
+def _open_link(params: dict[str, str]) -> AppTest:
+    fresh = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    for key, value in params.items():
+        fresh.query_params[key] = value
+    return fresh.run()
+
+
+def _link_notes(at: AppTest) -> str:
+    return " ".join(w.value for w in at.sidebar.warning)
+
+
+def test_a_link_with_bad_values_names_each_with_what_is_used_instead(app, no_curves):
+    """tv_weight=0.5, upsample=3, objective=foo and method=nonexistent were dropped without a word."""
+    at = _open_link({"method": "fido", "tv_weight": "500", "upsample": "3", "objective": "foo", "steps": "7",
+                     "l1_weight": "0.003", "labels": "top99"})
+    _ok(at)
+    notes = _link_notes(at)
+    for expected in ("tv_weight='500'", "<= 100", "upsample='3'", "one of 1, 2, 4, 8", "objective='foo'",
+                     "using the default, ssr", "l1_weight='0.003'", "using the nearest, 0.002", "labels='top99'",
+                     "using the top-5"):
+        assert expected in notes, (expected, notes)
+    assert at.sidebar.selectbox(key="method").value == "fido" and at.number_input(key="opt:fido:steps").value == 7
+    at.sidebar.button(key="url_notes_ok").click().run()
+    assert not at.sidebar.warning
+    at = _open_link({"method": "nonexistent", "image": "nosuchphoto"})
+    _ok(at)
+    notes = _link_notes(at)
+    assert "method='nonexistent' is not available" in notes and "image='nosuchphoto'" in notes, notes
+    assert not _link_notes(_open_link({"method": "fido", "steps": "50", "labels": "top1"}))  # a good link: no word
+
+
+def test_a_link_sets_a_value_without_streamlit_s_default_value_warning(app, no_curves, monkeypatch):
+    """?method=fido&steps=50 and labels=top1 wrote a 30-line 'Stack (most recent call last)' warning into the
+    server log: the widgets were given a default and a value set from the link."""
+    import logging
+
+    from streamlit.elements.lib import policies
+
+    monkeypatch.setattr(policies, "_shown_default_value_warning", False)
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    policies._LOGGER.addHandler(handler)
+    try:
+        at = _open_link({"method": "fido", "steps": "50", "labels": "top1"})
+    finally:
+        policies._LOGGER.removeHandler(handler)
+    _ok(at)
+    assert at.number_input(key="opt:fido:steps").value == 50 and at.radio(key="labels_mode").value == "top-1"
+    assert not [r.getMessage() for r in records], [r.getMessage() for r in records]
+
+
+def test_picked_classes_and_an_upload_go_into_the_link(app, no_curves):
+    at = app.run()
+    at.sidebar.radio(key="labels_mode").set_value("pick classes").run()
+    at.sidebar.multiselect(key="labels_classes").set_value([3, 1]).run()
+    _ok(at)
+    flat = {k: (v[0] if isinstance(v, list) else v) for k, v in dict(at.query_params).items()}
+    assert flat["labels"] == "3,1", flat
+    fresh = _open_link(flat)
+    assert fresh.sidebar.radio(key="labels_mode").value == "pick classes"
+    assert fresh.sidebar.multiselect(key="labels_classes").value == [3, 1]
+    up = _upload(app.run(), "chelsea.png", _png(_photo()))  # named like a sample photo, but another photo
+    flat = {k: (v[0] if isinstance(v, list) else v) for k, v in dict(up.query_params).items()}
+    assert flat["image"] == "upload", flat
+    assert "uploaded photo" in _link_notes(_open_link(flat))
 
 
 def test_the_comparison_exports_as_one_self_contained_html_file(app, tiny):

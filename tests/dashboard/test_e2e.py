@@ -53,6 +53,10 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+#: What the running server was given (its temporary folder), for tests that look at the server's side.
+SERVER: dict[str, Path] = {}
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     """``saliency dashboard --port P`` on loopback; stopped (SIGTERM, then SIGKILL) afterwards."""
@@ -61,7 +65,9 @@ def server(tmp_path_factory):
     script = Path(sys.executable).with_name("saliency")
     cmd = [str(script)] if script.exists() else [sys.executable, "-m", "saliency_core.cli"]
     log_path = tmp_path_factory.mktemp("server") / "server.log"
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    server_tmp = tmp_path_factory.mktemp("server-tmp")  # the server's temporary folder: uploads land here
+    SERVER["tmp"] = server_tmp
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "TMPDIR": str(server_tmp)}
     env.pop("DISPLAY", None)
     with open(log_path, "wb") as log:  # a file, not a pipe: a closed pipe makes streamlit ignore SIGTERM
         proc = subprocess.Popen([*cmd, "dashboard", "--port", str(port), "--host", "127.0.0.1"],
@@ -338,3 +344,61 @@ def test_conditional_masker_toggles_in_a_real_browser(server, tmp_path):
         assert "press Run" not in text
         ARTIFACTS.mkdir(exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / "conditional_ab.png"), full_page=True)
+
+
+def _upload_in(page, path: Path) -> None:
+    page.locator('[data-testid="stSidebar"]').get_by_text("Upload", exact=True).click()
+    page.locator('input[type="file"]').first.set_input_files(str(path))
+
+
+def test_a_file_name_does_not_leak_across_sessions_in_a_real_browser(server, tmp_path):
+    """One visitor uploads alice_private_scan.png; another, in a separate browser context, uploads the same bytes
+    as bob.png: the second page shows bob.png only (results are shared by content, names are not)."""
+    from playwright.sync_api import expect
+    from PIL import Image
+    from skimage import data
+
+    alice, bob = tmp_path / "alice_private_scan.png", tmp_path / "bob.png"
+    Image.fromarray(data.astronaut()[::2, ::2]).save(alice)
+    bob.write_bytes(alice.read_bytes())
+    with _browser(tmp_path) as browser:
+        one = browser.new_context(viewport={"width": 1400, "height": 2000}).new_page()
+        one.goto(server)
+        _upload_in(one, alice)
+        main_one = one.locator('[data-testid="stMain"]')
+        expect(main_one).to_contain_text("alice_private_scan.png", timeout=WAIT_MS)
+        expect(main_one).to_contain_text("Masked in (kept)", timeout=WAIT_MS)
+        two = browser.new_context(viewport={"width": 1400, "height": 2000}).new_page()
+        two.goto(server)
+        _upload_in(two, bob)
+        main_two = two.locator('[data-testid="stMain"]')
+        expect(main_two).to_contain_text("bob.png", timeout=WAIT_MS)
+        expect(main_two).to_contain_text("Masked in (kept)", timeout=WAIT_MS)
+        expect(two.locator("body")).not_to_contain_text("alice")
+
+
+def test_an_uploaded_checkpoint_goes_when_its_session_ends(server, tmp_path):
+    """A checkpoint uploaded in a browser session is deleted from the server within about half a minute of the
+    browser closing (it stayed until another visitor loaded a page, ten minutes and more)."""
+    from playwright.sync_api import expect
+
+    shipped = ROOT / "checkpoints" / "fix_lite0.safetensors"
+    uploads = lambda: sorted(SERVER["tmp"].glob("saliency-dashboard-uploads-*/session-*/*/my_masker.safetensors"))  # noqa: E731
+    with _browser(tmp_path) as browser:
+        context = browser.new_context(viewport={"width": 1400, "height": 2000})
+        page = context.new_page()
+        page.goto(f"{server}/?method=masker")
+        sidebar = page.locator('[data-testid="stSidebar"]')
+        sidebar.locator('[data-testid="stSelectbox"]').filter(has_text="Masker checkpoint").locator("input").click()
+        page.get_by_role("option", name="upload a checkpoint...").click()
+        copy = tmp_path / "my_masker.safetensors"
+        copy.write_bytes(shipped.read_bytes())
+        page.locator('[data-testid="stFileUploader"]').filter(has_text="Checkpoint").locator(
+            'input[type="file"]').set_input_files(str(copy))
+        expect(page.locator('[data-testid="stMain"]')).to_contain_text("Masked in (kept)", timeout=WAIT_MS)
+        assert len(uploads()) == 1, "the upload is kept while its session lives"
+        context.close()
+    deadline = time.monotonic() + 90  # the reaper looks every 5 s and waits 20 s for a reconnect
+    while uploads() and time.monotonic() < deadline:
+        time.sleep(1)
+    assert not uploads(), "the uploaded checkpoint outlived its session"
