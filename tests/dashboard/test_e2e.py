@@ -388,14 +388,18 @@ def test_an_uploaded_checkpoint_goes_when_its_session_ends(server, tmp_path):
         context = browser.new_context(viewport={"width": 1400, "height": 2000})
         page = context.new_page()
         page.goto(f"{server}/?method=masker")
+        main = page.locator('[data-testid="stMain"]')
+        expect(main).to_contain_text("Masked in (kept)", timeout=WAIT_MS)  # the shipped masker's views
         sidebar = page.locator('[data-testid="stSidebar"]')
         sidebar.locator('[data-testid="stSelectbox"]').filter(has_text="Masker checkpoint").locator("input").click()
         page.get_by_role("option", name="upload a checkpoint...").click()
+        expect(main).to_contain_text("Choose a masker checkpoint", timeout=WAIT_MS)  # no views until the upload
         copy = tmp_path / "my_masker.safetensors"
         copy.write_bytes(shipped.read_bytes())
         page.locator('[data-testid="stFileUploader"]').filter(has_text="Checkpoint").locator(
             'input[type="file"]').set_input_files(str(copy))
-        expect(page.locator('[data-testid="stMain"]')).to_contain_text("Masked in (kept)", timeout=WAIT_MS)
+        expect(main).not_to_contain_text("Choose a masker checkpoint", timeout=WAIT_MS)
+        expect(main).to_contain_text("Masked in (kept)", timeout=WAIT_MS)  # the uploaded masker's views
         assert len(uploads()) == 1, "the upload is kept while its session lives"
         context.close()
     deadline = time.monotonic() + 90  # the reaper looks every 5 s and waits 20 s for a reconnect
