@@ -350,6 +350,7 @@ def test_optimisation_toggles_run_on_request_and_cancel(app, recorder, no_curves
     assert not _errors(at)
     for option, value in changed.items():
         assert recorder[-1].method_options.get(option) == value, option
+    resources.results().clear()  # test_each_optimisation_method_runs may have cached this very run (2 steps)
     at = AppTest.from_file(APP, default_timeout=TIMEOUT)  # a fresh session: default options, few steps
     at.session_state["labels_mode"] = "top-1"
     at.run()
