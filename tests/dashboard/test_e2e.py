@@ -362,18 +362,16 @@ def test_a_file_name_does_not_leak_across_sessions_in_a_real_browser(server, tmp
     Image.fromarray(data.astronaut()[::2, ::2]).save(alice)
     bob.write_bytes(alice.read_bytes())
     with _browser(tmp_path) as browser:
-        one = browser.new_context(viewport={"width": 1400, "height": 2000}).new_page()
-        one.goto(server)
-        _upload_in(one, alice)
-        main_one = one.locator('[data-testid="stMain"]')
-        expect(main_one).to_contain_text("alice_private_scan.png", timeout=WAIT_MS)
-        expect(main_one).to_contain_text("Masked in (kept)", timeout=WAIT_MS)
-        two = browser.new_context(viewport={"width": 1400, "height": 2000}).new_page()
-        two.goto(server)
-        _upload_in(two, bob)
-        main_two = two.locator('[data-testid="stMain"]')
-        expect(main_two).to_contain_text("bob.png", timeout=WAIT_MS)
-        expect(main_two).to_contain_text("Masked in (kept)", timeout=WAIT_MS)
+        pages = []
+        for photo in (alice, bob):  # each visitor in a browser context of its own
+            page = browser.new_context(viewport={"width": 1400, "height": 2000}).new_page()
+            page.goto(server)
+            _upload_in(page, photo)
+            main = page.locator('[data-testid="stMain"]')
+            expect(main).to_contain_text(photo.name, timeout=WAIT_MS)
+            expect(main).to_contain_text("Masked in (kept)", timeout=WAIT_MS)
+            pages.append(page)
+        two = pages[1]
         expect(two.locator("body")).not_to_contain_text("alice")
 
 
