@@ -15,6 +15,11 @@ PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e
            "#17becf")
 
 
+#: ``st.plotly_chart`` config of the views: no tool bar (it covered the top of the pictures); drag zooms, a
+#: double-click zooms out.
+VIEWS_CONFIG = {"displayModeBar": False, "displaylogo": False, "scrollZoom": False, "doubleClick": "reset"}
+
+
 def _data_uri(image: Image.Image) -> str:
     buf = io.BytesIO()
     image.convert("RGB").save(buf, "JPEG", quality=88)
@@ -27,24 +32,27 @@ def _domains(n: int, spacing: float) -> list[list[float]]:
     return [[i * (size + spacing), min(1.0, i * (size + spacing) + size)] for i in range(n)]
 
 
-def views_figure(views: list[Image.Image], mask: np.ndarray, per_row: int = 4, width: int = 1100,
+def views_figure(views: list[Image.Image], mask: np.ndarray | None, per_row: int = 4, width: int = 1100,
                  hover_cells: int = 64) -> go.Figure:
     """The four views side by side at one size, with zoom and pan linked across them (a zoom in one view
-    zooms all four); hovering the overlay shows the mask value. ``per_row`` views a row (1 for very wide images).
+    zooms all four); hovering the first view (the overlay) shows the mask value, unless ``mask`` is None. ``per_row``
+    views a row (1 for very wide images). The dashboard draws each view as a figure of its own (one view, so that a
+    phone shows each picture with its title and predictions).
     The layout is written out, not built with ``make_subplots`` / ``update_*axes``: it is redrawn on every toggle
     and plotly's property machinery cost more than the rest of the figure."""
     rows = -(-len(views) // per_row)
     w, h = views[0].size
     scale = hover_cells / max(w, h)
     gh, gw = max(1, round(h * scale)), max(1, round(w * scale))
-    coarse = resize_mask(torch.from_numpy(np.ascontiguousarray(mask, dtype=np.float32)), gh, gw).numpy()
+    coarse = None if mask is None else \
+        resize_mask(torch.from_numpy(np.ascontiguousarray(mask, dtype=np.float32)), gh, gw).numpy()
     xdom, ydom = _domains(per_row, 0.01), _domains(rows, 0.02)[::-1]  # row 1 at the top
     data, layout = [], {}
     for i, view in enumerate(views):
         n = "" if i == 0 else str(i + 1)
         axes = {"xaxis": f"x{n}", "yaxis": f"y{n}"}
         data.append(go.Image(source=_data_uri(view.resize((w, h))), x0=0, y0=0, dx=1, dy=1, hoverinfo="skip", **axes))
-        if i == 0:
+        if i == 0 and coarse is not None:
             data.append(go.Heatmap(z=coarse, x0=(w / gw) / 2, dx=w / gw, y0=(h / gh) / 2, dy=h / gh, zmin=0.0,
                                    zmax=1.0, opacity=0.0, showscale=False, name="mask",
                                    hovertemplate="mask %{z:.2f}<extra></extra>", **axes))
@@ -89,6 +97,43 @@ def curves_figure(scores, height: int = 480) -> go.Figure:
         yaxis={"title": {"text": "probability of the label"}, "rangemode": "tozero"},
         legend={"title": {"text": "label (dashed: f(x, a))"}, "orientation": "h", "y": -0.18, "yanchor": "top",
                 "x": 0, "xanchor": "left"},  # below the plot: the plot keeps its width on a phone
+        hovermode="closest",
+    )
+    return fig
+
+
+def ab_curves_figure(a, b, height: int = 480) -> go.Figure:
+    """The pinned setting's curves (A, dashed) and the current one's (B, solid) on one plot, a label's A and B in
+    the same colour, with each label's f(x, a) as a thin dotted line (the same for A and B: the same image)."""
+    colours: dict[int, str] = {}
+    for label in [*b.labels, *a.labels]:
+        colours.setdefault(label, PALETTE[len(colours) % len(PALETTE)])
+    fig = go.Figure()
+    for which, scores, dash, width in (("B", b, "solid", 2), ("A", a, "dash", 2)):
+        fractions = np.asarray(scores.curves.fractions, dtype=float)
+        probs = np.asarray(scores.curves.probs, dtype=float)
+        comp = np.asarray(scores.completeness, dtype=float)
+        sound = np.asarray(scores.soundness, dtype=float)
+        for k, (label, name) in enumerate(zip(scores.labels, scores.names)):
+            fig.add_trace(go.Scatter(
+                x=fractions, y=probs[k], mode="lines+markers" if which == "B" else "lines",
+                name=f"{which}: {name} ({label})", legendgroup=which,
+                line={"color": colours[label], "dash": dash, "width": width}, marker={"size": 5},
+                hovertemplate=(f"<b>{which}: {name}</b><br>kept %{{x:.0%}} of its top pixels<br>p = %{{y:.3f}}<br>"
+                               f"completeness {comp[k]:.2f}, soundness {sound[k]:.2f}<extra></extra>"),
+            ))
+    f = {label: float(v) for scores in (a, b) for label, v in zip(scores.labels, np.asarray(scores.f, dtype=float))}
+    for label, value in f.items():
+        fig.add_trace(go.Scatter(x=[0.0, 1.0], y=[value, value], mode="lines", name=f"f(x, a) {label}",
+                                 showlegend=False, line={"color": colours[label], "dash": "dot", "width": 1},
+                                 hovertemplate=f"f(x, a) for class {label}: {value:.3f}<extra></extra>"))
+    fig.update_layout(
+        height=height, margin={"l": 10, "r": 10, "t": 30, "b": 10},
+        xaxis={"title": {"text": "fraction of pixels kept (most salient first)"}, "range": [0, 1],
+               "tickformat": ".0%"},
+        yaxis={"title": {"text": "probability of the label"}, "rangemode": "tozero"},
+        legend={"title": {"text": "B solid, A (pinned) dashed; dotted: f(x, a)"}, "orientation": "h", "y": -0.18,
+                "yanchor": "top", "x": 0, "xanchor": "left"},
         hovermode="closest",
     )
     return fig

@@ -189,10 +189,28 @@ def original_block(loaded: LoadedImage, predictions: list, width: int = 420) -> 
 # --------------------------------------------------------------------------- views
 
 
+#: A mask whose mean is above this keeps almost the whole picture (below 1 - this: almost nothing); said in words.
+NEARLY_ALL = 0.95
+
+
+def mask_extent_note(mask: np.ndarray) -> str | None:
+    """A plain sentence when a mask keeps almost all (or almost none) of the picture, read from the mask itself."""
+    mean = float(np.mean(mask))
+    if mean > NEARLY_ALL:
+        return (f"This mask keeps almost all of the picture (on average {mean:.0%}): the masked-in view is nearly the "
+                "whole photo and the masked-out view removes nearly everything, so these views cannot say which "
+                "part mattered.")
+    if mean < 1 - NEARLY_ALL:
+        return (f"This mask keeps almost none of the picture (on average {mean:.0%}): the masked-in view is nearly "
+                "all gray and the masked-out view is nearly the whole photo.")
+    return None
+
+
 def views_block(expl: Explanation, key: str, large: bool = False, captions: dict[str, str] | None = None,
-                titles: dict[str, str] | None = None) -> None:
-    """The overlay, masked-in, masked-out and infilled views at one size in one figure whose zoom is linked
-    across them, each with its title and top-5 below; a very wide or tall image gets one view a row."""
+                titles: dict[str, str] | None = None, max_per_row: int = 4, width: int = 1100) -> None:
+    """The overlay, masked-in, masked-out and infilled views at one size, each in a column of its own with its title
+    above and its top-5 below (Streamlit stacks columns on a phone, so each picture stays with its words); a very
+    wide or tall image gets one or two views a row. ``max_per_row``/``width``: the space the block has (A/B: half)."""
     shown = expl.shown if expl.shown is not None else expl.labels[0]
     if large:  # the Demo: two big pictures a row, each with its sentence right below it
         classify_views(expl, resources.current_classifier())
@@ -205,29 +223,29 @@ def views_block(expl: Explanation, key: str, large: bool = False, captions: dict
                                 predictions_md(expl.predictions[PREDICTION_OF_VIEW[view]], {shown}))
         return
     w, h = expl.image.size
-    per_row = 1 if w > 3 * h else (2 if h > 2 * w else 4)
+    per_row = min(max_per_row, 1 if w > 3 * h else (2 if h > 2 * w else 4))
     side = 1400 if per_row == 1 else (900 if per_row == 2 else 560)
-    views = [services.display_copy(expl.views[v], side) for v in VIEW_ORDER]
-    if per_row > 1:  # the titles above their view
-        for col, view in zip(st.columns(per_row), VIEW_ORDER[:per_row]):
-            col.markdown(f"**{(titles or VIEW_TITLES)[view]}**", help=VIEW_HELP[view])
-    st.plotly_chart(plots.views_figure(views, expl.mask_for(shown), per_row=per_row), key=f"{key}_views",
-                    config={"displayModeBar": True, "displaylogo": False, "scrollZoom": False,
-                            "modeBarButtonsToRemove": ["select2d", "lasso2d", "toImage"]})
+    mask = expl.mask_for(shown)
+    slots = {}
+    for start in range(0, len(VIEW_ORDER), per_row):
+        for col, view in zip(st.columns(per_row), VIEW_ORDER[start:start + per_row]):
+            with col:  # title, picture, predictions: together in one column
+                st.markdown(f"**{(titles or VIEW_TITLES)[view]}**", help=VIEW_HELP[view])
+                picture = services.display_copy(expl.views[view], side)
+                st.plotly_chart(plots.views_figure([picture], mask if view == "overlay" else None, per_row=1,
+                                                   width=width // per_row),
+                                key=f"{key}_{view}", config=plots.VIEWS_CONFIG)
+                slots[view] = st.empty()
     # the pictures are on their way to the browser: the masked views are classified while it draws them
     classify_views(expl, resources.current_classifier())
-    st.caption("Drag over a picture to zoom all four together; double-click to zoom out. The colours cover the "
-               "photo in proportion to the mask: where the mask is 0 the photo is left as it is.")
-    for start in range(0, len(VIEW_ORDER), per_row):
-        cols = st.columns(per_row)
-        for col, view in zip(cols, VIEW_ORDER[start:start + per_row]):
-            with col:
-                if per_row == 1 or start > 0:  # titles of views that are not in the first row
-                    st.markdown(f"**{(titles or VIEW_TITLES)[view]}**", help=VIEW_HELP[view])
-                if captions and view in captions:
-                    st.markdown(captions[view])
-                else:
-                    st.markdown(predictions_md(expl.predictions[PREDICTION_OF_VIEW[view]], {shown}))
+    for view, slot in slots.items():
+        slot.markdown(captions[view] if captions and view in captions else
+                      predictions_md(expl.predictions[PREDICTION_OF_VIEW[view]], {shown}))
+    st.caption("Drag over a picture to zoom in; double-click to zoom out. The colours cover the photo in proportion "
+               "to the mask: where the mask is 0 the photo is left as it is.")
+    note = mask_extent_note(mask)
+    if note:
+        st.caption(note)
 
 
 AB_PIN = "ab_pin"
@@ -241,20 +259,85 @@ def setting_words(config) -> str:
 
 
 def ab_control(expl: Explanation, image: services.ImageInput, config) -> dict[str, Any] | None:
-    """"Pin as A": keep the current views on screen while the options change, so two settings are seen one above
-    the other (A pinned, B now). Returns the pin (for this image) or None; any method, any option."""
+    """"Pin as A": keep the current views (and, on the page, their scores) while the options change, so two settings
+    are seen side by side (A pinned, B now). Returns the pin (for this image) or None; any method, any option."""
     pin = st.session_state.get(AB_PIN)
     if pin is not None and pin["image"] != image.digest:  # another photo: a pin of the old one means nothing
         st.session_state.pop(AB_PIN, None)
         pin = None
     if pin is None:  # callbacks: the page is drawn again with the pin already set (or gone)
+        key = services.masks_key(resources.current_classifier(), image, config)  # what A's curves are cached under
         st.button("Pin as A", key="ab_pin_button", icon=":material/push_pin:", on_click=_pin,
-                  args=({"image": image.digest, "expl": expl, "words": setting_words(config)},),
-                  help="Keep these views on screen as A; then change the options to see B right below them.")
+                  args=({"image": image.digest, "expl": expl, "words": setting_words(config), "key": key,
+                         "scores": {}},),
+                  help="Keep these views and their scores on screen as A; then change the options to see B beside "
+                       "them.")
     else:
         st.button("Unpin A", key="ab_unpin_button", icon=":material/close:", on_click=_pin, args=(None,),
                   help="Show only the current setting.")
     return pin
+
+
+def ab_views_block(pin: dict[str, Any], expl: Explanation, config) -> None:
+    """A (pinned) and B (now) in two columns, each with its four views and their predictions (a phone stacks B
+    below A)."""
+    col_a, col_b = st.columns(2, gap="medium")
+    with col_a:
+        st.markdown(f"**A (pinned)**: {pin['words']}")
+        views_block(pin["expl"], key="pinned_views", max_per_row=2, width=540)
+    with col_b:
+        st.markdown(f"**B (now)**: {setting_words(config)}")
+        views_block(expl, key="explain_views", max_per_row=2, width=540)
+
+
+def ab_scores(pin: dict[str, Any], request: services.CurveRequest):
+    """A's per-label scores at the current curve settings, computed as B's are (``services.run_label_scores``, cached
+    under A's masks key) and kept in the pin too, so they outlive the shared cache."""
+    kept = pin["scores"].get(request)
+    if kept is None:
+        a = pin["expl"]
+        labels = services.curve_labels(a)
+        with LiveProgress(f"A's insertion curves ({request.steps} steps, {len(labels)} labels)") as progress:
+            kept = services.run_label_scores(a, labels, request, resources.current_classifier(), resources.results(),
+                                             pin["key"], progress=progress)
+        pin["scores"][request] = kept
+    return kept
+
+
+def ab_table(a, b):
+    """A, B and B − A for the worst completeness and soundness, the best effort, and each label's insertion AUC,
+    completeness and soundness (a label explained on one side only has no number on the other)."""
+    import pandas as pd
+
+    rows = [(name, getattr(a, attr), getattr(b, attr)) for name, attr in (
+        ("worst completeness", "worst_completeness"), ("worst soundness", "worst_soundness"),
+        ("best effort", "best_effort"))]
+    per_a = {label: k for k, label in enumerate(a.labels)}
+    per_b = {label: k for k, label in enumerate(b.labels)}
+    names = dict(zip(a.labels, a.names)) | dict(zip(b.labels, b.names))
+    for label in [*b.labels, *(v for v in a.labels if v not in per_b)]:
+        for what, attr in (("completeness", "completeness"), ("soundness", "soundness"), ("insertion AUC", "auc")):
+            value = lambda s, index: None if label not in index else float(getattr(s, attr)[index[label]])  # noqa: E731
+            rows.append((f"{what}: {names[label]} ({label})", value(a, per_a), value(b, per_b)))
+    frame = pd.DataFrame(rows, columns=["score", "A", "B"]).astype({"A": float, "B": float})
+    frame["B − A"] = frame["B"] - frame["A"]
+    return frame
+
+
+def ab_curves_block(pin: dict[str, Any], expl: Explanation, labels: list[int], request: services.CurveRequest,
+                    expl_key: str):
+    """With A pinned: A's curves (dashed) and B's on one plot, and a table of A, B and B − A. Returns B's scores."""
+    a = ab_scores(pin, request)
+    with LiveProgress(f"Insertion curves ({request.steps} steps, {len(labels)} labels)") as progress:
+        b = services.run_label_scores(expl, labels, request, resources.current_classifier(), resources.results(),
+                                      expl_key, progress=progress)
+    st.plotly_chart(plots.ab_curves_figure(a, b), key="ab_curves_chart")
+    st.dataframe(ab_table(a, b), hide_index=True, width="stretch",
+                 column_config={"score": st.column_config.TextColumn("score"),
+                                "A": st.column_config.NumberColumn("A", format="%.3f", help=pin["words"]),
+                                "B": st.column_config.NumberColumn("B", format="%.3f"),
+                                "B − A": st.column_config.NumberColumn("B − A", format="%+.3f")})
+    return b
 
 
 def _pin(pin: dict[str, Any] | None) -> None:

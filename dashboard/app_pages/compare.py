@@ -38,10 +38,6 @@ loaded = sections.load_current_image(image)
 if loaded is not None and picked:
     cache = resources.results()
     request = services.CurveRequest(steps=settings.curve_steps)
-    header = st.columns([1.3, 1, 1, 1, 1])
-    header[0].markdown("**method**")
-    for col, view in zip(header[1:], sections.VIEW_ORDER):
-        col.markdown(f"**{sections.VIEW_TITLES[view]}**")
     rows = []
     explained: list[tuple[str, object]] = []
     configs = {c: ExplainConfig(method=choices[c][0], method_options=choices[c][1], labels="top5", infiller=infiller,
@@ -94,11 +90,13 @@ if loaded is not None and picked:
                                f"soundness {row['worst soundness']:.2f} (worst of {len(scores.labels)} labels)")
             for col, view in zip(cols[1:], sections.VIEW_ORDER):
                 top = expl.predictions[sections.PREDICTION_OF_VIEW[view]][0]
-                col.image(services.display_copy(expl.views[view], 360), width="stretch",
-                          caption=f"{top.name} {top.probability:.0%}")
+                col.image(services.display_copy(expl.views[view], 360), width="stretch",  # a phone stacks the
+                          caption=f"{sections.VIEW_TITLES[view]} · {choice}: {top.name} {top.probability:.0%}")  # grid
     if rows:
         st.subheader("Scores for this image")
-        st.dataframe(rows, hide_index=True, width="stretch", column_config=sections.COMPARE_COLUMNS)
+        st.dataframe(rows, hide_index=True, width="stretch",  # narrow columns: all nine fit at 1440 px
+                     column_config={k: {**v, "width": "small" if k != "method" else "medium"}
+                                    for k, v in sections.COMPARE_COLUMNS.items()})
         if "worst completeness" in rows[0]:
             st.plotly_chart(plots.scores_figure(rows), key="compare_scores")
         settings_used = {"image": loaded.name, "labels": "top5", "infiller of the infilled view": infiller,

@@ -9,12 +9,14 @@ from saliency_core import ExplainConfig, Explanation
 TOUR = (
     ("Pick a picture", "Choose one of the sample photos in the sidebar, or upload your own photo. The computer "
                        "program that recognises objects (the *classifier*) looks at it and guesses what it shows."),
-    ("The heat map", "The first picture colours the photo: bright yellow parts are what the classifier relied "
-                     "on for its guess, dark parts mattered little."),
-    ("Keep only the bright part", "The second picture keeps only the highlighted part and grays out the rest. "
-                                  "If the classifier still makes the same guess, the highlight holds the evidence."),
-    ("Remove the bright part", "The third picture removes the highlighted part. If the guess changes, the "
-                               "classifier really needed that part."),
+    ("The heat map", "The first picture puts colour over the parts the classifier relied on for its guess: the "
+                     "more it relied on a part, the stronger and brighter (more yellow) the colour. Parts that did "
+                     "not matter get no colour at all: there you see the photo left as it is."),
+    ("Keep only the coloured part", "The second picture keeps only the highlighted (coloured) part and grays out "
+                                    "the rest. If the classifier still makes the same guess, the highlight holds the "
+                                    "evidence."),
+    ("Remove the coloured part", "The third picture removes the highlighted part. If the guess changes, the "
+                                 "classifier really needed that part."),
     ("Fill the hole", "The last picture fills the removed part with a blur instead of gray, so the picture looks "
                       "more natural to the classifier."),
     ("Go further", "The Explain page lets you choose other methods and labels and shows curves that score the "
@@ -73,8 +75,14 @@ if loaded is not None:
             expl = services.run_explanation(image, loaded, config, classifier, resources.method(config),
                                             resources.results(), progress=progress)
         probs = expl.label_probabilities
-        st.markdown(plain_words.verdict(expl.predictions["original"][0].name, probs["original"][0],
-                                        probs["masked_in"][0], probs["masked_out"][0]))
-        sections.views_block(expl, key="demo_views", large=True, captions=_captions(expl), titles=plain_words.TITLES)
+        top = expl.predictions["original"][0]
+        captions = _captions(expl)
+        unsure = plain_words.unsure(top.probability)
+        if unsure:  # the caveat first, then a hedged verdict (no bold headline on an unsure guess)
+            st.markdown(captions["overlay"])
+            captions["overlay"] = f"Its best guess, \u201c{top.name}\u201d, relied on the coloured part."
+        st.markdown(plain_words.verdict(top.name, probs["original"][0], probs["masked_in"][0], probs["masked_out"][0],
+                                        unsure=unsure))
+        sections.views_block(expl, key="demo_views", large=True, captions=captions, titles=plain_words.TITLES)
         st.caption(plain_words.how(catalog[name].group) + " The Explain page has the details and other ways of "
                    "making it.")

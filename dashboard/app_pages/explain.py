@@ -99,11 +99,10 @@ if expl is not None:
         st.caption("This method makes **one mask for the whole picture**: it is the same for every label. The "
                    "curves below score that one mask for each label.")
     pin = sections.ab_control(expl, image, config)
-    if pin is not None:
-        st.markdown(f"**A (pinned)**: {pin['words']}")
-        sections.views_block(pin["expl"], key="pinned_views")
-        st.markdown(f"**B (now)**: {sections.setting_words(config)}")
-    sections.views_block(expl, key="explain_views")
+    if pin is not None:  # A and B side by side, each view with its predictions
+        sections.ab_views_block(pin, expl, config)
+    else:
+        sections.views_block(expl, key="explain_views")
     st.caption(sections.timings_caption(expl))
     if expl.per_label and len(expl.labels) > 1:
         with st.expander(f"Masks of all {len(expl.labels)} labels"):
@@ -116,8 +115,12 @@ if expl is not None:
             with st.expander("Curve settings"):
                 request = widgets.curves_ui(settings)
             curve_labels = services.curve_labels(expl)
-            scores = sections.curves_block(expl, curve_labels, request,  # curves depend on the masks only
-                                           services.masks_key(classifier, image, config))
+            if pin is not None:  # A's curves (dashed) with B's on one plot, and A, B and B - A in a table
+                scores = sections.ab_curves_block(pin, expl, curve_labels, request,
+                                                  services.masks_key(classifier, image, config))
+            else:
+                scores = sections.curves_block(expl, curve_labels, request,  # curves depend on the masks only
+                                               services.masks_key(classifier, image, config))
     st.subheader("Downloads")
     with sections.guard("Preparing the downloads"):
         sections.downloads_block(expl, image.name, scores)

@@ -25,7 +25,9 @@ from saliency_core.progress import ProgressFn  # noqa: E402 - re-exported for me
 from saliency_core.registry import Entry, Registry, RegistryError
 
 #: Method groups, in the order a UI lists them.
-GROUPS = ("Trained masker", "Per-image optimisation", "Gradient baseline", "Control")
+#: RISE and other black-box methods that only look at the classifier's answers on perturbed copies of the image
+#: are "Perturbation baseline" (no gradient is taken).
+GROUPS = ("Trained masker", "Per-image optimisation", "Gradient baseline", "Perturbation baseline", "Control")
 
 
 @dataclass

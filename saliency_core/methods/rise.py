@@ -67,7 +67,7 @@ class RiseOptions:
 
 
 @register_method("rise", summary="RISE: randomised input sampling (Petsiuk et al.), batched and seeded",
-                 config=RiseOptions, group="Gradient baseline", per_label=True, on_request=True,
+                 config=RiseOptions, group="Perturbation baseline", per_label=True, on_request=True,
                  paper="Petsiuk, Das & Saenko (2018), RISE: Randomized Input Sampling for Explanation of Black-box "
                        "Models",
                  cost=lambda cfg, k: float(cfg.num_masks))
@@ -108,7 +108,7 @@ class RiseMethod:
 
 
 register_method("rise-preview", summary="RISE with 50 masks: a quick, noisier preview of the full run",
-                config=RiseOptions, defaults={"num_masks": 50}, group="Gradient baseline", per_label=True,
+                config=RiseOptions, defaults={"num_masks": 50}, group="Perturbation baseline", per_label=True,
                 on_request=False, cost=lambda cfg, k: float(cfg.num_masks),
                 paper="Petsiuk, Das & Saenko (2018), RISE: Randomized Input Sampling for Explanation of Black-box "
                 "Models")(RiseMethod)

@@ -197,11 +197,10 @@ def test_explain_page_shows_top5_views_curves_and_downloads(app, tiny):
     for rank, p in enumerate(expected, 1):
         assert f"{rank}. {p.name} {p.probability:.1%}" in shown
     assert _views_shown(at) and len(at.image) >= 1  # the original
-    # the four views: one figure, the same size each, zoom linked across them; hovering the overlay gives the mask
-    views = next(c for c in _charts(at) if sum(t.get("type") == "image" for t in c["data"]) == 4)
-    layout = views["layout"]
-    assert all(layout[f"xaxis{i}"]["matches"] == "x" and layout[f"yaxis{i}"]["matches"] == "y" for i in (2, 3, 4))
-    heat = [t for t in views["data"] if t.get("type") == "heatmap"]
+    # the four views: a figure each (with its title and predictions), the same size; hovering the overlay gives the mask
+    views = [c for c in _charts(at) if any(t.get("type") == "image" for t in c["data"])]
+    assert len(views) == 4 and len({c["layout"]["height"] for c in views}) == 1
+    heat = [t for t in views[0]["data"] if t.get("type") == "heatmap"]
     assert heat and heat[0]["zmin"] == 0 and heat[0]["zmax"] == 1
     # curves: 5 labels (shared mask), 17 points each, every curve ends at its f(x, a) line
     chart = _curve_chart(at)
@@ -1089,19 +1088,18 @@ def test_a_very_wide_image_gets_one_view_a_row(app, no_curves):
     wide = _png(_photo((1200, 150)))
     at.file_uploader(key="upload").set_value(("wide.png", wide, "image/png")).run()
     _ok(at)
-    views = next(c for c in _charts(at) if sum(t.get("type") == "image" for t in c["data"]) == 4)
-    domains = [tuple(views["layout"][f"xaxis{i if i > 1 else ''}"]["domain"]) for i in range(1, 5)]
-    assert all(d == (0.0, 1.0) for d in domains), domains  # four rows, each the full width
+    titled = [c for c in at.columns if c.markdown and c.markdown[0].value.strip("*") in sections.VIEW_TITLES.values()]
+    assert len(titled) == 4 and all(c.weight == 1.0 for c in titled)  # four rows, each the full width
 
 
 def test_overlay_opacity_and_colour_map_redraw_without_the_method(app, monkeypatch, no_curves):
     calls = _count_method_calls(monkeypatch)
     at = app.run()
-    first = next(c for c in _charts(at) if sum(t.get("type") == "image" for t in c["data"]) == 4)["data"][0]["source"]
+    first = next(c for c in _charts(at) if any(t.get("type") == "image" for t in c["data"]))["data"][0]["source"]
     at.selectbox(key="colormap").set_value("gray").run()
     at.slider(key="overlay_opacity").set_value(0.3).run()
     _ok(at)
-    now = next(c for c in _charts(at) if sum(t.get("type") == "image" for t in c["data"]) == 4)["data"][0]["source"]
+    now = next(c for c in _charts(at) if any(t.get("type") == "image" for t in c["data"]))["data"][0]["source"]
     assert now != first and calls.count("masker") == 1
     from saliency_core.images.pictures import overlay
 
@@ -1250,3 +1248,117 @@ def test_the_heap_is_frozen_once_after_the_classifier_is_loaded(monkeypatch):
     resources.freeze_heap()
     resources.freeze_heap()
     assert done == ["collect", "freeze"]
+
+
+# --------------------------------------------------------------------------- issue 26: A/B, views, Demo words, groups
+
+
+def _column_texts(at: AppTest) -> list[str]:
+    """The markdown of each column on the page (nested columns' text is in their parent's too)."""
+    return ["\n".join(m.value for m in col.markdown) for col in at.columns]
+
+
+def test_a_b_side_by_side_with_both_predictions_curves_and_a_score_table(app, tiny):
+    """"Pin as A" puts A and B in two columns, each view with its predictions; A's curves stay (dashed) on the one
+    curves chart with B's; a table gives A, B and B − A for every score."""
+    at = app.run()
+    at.button(key="ab_pin_button").click().run()
+    at.sidebar.selectbox(key="method").set_value("random").run()
+    _ok(at)
+    assert not _errors(at)
+    texts = _column_texts(at)
+    a_cols = [t for t in texts if t.startswith("**A (pinned)**")]
+    b_cols = [t for t in texts if t.startswith("**B (now)**")]
+    assert a_cols and b_cols, texts[:4]
+    a_text, b_text = a_cols[0], b_cols[0]
+    assert "B (now)" not in a_text and "A (pinned)" not in b_text  # side by side, not one above the other
+    for text in (a_text, b_text):  # each with its four views' titles and predictions
+        assert all(t in text for t in ("Mask overlay", "Masked in (kept)", "Masked out (removed)", "Infilled"))
+        assert text.count("1. ") >= 4
+    chart = _curve_chart(at)
+    a_traces = [t for t in chart["data"] if t["name"].startswith("A: ")]
+    b_traces = [t for t in chart["data"] if t["name"].startswith("B: ")]
+    assert len(a_traces) == 5 and len(b_traces) == 5
+    assert all(t["line"]["dash"] == "dash" for t in a_traces)
+    assert all(t["line"].get("dash") in (None, "solid") for t in b_traces)
+    table = next(d.value for d in at.dataframe if {"A", "B", "B − A"} <= set(d.value.columns))
+    assert "worst completeness" in list(table["score"])
+    diff = table["B"] - table["A"]
+    assert np.allclose(table["B − A"].dropna(), diff.dropna(), atol=1e-9)
+    # A's scores are the pinned masker's own: the same as its curves with nothing pinned
+    at.button(key="ab_unpin_button").click().run()
+    at.sidebar.selectbox(key="method").set_value("masker").run()
+    alone = at.dataframe[0].value
+    assert table.set_index("score").loc["worst completeness", "A"] == pytest.approx(alone["completeness"].min())
+
+
+def test_views_each_hold_their_title_picture_and_predictions(app, no_curves):
+    """One column (a phone stacks columns) per view: its title, its picture, its predictions; no tool bar over the
+    pictures."""
+    at = app.run()
+    _ok(at)
+    views = [col for col in at.columns if col.markdown and col.markdown[0].value.startswith("**")
+             and any(t in col.markdown[0].value for t in sections.VIEW_TITLES.values())]
+    assert len(views) == 4, [c.markdown[0].value for c in at.columns if c.markdown]
+    for col in views:
+        assert len(col.get("plotly_chart")) == 1  # its own picture
+        assert any(m.value.startswith("1. ") for m in col.markdown)  # its own predictions
+    for chart in at.get("plotly_chart"):
+        if any(t.get("type") == "image" for t in json.loads(chart.proto.spec)["data"]):
+            assert json.loads(chart.proto.config).get("displayModeBar") is False
+
+
+def test_compare_pictures_are_labelled_with_their_view_and_method(app, no_curves):
+    at = app.run()
+    at.switch_page("app_pages/compare.py").run()
+    at.sidebar.multiselect(key="compare_methods").set_value(["masker: tiny_fix", "random"]).run()
+    _ok(at)
+    captions = [i.proto.imgs[0].caption for i in at.image]
+    assert len(captions) == 8
+    for method in ("masker: tiny_fix", "random"):
+        for title in sections.VIEW_TITLES.values():
+            assert any(title in c and method in c for c in captions), (method, title, captions)
+
+
+def test_demo_wording_matches_the_overlay_and_an_unsure_guess_comes_first(app):
+    from dashboard import plain_words
+
+    source = (Path(APP).parent / "app_pages" / "demo.py").read_text()
+    assert "dark parts mattered little" not in source
+    assert "left as it is" in source or "untouched" in source
+    at = app.run()
+    at.switch_page("app_pages/demo.py").run()
+    _ok(at)
+    texts = [m.value for m in at.markdown]
+    unsure = next(i for i, t in enumerate(texts) if "**not sure**" in t)
+    verdict = next(i for i, t in enumerate(texts) if any(v in t for v in ("works here", "artly", "did not work")))
+    assert unsure < verdict, texts  # the tiny classifier is unsure: said before the verdict
+    assert not texts[verdict].startswith("**"), texts[verdict]  # and the verdict is not a bold headline then
+    assert plain_words.verdict("tabby", 0.8, 0.7, 0.05).startswith("**The explanation works here")
+    hedged = plain_words.verdict("tabby", 0.3, 0.25, 0.05, unsure=True)
+    assert not hedged.startswith("**") and "works here" in hedged and "unsure" in hedged
+
+
+def test_rise_is_not_a_gradient_baseline(app):
+    from saliency_core.methods import GROUPS, method_entry
+    from dashboard import plain_words
+
+    for name in ("rise", "rise-preview"):
+        group = method_entry(name).attrs["group"]
+        assert group != "Gradient baseline" and group in GROUPS
+        assert group in plain_words.HOW
+    assert method_entry("grad-cam").attrs["group"] == "Gradient baseline"
+    at = app.run()
+    at.switch_page("app_pages/help.py").run()
+    text = " ".join(m.value for m in at.markdown)
+    assert "**rise** (perturbation baseline)" in text
+
+
+def test_a_mask_that_keeps_almost_everything_is_said_under_the_views(app, no_curves):
+    at = app.run()
+    note = "keeps almost all of the picture"
+    assert not any(note in c.value for c in at.caption)
+    at.sidebar.selectbox(key="method").set_value("center-gaussian").run()
+    at.number_input(key="opt:center-gaussian:sigma").set_value(10.0).run()  # a Gaussian 10x the image: ~1 everywhere
+    _ok(at)
+    assert any(note in c.value for c in at.caption), [c.value for c in at.caption]
