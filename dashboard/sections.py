@@ -412,7 +412,7 @@ def curves_block(expl: Explanation, labels: list[int], request: services.CurveRe
 
 
 def _result_json(expl: Explanation, name: str) -> bytes:
-    return (json.dumps({**expl.summary(), "image": name}, indent=2, default=str) + "\n").encode()
+    return services.result_json({**expl.summary(), "image": name})  # a checkpoint by name and hash, no path
 
 
 def downloads_block(expl: Explanation, name: str, scores=None, key: str = "dl") -> None:

@@ -7,6 +7,7 @@ classifier's identity, the image's hash and the JSON of the core options, and ar
 from __future__ import annotations
 
 import atexit
+import functools
 import hashlib
 import io
 import json
@@ -561,6 +562,47 @@ def run_label_scores(expl: Explanation, labels: list[int], request: CurveRequest
     return scores
 
 
+#: Worst-case scores this close are taken as equal (the score table shows three decimals).
+SCORE_TIE = 0.005
+
+
+def why_scores_cannot_separate(top_probability: float, scores: list) -> list[str]:
+    """Why the worst-case scores of the compared methods (each one's ``label_scores`` on the same photo) cannot
+    tell them apart here, in plain words; empty when they can. From the numbers only: the classifier is unsure of
+    its top label (under 40 %, the Demo's "not sure"); every method gets the same worst completeness and the same
+    worst soundness; or most methods' worst completeness is the floor eps1 / f(x) of a weak label (its insertion
+    AUC is under eps1 whatever the mask, so the score is the label's probability, not the mask's)."""
+    from .plain_words import UNSURE
+
+    reasons = []
+    if top_probability < UNSURE:
+        reasons.append(f"the classifier is unsure of this photo (its top label has {top_probability:.0%}, "
+                       f"under {UNSURE:.0%})")
+    if len(scores) < 2:
+        return reasons
+    worst_c = [s.worst_completeness for s in scores]
+    worst_s = [s.worst_soundness for s in scores]
+    if max(worst_c) - min(worst_c) <= SCORE_TIE and max(worst_s) - min(worst_s) <= SCORE_TIE:
+        reasons.append(f"every method gets the same worst completeness ({worst_c[0]:.2f}) and worst soundness "
+                       f"({worst_s[0]:.2f})")
+    floors = []
+    for s in scores:
+        k = int(torch.as_tensor(s.completeness).argmin())
+        if float(s.auc[k]) <= s.eps1 + 1e-9:  # max(AUC, eps1) / f(x) = eps1 / f(x): the label, not the mask
+            floors.append(float(s.f[k]))
+    if len(floors) >= 2 and 2 * len(floors) >= len(scores):
+        reasons.append(f"the worst completeness of {len(floors)} of {len(scores)} methods is the floor set by a "
+                       f"weak label (f(x) {min(floors):.2f}: eps1 / f(x), whatever the mask)")
+    return reasons
+
+
+def top1_scores_row(name: str, scores) -> dict[str, Any]:
+    """One method's scores on the top-1 label alone (the first of the explained labels, scored with its own mask)."""
+    return {"method": name, "top-1 label": scores.names[0], "f(x)": float(scores.f[0]),
+            "insertion AUC": float(scores.auc[0]), "completeness": float(scores.completeness[0]),
+            "soundness": float(scores.soundness[0])}
+
+
 # --------------------------------------------------------------------------- downloads
 
 
@@ -596,6 +638,53 @@ def display_copy(image: Image.Image, max_side: int = 640) -> Image.Image:
 # --------------------------------------------------------------------------- the Compare page as one file
 
 
+@functools.lru_cache(maxsize=64)
+def _file_sha256(path: str, mtime_ns: int, size: int) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def checkpoint_name(path: str | Path) -> str:
+    """A file as an export names it: its catalog name (the file's stem, as the menus show it) and the short sha256
+    of its content, ``fix_lite0 (sha256 1a2b3c4d5e6f)``; never where it lies on the server."""
+    p = Path(path)
+    try:
+        st_ = p.stat()
+        return f"{p.stem} (sha256 {_file_sha256(str(p), st_.st_mtime_ns, st_.st_size)[:12]})"
+    except OSError:
+        return p.stem or p.name
+
+
+#: An absolute path inside a text (not the tail of a URL or of a relative path).
+_ABS_PATH = re.compile(r"(?<![\w.:/~-])/(?:[^\s'\"<>,;|()\[\]{}]+)")
+
+
+def export_safe(value: Any) -> Any:
+    """A JSON-able value fit for a file that leaves the server: every absolute path in it (a checkpoint option, a
+    path inside a note) becomes the file's name and short content hash (:func:`checkpoint_name`), or its last
+    part when it is no file."""
+    if isinstance(value, dict):
+        return {export_safe(k): export_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [export_safe(v) for v in value]
+    if isinstance(value, Path):
+        value = str(value)
+    if isinstance(value, str) and "/" in value:
+        def name(match: re.Match) -> str:
+            path = Path(match.group(0))
+            return checkpoint_name(path) if path.is_file() else path.name
+        return _ABS_PATH.sub(name, value)
+    return value
+
+
+def result_json(summary: dict[str, Any]) -> bytes:
+    """``result.json``: an explanation's summary with no server path in it (:func:`export_safe`)."""
+    return (json.dumps(export_safe(summary), indent=2, default=str) + "\n").encode()
+
+
 def comparison_report(image_name: str, entries: list[tuple[str, Explanation]], rows: list[dict[str, Any]],
                       settings: dict[str, Any], classifier: Classifier) -> bytes:
     """The Compare page as one self-contained HTML file: every method's four views (embedded JPEGs), the scores
@@ -622,12 +711,13 @@ def comparison_report(image_name: str, entries: list[tuple[str, Explanation]], r
             top = expl.predictions[preds[view]][0]
             cells.append(f"<td><img src='{jpeg(expl.views[view])}'><br>{html.escape(top.name)} "
                          f"{top.probability:.0%}</td>")
-        grid.append(f"<tr><th>{html.escape(name)}</th>{''.join(cells)}</tr>")
+        grid.append(f"<tr><th>{html.escape(export_safe(name))}</th>{''.join(cells)}</tr>")
+    rows = export_safe(rows)
     table = pd.DataFrame(rows).to_html(index=False, float_format=lambda v: f"{v:.3f}", na_rep="-") if rows else ""
     versions = {"saliency_core": saliency_core.__version__, "torch": _torch.__version__,
                 "classifier": classifier.identity, "made": datetime.datetime.now().isoformat(timespec="seconds")}
-    meta = "".join(f"<li><b>{html.escape(str(k))}</b>: {html.escape(str(v))}</li>"
-                   for k, v in {**settings, **versions}.items())
+    safe = export_safe({**{k: str(v) for k, v in settings.items()}, **versions})  # no server path leaves it
+    meta = "".join(f"<li><b>{html.escape(str(k))}</b>: {html.escape(str(v))}</li>" for k, v in safe.items())
     page = f"""<!doctype html><html><head><meta charset="utf-8"><title>Comparison: {html.escape(image_name)}</title>
 <style>body{{font-family:sans-serif;margin:2em;max-width:1500px}} img{{max-width:300px;height:auto}}
 table{{border-collapse:collapse}} td,th{{border:1px solid #ddd;padding:4px 8px;vertical-align:top;text-align:left}}

@@ -3,11 +3,14 @@ labels (the page is the URL's path). Read once when a session starts, each value
 option (a value that cannot be used is named on the page with what is used instead); written after every run."""
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Callable
 
 import streamlit as st
 
-from . import resources, services
+from saliency_core import Option
+
+from . import resources, services, widgets
 
 _RESTORED = "_url_restored"
 #: What the link asked for that could not be used, one line each (shown until the user dismisses them).
@@ -16,6 +19,8 @@ NOTES = "_url_notes"
 PLAIN = {"image": "gallery_name", "method": "method", "labels": "labels_mode", "k": "labels_k"}
 #: The ``image`` value written for an uploaded photo: a link cannot carry the photo itself.
 UPLOADED = "upload"
+#: The Compare page's methods, one parameter each (``compare=grad-cam&compare=random``).
+COMPARE = "compare"
 LABELS_HELP = "top1, top2 .. top10, or class indices such as 281,285"
 
 
@@ -56,6 +61,76 @@ def _labels(text: str, n_classes: int) -> tuple[dict[str, Any], str | None]:
     return {}, f"must be {LABELS_HELP}"
 
 
+@dataclass(frozen=True)
+class Field:
+    """One setting a link carries: its URL parameter, the widget key it sets and the ``Option`` declaring it (which
+    checks a link's value and gives the default, left out of links). ``within``: the dict of options it sits in
+    (``infiller_options`` for an infiller's own options), None for a top-level option."""
+
+    param: str
+    key: str
+    spec: Option
+    within: str | None = None
+
+
+def infiller_fields(name: Any, param: str, key: str) -> list[Field]:
+    """The options of the infiller ``name`` as fields ``<param>.<option>`` (e.g. ``view_infiller.sigma``)."""
+    if not isinstance(name, str) or name not in services.infiller_catalog():
+        return []
+    return [Field(f"{param}.{s.name}", f"{key}:{name}:{s.name}", s, "infiller_options")
+            for s in services.infiller_options(name)]
+
+
+def method_fields(entry: services.MethodEntry, values: dict[str, Any]) -> list[Field]:
+    """A method's declared options (never a checkpoint: a link names no file on the server); an infiller option's
+    own options follow the infiller in ``values`` (or its default)."""
+    out = []
+    for spec in entry.options:
+        if spec.kind == "checkpoint":
+            continue
+        out.append(Field(spec.name, f"opt:{entry.name}:{spec.name}", spec))
+        if spec.kind == "infiller":
+            out += infiller_fields(values.get(spec.name, spec.default), spec.name,
+                                   f"opt:{entry.name}:infiller_options")
+    return out
+
+
+def view_fields(values: dict[str, Any]) -> list[Field]:
+    """The infilled view's infiller and its options."""
+    spec = widgets.VIEW_INFILLER
+    return [Field(spec.name, "infiller", spec),
+            *infiller_fields(values.get(spec.name, spec.default), spec.name, "inf")]
+
+
+def page_fields(values: dict[str, Any] | None = None) -> list[Field]:
+    """The dashboard's own display, seed and curve settings (widget key = option name)."""
+    return [Field(s.name, s.name, s) for s in widgets.page_options(resources.settings())]
+
+
+def _restore_fields(fields: Callable[[dict[str, Any]], list[Field]], params, notes: list[str],
+                    used: set[str]) -> None:
+    """Set the widgets of ``fields`` from the link, each value checked against its declaration (two passes: an
+    infiller's options depend on the infiller the link chose)."""
+    values: dict[str, Any] = {}
+    for _ in range(2):
+        for field in fields(values):
+            if field.param in used or field.param not in params:
+                continue
+            used.add(field.param)
+            value, why = _option_value(field.spec, params[field.param])
+            if value is not None:
+                st.session_state[field.key] = value
+                values[field.spec.name] = value
+            if why is not None:
+                fallback = "" if value is not None else f"; using the default, {field.spec.default}"
+                notes.append(f"{field.param}={params[field.param]!r} {why}{fallback}.")
+
+
+def _compare_choices(catalog: dict[str, services.MethodEntry]) -> list[str]:
+    checkpoints = services.find_checkpoints(resources.settings().checkpoint_folders)
+    return list(services.comparison_choices(catalog, checkpoints)[0])
+
+
 def restore(catalog: dict[str, services.MethodEntry], n_classes: int = 1000) -> None:
     """Set the widgets from the URL the session was opened with (only once: later the widgets rule). A value
     that cannot be used is named in :data:`NOTES`, with what is used instead."""
@@ -64,6 +139,7 @@ def restore(catalog: dict[str, services.MethodEntry], n_classes: int = 1000) -> 
     st.session_state[_RESTORED] = True
     params = st.query_params
     notes: list[str] = []
+    used = {"image", "method", "labels", COMPARE}
     image = params.get("image")
     if image in services.GALLERY:
         st.session_state["image_source"] = "Sample photo"
@@ -78,20 +154,28 @@ def restore(catalog: dict[str, services.MethodEntry], n_classes: int = 1000) -> 
         notes.append(f"method={method!r} is not available here; using the default method.")
     elif method is not None:
         st.session_state["method"] = method
-        for spec in catalog[method].options:
-            if spec.name not in params or spec.kind == "checkpoint":
-                continue
-            value, why = _option_value(spec, params[spec.name])
-            if value is not None:
-                st.session_state[f"opt:{method}:{spec.name}"] = value
-            if why is not None:
-                used = "" if value is not None else f"; using the default, {spec.default}"
-                notes.append(f"{spec.name}={params[spec.name]!r} {why}{used}.")
+        _restore_fields(lambda values: method_fields(catalog[method], values), params, notes, used)
+    _restore_fields(view_fields, params, notes, used)
+    _restore_fields(page_fields, params, notes, used)
     if "labels" in params:
         state, why = _labels(params["labels"], n_classes)
         st.session_state.update(state)
         if why is not None:
             notes.append(f"labels={params['labels']!r}: {why}; using the top-5.")
+    if COMPARE in params:
+        offered = _compare_choices(catalog)
+        asked = [v for v in params.get_all(COMPARE) if v]
+        picked = [v for v in dict.fromkeys(asked) if v in offered]
+        for bad in (v for v in asked if v not in offered):
+            notes.append(f"{COMPARE}={bad!r} is not a method offered here ({', '.join(offered)}); left out"
+                         + ("" if picked else ", and the default methods are compared") + ".")
+        if picked:
+            st.session_state["compare_methods"] = picked
+    if method is None or method in catalog:  # a refused method's options are said with it
+        for param in params:
+            if param not in used:
+                notes.append(f"{param}={params[param]!r} is not a setting of "
+                             f"{'the method ' + method if method else 'this dashboard'}; ignored.")
     st.session_state[NOTES] = notes
 
 
@@ -107,20 +191,52 @@ def show_notes() -> None:
         st.rerun()
 
 
-def publish(image: services.ImageInput | None, method: str | None, options: dict[str, Any], labels: str | None,
-            main: tuple[str, ...]) -> None:
-    """Write the current view into the URL (main options that differ from the defaults only)."""
-    params: dict[str, str] = {}
+def _text(value: Any) -> str:
+    """A value as a link writes it (floats in their shortest exact form; flags as true/false)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return repr(value) if isinstance(value, float) else str(value)
+
+
+def _changed(fields: list[Field], values: dict[str, Any]) -> dict[str, str]:
+    """The URL parameters of the fields whose value in ``values`` differs from the declared default."""
+    out = {}
+    for field in fields:
+        where = values.get(field.within) or {} if field.within else values
+        value = where.get(field.spec.name)
+        if value is None or not isinstance(value, (int, float, str, bool)) or value == field.spec.default:
+            continue
+        out[field.param] = _text(value)
+    return out
+
+
+def publish(image: services.ImageInput | None, method: services.MethodEntry | None = None,
+            options: dict[str, Any] | None = None, labels: str | None = None,
+            view: tuple[str, dict[str, Any]] | None = None, page: bool = False,
+            compare: list[str] | None = None) -> None:
+    """Write what the page shows into the URL, each setting from its declaration and only where it differs from
+    the default: the photo, the method and its options (never a checkpoint), the labels, the view's infiller and
+    its options (``view``), the display, seed and curve settings (``page``), the compared methods (``compare``)."""
+    params: dict[str, Any] = {}
     if image is not None:  # an uploaded photo is named as such: a link cannot carry it (see restore)
         stem = image.name.rsplit(".", 1)[0]
         sample = stem in services.GALLERY and image.digest == resources.gallery_input(stem).digest
         params["image"] = stem if sample else UPLOADED
-    if method:
-        params["method"] = method
-        params.update({k: str(v) for k, v in options.items() if k in main and isinstance(v, (int, float, str, bool))})
+    if method is not None:
+        params["method"] = method.name
+        params.update(_changed(method_fields(method, options or {}), options or {}))
     if labels:
         params["labels"] = labels
-    if dict(st.query_params) != params:
+    if view is not None:
+        values = {widgets.VIEW_INFILLER.name: view[0], "infiller_options": view[1]}
+        params.update(_changed(view_fields(values), values))
+    if page:
+        values = {f.key: st.session_state.get(f.key) for f in page_fields()}
+        params.update(_changed(page_fields(), values))
+    if compare is not None:
+        params[COMPARE] = list(compare)
+    if {k: st.query_params.get_all(k) for k in st.query_params} != \
+            {k: v if isinstance(v, list) else [v] for k, v in params.items()}:
         st.query_params.from_dict(params)
 
 

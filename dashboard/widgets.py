@@ -249,11 +249,42 @@ def infiller_options_ui(name: str, key: str, context: str = "of the infilled vie
     return clean_options(specs, values)
 
 
+#: The dashboard's own settings that change what is shown, declared like the core's options (``Option``): each
+#: widget is drawn from its declaration (key = the option's name, or ``infiller`` for the view's infiller), and
+#: ``url_state`` writes and reads links from the same declarations (``page_options``), never from a list of widgets.
+VIEW_INFILLER = Option("view_infiller", "infiller", "blur", tooltip("infiller") or "The infilled view's fill.",
+                       label="Infiller of the infilled view")
+DISPLAY_OPTIONS = (
+    Option("overlay_opacity", "float", 0.7, "How much of the photo the colour covers where the mask is 1 (0: the "
+           "photo alone).", label="overlay opacity", low=0.0, high=1.0, step=0.05),
+    Option("colormap", "choice", COLORMAPS[0], "Perceptually uniform maps (equal steps look equal), or gray.",
+           label="colour map", choices=tuple(COLORMAPS)),
+)
+SEED_OPTION = Option("seed", "int", 0, tooltip("seed") or "The random seed.", low=0, step=1)
+CURVE_OPTIONS = (
+    Option("curve_steps", "int", 16, tooltip("curve_steps") or "Points of each curve.", label="curve steps",
+           low=2, high=256, step=1),
+    Option("eps1", "float", 0.01, tooltip("eps1") or "eps1", label="eps1", low=0.0, high=1.0, step=0.001),
+    Option("eps2", "float", 0.001, tooltip("eps2") or "eps2", label="eps2", low=0.0, high=1.0, step=0.0001),
+    Option("restrict_to", "bool", False, tooltip("restrict_to") or "Softmax over the curve labels only.",
+           label="softmax over the curve labels only"),
+)
+
+COMPARE_TOP1 = Option("compare_top1", "bool", False, "Each method's completeness and soundness on the top label "
+                      "alone (with its own mask), next to the worst case over the five labels.",
+                      label="Scores of the top-1 label")
+
+
+def page_options(settings: DashboardSettings) -> tuple[Option, ...]:
+    """The dashboard's own display, seed, curve and Compare settings, with this server's defaults (curve steps)."""
+    curves = tuple(dataclasses.replace(o, default=settings.curve_steps) if o.name == "curve_steps" else o
+                   for o in CURVE_OPTIONS)
+    return DISPLAY_OPTIONS + (SEED_OPTION,) + curves + (COMPARE_TOP1,)
+
+
 def infiller_ui() -> tuple[str, dict[str, Any]]:
     """``ExplainConfig.infiller`` and ``infiller_options`` (the infilled view's fill)."""
-    names = infiller_names()
-    name = st.selectbox("Infiller of the infilled view", names, index=names.index("blur") if "blur" in names else 0,
-                        key="infiller", help=tooltip("infiller"), persist_state=PERSIST)
+    name = option_widget(VIEW_INFILLER, key="infiller")
     options = infiller_options_ui(name, key="inf")
     if services.uses_reference_pool(name):
         options["pool"] = services.GALLERY_POOL
@@ -262,16 +293,15 @@ def infiller_ui() -> tuple[str, dict[str, Any]]:
 
 def display_ui() -> tuple[float, str]:
     """How the overlay is drawn: the colour's opacity where the mask is 1, and the colour map."""
-    opacity = st.slider("overlay opacity", 0.0, 1.0, 0.7, 0.05, key="overlay_opacity", persist_state=PERSIST,
-                        help="How much of the photo the colour covers where the mask is 1 (0: the photo alone).")
-    cmap = st.selectbox("colour map", COLORMAPS, key="colormap", persist_state=PERSIST,
-                        help="Perceptually uniform maps (equal steps look equal), or gray.")
+    spec, cmap_spec = DISPLAY_OPTIONS
+    opacity = st.slider(spec.title, float(spec.low), float(spec.high), **unless_set(spec.name, value=spec.default),
+                        step=spec.step, key=spec.name, persist_state=PERSIST, help=spec.help)
+    cmap = option_widget(cmap_spec, key=cmap_spec.name)
     return float(opacity), str(cmap)
 
 
 def seed_ui() -> int:
-    return int(st.number_input("seed", min_value=0, value=0, step=1, key="seed", help=tooltip("seed"),
-                               persist_state=PERSIST))
+    return int(option_widget(SEED_OPTION, key=SEED_OPTION.name))
 
 
 # --------------------------------------------------------------------------- curves
@@ -279,16 +309,14 @@ def seed_ui() -> int:
 
 def curves_ui(settings: DashboardSettings) -> services.CurveRequest:
     """The named options of ``label_scores`` (steps, eps1, eps2, restrict_to); the labels are the explained ones."""
-    c1, c2, c3 = st.columns(3)
-    steps = c1.number_input("curve steps", min_value=2, max_value=256, value=settings.curve_steps, step=1,
-                            key="curve_steps", help=tooltip("curve_steps"), persist_state=PERSIST)
-    eps1 = c2.number_input("eps1", min_value=0.0, max_value=1.0, value=0.01, step=0.001, format="%g", key="eps1",
-                           help=tooltip("eps1"), persist_state=PERSIST)
-    eps2 = c3.number_input("eps2", min_value=0.0, max_value=1.0, value=0.001, step=0.0001, format="%g",
-                           key="eps2", help=tooltip("eps2"), persist_state=PERSIST)
-    restrict = st.checkbox("softmax over the curve labels only", value=False, key="restrict_to",
-                           help=tooltip("restrict_to"), persist_state=PERSIST)
-    return services.CurveRequest(steps=int(steps), eps1=float(eps1), eps2=float(eps2), restrict=bool(restrict))
+    specs = [o for o in page_options(settings) if o.name in {c.name for c in CURVE_OPTIONS}]
+    values = {}
+    for col, spec in zip(st.columns(3), specs[:3]):
+        with col:
+            values[spec.name] = option_widget(spec, key=spec.name)
+    values[specs[3].name] = option_widget(specs[3], key=specs[3].name)
+    return services.CurveRequest(steps=int(values["curve_steps"]), eps1=float(values["eps1"]),
+                                 eps2=float(values["eps2"]), restrict=bool(values["restrict_to"]))
 
 
 def show_label_ui(labels: list[int], names: list[str]) -> int:

@@ -6,7 +6,7 @@ import json
 
 import streamlit as st
 
-from dashboard import plots, resources, sections, services, state, widgets
+from dashboard import plots, resources, sections, services, state, url_state, widgets
 from saliency_core import ExplainConfig
 
 st.title("Compare methods")
@@ -29,10 +29,13 @@ with st.sidebar:
         choices, preferred = services.comparison_choices(catalog, checkpoints)
         quick = [c for c, (n, _) in choices.items() if not catalog[n].on_request]
         preferred = [c for c in preferred if c in quick]
-        picked = st.multiselect("Methods", list(choices), default=preferred or quick[:3], key="compare_methods",
+        picked = st.multiselect("Methods", list(choices), key="compare_methods",
+                                **widgets.unless_set("compare_methods", default=preferred or quick[:3]),
                                 help="Per-image optimisation methods run with their default options.",
                                 persist_state=widgets.PERSIST)
         infiller, infiller_options = widgets.infiller_ui()
+        url_state.publish(image, view=(infiller, infiller_options), page=True,  # a link reproduces the page
+                          compare=picked)
 
 loaded = sections.load_current_image(image)
 if loaded is not None and picked:
@@ -40,6 +43,7 @@ if loaded is not None and picked:
     request = services.CurveRequest(steps=settings.curve_steps)
     rows = []
     explained: list[tuple[str, object]] = []
+    scored: list[tuple[str, object]] = []  # each method's label_scores, for the note and the top-1 table
     configs = {c: ExplainConfig(method=choices[c][0], method_options=choices[c][1], labels="top5", infiller=infiller,
                                 infiller_options=infiller_options) for c in picked}
     # one rule for every method, from what it declares: slow ones wait for a Run, with their estimated time
@@ -83,6 +87,8 @@ if loaded is not None and picked:
                     row.update({"top-1 insertion AUC": float(scores.auc[0]), **sections.scores_summary(scores)})
             rows.append(row)
             explained.append((choice, expl))
+            if scores is not None:
+                scored.append((choice, scores))
             with cols[0]:
                 st.caption(f"{row['time (s)']:.2f} s; mask area {row['mask area']:.0%}")
                 if scores is not None:
@@ -94,14 +100,27 @@ if loaded is not None and picked:
                           caption=f"{sections.VIEW_TITLES[view]} · {choice}: {top.name} {top.probability:.0%}")  # grid
     if rows:
         st.subheader("Scores for this image")
+        top_p = explained[0][1].predictions["original"][0].probability
+        reasons = services.why_scores_cannot_separate(top_p, [s for _, s in scored])
+        if reasons:  # from the numbers: an unsure photo, tied worst cases, or a weak label's floor
+            st.info(f"These scores cannot separate the methods on this photo: {'; '.join(reasons)}. "
+                    f"“{widgets.COMPARE_TOP1.title}” below shows each method's scores on the top label alone.",
+                    icon=":material/balance:")
+        top1 = widgets.option_widget(widgets.COMPARE_TOP1, key=widgets.COMPARE_TOP1.name) if scored else False
         st.dataframe(rows, hide_index=True, width="stretch",  # narrow columns: all nine fit at 1440 px
                      column_config={k: {**v, "width": "small" if k != "method" else "medium"}
                                     for k, v in sections.COMPARE_COLUMNS.items()})
+        if top1:
+            st.markdown("**Scores of the top-1 label** (each method's own mask for it)")
+            st.dataframe([services.top1_scores_row(c, s) for c, s in scored], hide_index=True, width="stretch",
+                         column_config={k: st.column_config.NumberColumn(k, format="%.3f")
+                                        for k in ("f(x)", "insertion AUC", "completeness", "soundness")})
         if "worst completeness" in rows[0]:
             st.plotly_chart(plots.scores_figure(rows), key="compare_scores")
         settings_used = {"image": loaded.name, "labels": "top5", "infiller of the infilled view": infiller,
                          "infiller options": json.dumps({k: v for k, v in infiller_options.items() if k != "pool"}),
-                         "methods": ", ".join(f"{c} {json.dumps(choices[c][1])}" for c, _ in explained)}
+                         "methods": ", ".join(f"{c} {json.dumps(services.export_safe(choices[c][1]))}"  # a checkpoint by
+                                             for c, _ in explained)}  # its name and content hash, not its path
         st.download_button("Download this comparison (one HTML file)", icon=":material/download:",
                            data=functools.partial(services.comparison_report, loaded.name, explained, rows,
                                                   settings_used, classifier),

@@ -30,8 +30,8 @@ with st.sidebar:
             seed = widgets.seed_ui()
         config = ExplainConfig(method=entry.name, method_options=options, labels=labels, infiller=infiller,
                                infiller_options=infiller_options, seed=seed, overlay_opacity=opacity, colormap=cmap)
-        url_state.publish(image, entry.name, options, labels,  # never a checkpoint's path on the server
-                          tuple(o.name for o in entry.options if o.main and o.kind != "checkpoint"))
+        # every setting that changes what is shown, from its declaration (never a checkpoint's path on the server)
+        url_state.publish(image, entry, options, labels, view=(infiller, infiller_options), page=True)
 
 loaded = sections.load_current_image(image)
 top_slot = st.container()  # the image and its top-5, filled below (from the explanation when there is one)

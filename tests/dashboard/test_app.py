@@ -1362,3 +1362,268 @@ def test_a_mask_that_keeps_almost_everything_is_said_under_the_views(app, no_cur
     at.number_input(key="opt:center-gaussian:sigma").set_value(10.0).run()  # a Gaussian 10x the image: ~1 everywhere
     _ok(at)
     assert any(note in c.value for c in at.caption), [c.value for c in at.caption]
+
+
+# --------------------------------------------------------------------------- links, exports, unsure comparisons
+
+
+def _non_default(spec):
+    """A value other than the option's declared default that its widget accepts (from the declaration only)."""
+    if spec.kind == "bool":
+        return not spec.default
+    if spec.kind == "choice":
+        return next(c for c in spec.choices if c != spec.default)
+    if spec.kind == "infiller":
+        return next(n for n in widgets.infiller_names() if n != spec.default and services.infiller_options(n))
+    if spec.kind == "float" and spec.log and spec.high is not None and spec.default:
+        return next(v for v in widgets.log_choices(spec) if v != spec.default)
+    if spec.kind in ("int", "float"):
+        d = spec.default
+        candidates = [d + 1, d * 2] if spec.kind == "int" and d is not None else \
+            [int((spec.low or 0) + 8)] if spec.kind == "int" else \
+            [d / 2, d * 2, d + 1] if d else [0.5, 1.0, (spec.low or 0) + 0.5]
+
+        def ok(v):
+            return v != d and (spec.low is None or (v > spec.low if spec.low_open else v >= spec.low)) and \
+                (spec.high is None or v <= spec.high)
+
+        return next(v for v in candidates if ok(v))
+    return "conv_head"
+
+
+def _widget(at: AppTest, spec, key: str):
+    if spec.kind == "bool":
+        return at.checkbox(key=key)
+    if spec.kind in ("choice", "infiller"):
+        return at.selectbox(key=key)
+    if spec.kind == "float" and spec.log and spec.high is not None and spec.default:
+        return at.select_slider(key=key)
+    if spec.kind == "float" and spec.low is not None and spec.high is not None and spec.step and \
+            key in {w.key for w in at.slider}:
+        return at.slider(key=key)
+    if spec.kind in ("int", "float"):
+        return at.number_input(key=key)
+    return at.text_input(key=key)
+
+
+def _flat(at: AppTest) -> dict:
+    return dict(at.query_params)
+
+
+def _set_fields(at: AppTest, fields) -> dict:
+    """Give each field's widget a value other than its default (one run); returns key -> value set."""
+    wanted = {}
+    for field in fields:
+        value = _non_default(field.spec)
+        _widget(at, field.spec, field.key).set_value(value)
+        wanted[field.key] = value
+    at.run()
+    _ok(at)
+    return wanted
+
+
+def _check_round_trip(at: AppTest, wanted: dict, fields, page: str | None = None) -> None:
+    """Open a fresh session with ``at``'s URL; every widget in ``wanted`` has the value set in ``at``."""
+    params = _flat(at)
+    fresh = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    fresh.query_params.update(params)
+    if page:
+        fresh.switch_page(page)
+    fresh.run()
+    _ok(fresh)
+    assert not _link_notes(fresh), (params, _link_notes(fresh))
+    for field in fields:
+        if field.key in wanted:
+            got = _widget(fresh, field.spec, field.key).value
+            assert got == wanted[field.key], (field.param, params, got, wanted[field.key])
+
+
+def test_every_declared_setting_round_trips_through_the_link(app, no_curves):
+    """Links lost the view's infiller (gray came back as blur), its options, the display settings and every method
+    option that is not a main one. Walks every declared option of every method the page offers (and the options
+    of an infiller it takes), every infiller of the infilled view and its options: a non-default value goes into
+    the URL and a fresh session opened with that URL shows it."""
+    from dashboard import url_state
+
+    at = app.run()
+    catalog = resources.catalog()
+    methods = list(catalog)  # every method the page's menu offers (it lists the catalog)
+    assert len(at.sidebar.selectbox(key="method").options) == len(methods)
+    walked = 0
+    for method in methods:
+        at.sidebar.selectbox(key="method").set_value(method).run()
+        _ok(at)
+        fields = [f for f in url_state.method_fields(catalog[method], {}) if f.within is None and f.key in _keys(at)]
+        wanted = _set_fields(at, fields)
+        chosen = {f.spec.name: wanted[f.key] for f in fields}
+        subs = [f for f in url_state.method_fields(catalog[method], chosen) if f.within]
+        wanted.update(_set_fields(at, subs))
+        assert _flat(at)["method"] == method
+        _check_round_trip(at, wanted, fields + subs)
+        walked += len(fields) + len(subs)
+        if method == "fido":
+            assert {"score", "lr_decay", "infiller", "infiller.std"} <= set(_flat(at)), _flat(at)  # not main only
+    assert walked >= 100, walked
+    for infiller in widgets.infiller_names():  # the infilled view's infiller and each of its options
+        at = app.run()
+        at.sidebar.selectbox(key="infiller").set_value(infiller).run()
+        subs = url_state.infiller_fields(infiller, "view_infiller", "inf")
+        wanted = {"infiller": infiller, **_set_fields(at, subs)}
+        assert infiller == "blur" or _flat(at)["view_infiller"] == infiller
+        _check_round_trip(at, wanted, [url_state.Field("view_infiller", "infiller", widgets.VIEW_INFILLER), *subs])
+
+
+def _keys(at: AppTest) -> set:
+    out = set()
+    for kind in ("selectbox", "number_input", "checkbox", "select_slider", "text_input", "slider"):
+        out |= {w.key for w in getattr(at, kind)}
+    return out
+
+
+def test_display_seed_curve_settings_and_the_compare_list_round_trip(app):
+    """The colour map and the overlay opacity ("Display"), the seed, the curve settings, the Compare page's methods
+    and its top-1 toggle: every setting the dashboard declares for itself goes into the link."""
+    from dashboard import url_state
+
+    at = app.run()
+    _ok(at)
+    page = [f for f in url_state.page_fields() if f.key != widgets.COMPARE_TOP1.name]
+    assert {f.param for f in page} >= {"overlay_opacity", "colormap", "seed", "curve_steps", "eps1", "eps2",
+                                       "restrict_to"}
+    wanted = _set_fields(at, page)
+    assert {"overlay_opacity", "colormap", "seed"} <= set(_flat(at)), _flat(at)
+    _check_round_trip(at, wanted, page)
+    at = app.run()
+    at.switch_page("app_pages/compare.py").run()
+    at.sidebar.multiselect(key="compare_methods").set_value(["random", "masker: tiny_fix"]).run()
+    top1 = [f for f in url_state.page_fields() if f.key == widgets.COMPARE_TOP1.name]
+    wanted = {"compare_methods": ["random", "masker: tiny_fix"], **_set_fields(at, top1)}
+    assert _flat(at)["compare"] == ["random", "masker: tiny_fix"], _flat(at)
+    fresh = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    fresh.query_params.update(_flat(at))
+    fresh.switch_page("app_pages/compare.py").run()
+    _ok(fresh)
+    assert fresh.sidebar.multiselect(key="compare_methods").value == wanted["compare_methods"]
+    assert fresh.checkbox(key=widgets.COMPARE_TOP1.name).value is True
+
+
+def test_bad_values_of_the_new_link_settings_are_named(app, no_curves):
+    at = _open_link({"view_infiller": "sponge", "view_infiller.sigma": "-3", "colormap": "rainbow",
+                     "overlay_opacity": "2", "compare": "nosuchmethod", "seed": "-1", "whatever": "1"})
+    _ok(at)
+    notes = _link_notes(at)
+    for expected in ("view_infiller='sponge'", "using the default, blur", "view_infiller.sigma='-3'",
+                     "colormap='rainbow'", "one of inferno", "overlay_opacity='2'", "<= 1", "compare='nosuchmethod'",
+                     "seed='-1'", "whatever='1' is not a setting"):
+        assert expected in notes, (expected, notes)
+    assert at.sidebar.selectbox(key="infiller").value == "blur"
+
+
+# exports: nothing names where a file lies on the server
+
+
+def _absolute_paths(text: str, tiny) -> list[str]:
+    """Absolute paths in an export (its embedded pictures left out): under the repo, /tmp, /root, /home or the
+    upload folder."""
+    import re
+
+    text = re.sub(r"data:image/[a-z]+;base64,[A-Za-z0-9+/=]+", "", text)
+    roots = {str(Path(APP).parents[1]), "/tmp/", "/root/", "/home/", str(services.UPLOAD_ROOT), str(tiny.folder)}
+    return [root for root in roots if root in text]
+
+
+def _capture_downloads(monkeypatch) -> dict:
+    """Every download button's file, made at once (the page makes them only when clicked), by file name."""
+    from streamlit.delta_generator import DeltaGenerator
+
+    files: dict[str, bytes] = {}
+    original = DeltaGenerator.download_button
+
+    def spy(self, label, data, file_name=None, *args, **kwargs):
+        made = data() if callable(data) else data
+        files[file_name] = made.encode() if isinstance(made, str) else made
+        return original(self, label, data, file_name, *args, **kwargs)
+
+    import streamlit as st
+
+    monkeypatch.setattr(DeltaGenerator, "download_button", spy)
+    monkeypatch.setattr(st, "download_button", lambda *a, **k: spy(st._main, *a, **k))
+    return files
+
+
+def test_exports_name_checkpoints_by_name_and_hash_never_a_server_path(app, tiny, monkeypatch):
+    """The comparison's HTML said "checkpoint": "<absolute path>/tiny_fix.safetensors"; result.json too."""
+    files = _capture_downloads(monkeypatch)
+    at = app.run()
+    _ok(at)
+    assert at.sidebar.selectbox(key="method").value == "masker"
+    result = files["chelsea_result.json"].decode()
+    at.switch_page("app_pages/compare.py").run()
+    at.sidebar.multiselect(key="compare_methods").set_value(["masker: tiny_fix", "random"]).run()
+    _ok(at)
+    page = files["comparison_chelsea.html"].decode()
+    import hashlib
+
+    short = hashlib.sha256(tiny.good.read_bytes()).hexdigest()[:12]
+    for text in (page, result):
+        assert not _absolute_paths(text, tiny), _absolute_paths(text, tiny)
+        assert f"tiny_fix (sha256 {short})" in text, text[-3000:]
+    assert services.export_safe({"checkpoint": str(tiny.good), "note": f"read {tiny.good} ok",
+                                 "url": "https://example.org/a/b"}) == {
+        "checkpoint": f"tiny_fix (sha256 {short})", "note": f"read tiny_fix (sha256 {short}) ok",
+        "url": "https://example.org/a/b"}
+
+
+# Compare on an unsure photo
+
+
+def _fake_scores(worst_c: float, worst_s: float, auc: float = 0.3, f: float = 0.5):
+    return SimpleNamespace(worst_completeness=worst_c, worst_soundness=worst_s, eps1=0.01,
+                           completeness=torch.tensor([worst_c, 0.9]), auc=torch.tensor([auc, 0.5]),
+                           f=torch.tensor([f, 0.6]))
+
+
+def test_why_scores_cannot_separate_comes_from_the_numbers():
+    sure = services.why_scores_cannot_separate
+    assert sure(0.9, [_fake_scores(0.4, 0.8), _fake_scores(0.7, 1.0)]) == []
+    assert "unsure" in " ".join(sure(0.23, [_fake_scores(0.4, 0.8), _fake_scores(0.7, 1.0)]))
+    tied = sure(0.9, [_fake_scores(0.255, 1.0), _fake_scores(0.256, 1.0), _fake_scores(0.255, 0.999)])
+    assert len(tied) == 1 and "same worst completeness" in tied[0]
+    floor = sure(0.9, [_fake_scores(0.255, 1.0, auc=0.004, f=0.039), _fake_scores(0.255, 0.5, auc=0.01, f=0.039),
+                       _fake_scores(0.6, 0.4)])
+    assert len(floor) == 1 and "floor" in floor[0] and "2 of 3" in floor[0], floor
+
+
+def test_compare_says_when_its_scores_cannot_separate_the_methods_and_offers_top1(app, monkeypatch):
+    """Worst completeness 0.255 for every method alike (the floor of a weak label): the page said nothing."""
+    from dashboard import plain_words
+
+    monkeypatch.setattr(plain_words, "UNSURE", 0.0)  # the tiny classifier is unsure of everything: test the tie
+    original = services.run_label_scores
+
+    def tied(expl, labels, request, classifier, cache, expl_key, progress=None):
+        scores = original(expl, labels, request, classifier, cache, expl_key, progress=progress)
+        return replace(scores, completeness=torch.full_like(scores.completeness, 0.255),
+                       soundness=torch.ones_like(scores.soundness))
+
+    from dataclasses import replace
+
+    monkeypatch.setattr(services, "run_label_scores", tied)
+    at = app.run()
+    at.switch_page("app_pages/compare.py").run()
+    at.sidebar.multiselect(key="compare_methods").set_value(["masker: tiny_fix", "random", "center-gaussian"]).run()
+    _ok(at)
+    notes = [i.value for i in at.info if "cannot separate" in i.value]
+    assert len(notes) == 1 and "same worst completeness" in notes[0], [i.value for i in at.info]
+    assert "masker" not in notes[0] and "gaussian" not in notes[0]  # from the numbers, never a method's name
+    at.checkbox(key=widgets.COMPARE_TOP1.name).check().run()
+    _ok(at)
+    top1 = at.dataframe[1].value
+    assert list(top1["method"]) == ["masker: tiny_fix", "random", "center-gaussian"]
+    assert np.allclose(top1["completeness"], 0.255) and set(top1.columns) >= {"f(x)", "insertion AUC", "soundness"}
+    monkeypatch.setattr(services, "run_label_scores", original)
+    monkeypatch.setattr(plain_words, "UNSURE", 0.40)
+    at = app.run()  # the tiny classifier's top label is far under 40 %: the note says so
+    at.switch_page("app_pages/compare.py").run()
+    notes = [i.value for i in at.info if "cannot separate" in i.value]
+    assert len(notes) == 1 and "unsure" in notes[0], [i.value for i in at.info]
