@@ -207,7 +207,7 @@ def mask_extent_note(mask: np.ndarray) -> str | None:
 
 
 def views_block(expl: Explanation, key: str, large: bool = False, captions: dict[str, str] | None = None,
-                titles: dict[str, str] | None = None, max_per_row: int = 4, width: int = 1100) -> None:
+                titles: dict[str, str] | None = None, max_per_row: int = 4, width: int = 1200) -> None:
     """The overlay, masked-in, masked-out and infilled views at one size, each in a column of its own with its title
     above and its top-5 below (Streamlit stacks columns on a phone, so each picture stays with its words); a very
     wide or tall image gets one or two views a row. ``max_per_row``/``width``: the space the block has (A/B: half)."""
@@ -284,10 +284,10 @@ def ab_views_block(pin: dict[str, Any], expl: Explanation, config) -> None:
     col_a, col_b = st.columns(2, gap="medium")
     with col_a:
         st.markdown(f"**A (pinned)**: {pin['words']}")
-        views_block(pin["expl"], key="pinned_views", max_per_row=2, width=540)
+        views_block(pin["expl"], key="pinned_views", max_per_row=2, width=600)
     with col_b:
         st.markdown(f"**B (now)**: {setting_words(config)}")
-        views_block(expl, key="explain_views", max_per_row=2, width=540)
+        views_block(expl, key="explain_views", max_per_row=2, width=600)
 
 
 def ab_scores(pin: dict[str, Any], request: services.CurveRequest):

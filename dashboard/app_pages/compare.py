@@ -108,7 +108,8 @@ if loaded is not None and picked:
                     icon=":material/balance:")
         top1 = widgets.option_widget(widgets.COMPARE_TOP1, key=widgets.COMPARE_TOP1.name) if scored else False
         st.dataframe(rows, hide_index=True, width="stretch",  # narrow columns: all nine fit at 1440 px
-                     column_config={k: {**v, "width": "small" if k != "method" else "medium"}
+                     column_config={k: {**v, "width": "small" if k != "method" else "medium",  # a cut header:
+                                        "help": v.get("help") or v.get("label")}  # its full name on hover
                                     for k, v in sections.COMPARE_COLUMNS.items()})
         if top1:
             st.markdown("**Scores of the top-1 label** (each method's own mask for it)")

@@ -404,3 +404,44 @@ def test_an_uploaded_checkpoint_goes_when_its_session_ends(server, tmp_path):
     while uploads() and time.monotonic() < deadline:
         time.sleep(1)
     assert not uploads(), "the uploaded checkpoint outlived its session"
+
+
+VIEW_TITLES = ("Mask overlay", "Masked in (kept)", "Masked out (removed)", "Infilled")
+
+
+def test_each_view_keeps_its_title_picture_and_predictions_on_a_phone(server, tmp_path):
+    """At 390 px (a phone stacks Streamlit's columns) each view's title is followed by its own picture, a picture as
+    wide as the phone allows, and its predictions, before the next view's title. Screenshots at 390 and 1440 px."""
+    from playwright.sync_api import expect
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    with _browser(tmp_path) as browser:
+        for width in (390, 1440):
+            page = browser.new_context(viewport={"width": width, "height": 900}).new_page()
+            page.goto(server)
+            main = page.locator('[data-testid="stMain"]')
+            boxes = []
+            for title in VIEW_TITLES:  # the column holding the title holds its picture and its predictions
+                column = main.locator('[data-testid="stColumn"]').filter(
+                    has=page.get_by_text(title, exact=True)).filter(has=page.locator(".js-plotly-plot"))
+                expect(column).to_have_count(1, timeout=WAIT_MS)
+                heading = column.get_by_text(title, exact=True)
+                picture = column.locator(".js-plotly-plot")
+                predictions = column.locator("ol").first  # "1. label 37%" ...
+                for part in (heading, picture, predictions):
+                    expect(part).to_be_visible(timeout=WAIT_MS)
+                expect(picture.locator("image").first).to_be_attached(timeout=WAIT_MS)
+                boxes.append([part.bounding_box() for part in (heading, picture, predictions)])
+            if width == 390:
+                for (head, pic, preds), following in zip(boxes, [*boxes[1:], None]):
+                    assert head["y"] < pic["y"] < preds["y"], (head, pic, preds)  # title, picture, predictions
+                    assert pic["width"] > 300, pic  # not an 80-px thumbnail
+                    if following is not None:
+                        assert preds["y"] < following[0]["y"], "a view's predictions come before the next title"
+            else:  # side by side on a wide screen
+                assert len({round(b[0]["y"]) for b in boxes}) == 1, boxes
+            expect(page.locator('[data-testid="stStatusWidget"]').filter(has_text="Running")).to_have_count(
+                0, timeout=WAIT_MS)
+            page.set_viewport_size({"width": width, "height": 3600 if width == 390 else 2000})  # the page scrolls
+            page.screenshot(path=str(ARTIFACTS / f"views_{width}px.png"), full_page=True)  # inside, not the window
+            page.context.close()
