@@ -123,10 +123,14 @@ def label_scores(
     restrict_to: list[int] | None = None,
     progress: ProgressFn | None = None,
     batch_size: int = 64,
+    clean_logits: torch.Tensor | None = None,
+    fill_logits: torch.Tensor | None = None,
 ) -> LabelScores:
     """Insertion curves of every label under its own mask, then completeness and soundness.
 
-    f comes from the unmasked image, which is the curve's last point (no extra forward).
+    f comes from the unmasked image, which is the curve's last point (no extra forward). ``clean_logits`` /
+    ``fill_logits``: the classifier's output on the unmasked image / the fill, when known (from an earlier
+    call's ``curves``): those two images are not classified again (``insertion_curves``).
     """
     labels = [int(v) for v in labels]
     probs_fn = None
@@ -139,7 +143,8 @@ def label_scores(
         probs_fn = restricted_softmax(restrict_to)
         space = f"softmax restricted to {len(restrict_to)} labels"
     curves = insertion_curves(classifier, x, masks, labels, steps=steps, fill=fill, mode="insertion",
-                              batch_size=batch_size, probs_fn=probs_fn, progress=progress)
+                              batch_size=batch_size, probs_fn=probs_fn, progress=progress,
+                              clean_logits=clean_logits, fill_logits=fill_logits)
     clean = curves.clean_probs
     f = clean[labels].float()
     top2 = clean.topk(min(2, clean.numel()))

@@ -47,6 +47,8 @@ class CurveResult:
     auc: torch.Tensor
     mode: str = "insertion"
     clean_probs: torch.Tensor | None = None
+    clean_logits: torch.Tensor | None = None  # [C] the classifier's raw output on the unmasked image
+    fill_logits: torch.Tensor | None = None  # [C] ... on the fill alone (both: to pass to a later call)
 
 
 def pixel_ranks(masks: torch.Tensor) -> torch.Tensor:
@@ -135,11 +137,16 @@ def insertion_curves(
     batch_size: int = 64,
     probs_fn: ProbsFn | None = None,
     progress: ProgressFn | None = None,
+    clean_logits: torch.Tensor | None = None,
+    fill_logits: torch.Tensor | None = None,
 ) -> CurveResult:
     """Insertion (or deletion) curves of every label under its mask, all steps batched together.
 
     ``x``: 1 x 3 x h x w normalised; ``masks``: K x h x w (one per label) or 1 x h x w (shared);
     ``labels``: K class indices; ``fill``: 1 x 3 x h x w (default zeros = gray).
+    ``clean_logits`` / ``fill_logits``: the classifier's output (C or 1 x C) on ``x`` / on ``fill``, when the
+    caller has them (a curve's two end points do not depend on the mask): those images are not sent again, so a
+    new mask of the same image costs ``S - 1`` images per distinct mask. The result carries both for next time.
     """
     labels = [int(v) for v in labels]
     _check(x, masks, labels, fill, steps, mode)
@@ -160,20 +167,32 @@ def insertion_curves(
     jobs: list[tuple[int, int]] = [(-1, 0), (-1, steps)] + [(g, j) for g in range(len(groups))
                                                              for j in range(1, steps)]
     slot = {job: i for i, job in enumerate(jobs)}
-    outputs: list[torch.Tensor] = []
     clean_step = steps if mode == "insertion" else 0
-    for start in range(0, len(jobs), batch_size):
-        chunk = jobs[start:start + batch_size]
+    fill_step = steps - clean_step
+    known = {(-1, clean_step): clean_logits, (-1, fill_step): fill_logits}
+    known = {job: v.detach().reshape(1, -1).float().cpu() for job, v in known.items() if v is not None}
+    todo = [job for job in jobs if job not in known]
+    raw: dict[tuple[int, int], torch.Tensor] = dict(known)
+    outputs: list[torch.Tensor] = []
+    for start in range(0, len(todo), batch_size):
+        chunk = todo[start:start + batch_size]
         gi = torch.tensor([max(g, 0) for g, _ in chunk], device=x.device)
         cnt = counts[torch.tensor([j for _, j in chunk], device=x.device)]
         top = (ranks[gi] < cnt.view(-1, 1, 1)).unsqueeze(1).to(x.dtype)  # B x 1 x h x w, 1 = in the top
         keep = top if mode == "insertion" else 1.0 - top
         batch = x * keep + fill * (1.0 - keep)
-        outputs.append(probs_fn(classifier(batch)).float().cpu())
+        logits = classifier(batch)
+        for i, job in enumerate(chunk):
+            if job[0] == -1:
+                raw[job] = logits[i:i + 1].detach().float().cpu()
+        outputs.append(probs_fn(logits).float().cpu())
         if progress is not None:
-            done = min(start + batch_size, len(jobs))
-            progress(done / len(jobs), f"{mode} curves: {done}/{len(jobs)} images")
-    all_probs = torch.cat(outputs)  # J x C
+            done = min(start + batch_size, len(todo))
+            progress(done / len(todo), f"{mode} curves: {done}/{len(todo)} images")
+    computed = torch.cat(outputs) if outputs else None
+    rows_of = {job: i for i, job in enumerate(todo)}
+    all_probs = torch.cat([computed[rows_of[job]:rows_of[job] + 1] if job in rows_of
+                           else probs_fn(known[job]).float().cpu() for job in jobs])  # J x C, in ``jobs`` order
 
     group_of = {g: i for i, g in enumerate(groups)}
     probs = torch.empty(len(labels), steps + 1)
@@ -183,7 +202,8 @@ def insertion_curves(
         probs[k] = all_probs[rows, label]
     clean = all_probs[slot[(-1, clean_step)]]
     return CurveResult(fractions=fractions, probs=probs, auc=curve_auc(fractions, probs), mode=mode,
-                       clean_probs=clean)
+                       clean_probs=clean, clean_logits=raw[(-1, clean_step)][0],
+                       fill_logits=raw[(-1, fill_step)][0])
 
 
 def deletion_curves(classifier: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, masks: torch.Tensor,

@@ -172,3 +172,39 @@ def test_label_scores_on_tiny_timm_classifier(tiny_classifier):
     assert torch.allclose(s.f, clean[[1, 4, 7]], atol=1e-5)
     assert s.curves.probs.shape == (3, 9) and s.names == ["1", "4", "7"]
     assert ((s.completeness > 0) & (s.completeness <= 1)).all() and ((s.soundness > 0) & (s.soundness <= 1)).all()
+
+
+def test_known_end_points_are_not_classified_again_and_give_the_same_curves():
+    """A curve's two end points (the unmasked image, the fill) do not depend on the mask: given their logits, the
+    curves are the same (to 1e-5) from S - 1 images per distinct mask, in one forward when the batch holds them."""
+    torch.manual_seed(0)
+    x = torch.randn(1, 3, 6, 5)
+    masks = torch.rand(3, 6, 5)
+    for mode in ("insertion", "deletion"):
+        for restrict in (None, [0, 2]):
+            probs_fn = restricted_softmax(restrict) if restrict else None
+            ref_model, model = SumModel(), SumModel()
+            ref = insertion_curves(ref_model, x, masks, [0, 1, 2], steps=8, mode=mode, batch_size=4,
+                                   probs_fn=probs_fn)  # unbatched-ish: 4 images a forward
+            assert ref_model.images == 3 * 7 + 2 and ref.clean_logits is not None and ref.fill_logits is not None
+            out = insertion_curves(model, x, masks, [0, 1, 2], steps=8, mode=mode, batch_size=64,
+                                   probs_fn=probs_fn, clean_logits=ref.clean_logits, fill_logits=ref.fill_logits)
+            assert model.calls == 1 and model.images == 3 * 7  # one forward, no end point sent again
+            assert torch.allclose(out.probs, ref.probs, atol=1e-5)
+            assert torch.allclose(out.auc, ref.auc, atol=1e-5)
+            assert torch.allclose(out.clean_probs, ref.clean_probs, atol=1e-5)
+            direct = SumModel()(x)[0]  # the clean logits are the classifier's output on x
+            assert torch.allclose(ref.clean_logits, direct, atol=1e-5)
+
+
+def test_label_scores_passes_known_end_points_through():
+    torch.manual_seed(1)
+    x = torch.randn(1, 3, 6, 5)
+    masks = torch.rand(2, 6, 5)
+    ref = label_scores(SumModel(), x, masks, [0, 2], steps=4)
+    model = SumModel()
+    out = label_scores(model, x, masks, [0, 2], steps=4, clean_logits=ref.curves.clean_logits,
+                       fill_logits=ref.curves.fill_logits)
+    assert model.images == 2 * 3 and model.calls == 1
+    assert torch.allclose(out.completeness, ref.completeness, atol=1e-5)
+    assert torch.allclose(out.soundness, ref.soundness, atol=1e-5) and torch.allclose(out.f, ref.f, atol=1e-5)
