@@ -73,17 +73,17 @@ if loaded is not None and picked:
             scores = None
             estimate = services.estimate_seconds(name, services.method_options(config), 5, classifier, loaded,
                                                  cache) if choice in waiting else None
-            with sections.LiveProgress(choice, estimate_s=estimate) as progress:
-                expl = services.run_explanation(image, loaded, config, classifier, resources.method(config),
-                                                cache, progress=progress)
+            with sections.LiveProgress(choice, estimate_s=estimate) as progress:  # ticks every 0.25 s (``run``)
+                expl = progress.run(services.run_explanation, image, loaded, config, classifier,
+                                    resources.method(config), cache)
                 row = {"method": choice, "time (s)": expl.timings.get("method_s"),
                        "mask area": float(expl.masks[0].mean()),
                        "masked-in keeps top-1": expl.predictions["masked_in"][0].index == expl.labels[0],
                        "masked-out removes top-1": expl.predictions["masked_out"][0].index != expl.labels[0]}
                 if services.curves_available():
-                    scores = services.run_label_scores(
-                        expl, services.curve_labels(expl), request, classifier, cache,
-                        services.masks_key(classifier, image, config), progress=progress)
+                    progress.label = f"{choice}: {sections.curves_label(request.steps, len(expl.labels))}"
+                    scores = progress.run(services.run_label_scores, expl, services.curve_labels(expl), request,
+                                          classifier, cache, services.masks_key(classifier, image, config))
                     row.update({"top-1 insertion AUC": float(scores.auc[0]), **sections.scores_summary(scores)})
             rows.append(row)
             explained.append((choice, expl))

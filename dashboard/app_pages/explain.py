@@ -47,9 +47,10 @@ def explanation_section():
     estimate = services.estimate_seconds(entry.name, services.method_options(config), services.label_count(labels),
                                          classifier, loaded, cache) if entry.on_request else None
     if entry.on_request and not services.has_masks(image, config, classifier, cache):
-        c1, c2, _ = st.columns([1, 1, 4])
-        run = c1.button(f"Run {entry.name}", type="primary", key="run_method", icon=":material/play_arrow:")
-        cancel = c2.button("Cancel", key="cancel_method", icon=":material/stop:")
+        buttons = st.container(horizontal=True)  # each button as wide as its words: the method's full name shows
+        run = buttons.button(f"Run {entry.name}", type="primary", key="run_method", icon=":material/play_arrow:",
+                             width="content")
+        cancel = buttons.button("Cancel", key="cancel_method", icon=":material/stop:", width="content")
         if cancel:
             st.info("Cancelled. Change the options or press Run to start again.")
         if not run:
@@ -58,10 +59,12 @@ def explanation_section():
                         "Progress is shown at the top of the page, and Cancel stops it.")
             return None
     method = resources.method(config)
-    with sections.LiveProgress(f"Explaining with {entry.name}", show_mask=entry.on_request,
+    # a quick method: only the floating status line (no bar in the page's flow, so the views do not move); the
+    # work runs in a worker thread while the status line ticks, and any click still stops it (``run``)
+    with sections.LiveProgress(f"Explaining with {entry.name}", show_mask=entry.on_request, bar=entry.on_request,
                                estimate_s=estimate) as progress:
-        return services.run_explanation(image, loaded, config, classifier, method, cache, progress=progress,
-                                        show=shown_label(), predict_views=False)  # classified as they are drawn
+        return progress.run(services.run_explanation, image, loaded, config, classifier, method, cache,
+                            show=shown_label(), predict_views=False)  # classified as they are drawn
 
 
 def shown_label() -> int | None:

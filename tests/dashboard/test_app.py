@@ -1364,6 +1364,155 @@ def test_a_mask_that_keeps_almost_everything_is_said_under_the_views(app, no_cur
     assert any(note in c.value for c in at.caption), [c.value for c in at.caption]
 
 
+# --------------------------------------------------------------------------- curves in one pass, a ticking status
+
+
+def _count_curve_forwards(monkeypatch) -> list[int]:
+    """The batch size of every classifier forward made by the per-label curves (``label_scores``)."""
+    import saliency_core
+
+    sizes: list[int] = []
+    original = saliency_core.label_scores
+
+    def counting(classifier, *args, **kwargs):
+        class Counted:
+            def __getattr__(self, item):
+                return getattr(classifier, item)
+
+            def __call__(self, x):
+                sizes.append(int(x.shape[0]))
+                return classifier(x)
+
+        return original(Counted(), *args, **kwargs)
+
+    monkeypatch.setattr(saliency_core, "label_scores", counting)
+    return sizes
+
+
+def test_curves_are_one_batched_forward_and_a_toggle_back_is_instant(app, monkeypatch):
+    """The top-5 curves of a per-label method (5 masks x 16 steps) are one classifier forward; on the same image
+    the two end points of every curve are not classified again (75 images, not 77); going back to a seen setting
+    takes them from the cache (no forward at all)."""
+    resources.results().clear()
+    sizes = _count_curve_forwards(monkeypatch)
+    at = app.run()
+    at.sidebar.selectbox(key="method").set_value("gradient-x-input").run()
+    _ok(at)
+    assert not _errors(at)
+    assert len(_curve_chart(at)["data"]) >= 5
+    # the masker's curves: 17 images (15 steps + the two end points); gradient x input's 5 masks: one forward
+    # of 75, the end points of this image being known already (77 before, in two forwards of 64 + 13)
+    assert sizes == [17, 5 * 15], sizes
+    at.radio(key="labels_mode").set_value("top-k").run()
+    at.slider(key="labels_k").set_value(3).run()
+    _ok(at)
+    assert sizes[-1] == 3 * 15 and len(sizes) == 3, sizes  # same image: the end points are known
+    n = len(sizes)
+    at.slider(key="labels_k").set_value(5).run()  # back to a seen setting
+    at.slider(key="labels_k").set_value(3).run()
+    _ok(at)
+    assert len(sizes) == n, "a toggle back to a seen setting must not recompute the curves"
+    assert len([t for t in _curve_chart(at)["data"] if t.get("mode") == "lines+markers"]) == 3
+
+
+def test_the_status_says_1_label_and_the_curves_have_their_own_busy_line():
+    assert sections.curves_label(16, 1) == "Insertion curves (16 steps, 1 label)"
+    assert sections.curves_label(16, 5) == "Insertion curves (16 steps, 5 labels)"
+
+    def script():
+        import streamlit as _st
+
+        from dashboard import sections as _sections
+
+        slot = _st.empty()
+        _st.session_state["status_slot"] = slot
+        p = _sections.LiveProgress("curves", bar=False, top=False, marker=True)
+        _st.session_state["marker"] = p.marker is not None and p.status is None
+
+    at = AppTest.from_function(script, default_timeout=TIMEOUT).run()
+    _ok(at)
+    assert at.session_state["marker"]
+    assert any("curves" in c.value for c in at.caption), "the section's own busy line"
+    assert not any("Running" in m.value for m in at.markdown), "nothing on the page's top status line"
+
+
+def test_status_text_moves_with_a_fake_clock():
+    """Elapsed time and, for work that reports no progress, the elapsed share of the estimate move every tick."""
+    def script():
+        import streamlit as _st
+
+        from dashboard import sections as _sections
+
+        now = [100.0]
+        p = _sections.LiveProgress("integrated-gradients", estimate_s=15.0, clock=lambda: now[0])
+        texts, fractions = [], []
+        for _ in range(4):
+            now[0] += 1.0
+            p.tick()
+            texts.append(p.status_text())
+            fractions.append(p.shown_fraction())
+        _st.session_state["texts"], _st.session_state["fractions"] = texts, fractions
+
+    at = AppTest.from_function(script, default_timeout=TIMEOUT).run()
+    _ok(at)
+    texts, fractions = at.session_state["texts"], at.session_state["fractions"]
+    assert texts == [f"**Running:** integrated-gradients — {s} s of about 15 s" for s in (1, 2, 3, 4)]
+    assert fractions == pytest.approx([1 / 15, 2 / 15, 3 / 15, 4 / 15])
+    assert at.get("progress")[0].proto.value == 26  # the bar moved with the estimate (4 of 15 s)
+
+
+def test_a_slow_method_without_progress_still_ticks_every_half_second():
+    """A real 1.6 s call that reports nothing: the status is redrawn at least once a second (every 0.5 s)."""
+    import time
+
+    stamps: list[float] = []
+
+    class Shown:
+        def __call__(self, *a, **k):
+            pass
+
+        def tick(self):
+            stamps.append(time.monotonic())
+
+    t0 = time.monotonic()
+    out = sections.run_ticking(lambda progress: time.sleep(1.6) or "done", (), {}, Shown(), tick_s=0.5)
+    assert out == "done"
+    gaps = np.diff([t0] + stamps)
+    assert len(stamps) >= 3 and gaps.max() < 1.0, gaps
+
+
+def test_a_rerun_stops_the_ticking_work_at_its_next_progress_update():
+    """A Streamlit rerun raises where the status is redrawn; the worker's next progress update then raises, so the
+    work stops (and caches nothing)."""
+    import time
+
+    class Rerun(BaseException):
+        pass
+
+    reached: list[int] = []
+
+    def work(progress):
+        for i in range(50):
+            time.sleep(0.05)
+            progress(i / 50, f"step {i}")
+            reached.append(i)
+        return "finished"
+
+    class Shown:  # drawing an update or the time elapsed is where Streamlit raises its rerun
+        def __call__(self, *a, **k):
+            raise Rerun()
+
+        def tick(self):
+            raise Rerun()
+
+    with pytest.raises(Rerun):
+        sections.run_ticking(work, (), {}, Shown(), tick_s=0.1)
+    time.sleep(0.3)
+    stopped_at = len(reached)
+    time.sleep(0.3)
+    assert len(reached) == stopped_at < 50, "the work must stop after the rerun"
+
+
 # --------------------------------------------------------------------------- links, exports, unsure comparisons
 
 
