@@ -10,7 +10,12 @@
    slider is moved one notch up (five times) and the upsampling factor set to 2, 4, 8, 1, 2 (five times), each
    a setting not seen before (nothing cached: the mask is computed anew, no Run), each from an idle page (the
    last run and its curves finished); the clock stops when the figure's pictures have changed, and again when
-   the predictions under them are redrawn too. Median of 10.
+   the predictions under them are redrawn too, and again when the whole page has settled (no script run, nothing
+   stale: the curves are drawn). Median of 10. Then the same with the top-5 labels on another photo (six
+   toggles), and twice back to a TV weight seen before (the curves come from the cache). While each toggle
+   runs, the overlay's vertical position is sampled: how far the views moved.
+Each upload starts from an idle page (the last photo's curves finished). The load average is printed before
+and after.
 
     OMP_NUM_THREADS=1 .venv/bin/python bench/bench_dashboard_browser.py   # starts its own server
 """
@@ -28,29 +33,58 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-IMAGES_JS = "() => Array.from(document.querySelectorAll('.js-plotly-plot image')).map(i => i.getAttribute('href'))"
+#: a fingerprint of each picture in the plotly figures (length and tail of its data URL: cheap to poll, unlike the URL)
+IMAGES_JS = ("() => Array.from(document.querySelectorAll('.js-plotly-plot image')).map(i => i.getAttribute('href'))"
+             ".map(h => h ? h.length + ':' + h.slice(-48) : '')")
 
 
-# whether anything between the views figure and the curves (the predictions, the timings) is still the last run's
+# whether anything above the curves (the views, their predictions, the timings) is still the last run's (the views are
+# one plotly figure per view, each in its own column with its predictions)
 VIEWS_STALE_JS = """() => {
-  let seen = false;
-  for (const el of document.querySelectorAll('[data-testid="stMain"] [data-testid="stElementContainer"]')) {
-    if (el.querySelectorAll('.js-plotly-plot image').length >= 4) { seen = true; continue; }
-    if (!seen) continue;
-    if (el.innerText.includes('Per-label insertion curves')) return false;
-    if (el.getAttribute('data-stale') === 'true') return true;
-  }
-  return !seen;
+  const all = Array.from(document.querySelectorAll('[data-testid="stMain"] [data-testid="stElementContainer"]'));
+  const head = all.find(e => (e.innerText || '').trim().startsWith('Per-label insertion curves'));
+  if (!head) return true;
+  // the views' plotly charts keep data-stale until the script run ends even with their new pictures drawn, and
+  // the status line's empty slot too: the text around them (titles, predictions, captions) is what is checked
+  return all.some(e => e.getAttribute('data-stale') === 'true' && !e.querySelector('.stPlotlyChart, [data-testid="stEmpty"]')
+                       && (e.compareDocumentPosition(head) & Node.DOCUMENT_POSITION_FOLLOWING));
 }"""
+#: the drawn insertion curves (their SVG paths): they change when a new mask's curves are on the page
+CURVES_JS = """() => Array.from(document.querySelectorAll('.js-plotly-plot .scatterlayer path.js-line'))
+  .map(p => p.getAttribute('d')).join('|')"""
+#: everything a toggle's clock looks at, in one round trip (polling costs the 2-core machine little)
+STATE_JS = """() => ({images: (%s)(), viewsStale: (%s)(), pageStale: (%s)(), busyLines: (%s)(), curves: (%s)(),
+  y: (p => p ? p.getBoundingClientRect().y : null)(document.querySelector('[data-testid="stMain"] .js-plotly-plot')),
+  nViews: document.querySelectorAll('[data-testid="stMain"] .js-plotly-plot').length})"""
+
+
+def state(page) -> dict:
+    return page.evaluate(STATE_JS % (IMAGES_JS, VIEWS_STALE_JS, PAGE_STALE_JS, BUSY_LINES_JS, CURVES_JS))
+
+
+#: anything in the main area still the last run's (the page settled: views, predictions and curves redrawn)
+PAGE_STALE_JS = """() => document.querySelectorAll(
+  '[data-testid="stMain"] [data-testid="stElementContainer"][data-stale="true"]').length > 0"""
+
+
+def busy(page) -> bool:
+    """Whether a script run is going on: Streamlit's "Running" widget, a stale element, or our status lines."""
+    return (page.locator('[data-testid="stStatusWidget"]').filter(has_text="Running").count() > 0
+            or page.evaluate(PAGE_STALE_JS) or page.evaluate(BUSY_LINES_JS))
+
+
+BUSY_LINES_JS = """() => !!document.querySelector('.saliency-status') || Array.from(
+  document.querySelectorAll('[data-testid="stMain"] [data-testid="stCaptionContainer"]')).some(
+  e => e.innerText.includes('hourglass_top'))"""
 
 
 def wait_idle(page, timeout: float = 240.0) -> None:
-    """Until the page's script run is over (no "Running" widget) and a moment has passed: an idle CPU."""
+    """Until the page's script run is over (not busy twice, 0.5 s apart): an idle CPU."""
     t0 = time.monotonic()
     while time.monotonic() - t0 < timeout:
-        if page.locator('[data-testid="stStatusWidget"]').filter(has_text="Running").count() == 0:
+        if not busy(page):
             time.sleep(0.5)
-            if page.locator('[data-testid="stStatusWidget"]').filter(has_text="Running").count() == 0:
+            if not busy(page):
                 return
         time.sleep(0.05)
     raise TimeoutError("the page kept running")
@@ -67,7 +101,7 @@ def wait_views(page, before: list | None, timeout: float = 120.0) -> list:
     t0 = time.monotonic()
     while time.monotonic() - t0 < timeout:
         now = page.evaluate(IMAGES_JS)
-        if len(now) >= 4 and (before is None or now[:4] != before[:4]):
+        if len(now) >= 4 and all(now[:4]) and (before is None or now[:4] != before[:4]):
             return now
         time.sleep(0.02)
     page.screenshot(path="/tmp/bench_browser_timeout.png")
@@ -79,6 +113,7 @@ def main() -> None:
     from PIL import Image
     from skimage import data
 
+    load_before = Path("/proc/loadavg").read_text().strip()
     port = free_port()
     env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
     server = subprocess.Popen([str(ROOT / ".venv/bin/saliency"), "dashboard", "--port", str(port)], env=env,
@@ -107,12 +142,30 @@ def main() -> None:
             upload.wait_for(state="attached", timeout=60_000)
             uploads = []
             for photo in photos:
+                wait_idle(page)  # from an idle page: the last photo's curves are not still being computed
                 before = page.evaluate(IMAGES_JS)
                 t0 = time.monotonic()
                 upload.set_input_files(str(photo))
                 wait_views(page, before)
                 uploads.append(time.monotonic() - t0)
                 page.get_by_text("worst completeness").first.wait_for(timeout=240_000)
+            busy_uploads = []  # the protocol before: the next photo while the last one's curves are computed
+            for photo in photos:
+                page.get_by_text("worst completeness").first.wait_for(timeout=240_000)
+                wait_idle(page)
+                other = tmp / f"again_{photo.name}"
+                Image.open(photo).resize((452, 300)).save(other, quality=92)  # new bytes: nothing cached
+                before = page.evaluate(IMAGES_JS)
+                upload.set_input_files(str(other))
+                wait_views(page, before)  # its views are drawn; its curves are being computed now
+                before = page.evaluate(IMAGES_JS)
+                third = tmp / f"third_{photo.name}"
+                Image.open(photo).resize((453, 300)).save(third, quality=92)
+                t0 = time.monotonic()
+                upload.set_input_files(str(third))
+                wait_views(page, before)
+                busy_uploads.append(time.monotonic() - t0)
+            wait_idle(page)
             toggles = []
             box = page.get_by_label("Selected blur. Infiller of the infilled view").or_(
                 page.locator('[data-testid="stSidebar"] [data-testid="stSelectbox"]').filter(
@@ -125,50 +178,102 @@ def main() -> None:
                 t0 = time.monotonic()
                 page.keyboard.press("Enter")
                 while time.monotonic() - t0 < 60:  # the infilled view's new predictions are on the page
-                    if page.inner_text("[data-testid='stMain']") != text and page.evaluate(IMAGES_JS) != before:
+                    now = page.evaluate(IMAGES_JS)
+                    if page.inner_text("[data-testid='stMain']") != text and all(now) and now != before:
                         break
                     time.sleep(0.02)
                 toggles.append(time.monotonic() - t0)
-            page.goto(f"{url}?image=chelsea&method=conditional-masker&labels=top1")
-            page.get_by_text("Masked in (kept)").first.wait_for(timeout=240_000)
-            page.get_by_text("worst completeness").first.wait_for(timeout=240_000)
-            sidebar = page.locator('[data-testid="stSidebar"]')
-            slider = sidebar.locator('[data-testid="stSlider"]').filter(has_text="TV weight").get_by_role("slider")
-            upsample = sidebar.locator('[data-testid="stSelectbox"]').filter(has_text="upsampling factor s") \
-                .locator("input")
             conditional, with_predictions = [], []
-            for i in range(10):  # every toggle a setting not seen before: TV one notch up, s 2, 4, 8, 1, 2
-                wait_idle(page)
-                before = page.evaluate(IMAGES_JS)
-                if i % 2 == 0:
-                    slider.focus()
-                    t0 = time.monotonic()
-                    page.keyboard.press("ArrowRight")
-                else:
-                    upsample.click()
-                    page.keyboard.type(("2", "4", "8", "1", "2")[i // 2])
-                    t0 = time.monotonic()
-                    page.keyboard.press("Enter")
-                wait_views(page, before, timeout=30)
-                conditional.append(time.monotonic() - t0)
-                while page.evaluate(VIEWS_STALE_JS) and time.monotonic() - t0 < 30:
-                    time.sleep(0.01)
-                with_predictions.append(time.monotonic() - t0)
+            settled: dict[str, list[float]] = {"top1": [], "top5": []}
+            back: list[float] = []
+            jumps: list[float] = []
+            gone: list[int] = []  # polls (every 50 ms) that found no overlay figure on the page
+            for labels, photo in (("top1", "chelsea"), ("top5", "coffee")):  # top-5 on another photo: all unseen
+                page.goto(f"{url}?image={photo}&method=conditional-masker&labels={labels}")
+                page.get_by_text("Masked in (kept)").first.wait_for(timeout=240_000)
+                page.get_by_text("worst completeness").first.wait_for(timeout=240_000)
+                sidebar = page.locator('[data-testid="stSidebar"]')
+                slider = sidebar.locator('[data-testid="stSlider"]').filter(has_text="TV weight").get_by_role("slider")
+                upsample = sidebar.locator('[data-testid="stSelectbox"]').filter(has_text="upsampling factor s") \
+                    .locator("input")
+                figure = page.locator('[data-testid="stMain"] .js-plotly-plot').first  # the overlay
+                for i in range(10 if labels == "top1" else 6):  # a setting not seen before: TV one notch up, s 2, 4, 8
+                    wait_idle(page)
+                    before = page.evaluate(IMAGES_JS)
+                    y0 = figure.bounding_box()["y"]
+                    curves0 = page.evaluate(CURVES_JS)
+                    if i % 2 == 0:
+                        slider.focus()
+                        t0 = time.monotonic()
+                        page.keyboard.press("ArrowRight")
+                    else:
+                        upsample.click()
+                        page.keyboard.type(("2", "4", "8", "1", "2")[i // 2])
+                        t0 = time.monotonic()
+                        page.keyboard.press("Enter")
+                    moved, missing = 0.0, 0
+                    t_views = t_pred = None
+                    while time.monotonic() - t0 < 60:  # views, then the whole page (curves too) settled
+                        now = state(page)
+                        if now["y"] is None:  # the overlay's figure not on the page at all: say so
+                            missing += 1
+                        else:
+                            moved = max(moved, abs(now["y"] - y0))
+                        if t_views is None and all(now["images"][:4]) and now["images"][:4] != before[:4]:
+                            t_views = time.monotonic() - t0
+                        if t_views is not None and t_pred is None and not now["viewsStale"]:
+                            t_pred = time.monotonic() - t0
+                        if t_pred is not None and now["curves"] != curves0 and not (now["pageStale"] or
+                                                                                   now["busyLines"]):
+                            break
+                        time.sleep(0.05)
+                    settled[labels].append(time.monotonic() - t0)
+                    jumps.append(moved)
+                    gone.append(missing)
+                    if labels == "top1":
+                        conditional.append(t_views)
+                        with_predictions.append(t_pred if t_pred is not None else float("nan"))
+                if labels == "top1":  # TV one notch down (new), then up and down again: both seen, curves cached
+                    for key in ("ArrowLeft", "ArrowRight", "ArrowLeft"):
+                        wait_idle(page)
+                        slider.focus()
+                        before = page.evaluate(IMAGES_JS)
+                        curves0 = page.evaluate(CURVES_JS)
+                        t0 = time.monotonic()
+                        page.keyboard.press(key)
+                        wait_views(page, before, timeout=30)
+                        while (busy(page) or page.evaluate(CURVES_JS) == curves0) and time.monotonic() - t0 < 30:
+                            time.sleep(0.02)
+                        back.append(time.monotonic() - t0)
+                    back = back[1:]  # the first was a new setting
             browser.close()
     finally:
         server.terminate()
         server.wait()
+    print("load average before:", load_before)
     print(f"threads: {env['OMP_NUM_THREADS']}, 451 x 300 photos, Explain page, shipped FIX masker")
     print("| what | median | all |")
     print("|---|---|---|")
     print(f"| upload -> four views drawn | {statistics.median(uploads):.2f} s | "
           + ", ".join(f"{t:.2f}" for t in uploads) + " |")
+    print(f"| upload while the last photo's curves are computed -> four views drawn | "
+          f"{statistics.median(busy_uploads):.2f} s | " + ", ".join(f"{t:.2f}" for t in busy_uploads) + " |")
     print(f"| toggle the view's infiller -> four views redrawn | {statistics.median(toggles):.2f} s | "
           + ", ".join(f"{t:.2f}" for t in toggles) + " |")
     print(f"| conditional masker: TV weight or upsampling -> mask and four views redrawn | "
           f"{statistics.median(conditional):.2f} s | " + ", ".join(f"{t:.2f}" for t in conditional) + " |")
     print(f"| the same, until the views' predictions are redrawn too | "
           f"{statistics.median(with_predictions):.2f} s | " + ", ".join(f"{t:.2f}" for t in with_predictions) + " |")
+    for labels, times in settled.items():
+        print(f"| the same ({labels}), until the page settled with the curves | {statistics.median(times):.2f} s | "
+              + ", ".join(f"{t:.2f}" for t in times) + " |")
+    print(f"| TV weight back to a seen setting -> settled (curves cached) | {statistics.median(back):.2f} s | "
+          + ", ".join(f"{t:.2f}" for t in back) + " |")
+    print(f"| the views figure moved during a toggle (px) | {statistics.median(jumps):.0f} | "
+          + ", ".join(f"{t:.0f}" for t in jumps) + " |")
+    print(f"| polls (50 ms) without the overlay figure on the page, per toggle | {statistics.median(gone):.0f} | "
+          + ", ".join(str(n) for n in gone) + " |")
+    print("load average after:", Path("/proc/loadavg").read_text().strip())
 
 
 if __name__ == "__main__":
