@@ -39,7 +39,7 @@ from saliency_core.maskers.phang import MaskerConfig, PhangMasker
 from saliency_core.methods.trained import default_checkpoint
 from saliency_core.metrics.insertion import pixel_ranks, step_counts
 
-SAMPLES = Path("/work/shared/data/imagenet-samples")
+SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "data" / "imagenet-samples"  # ../shared beside the project
 CLOCK = time.perf_counter  # or time.process_time with --cpu-time
 LIMITS = dict(max_upload_mb=20, max_pixels=40_000_000, max_side=2048)
 

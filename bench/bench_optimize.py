@@ -32,7 +32,8 @@ from saliency_core.classifiers import load_classifier
 from saliency_core.methods.optimize.config import make_config
 from saliency_core.methods.optimize.engine import optimize_masks, working_size
 
-DEFAULT_IMAGE = Path("/work/shared/data/imagenet-samples/images/001_n01443537.jpg")
+DEFAULT_IMAGE = (Path(__file__).resolve().parents[2] / "shared" / "data" / "imagenet-samples" / "images"
+                 / "001_n01443537.jpg")  # ../shared beside the project
 TARGETS = {1: 20.0, 5: 60.0}
 
 

@@ -8,7 +8,7 @@ Masks are computed for the object's true label. The classifier's accuracy on the
 how often it still sees the object.
 
     .venv/bin/python bench/localisation_check.py --methods masker,grad-cam,center-gaussian,random \
-        --limit 50 --out /work/runs/eval/localisation
+        --limit 50 --out runs/eval/localisation
 """
 from __future__ import annotations
 

@@ -7,7 +7,7 @@ linear head (logistic regression) is retrained on the frozen classifier's pooled
 degraded training half and tested on the degraded test half; ``random`` removes pixels at random.
 
     .venv/bin/python bench/roar_small.py --methods random,masker,grad-cam,center-gaussian --limit 200 \
-        --out /work/runs/eval/roar
+        --out runs/eval/roar
 """
 from __future__ import annotations
 

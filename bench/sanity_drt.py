@@ -9,7 +9,7 @@ and B once (seed 0) with its shuffled labels. On held-out images the masks of A(
 with those of A(seed 1) (the seed-to-seed level), and B with A(seed 0) and A(seed 1) (Spearman, Spearman of |m - 0.5|, HOG, SSIM), and Grad-CAM of A with
 Grad-CAM of B. A method passes when A-vs-B similarity is clearly below the seed-to-seed level.
 
-    .venv/bin/python bench/sanity_drt.py --train 256 --test 48 --size 128 --out /work/runs/eval/drt
+    .venv/bin/python bench/sanity_drt.py --train 256 --test 48 --size 128 --out runs/eval/drt
 """
 from __future__ import annotations
 

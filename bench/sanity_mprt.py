@@ -5,7 +5,7 @@ Re-initialises the classifier's layers from the logits down (cascading) or one a
 |m - 0.5|, HOG correlation, SSIM). A method whose maps stay the same ignores the model.
 
     .venv/bin/python bench/sanity_mprt.py --methods masker,grad-cam,center-gaussian --limit 8 \
-        --out /work/runs/eval/mprt
+        --out runs/eval/mprt
 """
 from __future__ import annotations
 
