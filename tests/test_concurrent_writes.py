@@ -194,10 +194,16 @@ def _kill(proc: subprocess.Popen, pid: int) -> None:
     assert proc.wait(timeout=60) == 0
 
 
-def test_a_writer_killed_mid_write_leaves_the_old_result_and_later_runs_remove_its_staging(pickled, tmp_path):
+def _earlier_result(pickled: Path, tmp_path: Path):
+    """An explanation and ``<tmp>/out/good`` written with it once (the result a later writer must not lose)."""
     expl = pickle.loads(pickled.read_bytes())
     good = tmp_path / "out" / "good"
     sc.write_explanation(expl, good)
+    return expl, good
+
+
+def test_a_writer_killed_mid_write_leaves_the_old_result_and_later_runs_remove_its_staging(pickled, tmp_path):
+    expl, good = _earlier_result(pickled, tmp_path)
     old = _files(good)
     proc, pid = _hang(pickled, good, "file")
     try:
@@ -218,9 +224,7 @@ def test_a_writer_killed_mid_write_leaves_the_old_result_and_later_runs_remove_i
 
 
 def test_a_later_overwrite_removes_a_killed_writer_s_staging(pickled, tmp_path):
-    expl = pickle.loads(pickled.read_bytes())
-    good = tmp_path / "out" / "good"
-    sc.write_explanation(expl, good)
+    expl, good = _earlier_result(pickled, tmp_path)
     proc, pid = _hang(pickled, good, "file")
     _kill(proc, pid)
     assert len(_hidden(good.parent)) == 1
@@ -231,9 +235,7 @@ def test_a_later_overwrite_removes_a_killed_writer_s_staging(pickled, tmp_path):
 
 def test_a_writer_killed_between_moving_the_old_result_aside_and_renaming_its_own_in(pickled, tmp_path):
     """The narrowest window of an overwrite: the next write of the folder puts the old result back first."""
-    expl = pickle.loads(pickled.read_bytes())
-    good = tmp_path / "out" / "good"
-    sc.write_explanation(expl, good)
+    expl, good = _earlier_result(pickled, tmp_path)
     old = _files(good)
     proc, pid = _hang(pickled, good, "swap")
     _kill(proc, pid)
