@@ -58,6 +58,28 @@ def mask_area(mask: torch.Tensor) -> torch.Tensor:
     return mask.flatten(1).mean(dim=1)
 
 
+def area_step(areas: torch.Tensor, pixels: int) -> torch.Tensor:
+    """The sorted reference of Fong et al. 2019: per row, ``pixels - round(a * pixels)`` zeros then ones.
+
+    ``areas`` is a tensor of fractions (N,); the result is (N, pixels), ascending like ``mask.sort()``.
+    """
+    ones = torch.round(areas.to(torch.float64) * pixels).clamp(0, pixels).to(torch.long)
+    index = torch.arange(pixels, device=areas.device)
+    return (index.unsqueeze(0) >= (pixels - ones).unsqueeze(1)).to(torch.float32)
+
+
+def sorted_area_loss(mask: torch.Tensor, areas: torch.Tensor | float) -> torch.Tensor:
+    """Per-mask area constraint of extremal perturbations: mean_j (sort(m)_j - step_a,j)^2.
+
+    Zero exactly when the mask is binary with round(a * pixels) ones; a flat gray mask of mean a (which a mean-area
+    term accepts) is penalised. ``mask`` is (N, ...) in [0, 1]; ``areas`` a float or a tensor (N,); returns (N,).
+    """
+    flat = mask.flatten(1)
+    a = torch.as_tensor(areas, device=flat.device, dtype=torch.float32).reshape(-1).expand(flat.shape[0])
+    ref = area_step(a, flat.shape[1]).to(flat.dtype)
+    return (flat.sort(dim=1).values - ref).pow(2).mean(dim=1)
+
+
 def conditional_area(mask: torch.Tensor, condition: torch.Tensor) -> torch.Tensor:
     """mean_i c_i * area(m_i): the area is penalised only where the condition holds."""
     return (condition.to(mask.dtype) * mask_area(mask)).mean()

@@ -174,3 +174,23 @@ def test_conditional_loss_image_weights_scale_each_image_s_whole_loss():
     w = 1 / (1 + 400 * tv_w)
     got = float(conditional_masker_loss(*args, image_weight=w)["total"])
     assert got == pytest.approx(float((torch.tensor(per_image) * w).mean()), rel=1e-6)
+
+
+def test_area_step_has_round_a_times_pixels_ones_at_the_end():
+    from saliency_core.objectives import area_step
+    ref = area_step(torch.tensor([0.25, 0.0, 1.0, 0.3]), 8)
+    assert ref.tolist() == [[0, 0, 0, 0, 0, 0, 1, 1], [0] * 8, [1] * 8, [0, 0, 0, 0, 0, 0, 1, 1]]
+
+
+def test_sorted_area_loss_is_zero_for_a_perfect_step_and_hand_computed_otherwise():
+    from saliency_core.objectives import sorted_area_loss
+    step = torch.tensor([[0.0, 1.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0]])  # a binary mask with 2 of 8 pixels on
+    assert sorted_area_loss(step, 0.25).item() == 0.0
+    # a flat gray mask of the right mean: sorted 0.25 everywhere against (0,0,0,0,0,0,1,1): 6*0.0625 + 2*0.5625, /8
+    gray = torch.full((1, 1, 2, 4), 0.25)
+    assert sorted_area_loss(gray, 0.25).item() == pytest.approx((6 * 0.0625 + 2 * 0.5625) / 8)
+    # the right shape at the wrong area: 2 ones against a step of 4 -> 2 pixels off by 1, /8
+    assert sorted_area_loss(step, 0.5).item() == pytest.approx(2 / 8)
+    # per-row areas
+    both = sorted_area_loss(torch.cat([step, step]), torch.tensor([0.25, 0.5]))
+    assert both.tolist() == pytest.approx([0.0, 0.25])
