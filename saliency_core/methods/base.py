@@ -37,6 +37,10 @@ class MethodResult:
     masks: torch.Tensor
     per_label: bool
     info: dict[str, Any] = field(default_factory=dict)
+    #: Extra areas computed in the same pass by an area-aware (``takes_area``) method; empty for others.
+    areas: tuple[float, ...] = ()
+    #: One mask per extra area and label, A x K x h x w (A = len(areas)); None for other methods.
+    area_masks: torch.Tensor | None = None
 
 
 class Method(Protocol):
