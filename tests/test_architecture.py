@@ -10,7 +10,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 #: Layers from the bottom up; a module may import its own layer and the ones below.
 LAYERS = [
-    {"errors", "registry", "options", "progress", "device", "labels", "files"},
+    {"errors", "registry", "plugins", "options", "progress", "device", "labels", "files"},
     {"images", "classifiers"},
     {"infill", "objectives", "maskers", "metrics"},
     {"methods"},

@@ -10,6 +10,7 @@ computed in the same forward pass as the logits (``forward_features``).
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -19,7 +20,7 @@ from saliency_core.classifiers.base import Classifier, ClassifierLoadError
 from saliency_core.classifiers.weights import default_weights_path, load_into, read_state_dict
 from saliency_core.device import resolve_device
 from saliency_core.images.preprocessing import Preprocessing
-from saliency_core.registry import Registry
+from saliency_core.registry import Registry, trait
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -94,7 +95,15 @@ def _torchvision_classifier(name: str, arch: str, weights: Path | None, preproce
 
 #: Classifier families by name: ``efficientnet_lite0``, ``resnet50``, ``timm`` and ``torchvision`` (the last two
 #: take an architecture: ``timm:<arch>``). A family is ``builder(arch, weights, preprocessing_resize, num_classes)``.
-CLASSIFIERS: Registry[Classifier] = Registry("classifier")
+@dataclass(frozen=True)
+class ClassifierTraits:
+    """What a classifier family declares when it registers."""
+
+    needs_weights: bool = trait(False, help="loads a local weights file (none is embedded)")
+    takes_arch: bool = trait(False, help="named with an architecture: family:<arch>")
+
+
+CLASSIFIERS: Registry[Classifier] = Registry("classifier", traits=ClassifierTraits)
 
 
 @CLASSIFIERS.register("efficientnet_lite0", needs_weights=False, takes_arch=False,

@@ -18,13 +18,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any, Callable
+from typing import Any, Callable, Literal
 
 import numpy as np
 import pandas as pd
 import torch
 
-from saliency_core.registry import Registry
+from saliency_core.registry import Registry, trait
 
 MetricFn = Callable[["MetricInput"], "MetricOutput"]
 
@@ -57,8 +57,25 @@ class MetricOutput:
     image: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class MetricTraits:
+    """What a metric declares when it registers (see the module's docstring)."""
+
+    flag: str | None = trait(None, help="the EvalConfig field that switches it on (None: always on)")
+    needs: Literal["boxes", "pixel_masks"] | None = trait(None, help="the annotations it needs (skipped without)")
+    top: tuple[str, ...] = trait((), help="per-label columns whose top label's value becomes top_<name>")
+    averaged: tuple[str, ...] = trait((), help="per-image columns (or prefixes ending in *) averaged per method")
+    table: dict[str, str] = trait({}, help="aggregate columns of the main table: {column: title}")
+    report: tuple[str, ...] = trait((), help="aggregate columns drawn as bars in report.html")
+    curves: dict[str, str] = trait({}, help="curve figures of report.html: {key: title}")
+    aggregate: Callable[[Any, Any, Any], dict] | None = trait(
+        None, help="aggregate(records, per_image, per_label) -> dict: what a mean cannot express")
+    figures: tuple[Callable[[Any, Any], Any], ...] = trait(
+        (), help="figures of report.html: fn(aggregate, records) -> plotly figure or None")
+
+
 #: Every metric of ``saliency evaluate``, in the order of the tables.
-METRICS: Registry[MetricOutput] = Registry("metric")
+METRICS: Registry[MetricOutput] = Registry("metric", traits=MetricTraits)
 register_metric = METRICS.register
 
 

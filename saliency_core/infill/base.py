@@ -9,11 +9,12 @@ photos and needs a pool of them), ``alias_of`` (another name for the same infill
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Protocol
 
 import torch
 
-from saliency_core.registry import Registry, RegistryError
+from saliency_core.registry import Registry, RegistryError, trait
 
 
 class Infiller(Protocol):
@@ -24,8 +25,19 @@ class InfillerError(RegistryError):
     """Unknown infiller or bad infiller option."""
 
 
+@dataclass(frozen=True)
+class InfillerTraits:
+    """What an infiller declares when it registers (``register`` refuses any other name or a wrong type)."""
+
+    static: bool = trait(False, help="the fill depends on the image only: computed once per image")
+    deterministic: bool = trait(False, help="the same image and mask give the same fill")
+    reference_pool: bool = trait(False, help="fills from other photos: needs a pool of them")
+    alias_of: str | None = trait(None, help="another name of this infiller (listed once)")
+    slow: bool = trait(False, help="runs on the CPU in seconds per image (a UI may warn)")
+
+
 #: Every infiller, by name. Add one with ``@INFILLERS.register("name", config=Options, ...)``.
-INFILLERS: Registry[Infiller] = Registry("infiller", error=InfillerError, builtin_modules=(
+INFILLERS: Registry[Infiller] = Registry("infiller", error=InfillerError, traits=InfillerTraits, builtin_modules=(
     "saliency_core.infill.constant", "saliency_core.infill.blur", "saliency_core.infill.noise",
     "saliency_core.infill.random_image", "saliency_core.infill.local_mean", "saliency_core.infill.inpaint",
 ))

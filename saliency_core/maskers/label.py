@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from saliency_core.errors import OptionError
-from saliency_core.maskers.base import check_stages, mapping, register_masker_kind
+from saliency_core.maskers.base import MaskerKind, check_stages, mapping, register_masker_kind
 from saliency_core.options import check_options, option
 
 
@@ -138,12 +138,14 @@ class LabelMasker(nn.Module):
         return torch.sigmoid(F.interpolate(logits, size=input_size, mode="bilinear", align_corners=False))
 
 
-def _explain(masker: LabelMasker, classifier: nn.Module, stages: list[torch.Tensor], head: torch.Tensor | None,
-             size: tuple[int, int], labels: list[int]) -> tuple[torch.Tensor, bool]:
-    codes = output_layer_weights(classifier)[torch.as_tensor(labels, device=stages[0].device)]
-    return masker(stages, size, codes, head=head)[:, 0], True
+@register_masker_kind("label", summary="label-conditioned masker: one mask per label", config=LabelMaskerConfig)
+class LabelKind(MaskerKind):
+    """Gupta et al.'s label-conditioned masker: one mask per label, the label given as its output-layer weights."""
 
+    def build(self, config: dict) -> LabelMasker:
+        return LabelMasker(LabelMaskerConfig.from_dict(config))
 
-register_masker_kind("label", summary="label-conditioned masker: one mask per label", config=LabelMaskerConfig,
-                     explain=_explain)(
-    lambda cfg: LabelMasker(LabelMaskerConfig.from_dict(cfg)))
+    def explain(self, masker: LabelMasker, classifier: nn.Module, stages: list[torch.Tensor],
+                head: torch.Tensor | None, size: tuple[int, int], labels: list[int]) -> tuple[torch.Tensor, bool]:
+        codes = output_layer_weights(classifier)[torch.as_tensor(labels, device=stages[0].device)]
+        return masker(stages, size, codes, head=head)[:, 0], True

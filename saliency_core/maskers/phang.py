@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from saliency_core.maskers.base import check_stages, mapping, register_masker_kind
+from saliency_core.maskers.base import MaskerKind, check_stages, mapping, register_masker_kind
 from saliency_core.options import check_options, option
 
 GUMBEL_MODES = ("off", "soft", "hard")
@@ -125,11 +125,13 @@ class PhangMasker(nn.Module):
         return F.interpolate(small, size=input_size, mode="bilinear", align_corners=False)
 
 
-def _explain(masker: PhangMasker, classifier: nn.Module, stages: list[torch.Tensor], head: torch.Tensor | None,
-             size: tuple[int, int], labels: list[int]) -> tuple[torch.Tensor, bool]:
-    return masker(stages, size)[:, 0], False
+@register_masker_kind("phang", summary="Phang et al.'s masker: one label-agnostic mask", config=MaskerConfig)
+class PhangKind(MaskerKind):
+    """Phang et al.'s masker: one mask for every label, read from all the classifier's stages."""
 
+    def build(self, config: dict) -> PhangMasker:
+        return PhangMasker(MaskerConfig.from_dict(config))
 
-register_masker_kind("phang", summary="Phang et al.'s masker: one label-agnostic mask", config=MaskerConfig,
-                     explain=_explain)(
-    lambda cfg: PhangMasker(MaskerConfig.from_dict(cfg)))
+    def explain(self, masker: PhangMasker, classifier: nn.Module, stages: list[torch.Tensor],
+                head: torch.Tensor | None, size: tuple[int, int], labels: list[int]) -> tuple[torch.Tensor, bool]:
+        return masker(stages, size)[:, 0], False

@@ -16,13 +16,13 @@ when asked), ``in_comparison`` (a UI compares it by default), ``available`` (a c
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Callable, Protocol
 
 import torch
 
 from saliency_core.classifiers.base import Classifier, ClassifierOutput
 from saliency_core.progress import ProgressFn  # noqa: E402 - re-exported for methods
-from saliency_core.registry import Entry, Registry, RegistryError
+from saliency_core.registry import Entry, Registry, RegistryError, trait
 
 #: Method groups, in the order a UI lists them.
 #: RISE and other black-box methods that only look at the classifier's answers on perturbed copies of the image
@@ -54,8 +54,25 @@ class MethodError(RegistryError):
     """Unknown method or bad method option."""
 
 
+@dataclass(frozen=True)
+class MethodTraits:
+    """What a method declares when it registers (``register`` refuses any other name or a wrong type)."""
+
+    group: str = trait("Other", help="its group in a UI's menu, one of GROUPS (others are listed last)")
+    per_label: bool = trait(False, help="one mask per label (else one mask for every label)")
+    on_request: bool = trait(False, help="slow: a UI runs it only when asked")
+    in_comparison: bool = trait(False, help="a UI compares it by default")
+    paper: str = trait("", help="the paper it comes from, as cited in the help")
+    available: Callable[[], bool] | None = trait(None, help="can it run here (e.g. its shipped file exists)")
+    cost: Callable[[Any, int], float] | None = trait(
+        None, help="cost(config, n_labels): classifier image passes (forward 1, forward + backward 3)")
+    takes_area: bool = trait(False, help="takes the options area and areas (the region's fraction of the image)")
+    option_space: Callable[[dict], dict] | None = trait(
+        None, help="option_space(options) -> {name: Option}: the loaded checkpoint's ranges of some options")
+
+
 #: Every method, by name. Add one with ``@METHODS.register("name", config=Options, group=..., per_label=...)``.
-METHODS: Registry[Method] = Registry("method", error=MethodError, builtin_modules=(
+METHODS: Registry[Method] = Registry("method", error=MethodError, traits=MethodTraits, builtin_modules=(
     "saliency_core.methods.trained", "saliency_core.methods.optimize.method", "saliency_core.methods.gradients",
     "saliency_core.methods.rise", "saliency_core.methods.controls",
 ))
