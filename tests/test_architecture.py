@@ -121,3 +121,52 @@ def test_the_method_and_infiller_registries_know_no_names_outside_their_modules(
         text = path.read_text()
         for name in names:
             assert f'"{name}"' not in text, f"{path.relative_to(ROOT)} names '{name}'"
+
+#: The calls that register into each registry, by the name they are called with.
+_REGISTERS = {
+    "METHODS": ("register_method", "METHODS.register", "METHODS.add"),
+    "INFILLERS": ("register_infiller", "INFILLERS.register", "INFILLERS.add"),
+    "METRICS": ("register_metric", "METRICS.register", "METRICS.add"),
+    "CLASSIFIERS": ("CLASSIFIERS.register", "CLASSIFIERS.add"),
+    "MASKER_KINDS": ("register_masker_kind", "MASKER_KINDS.register", "MASKER_KINDS.add"),
+}
+
+
+def _registries() -> dict:
+    import saliency_core as sc
+    from saliency_core.evaluate.metrics import METRICS
+    from saliency_core.maskers.base import MASKER_KINDS
+
+    return {"METHODS": sc.METHODS, "INFILLERS": sc.INFILLERS, "METRICS": METRICS, "CLASSIFIERS": sc.CLASSIFIERS,
+            "MASKER_KINDS": MASKER_KINDS}
+
+
+def test_every_registered_trait_is_declared():
+    """Each registry declares its traits once (a dataclass of ``trait()`` fields): every keyword that any
+    registration under saliency_core/ passes is one of them (read from the source, so a module no test imports
+    counts too), and every registered entry's traits are an instance of its registry's declaration."""
+    import dataclasses
+
+    registries = _registries()
+    declared = {key: {f.name for f in dataclasses.fields(reg.traits)} for key, reg in registries.items()}
+    callee = {name: key for key, names in _REGISTERS.items() for name in names}
+    wrong, seen = [], 0
+    for path in (ROOT / "saliency_core").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(node, ast.Call):
+                continue
+            key = callee.get(ast.unparse(node.func))
+            if key is None:
+                continue
+            seen += 1
+            for kw in node.keywords:
+                if kw.arg is not None and kw.arg not in {"summary", "config", "defaults"} | declared[key]:
+                    wrong.append(f"{path.relative_to(ROOT)}:{node.lineno}: trait '{kw.arg}' is not declared by "
+                                 f"{key} (declared: {', '.join(sorted(declared[key]))})")
+    assert seen >= 30, f"found only {seen} registrations: is the list of registering calls out of date?"
+    assert not wrong, "\n".join(wrong)
+    for key, reg in registries.items():
+        assert reg.traits is not type(None) and declared[key], f"{key} declares no traits"
+        for name, entry in reg.entries().items():
+            assert isinstance(entry.traits, reg.traits), f"{key} '{name}'"
+            assert entry.given <= declared[key], f"{key} '{name}' has undeclared traits {entry.given - declared[key]}"
