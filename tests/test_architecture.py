@@ -122,6 +122,7 @@ def test_the_method_and_infiller_registries_know_no_names_outside_their_modules(
         for name in names:
             assert f'"{name}"' not in text, f"{path.relative_to(ROOT)} names '{name}'"
 
+
 #: The calls that register into each registry, by the name they are called with.
 _REGISTERS = {
     "METHODS": ("register_method", "METHODS.register", "METHODS.add"),
