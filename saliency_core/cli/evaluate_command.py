@@ -4,10 +4,12 @@ from __future__ import annotations
 import argparse
 import sys
 
+from saliency_core.cli import COMMANDS
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
-        "evaluate", help="evaluate saliency methods over a data set",
+        "evaluate", help=COMMANDS["evaluate"],
         description="Evaluate methods: insertion/deletion AUC, completeness and soundness (Gupta et al.), "
                     "Saliency Metric, mask statistics, masked-view accuracy, WSOL (--boxes) and PxAP "
                     "(--pixel-masks). Writes per_image.jsonl/.csv, per_label.csv, aggregate.csv/.json, "
@@ -33,6 +35,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-saliency-metric", action="store_true", help="skip the Saliency Metric")
     p.add_argument("--no-masked-accuracy", action="store_true", help="skip masked-view accuracy")
     p.add_argument("--infiller", default="blur", help="fill of the infilled masked-out view (default blur)")
+    p.add_argument("--no-fixed-area", action="store_true",
+                   help="skip the fixed-area scores (top-a regions kept / removed, a = 0.05, 0.1, 0.2, 0.4)")
+    p.add_argument("--fixed-area-fill", default="gray",
+                   help="infiller for what a fixed-area region leaves out (default gray)")
     p.add_argument("--extra-classifier", action="append", default=[], metavar="NAME[=WEIGHTS]",
                    help="another classifier for the masked-view accuracy check (repeatable)")
     p.add_argument("--classifier", default="efficientnet_lite0")
@@ -47,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
     from saliency_core.evaluate.runner import EvalConfig, evaluate
-    from saliency_core.evaluate.tables import main_table
+    from saliency_core.evaluate.tables import fixed_area_table, main_table
 
     restrict = None
     if args.restrict_labels:
@@ -61,6 +67,7 @@ def run(args: argparse.Namespace) -> int:
                      steps=args.steps, eps1=args.eps1, eps2=args.eps2, restrict_labels=restrict,
                      deletion=not args.no_deletion, saliency_metric=not args.no_saliency_metric,
                      masked_accuracy=not args.no_masked_accuracy, infiller=args.infiller, limit=args.limit,
+                     fixed_area=not args.no_fixed_area, fixed_area_fill=args.fixed_area_fill,
                      split=args.split, device=args.device, seed=args.seed, resume=not args.no_resume)
     bar = tqdm(total=1000, desc="evaluating", unit="‰", bar_format="{l_bar}{bar}| {elapsed}<{remaining} {postfix}")
 
@@ -78,6 +85,8 @@ def run(args: argparse.Namespace) -> int:
     for failure in result.failures:
         print(f"failed: {failure.line}", file=sys.stderr)
     print(main_table(result.aggregate))
+    if fixed_area_table(result.aggregate):
+        print("\nFixed area (mean [95 % bootstrap interval over images]):\n" + fixed_area_table(result.aggregate))
     print(f"wrote {result.out}/aggregate.csv, per_image.csv, per_label.csv, failures.csv and {result.report}")
     if result.summary:
         print(result.summary)  # exit 1, as `saliency explain` does when an image failed

@@ -10,7 +10,8 @@ registers is all the runner, the tables and the report need:
 - ``averaged``: per-image columns (or prefixes ending in ``*``) averaged over images per method;
 - ``table``: aggregate columns of the main table, as ``{column: title}``;
 - ``report``: aggregate columns drawn as bars in ``report.html``; ``curves``: ``{key: title}`` curve figures;
-- ``aggregate``: an optional ``fn(records, per_image, per_label) -> dict`` for what a mean cannot express.
+- ``aggregate``: an optional ``fn(records, per_image, per_label) -> dict`` for what a mean cannot express;
+- ``figures``: optional ``fn(aggregate, records) -> plotly figure | None`` drawn in ``report.html``.
 
 The maths lives in :mod:`saliency_core.metrics` (pure tensor functions); this module only adapts it.
 """
@@ -42,6 +43,8 @@ class MetricInput:
     scores: Any  # LabelScores of the insertion game (computed once: every row needs f)
     gt_boxes: torch.Tensor | None = None
     pixel_gt: tuple[torch.Tensor, torch.Tensor] | None = None
+    result: Any = None  # the method's MethodResult (an area-aware method's area_masks)
+    main_area: float | None = None  # an area-aware method's own ``area`` (its ``masks`` are at that area)
 
     @cached_property
     def boxes(self) -> torch.Tensor:
@@ -215,3 +218,104 @@ def pxap_metric(inp: MetricInput) -> MetricOutput:
     acc.add(inp.masks[:1].cpu(), inp.pixel_gt[0][None], inp.pixel_gt[1][None])
     return MetricOutput(image={"pxap": acc.pxap(), "pxap_fg_hist": acc.fg_hist.astype(int).tolist(),
                                "pxap_bg_hist": acc.bg_hist.astype(int).tolist()})
+
+
+# ------------------------------------------------------------------------------------------------ fixed area
+def _fa_key(kind: str, area: float) -> str:
+    """``fa_kept_0.1``, ``fa_removed_acc_0.4``...: the per-image column of one fixed-area figure."""
+    return f"fa_{kind}_{area:g}"
+
+
+def _own_area_masks(inp: MetricInput, areas: tuple[float, ...]) -> torch.Tensor | None:
+    """An area-aware method's own mask (first label) at each of ``areas``, A x h x w: its main mask at its main
+    ``area``, its ``area_masks`` at the others (None: not an area-aware method, or an area is missing)."""
+    result = inp.result
+    if inp.main_area is None or result is None:
+        return None
+    own = [float(a) for a in getattr(result, "areas", ())]
+    picked = []
+    for a in areas:
+        i = next((j for j, b in enumerate(own) if abs(a - b) < 1e-6), None)
+        if abs(a - inp.main_area) < 1e-6:
+            picked.append(inp.masks[0])
+        elif i is not None and result.area_masks is not None:
+            picked.append(result.area_masks[i][0].to(inp.masks.device))
+        else:
+            return None
+    return torch.stack(picked).float()
+
+
+def _fixed_area_aggregate(records: list[dict[str, Any]], per_image: pd.DataFrame, per_label: pd.DataFrame) -> dict:
+    """The percentile bootstrap 95 % interval over images (2000 resamples, seed 0) of every fixed-area mean, as
+    ``<column>_lo`` / ``<column>_hi``, and how the regions were made."""
+    from saliency_core.metrics.fixed_area import bootstrap_ci
+
+    row: dict[str, Any] = {}
+    for col in [c for c in per_image.columns if c.startswith("fa_")]:
+        values = pd.to_numeric(per_image[col], errors="coerce").dropna()
+        if len(values):
+            _, row[f"{col}_lo"], row[f"{col}_hi"] = bootstrap_ci(torch.tensor(values.to_numpy()))
+    if "fixed_area_region" in per_image:
+        row["fixed_area_region"] = ", ".join(sorted(set(per_image["fixed_area_region"].dropna())))
+    return row
+
+
+def _fixed_area_figure(agg: pd.DataFrame, records: list[dict[str, Any]]):
+    """Kept and removed probability against the area per method, with the 95 % intervals as error bars."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    from saliency_core.metrics.fixed_area import FIXED_AREAS
+
+    if agg.empty or _fa_key("kept", FIXED_AREAS[0]) not in agg.columns:
+        return None
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("only the region kept ↑", "the region removed ↓"))
+    for _, r in agg.iterrows():
+        for col, kind in ((1, "kept"), (2, "removed")):
+            keys = [_fa_key(kind, a) for a in FIXED_AREAS]
+            if any(k not in r or pd.isna(r[k]) for k in keys):
+                continue
+            y = [r[k] for k in keys]
+            fig.add_trace(go.Scatter(
+                x=list(FIXED_AREAS), y=y, mode="lines+markers", name=str(r["method"]), legendgroup=str(r["method"]),
+                showlegend=col == 1, error_y=dict(type="data", symmetric=False,
+                                                  array=[r[f"{k}_hi"] - v for k, v in zip(keys, y)],
+                                                  arrayminus=[v - r[f"{k}_lo"] for k, v in zip(keys, y)])),
+                row=1, col=col)
+    fig.update_xaxes(title_text="area a (fraction of the image)")
+    fig.update_yaxes(title_text="probability of the top label", range=[0, 1])
+    fig.update_layout(height=420, title="Fixed area: binary top-a regions, mean over images with 95 % bootstrap "
+                                        "intervals")
+    return fig
+
+
+@register_metric("fixed_area", summary="class probability and top-1 accuracy with only the top-a region kept / with "
+                                       "it removed, a = 0.05, 0.1, 0.2, 0.4 (Fong et al. 2019)",
+                 flag="fixed_area", averaged=("fa_*",),
+                 table={"fa_kept_0.1": "kept 10 % ↑", "fa_kept_0.2": "kept 20 % ↑", "fa_removed_0.1": "deleted 10 % ↓",
+                        "fa_removed_0.2": "deleted 20 % ↓"},
+                 report=("fa_kept_0.1", "fa_removed_0.1", "fa_kept_0.2", "fa_removed_0.2"),
+                 aggregate=_fixed_area_aggregate, figures=(_fixed_area_figure,))
+def fixed_area_metric(inp: MetricInput) -> MetricOutput:
+    """Binary regions of exactly round(a * pixels) pixels: the top a of the first label's map, or, for a method that
+    takes an area (``takes_area``), its own mask at area a binarised the same way. The probability is the explained
+    top label's; the accuracy says whether the view's top-1 is the true label (the prediction when none is known).
+    All regions of the image go through the classifier in one forward; the fill is ``--fixed-area-fill``."""
+    from saliency_core.metrics.fixed_area import FIXED_AREAS, kept_and_removed, top_area_regions
+
+    own = _own_area_masks(inp, FIXED_AREAS)
+    if own is not None:
+        regions = torch.stack([top_area_regions(m, a) for m, a in zip(own.to(inp.x.device), FIXED_AREAS)])
+    else:
+        regions = top_area_regions(inp.masks[0], FIXED_AREAS)
+    s = kept_and_removed(inp.ctx.classifier, inp.x, inp.labels[0], regions, fill=inp.ctx.fixed_area_fill,
+                         probs_fn=inp.ctx.probs_fn)
+    target = inp.target if inp.target >= 0 else inp.labels[0]
+    kept_acc, removed_acc = s.kept_logits.argmax(-1) == target, s.removed_logits.argmax(-1) == target
+    image: dict[str, Any] = {"fixed_area_region": "own mask at area a" if own is not None else "top a of the map"}
+    for i, a in enumerate(FIXED_AREAS):
+        image[_fa_key("kept", a)] = round(float(s.kept[i]), 6)
+        image[_fa_key("removed", a)] = round(float(s.removed[i]), 6)
+        image[_fa_key("kept_acc", a)] = float(kept_acc[i])
+        image[_fa_key("removed_acc", a)] = float(removed_acc[i])
+    return MetricOutput(image=image)

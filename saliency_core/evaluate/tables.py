@@ -79,20 +79,55 @@ def with_failures(agg, failures: list, methods: list[str]):
     return agg
 
 
+def cell(row, column: str, digits: int = 3) -> str:
+    """One aggregate value as text; ``0.431 [0.382, 0.478]`` when the row holds its interval (``<column>_lo`` /
+    ``<column>_hi``)."""
+    v = row[column] if column in row else float("nan")
+    if not isinstance(v, float):
+        return str(v)
+    if math.isnan(v):
+        return "-"
+    lo, hi = row.get(f"{column}_lo"), row.get(f"{column}_hi")
+    if isinstance(lo, float) and isinstance(hi, float) and not (math.isnan(lo) or math.isnan(hi)):
+        return f"{v:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]"
+    return f"{v:.{digits}f}"
+
+
+def _markdown(agg, cols: list[str], titles: dict[str, str] | None = None) -> str:
+    titles = titles or {}
+    lines = ["| " + " | ".join(titles.get(c, c) for c in cols) + " |", "|" + "---|" * len(cols)]
+    for _, r in agg.iterrows():
+        lines.append("| " + " | ".join(cell(r, c) for c in cols) + " |")
+    return "\n".join(lines)
+
+
 def main_table(agg, columns: tuple[str, ...] | None = None) -> str:
-    """The aggregate table as Markdown: the columns the metrics declare for it, then the method's time."""
+    """The aggregate table as Markdown: the columns the metrics declare for it, then the method's time (a value
+    with a 95 % interval in the aggregate is shown as ``mean [low, high]``)."""
     from saliency_core.evaluate.metrics import declared
 
     columns = columns or ("images", "failed", *(c for c, _ in declared("table")), "method_s")
-    cols = ["method"] + [c for c in columns if c in agg.columns]
-    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    for _, r in agg.iterrows():
-        cells = []
-        for c in cols:
-            v = r[c]
-            if isinstance(v, float):
-                cells.append("-" if math.isnan(v) else f"{v:.3f}")
-            else:
-                cells.append(str(v))
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+    return _markdown(agg, ["method"] + [c for c in columns if c in agg.columns])
+
+
+def fixed_area_columns(agg) -> dict[str, str]:
+    """The fixed-area columns present in the aggregate, ``{column: title}``: kept then deleted probability, then
+    kept and deleted accuracy, at every area of the protocol."""
+    from saliency_core.metrics.fixed_area import FIXED_AREAS
+
+    out: dict[str, str] = {}
+    for kind, title in (("kept", "kept {} ↑"), ("removed", "deleted {} ↓"), ("kept_acc", "kept acc {} ↑"),
+                        ("removed_acc", "deleted acc {} ↓")):
+        for a in FIXED_AREAS:
+            col = f"fa_{kind}_{a:g}"
+            if col in agg.columns:
+                out[col] = title.format(f"{a * 100:g} %")
+    return out
+
+
+def fixed_area_table(agg) -> str:
+    """Markdown: per method, the fixed-area probabilities and accuracies with their 95 % intervals ('' without)."""
+    cols = fixed_area_columns(agg) if not agg.empty else {}
+    if not cols:
+        return ""
+    return _markdown(agg, ["method", *cols], {"method": "method", **cols})

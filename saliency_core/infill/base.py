@@ -49,4 +49,4 @@ create_infiller = INFILLERS.create
 
 def list_infillers(include_aliases: bool = True) -> list[str]:
     """Registered infiller names (``include_aliases=False`` lists each infiller once)."""
-    return [n for n, e in INFILLERS.entries().items() if include_aliases or not e.attrs.get("alias_of")]
+    return [n for n, e in INFILLERS.entries().items() if include_aliases or not e.traits.alias_of]

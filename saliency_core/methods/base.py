@@ -81,7 +81,7 @@ register_method = METHODS.register
 
 
 def _order(item: tuple[str, Entry]) -> int:
-    group = item[1].attrs.get("group")
+    group = item[1].traits.group
     return GROUPS.index(group) if group in GROUPS else len(GROUPS)
 
 
@@ -108,7 +108,7 @@ def create_method(name: str, **options: Any) -> Method:
 def estimated_passes(name: str, n_labels: int, **options: Any) -> float | None:
     """The classifier image passes a method needs for ``n_labels`` labels with these options (None: undeclared)."""
     entry = METHODS.get(name)
-    cost = entry.attrs.get("cost")
+    cost = entry.traits.cost
     if cost is None:
         return None
     config = entry.make_config(**options) if entry.config is not None else None
