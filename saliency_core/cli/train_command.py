@@ -110,7 +110,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "--mode; its own objectives: --objective insertion|calibrated|gupta); conditional: one masker "
                         "over a space of objectives, infillers, TV weights and upsampling factors (FIX)")
     add_config_flags(p)
-    from saliency_core.train.label_masker import LabelMaskerTrainConfig
+    from saliency_core.train.label_config import LabelMaskerTrainConfig
 
     add_config_flags(p.add_argument_group("per-label masker (--kind label)"), LabelMaskerTrainConfig,
                      skip=frozenset(f.name for f in fields(TrainConfig)))
@@ -136,23 +136,11 @@ def resolve_config(args: argparse.Namespace, cls: type = TrainConfig) -> TrainCo
     return cls.from_dict({**base, **overrides})
 
 
-def resolve_label_config(args: argparse.Namespace):
-    """The per-label masker's config: defaults <- YAML file <- flags (the fields it shares are shared flags)."""
-    import yaml
-
-    from saliency_core.train.label_masker import LabelMaskerTrainConfig
-
-    base = yaml.safe_load(open(args.config)) if args.config else {}
-    names = {f.name for f in fields(LabelMaskerTrainConfig)}
-    overrides = {k: v for k, v in vars(args).items() if k in names}
-    return LabelMaskerTrainConfig.from_dict({**(base or {}), **overrides})
-
-
 def _refuse_other_kinds_flags(args: argparse.Namespace) -> None:
     """A flag of another masker kind's config (``--objectives`` without ``--kind conditional``) is an error, not
     silently ignored."""
     from saliency_core.train.conditional import ConditionalTrainConfig
-    from saliency_core.train.label_masker import LabelMaskerTrainConfig
+    from saliency_core.train.label_config import LabelMaskerTrainConfig
 
     cls = {"label": LabelMaskerTrainConfig, "conditional": ConditionalTrainConfig}.get(args.kind, TrainConfig)
     every = {f.name for c in (TrainConfig, LabelMaskerTrainConfig, ConditionalTrainConfig) for f in fields(c)}
@@ -164,11 +152,11 @@ def _refuse_other_kinds_flags(args: argparse.Namespace) -> None:
 def run(args: argparse.Namespace) -> int:
     _refuse_other_kinds_flags(args)
     if args.kind == "label":
-        cfg_label = resolve_label_config(args)
-        if args.print_config:
-            import yaml
+        from saliency_core.train.label_config import LabelMaskerTrainConfig
 
-            sys.stdout.write(yaml.safe_dump(cfg_label.to_dict(), sort_keys=False))
+        cfg_label = resolve_config(args, LabelMaskerTrainConfig)
+        if args.print_config:
+            sys.stdout.write(cfg_label.to_yaml())
             return 0
         from saliency_core.train.label_masker import train_label_masker
 

@@ -1,4 +1,6 @@
-"""``TrainConfig``: the one config of a masker-training run (CLI flags, a YAML file or the dashboard).
+"""Training configs (CLI flags, a YAML file or the dashboard): :class:`RunConfig`, the fields of every run (data,
+outputs, classifier, CA pool, optimisation, runtime), and :class:`TrainConfig`, a Phang et al. masker's run. The
+label masker's (:mod:`saliency_core.train.label_config`) and the conditional masker's configs extend ``RunConfig``.
 
 Defaults are the papers' (Phang et al. 2020; Zolna et al., CASM): masker Adam lr 1e-3, weight decay
 1e-4, gradient clip 10; classifier (CA) SGD lr 1e-3, momentum 0.9, weight decay 1e-4; stages 4-5;
@@ -17,7 +19,7 @@ from saliency_core.objectives import OBJECTIVES, PER_IMAGE_TO_TRAINING, MaskerOb
 
 MODES = ("fix", "ca")
 AMP_MODES = ("auto", "off", "bf16", "fp16")
-LR_SCHEDULES = ("step", "cosine")
+LR_SCHEDULES = ("step", "cosine", "linear")
 CLASSIFIER_LOSSES = ("clean+out", "clean+in+out", "clean")
 #: Paper names of the objective terms -> this project's names.
 OBJECTIVE_ALIASES = {"maxclass": "in", "minclass": "out-class", "maxent": "out-entropy",
@@ -46,8 +48,10 @@ def normalize_objective(name: str) -> str:
 
 
 @dataclass
-class TrainConfig:
-    """One masker-training run. ``None`` means 'the default for this mode / not used'."""
+class RunConfig:
+    """What every training run has, whatever it trains (data, outputs, classifier, CA co-training, optimisation,
+    runtime): the fields the one training loop (:mod:`saliency_core.train.loop`) reads. ``None`` means 'the default
+    for this mode / not used'. Each kind of masker adds its own fields in a subclass."""
 
     # --- data ---
     data: str = field(default="../shared/data/imagenet-samples/labels.csv",
@@ -87,28 +91,11 @@ class TrainConfig:
         "help": "override the strategy's snapshot period (classifier updates)"})
     pool_p_latest: float | None = field(default=None, metadata={
         "help": "override the probability that the latest classifier judges"})
-    classifier_loss: str = field(default="clean+out", metadata={
-        "help": "CA classifier loss: clean+out (CASM eq. 8), clean+in+out (Phang's code) or clean"})
     classifier_lr: float = field(default=1e-3, metadata={"help": "CA classifier SGD learning rate"})
     classifier_momentum: float = field(default=0.9, metadata={"help": "CA classifier SGD momentum"})
     classifier_weight_decay: float = field(default=1e-4, metadata={"help": "CA classifier weight decay"})
     # --- masker ---
     stages: tuple[int, ...] = field(default=(4, 5), metadata={"help": "classifier stages read (1 = shallowest)"})
-    gumbel: str = field(default="off", metadata={"help": "Gumbel-Softmax mask: off, soft or hard"})
-    gumbel_temperature: float = field(default=0.1, metadata={"help": "Gumbel-Softmax temperature"})
-    final_upsample: str = field(default="nearest", metadata={"help": "mask upsampling: nearest or bilinear"})
-    # --- objective ---
-    objective: str = field(default="in+out-entropy", metadata={
-        "help": "in / out-class / out-entropy or pairs joined by + (aliases MaxClass, MinClass, MaxEnt)"})
-    lambda_in: float = field(default=1.0, metadata={"help": "weight of the masked-in term"})
-    lambda_out: float = field(default=1.0, metadata={"help": "weight of the masked-out term(s)"})
-    lambda_area_in: float = field(default=1.0, metadata={"help": "lambda_M,in (conditional area, masked-in)"})
-    lambda_area_out: float | None = field(default=None, metadata={
-        "help": "lambda_M,out (conditional area, masked-out); default 10 (fix) or 15 (ca)"})
-    lambda_tv: float = field(default=1e-3, metadata={"help": "total-variation weight"})
-    tv_border: float = field(default=0.0, metadata={"help": "TV border weight (Phang's code: 0.3)"})
-    infiller: str = field(default="gray", metadata={"help": "infiller of the removed pixels during training"})
-    infiller_options: dict[str, Any] = field(default_factory=dict, metadata={"help": "infiller options"})
     # --- optimisation ---
     epochs: int = field(default=8, metadata={"help": "number of epochs"})
     batch_size: int = field(default=32, metadata={"help": "images per step and process"})
@@ -119,8 +106,9 @@ class TrainConfig:
         "help": "multiply both learning rates by lr_gamma every N epochs (0: never; papers: 20 of 60)"})
     lr_gamma: float = field(default=0.1, metadata={"help": "learning-rate decay factor"})
     lr_schedule: str = field(default="step", metadata={
-        "help": "step (lr_step_epochs, lr_gamma) or cosine (both rates fall from lr to near 0 over the epochs, "
-                "one cosine step per epoch)"})
+        "help": "step (lr_step_epochs, lr_gamma), cosine (both rates fall from lr to near 0 over the epochs, "
+                "one cosine step per epoch) or linear (the masker's rate falls linearly to 5 % over the run's steps, "
+                "stepped every step)"})
     max_steps: int | None = field(default=None, metadata={"help": "stop after this many steps"})
     # --- runtime ---
     seed: int = field(default=0, metadata={"help": "seed of everything random in the run"})
@@ -134,11 +122,7 @@ class TrainConfig:
     def __post_init__(self) -> None:
         self.stages = tuple(int(s) for s in (self.stages.split(",") if isinstance(self.stages, str)
                                                 else self.stages))
-        self.objective = normalize_objective(self.objective)
         self.pool_strategy = str(self.pool_strategy).upper()
-        if self.lambda_area_out is None and self.mode in DEFAULT_LAMBDA_AREA_OUT:
-            self.lambda_area_out = DEFAULT_LAMBDA_AREA_OUT[self.mode]
-        self.infiller_options = dict(self.infiller_options or {})
         self.validate()
 
     def validate(self) -> None:
@@ -150,14 +134,8 @@ class TrainConfig:
             bad(f"mode must be one of {MODES}, got '{self.mode}'")
         if self.pool_strategy not in THINNING_STRATEGIES:
             bad(f"pool_strategy must be one of {', '.join(THINNING_STRATEGIES)}, got '{self.pool_strategy}'")
-        if self.classifier_loss not in CLASSIFIER_LOSSES:
-            bad(f"classifier_loss must be one of {CLASSIFIER_LOSSES}, got '{self.classifier_loss}'")
         if self.amp not in AMP_MODES:
             bad(f"amp must be one of {AMP_MODES}, got '{self.amp}'")
-        if self.gumbel not in GUMBEL_MODES:
-            bad(f"gumbel must be one of {GUMBEL_MODES}, got '{self.gumbel}'")
-        if self.final_upsample not in UPSAMPLE_MODES:
-            bad(f"final_upsample must be one of {UPSAMPLE_MODES}, got '{self.final_upsample}'")
         if not self.stages or len(set(self.stages)) != len(self.stages) or min(self.stages) < 1:
             bad(f"stages must be distinct numbers >= 1, got {self.stages}")
         for name in ("epochs", "batch_size", "image_size", "pool_size", "val_batch_size", "num_classes"):
@@ -166,8 +144,7 @@ class TrainConfig:
         if self.image_size < 32:
             bad(f"image_size must be >= 32, got {self.image_size}")
         for name in ("lr", "weight_decay", "grad_clip", "classifier_lr", "classifier_momentum",
-                     "classifier_weight_decay", "lambda_in", "lambda_out", "lambda_area_in", "lambda_area_out",
-                     "lambda_tv", "tv_border", "checkpoint_every", "num_workers", "lr_step_epochs"):
+                     "classifier_weight_decay", "checkpoint_every", "num_workers", "lr_step_epochs"):
             if getattr(self, name) < 0:
                 bad(f"{name} must be >= 0, got {getattr(self, name)}")
         if not 0 < self.epoch_fraction <= 1:
@@ -178,8 +155,6 @@ class TrainConfig:
             bad(f"lr_gamma must be in (0, 1], got {self.lr_gamma}")
         if self.lr_schedule not in LR_SCHEDULES:
             bad(f"lr_schedule must be one of {LR_SCHEDULES}, got '{self.lr_schedule}'")
-        if not self.gumbel_temperature > 0:
-            bad(f"gumbel_temperature must be > 0, got {self.gumbel_temperature}")
         for name in ("few_shot_classes", "few_shot_per_class", "max_steps", "pool_save_every", "threads"):
             v = getattr(self, name)
             if v is not None and v < 1:
@@ -193,13 +168,9 @@ class TrainConfig:
 
     def infillers_in_use(self) -> list[tuple[str, dict[str, Any]]]:
         """(name, options) of each infiller a training step may fill with."""
-        return [(self.infiller, self.infiller_options)]
+        return []
 
     # --- derived settings ---
-    def objective_config(self) -> MaskerObjective:
-        return MaskerObjective(self.objective, self.lambda_in, self.lambda_out, self.lambda_area_in,
-                               float(self.lambda_area_out), self.lambda_tv, self.tv_border)
-
     def strategy(self) -> ThinningStrategy:
         return thinning_strategy(self.pool_strategy, self.pool_save_every, self.pool_p_latest)
 
@@ -209,12 +180,11 @@ class TrainConfig:
 
     # --- (de)serialisation ---
     def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["stages"] = list(self.stages)
-        return d
+        """Plain data (tuples as lists), as config.yaml and a checkpoint record it."""
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
+    def from_dict(cls, d: dict[str, Any]) -> "RunConfig":
         names = {f.name for f in fields(cls)}
         unknown = set(d) - names
         if unknown:
@@ -230,13 +200,14 @@ class TrainConfig:
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
 
     @classmethod
-    def from_yaml(cls, text_or_path: str | Path) -> "TrainConfig":
-        """From YAML text or a ``.yaml``/``.yml`` file (unknown keys are refused)."""
+    def from_yaml(cls, text_or_path: str | Path) -> "RunConfig":
+        """From YAML text or a ``.yaml``/``.yml`` file, or a ``.json`` one (YAML reads JSON; the label masker's runs
+        wrote config.json before they wrote config.yaml). Unknown keys are refused."""
         import yaml
 
         text = str(text_or_path)
         p = Path(text)
-        if "\n" not in text and p.suffix in (".yaml", ".yml"):
+        if "\n" not in text and p.suffix in (".yaml", ".yml", ".json"):
             if not p.exists():
                 raise ConfigError(f"config file '{p}' does not exist")
             text = p.read_text()
@@ -249,7 +220,68 @@ class TrainConfig:
         return cls.from_dict(d)
 
 
-def batch_filled_infillers(cfg: TrainConfig) -> list[str]:
+@dataclass
+class TrainConfig(RunConfig):
+    """A Phang et al. masker's run (FIX or CA): the run's fields plus the masker's and its objective's."""
+
+    classifier_loss: str = field(default="clean+out", metadata={
+        "help": "CA classifier loss: clean+out (CASM eq. 8), clean+in+out (Phang's code) or clean"})
+    # --- masker ---
+    gumbel: str = field(default="off", metadata={"help": "Gumbel-Softmax mask: off, soft or hard"})
+    gumbel_temperature: float = field(default=0.1, metadata={"help": "Gumbel-Softmax temperature"})
+    final_upsample: str = field(default="nearest", metadata={"help": "mask upsampling: nearest or bilinear"})
+    # --- objective ---
+    objective: str = field(default="in+out-entropy", metadata={
+        "help": "in / out-class / out-entropy or pairs joined by + (aliases MaxClass, MinClass, MaxEnt)"})
+    lambda_in: float = field(default=1.0, metadata={"help": "weight of the masked-in term"})
+    lambda_out: float = field(default=1.0, metadata={"help": "weight of the masked-out term(s)"})
+    lambda_area_in: float = field(default=1.0, metadata={"help": "lambda_M,in (conditional area, masked-in)"})
+    lambda_area_out: float | None = field(default=None, metadata={
+        "help": "lambda_M,out (conditional area, masked-out); default 10 (fix) or 15 (ca)"})
+    lambda_tv: float = field(default=1e-3, metadata={"help": "total-variation weight"})
+    tv_border: float = field(default=0.0, metadata={"help": "TV border weight (Phang's code: 0.3)"})
+    infiller: str = field(default="gray", metadata={"help": "infiller of the removed pixels during training"})
+    infiller_options: dict[str, Any] = field(default_factory=dict, metadata={"help": "infiller options"})
+
+    def __post_init__(self) -> None:
+        self.objective = normalize_objective(self.objective)
+        if self.lambda_area_out is None and self.mode in DEFAULT_LAMBDA_AREA_OUT:
+            self.lambda_area_out = DEFAULT_LAMBDA_AREA_OUT[self.mode]
+        self.infiller_options = dict(self.infiller_options or {})
+        super().__post_init__()
+
+    def validate(self) -> None:
+        """Raise :class:`ConfigError` naming the first bad field."""
+        super().validate()
+
+        def bad(msg: str) -> None:
+            raise ConfigError(msg)
+
+        if self.classifier_loss not in CLASSIFIER_LOSSES:
+            bad(f"classifier_loss must be one of {CLASSIFIER_LOSSES}, got '{self.classifier_loss}'")
+        if self.gumbel not in GUMBEL_MODES:
+            bad(f"gumbel must be one of {GUMBEL_MODES}, got '{self.gumbel}'")
+        if self.final_upsample not in UPSAMPLE_MODES:
+            bad(f"final_upsample must be one of {UPSAMPLE_MODES}, got '{self.final_upsample}'")
+        for name in ("lambda_in", "lambda_out", "lambda_area_in", "lambda_area_out", "lambda_tv", "tv_border"):
+            if getattr(self, name) < 0:
+                bad(f"{name} must be >= 0, got {getattr(self, name)}")
+        if not self.gumbel_temperature > 0:
+            bad(f"gumbel_temperature must be > 0, got {self.gumbel_temperature}")
+
+    def infillers_in_use(self) -> list[tuple[str, dict[str, Any]]]:
+        """(name, options) of each infiller a training step may fill with."""
+        return [(self.infiller, self.infiller_options)]
+
+    def objective_config(self) -> MaskerObjective:
+        return MaskerObjective(self.objective, self.lambda_in, self.lambda_out, self.lambda_area_in,
+                               float(self.lambda_area_out), self.lambda_tv, self.tv_border)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**super().to_dict(), "infiller_options": dict(self.infiller_options)}
+
+
+def batch_filled_infillers(cfg: RunConfig) -> list[str]:
     """The infillers of a run that fill an image from the other images of its batch (a reference-pool infiller,
     random-image, given no pool of its own): every training batch must then hold at least 2 images."""
     from saliency_core.infill.base import INFILLERS

@@ -1,4 +1,9 @@
-"""Training the label-conditioned masker from the Gupta et al. objective, FIX or CA.
+"""Training the label-conditioned masker from the Gupta et al. objective, FIX or CA, on the one training loop.
+
+:class:`LabelTrainer` is a :class:`saliency_core.train.loop.BaseTrainer`: the run folder (``config.yaml``,
+``steps.csv``, ``epochs.csv``, ``tb/``, ``state.pt``, ``masker.safetensors``), resuming after a kill, torchrun,
+validation on the held-out classes after each epoch (:func:`saliency_core.train.validation.validate_label`) and
+the CA pool are the loop's; this module adds the masker, the label draws and the step.
 
 FIX: the classifier is frozen. CA (classifier-agnostic, Zolna et al.): the classifier keeps training
 (SGD) on clean images and on images with the top label's most salient pixels deleted, and the masker's
@@ -11,151 +16,41 @@ label sampled from p(.|x) among the rest of the top-k, and one low-probability l
 uniformly. Composites keep the masked pixels and take the rest from another image of the batch
 (random-image infill); their label log-probability enters either the plain Gupta objective
 (maximise it) or the calibrated one (track the classifier's own f(x,a); see
-:func:`saliency_core.objectives.calibrated_label_loss`), plus L1 area and TV.
+:func:`saliency_core.objectives.calibrated_label_loss`), plus L1 area and TV. The insertion objective (the
+default) estimates the label's insertion AUC from soft "keep the top t" composites on gray.
+
+Several processes: the masker is not wrapped in DDP (the insertion step calls its parts, not its forward); its
+gradients, like a CA classifier's, are averaged with one all-reduce per step.
 """
 from __future__ import annotations
 
-import json
-import random
-import time
-from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch.utils.data import DataLoader
-from tqdm.auto import tqdm
 
-from saliency_core.classifiers import load_classifier
-from saliency_core.classifiers.pool import ClassifierPool, thinning_strategy
-from saliency_core.datasets import (
-    ImageDataset,
-    check_images,
-    class_disjoint_split,
-    data_root,
-    read_samples,
-    train_transform,
-)
-from saliency_core.device import resolve_device
 from saliency_core.infill.composite import composite
-from saliency_core.maskers.checkpoint import save_masker
 from saliency_core.maskers.label import LabelMasker, LabelMaskerConfig, output_layer_weights
 from saliency_core.objectives import (
-    LABEL_OBJECTIVES,
     calibrated_label_loss,
     completeness_soundness_loss,
     gupta_label_loss,
     soft_insertion_keep,
     total_variation,
 )
+from saliency_core.train.distributed import all_reduce_mean_, cleanup
+from saliency_core.train.label_config import LabelMaskerTrainConfig
+from saliency_core.train.loop import BaseTrainer, ProgressFn
+from saliency_core.train.validation import validate_label
 
+__all__ = ["LabelMaskerTrainConfig", "LabelTrainer", "train_label_masker", "draw_labels", "insertion_step",
+           "scale_term", "delete_top", "LABEL_STEP_FIELDS"]
 
-@dataclass
-class LabelMaskerTrainConfig:
-    """One training run of the label-conditioned masker."""
-
-    data: str = "../shared/data/imagenet-samples/labels.csv"
-    out: str = "runs/label"
-    classifier: str = "efficientnet_lite0"
-    classifier_weights: str | None = None
-    stages: tuple[int, ...] = (4, 5)
-    mode: str = "fix"               # fix: frozen classifier; ca: it keeps training and a pool of its snapshots judges
-    pool_strategy: str = "L100"     # CA thinning strategy: F, L, FL, L100, L1000
-    pool_size: int = 30
-    classifier_lr: float = 1e-4     # CA: SGD on the classifier (at 1e-3 it collapsed within 10 steps)
-    classifier_grad_clip: float = 1.0  # CA: the frozen-BN EfficientNet's gradients spike without it
-    classifier_momentum: float = 0.9
-    classifier_weight_decay: float = 1e-4
-    deleted_fraction: tuple[float, float] = (0.2, 0.5)  # CA: share of the top label's pixels deleted (uniform)
-    film_at: str = "hidden"         # the decoder's FiLM: "hidden" (after the shared 3x3 conv; cheap) or "input"
-    label_map: bool = False         # also read the label's class activation map (film_at "hidden" only)
-    objective: str = "insertion"
-    overshoot_weight: float = 1.0   # calibrated: weight of the overshoot term
-    soundness_weight: float = 1.0   # insertion: weight of (1 - soundness) against (1 - completeness)
-    fractions: int = 4              # insertion: soft insertion steps per label (stratified fractions)
-    keep_temperature: float = 0.5   # insertion: softness (in logit units) of the "top t of the pixels" maps
-    # insertion: weight of a calibrated random-image composite term on the mask itself (plus L1 and TV), which
-    # gives the mask a readable scale (the insertion loss alone sees only the ranking, so its masks are flat)
-    scale_weight: float = 0.0
-    eps1: float = 0.01
-    eps2: float = 0.001
-    # on the mean mask (= Gupta's 2e-5 x sum over 224^2, about 1.0) and on the squared-difference sum of
-    # the mask (Gupta et al.: 0.01); None: those values for gupta/calibrated, 0 for insertion (its loss
-    # depends on the mask's ranking only, so an area or smoothness term has nothing to trade against)
-    l1_weight: float | None = None
-    tv_weight: float | None = None
-    top_k: int = 5
-    low_probability_labels: int = 1
-    rest_labels: int = 1            # labels drawn from ranks 2..top_k (uniformly for insertion)
-    epochs: int = 4
-    batch_size: int = 8
-    lr: float = 1e-3
-    weight_decay: float = 1e-4
-    grad_clip: float = 10.0
-    image_size: int = 224
-    val_fraction: float = 0.125
-    split_seed: int = 0
-    seed: int = 0
-    device: str = "auto"
-    max_steps: int | None = None
-    threads: int | None = None
-
-    def __post_init__(self) -> None:
-        self.stages = tuple(int(s) for s in self.stages)
-        if self.film_at not in ("input", "hidden"):  # checked here too, before any data or model is loaded
-            raise ValueError(f"film_at must be 'input' or 'hidden', got '{self.film_at}'")
-        if self.label_map and self.film_at != "hidden":
-            raise ValueError("label_map needs film_at='hidden'")
-        if self.mode not in ("fix", "ca"):
-            raise ValueError(f"mode must be 'fix' or 'ca', got '{self.mode}'")
-        thinning_strategy(self.pool_strategy)  # PoolError (a ValueError) names the valid ones
-        raw = self.deleted_fraction
-        try:
-            self.deleted_fraction = tuple(float(v) for v in (raw.split(",") if isinstance(raw, str) else raw))
-        except ValueError:
-            raise ValueError(f"deleted_fraction must look like 0.2,0.5, got '{raw}'") from None
-        if len(self.deleted_fraction) != 2:
-            raise ValueError(f"deleted_fraction must be two numbers (low,high), got '{raw}'")
-        lo, hi = self.deleted_fraction
-        if not 0 < lo <= hi < 1:
-            raise ValueError(f"deleted_fraction must be 0 < low <= high < 1, got {self.deleted_fraction}")
-        if self.pool_size < 1 or self.classifier_lr <= 0 or self.classifier_grad_clip < 0:
-            raise ValueError("pool_size must be >= 1, classifier_lr > 0 and classifier_grad_clip >= 0")
-        if self.objective not in LABEL_OBJECTIVES:
-            raise ValueError(f"objective must be one of {LABEL_OBJECTIVES}, got '{self.objective}'")
-        if self.scale_weight < 0:
-            raise ValueError("scale_weight must be >= 0")
-        if self.scale_weight > 0 and self.objective != "insertion":
-            raise ValueError("scale_weight applies to the insertion objective only")
-        ranking_only = self.objective == "insertion"
-        if self.l1_weight is None:
-            self.l1_weight = self.scale_weight * 1.0 if ranking_only else 1.0
-        if self.tv_weight is None:
-            self.tv_weight = self.scale_weight * 0.01 if ranking_only else 0.01
-        for name in ("overshoot_weight", "soundness_weight", "l1_weight", "tv_weight", "lr", "eps1", "eps2"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name} must be >= 0")
-        if self.top_k < 2:
-            raise ValueError("top_k must be >= 2")
-        if self.fractions < 1 or self.rest_labels < 1 or not self.keep_temperature > 0:
-            raise ValueError("fractions and rest_labels must be >= 1 and keep_temperature > 0")
-        if self.rest_labels > self.top_k - 1:
-            raise ValueError(f"rest_labels must be <= top_k - 1 = {self.top_k - 1}")
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["stages"] = list(self.stages)
-        d["deleted_fraction"] = list(self.deleted_fraction)
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "LabelMaskerTrainConfig":
-        unknown = set(d) - {f.name for f in fields(cls)}
-        if unknown:
-            raise ValueError(f"unknown config keys: {', '.join(sorted(unknown))}")
-        return cls(**d)
+#: Columns of a label masker run's steps.csv.
+LABEL_STEP_FIELDS = ["step", "epoch", "lr", "loss", "fit", "area", "tv", "gap_top1", "mask_mean", "judge", "cls_loss",
+                     "step_s"]
 
 
 def draw_labels(probs: torch.Tensor, top_k: int, low: int, generator: torch.Generator, rest: int = 1,
@@ -229,135 +124,126 @@ def delete_top(x: torch.Tensor, masks: torch.Tensor, fraction: torch.Tensor) -> 
     return x * keep
 
 
-class CoTraining:
-    """The CA side of label-masker training: the training classifier, its optimiser and the judge pool."""
+class LabelTrainer(BaseTrainer):
+    """A label masker's run (see the module docstring); ``run()`` returns the checkpoint's path."""
 
-    def __init__(self, clf, cfg: "LabelMaskerTrainConfig", generator: torch.Generator) -> None:
-        import copy
+    masker_kind = "label"
+    step_fields = LABEL_STEP_FIELDS
+    loss_key = "loss"
+    wraps_masker_in_ddp = False
+    freezes_classifier_batch_norm = True
+    cfg: LabelMaskerTrainConfig
 
-        self.clf, self.cfg, self.gen = clf, cfg, generator
-        strategy = thinning_strategy(cfg.pool_strategy)
-        self.trains = strategy.train_classifier
-        clf.requires_grad_(self.trains)
-        self.params = [p for p in clf.parameters() if p.requires_grad]
-        self.opt = (torch.optim.SGD(self.params, lr=cfg.classifier_lr, momentum=cfg.classifier_momentum,
-                                    weight_decay=cfg.classifier_weight_decay) if self.trains else None)
-        self.pool = ClassifierPool.from_strategy(strategy, cfg.pool_size, seed=cfg.seed) if strategy.uses_pool else None
-        self.judge_copy = copy.deepcopy(clf).eval().requires_grad_(False) if self.pool is not None else None
-        self.updates = 0
-        if self.pool is not None:
-            self.pool.observe(clf.model, 0)
+    def build_masker(self) -> torch.nn.Module:
+        cfg, clf = self.cfg, self.classifier
+        # the output layer's rows, a view of the live weights: a CA classifier's updates (and a resumed state) show
+        self.codes_all = output_layer_weights(clf)
+        return LabelMasker(LabelMaskerConfig(stages=cfg.stages, stage_channels=clf.stage_channels,
+                                             label_dim=self.codes_all.shape[1], film_at=cfg.film_at,
+                                             label_map=cfg.label_map))
 
-    def judge(self):
-        """The classifier that scores this step's composites: the latest, or a pool snapshot."""
+    def validation_figures(self) -> dict[str, float]:
+        cfg = self.cfg
+        return validate_label(self.classifier, self.masker, self.val_loader, cfg.top_k, cfg.eps1, cfg.eps2,
+                              self.autocast, self.channels_last)
+
+    def extra_figures(self) -> dict[str, Any]:
+        return {"labels_per_image": self.cfg.labels_per_image, "final_area": getattr(self, "_last_area", None)}
+
+    def training_step(self, x01: torch.Tensor, y: torch.Tensor) -> dict[str, Any]:
+        cfg, dev, clf = self.cfg, self.device, self.classifier
+        x = clf.preprocessing.normalize(x01.to(dev, non_blocking=True))
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        y = y.to(dev, non_blocking=True)
+        gen = torch.Generator().manual_seed(self.step_seed("labels"))
+        clf.eval()  # frozen batch norm, in CA too
+        with self.autocast(), torch.set_grad_enabled(self.train_classifier):  # CA: the clean pass trains it
+            clean = clf.forward_features(x)
         index = self.pool.draw() if self.pool is not None else None
-        return self.clf if index is None else self.pool.load_into(self.judge_copy.model, index)
-
-    def step(self, clean_logits: torch.Tensor, x: torch.Tensor, y: torch.Tensor, top_masks: torch.Tensor) -> float:
-        """One SGD step of the classifier on clean + top-label-deleted images (CASM's mixed loss)."""
-        if not self.trains:
-            return 0.0
-        lo, hi = self.cfg.deleted_fraction
-        fraction = lo + (hi - lo) * torch.rand(x.shape[0], generator=self.gen)
-        loss = F.cross_entropy(clean_logits.float(), y) + F.cross_entropy(self.clf(delete_top(x, top_masks, fraction))
-                                                                          .float(), y)
-        self.opt.zero_grad(set_to_none=True)
-        loss.backward(inputs=self.params)
-        if self.cfg.classifier_grad_clip:
-            torch.nn.utils.clip_grad_norm_(self.params, self.cfg.classifier_grad_clip)
-        self.opt.step()
-        self.updates += 1
-        if self.pool is not None:
-            self.pool.observe(self.clf.model, self.updates)
-        return float(loss.detach())
-
-
-def train_label_masker(cfg: LabelMaskerTrainConfig) -> Path:
-    """Train and save ``<out>/masker.safetensors`` (kind "label"); logs to ``steps.csv``."""
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    random.seed(cfg.seed)
-    np.random.seed(cfg.seed)
-    torch.manual_seed(cfg.seed)
-    device = resolve_device(cfg.device)
-    # every image decoded before anything is written in the run folder
-    samples = check_images(read_samples(cfg.data), root=data_root(cfg.data), show_bar=True)
-    train_s, val_s = class_disjoint_split(samples, cfg.val_fraction, cfg.split_seed)
-    out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
-    clf = load_classifier(cfg.classifier, cfg.classifier_weights, device=device)
-    codes_all = output_layer_weights(clf).to(device)  # a view of the live weights: CA updates show up in it
-    ds = ImageDataset(train_s, train_transform(cfg.image_size))
-    gen = torch.Generator().manual_seed(cfg.seed)
-    loader = DataLoader(ds, batch_size=cfg.batch_size, shuffle=True, drop_last=True, generator=gen)
-    masker = LabelMasker(LabelMaskerConfig(stages=cfg.stages, stage_channels=clf.stage_channels,
-                                           label_dim=codes_all.shape[1], film_at=cfg.film_at,
-                                           label_map=cfg.label_map)).to(device).train()
-    opt = torch.optim.Adam(masker.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    total_steps = cfg.epochs * len(loader) if not cfg.max_steps else min(cfg.max_steps, cfg.epochs * len(loader))
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: max(0.05, 1 - s / max(total_steps, 1)))
-    co = CoTraining(clf, cfg, gen) if cfg.mode == "ca" else None
-    per_image = 1 + cfg.rest_labels + cfg.low_probability_labels
-    step, t0, rows = 0, time.perf_counter(), []
-    bar = tqdm(total=total_steps, desc=f"label masker ({cfg.mode})", unit="step")
-    for epoch in range(cfg.epochs):
-        for x01, y in loader:
-            x, y = clf.preprocessing.normalize(x01.to(device)), y.to(device)
-            with torch.set_grad_enabled(co is not None and co.trains):  # CA: the clean pass trains the classifier
-                clean = clf.forward_features(x)
-            judge = co.judge() if co is not None else clf
-            with torch.no_grad():  # f(x,a) of the classifier that judges this step
-                logp_clean = F.log_softmax((clean.logits if judge is clf else judge(x)).detach().float(), dim=-1)
-            labels, idx = draw_labels(logp_clean.exp().cpu(), cfg.top_k, cfg.low_probability_labels, gen,
-                                      rest=cfg.rest_labels, uniform=cfg.objective == "insertion")
-            labels, idx = labels.to(device), idx.to(device)
-            log_f = logp_clean[idx, labels]
+        judge = clf
+        if index is not None:
+            self.pool.load_into(self.judge.model, index)
+            judge = self.judge
+        with torch.no_grad(), self.autocast():  # f(x,a) of the classifier that judges this step
+            logp_clean = F.log_softmax((clean.logits if judge is clf else judge(x)).detach().float(), dim=-1)
+        labels, idx = draw_labels(logp_clean.exp().cpu(), cfg.top_k, cfg.low_probability_labels, gen,
+                                  rest=cfg.rest_labels, uniform=cfg.objective == "insertion")
+        labels, idx = labels.to(dev), idx.to(dev)
+        log_f = logp_clean[idx, labels]
+        stages = [s.float() for s in clean.stages]
+        head = clean.head.float() if clean.head is not None else None
+        with self.autocast():
             if cfg.objective == "insertion":
-                per_label, g, m = insertion_step(judge, masker, x, clean.stages, codes_all[labels], labels, idx,
-                                                 log_f.exp(), cfg, gen, head=clean.head)
+                per_label, g, m = insertion_step(judge, self.masker, x, stages, self.codes_all[labels], labels, idx,
+                                                 log_f.exp(), cfg, gen, head=head)
                 fit = per_label.mean()
                 logp = g.clamp_min(1e-12).log()
                 if cfg.scale_weight > 0:
                     fit = fit + cfg.scale_weight * scale_term(judge, x, m, labels, idx, log_f, cfg)
             else:
-                m = masker(clean.stages, tuple(x.shape[-2:]), codes_all[labels], idx, head=clean.head)
+                m = self.masker(stages, tuple(x.shape[-2:]), self.codes_all[labels], idx, head=head)
                 background = x.roll(1, dims=0)[idx]  # another image of the batch
-                comp = composite(x[idx], m, background)
-                logp = F.log_softmax(judge(comp), dim=-1).gather(1, labels[:, None])[:, 0]
+                logp = F.log_softmax(judge(composite(x[idx], m, background)).float(), dim=-1) \
+                    .gather(1, labels[:, None])[:, 0]
                 fit = (calibrated_label_loss(logp, log_f, cfg.overshoot_weight) if cfg.objective == "calibrated"
                        else gupta_label_loss(logp))
-            area = m.mean()
-            tv = total_variation(m)
-            loss = fit + cfg.l1_weight * area + cfg.tv_weight * tv
-            opt.zero_grad(set_to_none=True)
-            loss.backward(inputs=list(masker.parameters()))  # never into a CA classifier's weights
-            torch.nn.utils.clip_grad_norm_(masker.parameters(), cfg.grad_clip)
-            opt.step()
-            sched.step()
-            cls_loss = co.step(clean.logits, x, y, m[::per_image]) if co is not None else 0.0
-            step += 1
-            rows.append({"step": step, "epoch": epoch + 1, "loss": float(loss.detach()), "fit": float(fit.detach()),
-                         "area": float(area.detach()), "tv": float(tv.detach()),
-                         "gap_top1": float((logp - log_f).detach()[::per_image].mean()),
-                         "cls_loss": cls_loss, "judge": "fixed" if co is None else
-                         ("latest" if judge is clf else "pool")})
-            bar.update(1)
-            bar.set_postfix(loss=f"{rows[-1]['loss']:.3f}", area=f"{rows[-1]['area']:.2f}")
-            if step >= total_steps:
-                break
-        if step >= total_steps:
-            break
-    bar.close()
-    import pandas as pd
+        m = m.float()
+        area = m.mean()
+        tv = total_variation(m)
+        loss = fit.float() + cfg.l1_weight * area + cfg.tv_weight * tv
+        self.opt_m.zero_grad(set_to_none=True)
+        self._scale(loss).backward(inputs=self.masker_params)  # never into a CA classifier's weights
+        all_reduce_mean_([p.grad for p in self.masker_params], self.dist)
+        if self.scaler is not None:
+            self.scaler.unscale_(self.opt_m)
+        if cfg.grad_clip:
+            torch.nn.utils.clip_grad_norm_(self.masker_params, cfg.grad_clip)
+        self._opt_step(self.opt_m)
+        cls_loss = self._classifier_step(clean.logits, x, y, m[::cfg.labels_per_image], gen) \
+            if self.train_classifier else 0.0
+        if self.scaler is not None:
+            self.scaler.update()
+        row: dict[str, Any] = {"loss": float(loss.detach()), "fit": float(fit.detach()), "area": float(area.detach()),
+                               "tv": float(tv.detach()),
+                               "gap_top1": float((logp - log_f).detach()[::cfg.labels_per_image].mean()),
+                               "mask_mean": float(area.detach()), "cls_loss": cls_loss}
+        if self.dist.enabled:  # log the mean over processes
+            keys = sorted(row)
+            vals = torch.tensor([row[k] for k in keys], dtype=torch.float64)
+            all_reduce_mean_([vals], self.dist)
+            row = dict(zip(keys, vals.tolist()))
+        self._last_area = row["area"]
+        row["judge"] = "fixed" if not self.train_classifier else "latest" if index is None else f"pool:{index}"
+        return row
 
-    pd.DataFrame(rows).to_csv(out / "steps.csv", index=False)
-    elapsed = time.perf_counter() - t0
-    figures = {"train_images": len(ds), "val_images": len(val_s), "steps": step, "wall_time_s": round(elapsed, 1),
-               "images_per_s": round(step * cfg.batch_size / elapsed, 2), "device": str(device),
-               "final_area": rows[-1]["area"] if rows else None}
-    if co is not None:
-        clf.eval().requires_grad_(False)
-        figures["classifier_updates"] = co.updates
-    return save_masker(out / "masker.safetensors", masker.eval(), clf, cfg.to_dict(), figures, kind="label",
-                       include_classifier=co is not None and co.trains)
+    def _classifier_step(self, clean_logits: torch.Tensor, x: torch.Tensor, y: torch.Tensor, top_masks: torch.Tensor,
+                         gen: torch.Generator) -> float:
+        """One SGD step of the CA classifier on clean + top-label-deleted images (CASM's mixed loss)."""
+        cfg = self.cfg
+        lo, hi = cfg.deleted_fraction
+        fraction = lo + (hi - lo) * torch.rand(x.shape[0], generator=gen)
+        with self.autocast():
+            deleted = self.classifier(delete_top(x, top_masks, fraction))
+        loss = F.cross_entropy(clean_logits.float(), y) + F.cross_entropy(deleted.float(), y)
+        self.opt_c.zero_grad(set_to_none=True)
+        self._scale(loss).backward(inputs=self.clf_params)
+        all_reduce_mean_([p.grad for p in self.clf_params], self.dist)
+        if self.scaler is not None:
+            self.scaler.unscale_(self.opt_c)
+        if cfg.classifier_grad_clip:
+            torch.nn.utils.clip_grad_norm_(self.clf_params, cfg.classifier_grad_clip)
+        self._opt_step(self.opt_c)
+        self.cls_updates += 1
+        if self.pool is not None:
+            self.pool.observe(self.classifier.model, self.cls_updates)
+        return float(loss.detach())
+
+
+def train_label_masker(cfg: LabelMaskerTrainConfig, progress: ProgressFn | None = None,
+                       show_bars: bool = True) -> Path:
+    """Run (or resume) a label masker's training; returns ``<out>/masker.safetensors`` (kind "label")."""
+    try:
+        return LabelTrainer(cfg, progress=progress, show_bars=show_bars).run()
+    finally:
+        cleanup()

@@ -53,7 +53,7 @@ def test_objective_names(name, canonical):
     (dict(lambda_tv=-1.0), "lambda_tv"), (dict(epoch_fraction=0.0), "epoch_fraction"),
     (dict(batch_size=0), "batch_size"), (dict(amp="fp8"), "amp"), (dict(pool_p_latest=2.0), "pool_p_latest"),
     (dict(classifier_loss="out"), "classifier_loss"), (dict(few_shot_per_class=0), "few_shot_per_class"),
-    (dict(lr_schedule="linear"), "lr_schedule"),
+    (dict(lr_schedule="exponential"), "lr_schedule"),
 ])
 def test_bad_values_are_refused_with_the_field_named(kw, match):
     with pytest.raises(ConfigError, match=match):
