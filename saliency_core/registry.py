@@ -31,6 +31,8 @@ from saliency_core.errors import RegistryError
 
 T = TypeVar("T")
 
+_importing = [0]  # how many registries are importing their built-in modules now (under plugins.LOAD_LOCK)
+
 _TRAIT_HELP = "saliency_core.trait_help"
 
 
@@ -212,9 +214,15 @@ class Registry(Generic[T]):
         with plugins.LOAD_LOCK:  # one re-entrant lock for every loader: no lock-order deadlock between threads
             if not self._loaded:
                 self._loaded = True
-                for module in self._builtin_modules:
-                    importlib.import_module(module)
-            if plugins.load_plugins():
+                _importing[0] += 1
+                try:
+                    for module in self._builtin_modules:
+                        importlib.import_module(module)
+                finally:
+                    _importing[0] -= 1
+            # plug-ins only once no built-in module is half imported (one may use another registry at import):
+            # every built-in name is then taken before a plug-in could claim it
+            if _importing[0] == 0 and plugins.load_plugins():
                 self._ready = True
 
     def get(self, name: str) -> Entry:

@@ -196,3 +196,31 @@ def test_a_plug_in_built_as_a_wheel_and_installed_with_pip(tmp_path):
                         "--no-build-isolation", "--target", str(tmp_path / "site"), str(project)],
                        check=True, capture_output=True, timeout=300)
     _check_listing(_list_methods(tmp_path / "site", tmp_path))
+
+
+def test_plug_ins_load_after_every_built_in_even_when_a_built_in_uses_another_registry(tmp_path, monkeypatch, caplog):
+    """A built-in module that asks another registry for its entries at import must not let the plug-ins in before
+    the rest of the built-ins: a plug-in claiming a built-in's name is refused, the built-in keeps it."""
+    files = {
+        "pl_regs": "from saliency_core.registry import Registry\nA = Registry('gadget', builtin_modules=('pl_a1', "
+                   "'pl_a2'))\nB = Registry('widget', builtin_modules=('pl_b',))\n",
+        "pl_a1": "from pl_regs import A, B\nB.list()\nA.add('first', lambda: 1)\n",
+        "pl_a2": "from pl_regs import A\nA.add('taken', lambda: 'built-in')\n",
+        "pl_b": "from pl_regs import B\nB.add('wheel', lambda: 0)\n",
+        "pl_thief": "from pl_regs import A\nA.add('taken', lambda: 'plug-in')\n",
+    }
+    for name, source in files.items():
+        (tmp_path / f"{name}.py").write_text(source)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setitem(plugins._state, "phase", "new")
+    monkeypatch.delenv(plugins.PLUGINS_ENV, raising=False)
+    monkeypatch.setattr(plugins, "_entry_points", lambda: [EntryPoint("thief", "pl_thief", PLUGIN_GROUP)])
+    try:
+        from pl_regs import A, B
+
+        with caplog.at_level(logging.WARNING, logger="saliency_core.plugins"):
+            assert A.list() == ["first", "taken"] and A.create("taken") == "built-in" and B.list() == ["wheel"]
+        assert ["gadget 'taken' is already registered" in r.getMessage() for r in caplog.records] == [True]
+    finally:
+        for name in files:
+            sys.modules.pop(name, None)
