@@ -6,7 +6,7 @@
    makes, on a fresh result cache. Target: <= 1 s per image. ``--apptest`` also times the whole
    Streamlit script run after an upload (AppTest, curves left out), i.e. with the page's overhead.
 2. Per-label curves of the top-5 labels with 16 steps (one mask per label, so 2 + 5 x 15 = 77
-   distinct images, "about 85 forwards"), through ``services.run_label_scores`` with a progress
+   distinct images, "about 85 forwards"), through ``curve_scores.run_label_scores`` with a progress
    callback, against the same forwards alone (the same images, in the same batches). Target:
    <= 1.2 x.
 
@@ -31,7 +31,7 @@ from pathlib import Path
 import torch
 from PIL import Image
 
-from dashboard import plots, services
+from dashboard import curve_scores, inputs, menus, plots, result_cache, services
 from saliency_core.classifiers import load_classifier
 from saliency_core.explanation import ExplainConfig
 from saliency_core.maskers.checkpoint import save_masker
@@ -44,12 +44,12 @@ CLOCK = time.perf_counter  # or time.process_time with --cpu-time
 LIMITS = dict(max_upload_mb=20, max_pixels=40_000_000, max_side=2048)
 
 
-def _images(n: int) -> list[services.ImageInput]:
+def _images(n: int) -> list[inputs.ImageInput]:
     """Gallery photos as PNG and ImageNet samples as JPEG bytes (what an upload gives)."""
-    out = [services.gallery_input(name) for name in ("chelsea", "coffee", "astronaut", "rocket")]
+    out = [inputs.gallery_input(name) for name in ("chelsea", "coffee", "astronaut", "rocket")]
     if SAMPLES.is_dir():
         for path in sorted((SAMPLES / "images").glob("*.jpg"))[: max(0, n - len(out))]:
-            out.append(services.ImageInput.from_bytes(path.read_bytes(), path.name))
+            out.append(inputs.ImageInput.from_bytes(path.read_bytes(), path.name))
     return out[:n]
 
 
@@ -62,34 +62,35 @@ def _checkpoint(clf, folder: Path) -> tuple[str, str]:
     return str(path), "untrained masker (fix_lite0 not shipped yet)"
 
 
-def upload_to_views(image: services.ImageInput, clf, method, config: ExplainConfig) -> float:
+def upload_to_views(image: inputs.ImageInput, clf, method, config: ExplainConfig) -> float:
     """Seconds from the uploaded bytes to the views and their new predictions, ready to draw."""
-    cache = services.ResultCache()
+    cache = result_cache.ResultCache()
     t = CLOCK()
-    loaded = services.load_input(image, **LIMITS)
+    loaded = inputs.load_input(image, **LIMITS)
     expl = services.run_explanation(image, loaded, config, clf, method, cache)  # also gives the top-5
     for view in expl.views.values():
-        services.display_copy(view, 560)
-    plots.views_figure([services.display_copy(v, 560) for v in expl.views.values()],
+        inputs.display_copy(view, 560)
+    plots.views_figure([inputs.display_copy(v, 560) for v in expl.views.values()],
                        expl.masks[0]).to_json()
     return CLOCK() - t
 
 
-def curve_timings(clf, image: services.ImageInput, steps: int, repeats: int) -> dict:
+def curve_timings(clf, image: inputs.ImageInput, steps: int, repeats: int) -> dict:
     """label_scores of the top-5 labels (one grad-cam mask each) vs the same forwards alone."""
-    loaded = services.load_input(image, **LIMITS)
+    loaded = inputs.load_input(image, **LIMITS)
     config = ExplainConfig(method="grad-cam", labels="top5")
-    expl = services.run_explanation(image, loaded, config, clf, services.build_method("grad-cam", {}),
-                                    services.ResultCache())
+    expl = services.run_explanation(image, loaded, config, clf, menus.build_method("grad-cam", {}),
+                                    result_cache.ResultCache())
     labels = list(expl.labels)
-    request = services.CurveRequest(steps=steps)  # the labels are the explained top 5
+    request = curve_scores.CurveRequest(steps=steps)  # the labels are the explained top 5
     calls = []
 
     def progress(fraction: float, message: str, **_) -> None:
         calls.append(fraction)
 
     def dashboard_call() -> None:
-        services.run_label_scores(expl, labels, request, clf, services.ResultCache(), "bench", progress=progress)
+        curve_scores.run_label_scores(expl, labels, request, clf, result_cache.ResultCache(), "bench",
+                                      progress=progress)
 
     # the same distinct images the curves need, built beforehand: only the forwards are timed
     x = expl.working_input
@@ -125,7 +126,7 @@ def _once(fn) -> float:
     return CLOCK() - t
 
 
-def apptest_upload(image: services.ImageInput, ckpt: str, repeats: int) -> list[float]:
+def apptest_upload(image: inputs.ImageInput, ckpt: str, repeats: int) -> list[float]:
     """Whole Streamlit script runs after an upload (curves left out), models already loaded."""
     import os
 
@@ -133,7 +134,7 @@ def apptest_upload(image: services.ImageInput, ckpt: str, repeats: int) -> list[
 
     app = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")
     os.environ["SALIENCY_DASHBOARD_CHECKPOINT_DIRS"] = str(Path(ckpt).parent)
-    services.curves_available = lambda: False  # time the views only
+    curve_scores.curves_available = lambda: False  # time the views only
     times = []
     for i in range(repeats + 1):
         at = AppTest.from_file(app, default_timeout=300).run()  # loads the models once (not timed)
@@ -173,7 +174,7 @@ def main() -> None:
     load_s = time.perf_counter() - t
     with tempfile.TemporaryDirectory() as tmp:
         ckpt, ckpt_name = _checkpoint(clf, Path(tmp))
-        method = services.build_method("masker", {"checkpoint": ckpt})
+        method = menus.build_method("masker", {"checkpoint": ckpt})
         config = ExplainConfig(method="masker", method_options={"checkpoint": ckpt}, labels="top5")
         images = _images(args.images)
         upload_to_views(images[0], clf, method, config)  # warm-up: loads the masker (cached afterwards)

@@ -17,7 +17,7 @@ import streamlit as st
 from dashboard.settings import DashboardSettings
 from saliency_core import Classifier, ExplainConfig, Method, load_classifier, mask_key_options
 
-from . import services
+from . import inputs, menus, result_cache, uploads
 
 _reaper_log = logging.getLogger("saliency")
 
@@ -61,7 +61,7 @@ def current_classifier() -> Classifier:
 
 @st.cache_resource(show_spinner=False, max_entries=32)
 def _method(name: str, options_json: str) -> Method:
-    return services.build_method(name, json.loads(options_json))
+    return menus.build_method(name, json.loads(options_json))
 
 
 def method(config: ExplainConfig) -> Method:
@@ -71,25 +71,25 @@ def method(config: ExplainConfig) -> Method:
 
 
 @st.cache_resource(show_spinner=False)
-def _results(max_entries: int) -> services.ResultCache:
-    return services.ResultCache(max_entries)
+def _results(max_entries: int) -> result_cache.ResultCache:
+    return result_cache.ResultCache(max_entries)
 
 
-def results() -> services.ResultCache:
+def results() -> result_cache.ResultCache:
     return _results(settings().cache_entries)
 
 
 @st.cache_resource(show_spinner=False, max_entries=16)
-def gallery_input(name: str) -> services.ImageInput:
-    return services.gallery_input(name)
+def gallery_input(name: str) -> inputs.ImageInput:
+    return inputs.gallery_input(name)
 
 
 @st.cache_resource(show_spinner=False, max_entries=4)
-def _catalog(names: tuple[tuple[str, bool], ...]) -> dict[str, services.MethodEntry]:
-    return services.method_catalog()
+def _catalog(names: tuple[tuple[str, bool], ...]) -> dict[str, menus.MethodEntry]:
+    return menus.method_catalog()
 
 
-def catalog() -> dict[str, services.MethodEntry]:
+def catalog() -> dict[str, menus.MethodEntry]:
     """The methods registered right now (re-read when the registry changes, or when a method's
     availability does, e.g. the per-label masker's checkpoint appears)."""
     from saliency_core import method_entries
@@ -105,7 +105,7 @@ REAP_GRACE_S = 20.0
 @st.cache_resource(show_spinner=False)
 def upload_reaper() -> threading.Thread:
     """Once per process: a daemon thread that deletes the uploaded checkpoints of sessions that have ended
-    (``services.reap_session_uploads``), within ``REAP_EVERY_S + REAP_GRACE_S`` of the browser closing."""
+    (``uploads.reap_session_uploads``), within ``REAP_EVERY_S + REAP_GRACE_S`` of the browser closing."""
     from streamlit.runtime import Runtime
 
     def loop() -> None:
@@ -116,7 +116,7 @@ def upload_reaper() -> threading.Thread:
                 if not Runtime.exists():
                     continue
                 runtime = Runtime.instance()
-                for folder in services.reap_session_uploads(services.UPLOAD_ROOT, runtime.is_active_session, gone,
+                for folder in uploads.reap_session_uploads(uploads.UPLOAD_ROOT, runtime.is_active_session, gone,
                                                             time.monotonic(), REAP_GRACE_S):
                     _reaper_log.info("removed the uploads of an ended session (%s)", folder.name)
             except Exception:  # noqa: BLE001 - the reaper must outlive any one failure; it logs it

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from .services import ImageInput
+from .inputs import ImageInput
 
 IMAGE_INPUT = "image_input"  # the image chosen in the sidebar (set by app.py on every run)
 TOUR_STEP = "tour_step"  # the guided tour's current step on the Demo page (None: tour closed)
@@ -29,7 +29,7 @@ def set_tour_step(step: int | None) -> None:
 
 def upload_folder():
     """This session's folder for uploaded checkpoints (made on first use, deleted with the session)."""
-    from .services import SessionUploads
+    from .uploads import SessionUploads
 
     if UPLOADS not in st.session_state:
         st.session_state[UPLOADS] = SessionUploads(session_id())

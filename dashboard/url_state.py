@@ -10,7 +10,7 @@ import streamlit as st
 
 from saliency_core import Option
 
-from . import resources, services, widgets
+from . import inputs, menus, resources, widgets
 
 _RESTORED = "_url_restored"
 #: What the link asked for that could not be used, one line each (shown until the user dismisses them).
@@ -30,7 +30,7 @@ def _option_value(spec, text: str) -> tuple[Any, str | None]:
     from saliency_core import OptionError, coerce_option
 
     if spec.kind == "infiller":
-        names = list(services.infiller_catalog())
+        names = list(menus.infiller_catalog())
         return (text, None) if text in names else (None, f"must be one of {', '.join(names)}")
     try:
         value = coerce_option(spec, text, "link")
@@ -75,13 +75,13 @@ class Field:
 
 def infiller_fields(name: Any, param: str, key: str) -> list[Field]:
     """The options of the infiller ``name`` as fields ``<param>.<option>`` (e.g. ``view_infiller.sigma``)."""
-    if not isinstance(name, str) or name not in services.infiller_catalog():
+    if not isinstance(name, str) or name not in menus.infiller_catalog():
         return []
     return [Field(f"{param}.{s.name}", f"{key}:{name}:{s.name}", s, "infiller_options")
-            for s in services.infiller_options(name)]
+            for s in menus.infiller_options(name)]
 
 
-def method_fields(entry: services.MethodEntry, values: dict[str, Any]) -> list[Field]:
+def method_fields(entry: menus.MethodEntry, values: dict[str, Any]) -> list[Field]:
     """A method's declared options (never a checkpoint: a link names no file on the server); an infiller option's
     own options follow the infiller in ``values`` (or its default)."""
     out = []
@@ -126,12 +126,12 @@ def _restore_fields(fields: Callable[[dict[str, Any]], list[Field]], params, not
                 notes.append(f"{field.param}={params[field.param]!r} {why}{fallback}.")
 
 
-def _compare_choices(catalog: dict[str, services.MethodEntry]) -> list[str]:
-    checkpoints = services.find_checkpoints(resources.settings().checkpoint_folders)
-    return list(services.comparison_choices(catalog, checkpoints)[0])
+def _compare_choices(catalog: dict[str, menus.MethodEntry]) -> list[str]:
+    checkpoints = menus.find_checkpoints(resources.settings().checkpoint_folders)
+    return list(menus.comparison_choices(catalog, checkpoints)[0])
 
 
-def restore(catalog: dict[str, services.MethodEntry], n_classes: int = 1000) -> None:
+def restore(catalog: dict[str, menus.MethodEntry], n_classes: int = 1000) -> None:
     """Set the widgets from the URL the session was opened with (only once: later the widgets rule). A value
     that cannot be used is named in :data:`NOTES`, with what is used instead."""
     if st.session_state.get(_RESTORED):
@@ -141,14 +141,14 @@ def restore(catalog: dict[str, services.MethodEntry], n_classes: int = 1000) -> 
     notes: list[str] = []
     used = {"image", "method", "labels", COMPARE}
     image = params.get("image")
-    if image in services.GALLERY:
+    if image in inputs.GALLERY:
         st.session_state["image_source"] = "Sample photo"
         st.session_state["gallery_name"] = image
     elif image == UPLOADED:
         notes.append("This link was made with an uploaded photo, which a link cannot carry: upload it again "
                      "(the sample photo is shown until then).")
     elif image is not None:
-        notes.append(f"image={image!r} is not a sample photo ({', '.join(services.GALLERY)}); showing the first.")
+        notes.append(f"image={image!r} is not a sample photo ({', '.join(inputs.GALLERY)}); showing the first.")
     method = params.get("method")
     if method is not None and method not in catalog:
         notes.append(f"method={method!r} is not available here; using the default method.")
@@ -210,7 +210,7 @@ def _changed(fields: list[Field], values: dict[str, Any]) -> dict[str, str]:
     return out
 
 
-def publish(image: services.ImageInput | None, method: services.MethodEntry | None = None,
+def publish(image: inputs.ImageInput | None, method: menus.MethodEntry | None = None,
             options: dict[str, Any] | None = None, labels: str | None = None,
             view: tuple[str, dict[str, Any]] | None = None, page: bool = False,
             compare: list[str] | None = None) -> None:
@@ -220,7 +220,7 @@ def publish(image: services.ImageInput | None, method: services.MethodEntry | No
     params: dict[str, Any] = {}
     if image is not None:  # an uploaded photo is named as such: a link cannot carry it (see restore)
         stem = image.name.rsplit(".", 1)[0]
-        sample = stem in services.GALLERY and image.digest == resources.gallery_input(stem).digest
+        sample = stem in inputs.GALLERY and image.digest == resources.gallery_input(stem).digest
         params["image"] = stem if sample else UPLOADED
     if method is not None:
         params["method"] = method.name

@@ -13,9 +13,9 @@ from typing import Any
 import streamlit as st
 
 from dashboard.settings import DashboardSettings
-from saliency_core import COLORMAPS, Option
+from saliency_core import COLORMAPS, CheckpointInfo, Option
 
-from . import resources, services, state
+from . import curve_scores, inputs, menus, resources, state, uploads
 from .help_text import tooltip
 
 PERSIST = "session"
@@ -26,22 +26,22 @@ LABEL_MODES = ("top-1", "top-k", "pick classes")
 # --------------------------------------------------------------------------- image
 
 
-def image_source_ui(settings: DashboardSettings) -> services.ImageInput | None:
+def image_source_ui(settings: DashboardSettings) -> inputs.ImageInput | None:
     """Sample photo or upload; returns the chosen image's bytes (None while nothing is uploaded)."""
     source = st.radio("Image", ("Sample photo", "Upload"), key="image_source", horizontal=True,
                       persist_state=PERSIST)
     if source == "Sample photo":
-        name = st.selectbox("Sample photo", tuple(services.GALLERY), key="gallery_name", persist_state=PERSIST,
-                            format_func=lambda n: f"{n}: {services.GALLERY[n][0]}",
+        name = st.selectbox("Sample photo", tuple(inputs.GALLERY), key="gallery_name", persist_state=PERSIST,
+                            format_func=lambda n: f"{n}: {inputs.GALLERY[n][0]}",
                             help="Photos bundled with scikit-image (nothing is downloaded).")
         return resources.gallery_input(name)
     upload = st.file_uploader(
-        "Upload an image", type=list(services.IMAGE_TYPES), key="upload", max_upload_size=settings.max_upload_mb,
+        "Upload an image", type=list(inputs.IMAGE_TYPES), key="upload", max_upload_size=settings.max_upload_mb,
         help=f"jpg, png, webp, bmp, tiff or gif, up to {settings.max_upload_mb} MB and "
              f"{settings.max_pixels / 1e6:.0f} megapixels.")
     if upload is None:
         return None
-    return services.ImageInput.from_bytes(upload.getvalue(), upload.name)
+    return inputs.ImageInput.from_bytes(upload.getvalue(), upload.name)
 
 
 # --------------------------------------------------------------------------- generic options
@@ -125,19 +125,19 @@ def clean_options(specs: tuple[Option, ...], values: dict[str, Any]) -> dict[str
 # --------------------------------------------------------------------------- method
 
 
-def default_method(catalog: dict[str, services.MethodEntry], checkpoints: list[services.CheckpointInfo]) -> str:
+def default_method(catalog: dict[str, menus.MethodEntry], checkpoints: list[CheckpointInfo]) -> str:
     """The first method in the core's order that runs at once and has what it needs (a checkpoint, if it
     reads one): the shipped masker when there is one, else the first quick baseline."""
     for name, entry in catalog.items():
         if entry.on_request:
             continue
-        if entry.takes_checkpoint and not services.checkpoints_for(entry, checkpoints, catalog):
+        if entry.takes_checkpoint and not menus.checkpoints_for(entry, checkpoints, catalog):
             continue
         return name
     return next(iter(catalog))
 
 
-def checkpoint_ui(checkpoints: list[services.CheckpointInfo], settings: DashboardSettings,
+def checkpoint_ui(checkpoints: list[CheckpointInfo], settings: DashboardSettings,
                   key: str = "checkpoint", help_: str | None = None) -> str | None:
     """A checkpoint from the folders the operator named at start (and the shipped ones), or an uploaded file;
     returns the file to load (None: none given). Visitors cannot name a path on the server."""
@@ -153,17 +153,17 @@ def checkpoint_ui(checkpoints: list[services.CheckpointInfo], settings: Dashboar
                               max_upload_size=settings.max_upload_mb)
     if upload is None:
         return None
-    return str(services.store_uploaded_checkpoint(upload.getvalue(), upload.name, settings.max_upload_mb,
+    return str(uploads.store_uploaded_checkpoint(upload.getvalue(), upload.name, settings.max_upload_mb,
                                                   state.upload_folder()))
 
 
-def _method_option(spec: Option, entry: services.MethodEntry, checkpoints: list[services.CheckpointInfo],
+def _method_option(spec: Option, entry: menus.MethodEntry, checkpoints: list[CheckpointInfo],
                    settings: DashboardSettings, values: dict[str, Any], fixed: dict[str, Any]) -> None:
     """Draw one option into ``values``; a checkpoint also fills ``fixed`` with the options it was trained at one
     value only (declared before them, so they are not drawn)."""
     if spec.kind == "checkpoint":  # only the checkpoints this method can read, in its own widget
         values[spec.name] = checkpoint_ui(checkpoints, settings, key=f"checkpoint_{entry.name}", help_=spec.help)
-        fixed.update(services.fixed_options(values[spec.name]))
+        fixed.update(menus.fixed_options(values[spec.name]))
         return
     if spec.name in fixed:  # the checkpoint was trained at this one value: nothing to choose
         values[spec.name] = fixed[spec.name]
@@ -174,8 +174,8 @@ def _method_option(spec: Option, entry: services.MethodEntry, checkpoints: list[
                                                          context="while optimising")
 
 
-def method_ui(catalog: dict[str, services.MethodEntry], checkpoints: list[services.CheckpointInfo],
-              settings: DashboardSettings) -> tuple[services.MethodEntry, dict[str, Any], bool]:
+def method_ui(catalog: dict[str, menus.MethodEntry], checkpoints: list[CheckpointInfo],
+              settings: DashboardSettings) -> tuple[menus.MethodEntry, dict[str, Any], bool]:
     """Method choice and its declared options; returns (entry, options, ready). Only options changed from
     the method's defaults are returned; ``ready`` is False while a required checkpoint is missing."""
     names = list(catalog)
@@ -186,7 +186,7 @@ def method_ui(catalog: dict[str, services.MethodEntry], checkpoints: list[servic
     entry = catalog[name]
     masks = "One mask per label." if entry.per_label else "One mask for every label."
     st.caption(f"{entry.summary.rstrip('.')}. {masks}")
-    own = services.checkpoints_for(entry, checkpoints, catalog)
+    own = menus.checkpoints_for(entry, checkpoints, catalog)
     values: dict[str, Any] = {}
     fixed: dict[str, Any] = {}
     many = len(entry.options) > 6
@@ -235,16 +235,16 @@ def labels_ui(class_names: tuple[str, ...]) -> str:
 
 def infiller_names() -> list[str]:
     """Registered infillers, each once (``none`` is another name of ``gray``)."""
-    return list(services.infiller_catalog())
+    return list(menus.infiller_catalog())
 
 
 def infiller_options_ui(name: str, key: str, context: str = "of the infilled view") -> dict[str, Any]:
     """The chosen infiller's declared options (e.g. blur ``sigma``), as ``infiller_options``; each widget says
     which infiller it belongs to (a method's own infiller and the view's can both be on screen)."""
-    specs = services.infiller_options(name)
+    specs = menus.infiller_options(name)
     values = {s.name: option_widget(s, key=f"{key}:{name}:{s.name}", title=f"{name} {s.title} ({context})")
               for s in specs}
-    if services.uses_reference_pool(name):
+    if menus.uses_reference_pool(name):
         st.caption("Removed pixels are filled from other photos (scikit-image samples, not this one).")
     return clean_options(specs, values)
 
@@ -286,8 +286,8 @@ def infiller_ui() -> tuple[str, dict[str, Any]]:
     """``ExplainConfig.infiller`` and ``infiller_options`` (the infilled view's fill)."""
     name = option_widget(VIEW_INFILLER, key="infiller")
     options = infiller_options_ui(name, key="inf")
-    if services.uses_reference_pool(name):
-        options["pool"] = services.GALLERY_POOL
+    if menus.uses_reference_pool(name):
+        options["pool"] = inputs.GALLERY_POOL
     return name, options
 
 
@@ -307,7 +307,7 @@ def seed_ui() -> int:
 # --------------------------------------------------------------------------- curves
 
 
-def curves_ui(settings: DashboardSettings) -> services.CurveRequest:
+def curves_ui(settings: DashboardSettings) -> curve_scores.CurveRequest:
     """The named options of ``label_scores`` (steps, eps1, eps2, restrict_to); the labels are the explained ones."""
     specs = [o for o in page_options(settings) if o.name in {c.name for c in CURVE_OPTIONS}]
     values = {}
@@ -315,7 +315,7 @@ def curves_ui(settings: DashboardSettings) -> services.CurveRequest:
         with col:
             values[spec.name] = option_widget(spec, key=spec.name)
     values[specs[3].name] = option_widget(specs[3], key=specs[3].name)
-    return services.CurveRequest(steps=int(values["curve_steps"]), eps1=float(values["eps1"]),
+    return curve_scores.CurveRequest(steps=int(values["curve_steps"]), eps1=float(values["eps1"]),
                                  eps2=float(values["eps2"]), restrict=bool(values["restrict_to"]))
 
 

@@ -25,7 +25,7 @@ _API = {
     "compute_masks": "saliency_core.explanation", "render": "saliency_core.explanation",
     "MaskResult": "saliency_core.explanation", "mask_key_options": "saliency_core.explanation",
     "classify_views": "saliency_core.explanation", "classify_clean": "saliency_core.explanation",
-    "working_input": "saliency_core.explanation",
+    "working_input": "saliency_core.explanation", "VIEWS": "saliency_core.explanation",
     # classifiers
     "load_classifier": "saliency_core.classifiers", "Classifier": "saliency_core.classifiers",
     "ClassifierLoadError": "saliency_core.classifiers", "CLASSIFIERS": "saliency_core.classifiers",

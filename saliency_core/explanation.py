@@ -31,7 +31,10 @@ from saliency_core.labels import resolve_labels
 from saliency_core.methods.base import Method, ProgressFn, create_method, method_entry
 from saliency_core.registry import Entry
 
-VIEWS = ("original", "masked_in", "masked_out", "infilled")
+#: The four views, by one name each: the key of ``Explanation.views`` (the picture), of ``predictions`` and
+#: ``label_probabilities`` (what the classifier says about it: the overlay view shows the whole photo, so its
+#: predictions are the unmasked image's) and of the written file (``overlay.png``).
+VIEWS = ("overlay", "masked_in", "masked_out", "infilled")
 
 
 @dataclass
@@ -263,7 +266,7 @@ def render(masks: MaskResult, config: ExplainConfig, classifier: Classifier, sho
     gray = torch.tensor(pre.mean).view(1, 3, 1, 1)
     fill01 = pre.denormalize(torch.nn.functional.interpolate(fill.cpu(), size=(h, w), mode="bilinear",
                                                              align_corners=False))
-    views = {
+    views = {  # keyed by VIEWS, as the predictions are
         "overlay": overlay(loaded.image, full_masks[k], config.overlay_opacity, config.colormap),
         "masked_in": tensor01_to_pil(composite(orig01, m, gray)),
         "masked_out": tensor01_to_pil(composite(orig01, 1 - m, gray)),
@@ -274,8 +277,8 @@ def render(masks: MaskResult, config: ExplainConfig, classifier: Classifier, sho
     timings = {**masks.timings, "views_classify_s": t4 - t3, "render_s": t5 - t4}
     expl = Explanation(
         name=loaded.name, image=loaded.image, labels=labels, masks=full_masks, per_label=masks.per_label,
-        views=views, predictions={"original": _top(original, names, config.top_k_predictions)},
-        label_probabilities={"original": [float(original[j]) for j in labels]}, working_input=x.cpu(),
+        views=views, predictions={"overlay": _top(original, names, config.top_k_predictions)},
+        label_probabilities={"overlay": [float(original[j]) for j in labels]}, working_input=x.cpu(),
         working_masks=masks.masks.cpu(), timings=_rounded(timings), config=config,
         notes=list(loaded.notes), info=masks.info, _label_names=[names[i] for i in labels],
         original_size=tuple(loaded.original_size), shown=labels[k], _pending_views=masked,
@@ -295,8 +298,8 @@ def classify_views(expl: Explanation, classifier: Classifier) -> Explanation:
         probs = classifier(pending.to(classifier.device)).softmax(-1).float()
     names = classifier.class_names
     k = expl.config.top_k_predictions
-    predictions = {"original": expl.predictions["original"]}
-    label_probs = {"original": expl.label_probabilities["original"]}
+    predictions = {"overlay": expl.predictions["overlay"]}
+    label_probs = {"overlay": expl.label_probabilities["overlay"]}
     for i, view in enumerate(VIEWS[1:]):
         predictions[view] = _top(probs[i], names, k)
         label_probs[view] = [float(probs[i, j]) for j in expl.labels]

@@ -49,9 +49,9 @@ def test_masks_cover_the_original_image_and_views_are_consistent(lite0, chelsea,
     assert np.allclose(np.asarray(e.views["masked_in"], dtype=np.float32)[y, x], expect_in, atol=1.5)
     # with the gray infiller the infilled view is the masked-out view
     assert np.abs(np.asarray(e.views["infilled"], float) - np.asarray(e.views["masked_out"], float)).max() <= 2
-    assert e.predictions["original"][0].name in {"tabby", "tiger cat", "Egyptian cat"}
+    assert e.predictions["overlay"][0].name in {"tabby", "tiger cat", "Egyptian cat"}
     assert len(e.predictions["masked_in"]) == 5
-    assert e.label_probabilities["original"][0] == pytest.approx(e.predictions["original"][0].probability)
+    assert e.label_probabilities["overlay"][0] == pytest.approx(e.predictions["overlay"][0].probability)
 
 
 def test_method_registry_lets_new_methods_plug_in(lite0, chelsea, registered):
@@ -88,9 +88,9 @@ def test_write_explanation_files(tmp_path, lite0, chelsea, lite0_checkpoint):
     assert {"mask.npy", "overlay.png", "masked_in.png", "masked_out.png", "infilled.png", "result.json"} <= names
     assert np.load(folder / "mask.npy").shape == (300, 451)
     result = json.loads((folder / "result.json").read_text())
-    assert set(result["predictions"]) == {"original", "masked_in", "masked_out", "infilled"}
+    assert set(result["predictions"]) == {"overlay", "masked_in", "masked_out", "infilled"}
     assert result["method"] == "masker" and result["timings_s"]["total_s"] > 0
-    assert result["predictions"]["original"][0]["name"] == e.predictions["original"][0].name
+    assert result["predictions"]["overlay"][0]["name"] == e.predictions["overlay"][0].name
 
 
 def test_cli_batch_goes_on_after_bad_images(tmp_path, chelsea, lite0_checkpoint, capsys):
@@ -169,8 +169,8 @@ def test_views_can_be_classified_after_they_are_drawn(lite0, chelsea, lite0_chec
     masks = compute_masks(chelsea, config, lite0)
     whole = render(masks, config, lite0)
     later = render(masks, config, lite0, predict_views=False)
-    assert not later.views_classified and list(later.predictions) == ["original"]
-    assert later.predictions["original"] == whole.predictions["original"]
+    assert not later.views_classified and list(later.predictions) == ["overlay"]
+    assert later.predictions["overlay"] == whole.predictions["overlay"]
     assert all(np.array_equal(np.asarray(later.views[v]), np.asarray(whole.views[v])) for v in whole.views)
     assert classify_views(later, lite0) is later and later.views_classified
     assert list(later.predictions) == list(whole.predictions)

@@ -6,7 +6,9 @@ import json
 
 import streamlit as st
 
-from dashboard import plots, resources, sections, services, state, url_state, widgets
+from dashboard import (curve_scores, export, inputs, menus, plots, resources, sections, services, state, url_state,
+                       widgets)
+from dashboard.progress import LiveProgress
 from saliency_core import ExplainConfig
 
 st.title("Compare methods")
@@ -25,8 +27,8 @@ with st.sidebar:
     st.subheader("Methods to compare")
     with sections.guard("The comparison controls"):
         catalog = resources.catalog()
-        checkpoints = services.find_checkpoints(settings.checkpoint_folders)
-        choices, preferred = services.comparison_choices(catalog, checkpoints)
+        checkpoints = menus.find_checkpoints(settings.checkpoint_folders)
+        choices, preferred = menus.comparison_choices(catalog, checkpoints)
         quick = [c for c, (n, _) in choices.items() if not catalog[n].on_request]
         preferred = [c for c in preferred if c in quick]
         picked = st.multiselect("Methods", list(choices), key="compare_methods",
@@ -40,7 +42,7 @@ with st.sidebar:
 loaded = sections.load_current_image(image)
 if loaded is not None and picked:
     cache = resources.results()
-    request = services.CurveRequest(steps=settings.curve_steps)
+    request = curve_scores.CurveRequest(steps=settings.curve_steps)
     rows = []
     explained: list[tuple[str, object]] = []
     scored: list[tuple[str, object]] = []  # each method's label_scores, for the note and the top-1 table
@@ -73,16 +75,16 @@ if loaded is not None and picked:
             scores = None
             estimate = services.estimate_seconds(name, services.method_options(config), 5, classifier, loaded,
                                                  cache) if choice in waiting else None
-            with sections.LiveProgress(choice, estimate_s=estimate) as progress:  # ticks every 0.25 s (``run``)
+            with LiveProgress(choice, estimate_s=estimate) as progress:  # ticks every 0.25 s (``run``)
                 expl = progress.run(services.run_explanation, image, loaded, config, classifier,
                                     resources.method(config), cache)
                 row = {"method": choice, "time (s)": expl.timings.get("method_s"),
                        "mask area": float(expl.masks[0].mean()),
                        "masked-in keeps top-1": expl.predictions["masked_in"][0].index == expl.labels[0],
                        "masked-out removes top-1": expl.predictions["masked_out"][0].index != expl.labels[0]}
-                if services.curves_available():
+                if curve_scores.curves_available():
                     progress.label = f"{choice}: {sections.curves_label(request.steps, len(expl.labels))}"
-                    scores = progress.run(services.run_label_scores, expl, services.curve_labels(expl), request,
+                    scores = progress.run(curve_scores.run_label_scores, expl, curve_scores.curve_labels(expl), request,
                                           classifier, cache, services.masks_key(classifier, image, config))
                     row.update({"top-1 insertion AUC": float(scores.auc[0]), **sections.scores_summary(scores)})
             rows.append(row)
@@ -95,13 +97,13 @@ if loaded is not None and picked:
                     st.caption(f"completeness {row['worst completeness']:.2f}, "
                                f"soundness {row['worst soundness']:.2f} (worst of {len(scores.labels)} labels)")
             for col, view in zip(cols[1:], sections.VIEW_ORDER):
-                top = expl.predictions[sections.PREDICTION_OF_VIEW[view]][0]
-                col.image(services.display_copy(expl.views[view], 360), width="stretch",  # a phone stacks the
+                top = expl.predictions[view][0]
+                col.image(inputs.display_copy(expl.views[view], 360), width="stretch",  # a phone stacks the
                           caption=f"{sections.VIEW_TITLES[view]} · {choice}: {top.name} {top.probability:.0%}")  # grid
     if rows:
         st.subheader("Scores for this image")
-        top_p = explained[0][1].predictions["original"][0].probability
-        reasons = services.why_scores_cannot_separate(top_p, [s for _, s in scored])
+        top_p = explained[0][1].predictions["overlay"][0].probability
+        reasons = curve_scores.why_scores_cannot_separate(top_p, [s for _, s in scored])
         if reasons:  # from the numbers: an unsure photo, tied worst cases, or a weak label's floor
             st.info(f"These scores cannot separate the methods on this photo: {'; '.join(reasons)}. "
                     f"“{widgets.COMPARE_TOP1.title}” below shows each method's scores on the top label alone.",
@@ -113,17 +115,17 @@ if loaded is not None and picked:
                                     for k, v in sections.COMPARE_COLUMNS.items()})
         if top1:
             st.markdown("**Scores of the top-1 label** (each method's own mask for it)")
-            st.dataframe([services.top1_scores_row(c, s) for c, s in scored], hide_index=True, width="stretch",
+            st.dataframe([curve_scores.top1_scores_row(c, s) for c, s in scored], hide_index=True, width="stretch",
                          column_config={k: st.column_config.NumberColumn(k, format="%.3f")
                                         for k in ("f(x)", "insertion AUC", "completeness", "soundness")})
         if "worst completeness" in rows[0]:
             st.plotly_chart(plots.scores_figure(rows), key="compare_scores")
         settings_used = {"image": loaded.name, "labels": "top5", "infiller of the infilled view": infiller,
                          "infiller options": json.dumps({k: v for k, v in infiller_options.items() if k != "pool"}),
-                         "methods": ", ".join(f"{c} {json.dumps(services.export_safe(choices[c][1]))}"  # a checkpoint by
+                         "methods": ", ".join(f"{c} {json.dumps(export.export_safe(choices[c][1]))}"  # a checkpoint by
                                              for c, _ in explained)}  # its name and content hash, not its path
         st.download_button("Download this comparison (one HTML file)", icon=":material/download:",
-                           data=functools.partial(services.comparison_report, loaded.name, explained, rows,
+                           data=functools.partial(export.comparison_report, loaded.name, explained, rows,
                                                   settings_used, classifier),
                            file_name=f"comparison_{loaded.name.rsplit('.', 1)[0]}.html", mime="text/html",
                            key="compare_report", on_click="ignore")

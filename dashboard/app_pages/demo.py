@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboard import plain_words, resources, sections, services, state, widgets
+from dashboard import menus, plain_words, resources, sections, services, state, widgets
+from dashboard.progress import LiveProgress
 from saliency_core import ExplainConfig, Explanation
 
 TOUR = (
@@ -46,9 +47,9 @@ def _tour() -> None:
 
 def _captions(expl: Explanation) -> dict[str, str]:
     """Plain-language sentences from the new predictions of each view."""
-    original = expl.predictions["original"]
-    top = original[0]
-    second = original[1] if len(original) > 1 else None
+    whole = expl.predictions["overlay"]
+    top = whole[0]
+    second = whole[1] if len(whole) > 1 else None
     probs = expl.label_probabilities
     out = {"overlay": plain_words.confidence(top.name, top.probability, second.name if second else None,
                                              second.probability if second else 0.0)}
@@ -66,22 +67,22 @@ if loaded is not None:
     with sections.guard("Explaining the picture"):
         classifier = resources.current_classifier()
         catalog = resources.catalog()
-        checkpoints = services.find_checkpoints(settings.checkpoint_folders)
+        checkpoints = menus.find_checkpoints(settings.checkpoint_folders)
         name = widgets.default_method(catalog, checkpoints)
-        own = services.checkpoints_for(catalog[name], checkpoints, catalog)
+        own = menus.checkpoints_for(catalog[name], checkpoints, catalog)
         options = {"checkpoint": str(own[0].path)} if catalog[name].takes_checkpoint and own else {}
         config = ExplainConfig(method=name, method_options=options, labels="top1", infiller="blur")
-        with sections.LiveProgress("Looking at the picture") as progress:
+        with LiveProgress("Looking at the picture") as progress:
             expl = services.run_explanation(image, loaded, config, classifier, resources.method(config),
                                             resources.results(), progress=progress)
         probs = expl.label_probabilities
-        top = expl.predictions["original"][0]
+        top = expl.predictions["overlay"][0]
         captions = _captions(expl)
         unsure = plain_words.unsure(top.probability)
         if unsure:  # the caveat first, then a hedged verdict (no bold headline on an unsure guess)
             st.markdown(captions["overlay"])
             captions["overlay"] = f"Its best guess, \u201c{top.name}\u201d, relied on the coloured part."
-        st.markdown(plain_words.verdict(top.name, probs["original"][0], probs["masked_in"][0], probs["masked_out"][0],
+        st.markdown(plain_words.verdict(top.name, probs["overlay"][0], probs["masked_in"][0], probs["masked_out"][0],
                                         unsure=unsure))
         sections.views_block(expl, key="demo_views", large=True, captions=captions, titles=plain_words.TITLES)
         st.caption(plain_words.how(catalog[name].group) + " The Explain page has the details and other ways of "

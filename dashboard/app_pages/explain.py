@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboard import resources, sections, services, state, url_state, widgets
+from dashboard import ab, curve_scores, menus, resources, sections, services, state, url_state, widgets
+from dashboard.progress import LiveProgress
 from saliency_core import ExplainConfig
 
 st.title("Explain an image")
@@ -20,7 +21,7 @@ with st.sidebar:
     st.subheader("Explanation")
     with sections.guard("The explanation controls"):
         catalog = resources.catalog()
-        checkpoints = services.find_checkpoints(settings.checkpoint_folders)
+        checkpoints = menus.find_checkpoints(settings.checkpoint_folders)
         entry, options, ready = widgets.method_ui(catalog, checkpoints, settings)
         labels = widgets.labels_ui(classifier.class_names)
         infiller, infiller_options = widgets.infiller_ui()
@@ -61,7 +62,7 @@ def explanation_section():
     method = resources.method(config)
     # a quick method: only the floating status line (no bar in the page's flow, so the views do not move); the
     # work runs in a worker thread while the status line ticks, and any click still stops it (``run``)
-    with sections.LiveProgress(f"Explaining with {entry.name}", show_mask=entry.on_request, bar=entry.on_request,
+    with LiveProgress(f"Explaining with {entry.name}", show_mask=entry.on_request, bar=entry.on_request,
                                estimate_s=estimate) as progress:
         return progress.run(services.run_explanation, image, loaded, config, classifier, method, cache,
                             show=shown_label(), predict_views=False)  # classified as they are drawn
@@ -85,7 +86,7 @@ predictions = None
 if loaded is not None:
     with top_slot, sections.guard("Classifying the image"):
         # the explanation already classified the unmasked image: no second forward pass
-        predictions = expl.predictions["original"] if expl is not None else \
+        predictions = expl.predictions["overlay"] if expl is not None else \
             services.top_predictions(loaded, image, classifier, resources.results())
         sections.original_block(loaded, predictions)
 
@@ -101,9 +102,9 @@ if expl is not None:
     elif not expl.per_label:
         st.caption("This method makes **one mask for the whole picture**: it is the same for every label. The "
                    "curves below score that one mask for each label.")
-    pin = sections.ab_control(expl, image, config)
+    pin = ab.ab_control(expl, image, config)
     if pin is not None:  # A and B side by side, each view with its predictions
-        sections.ab_views_block(pin, expl, config)
+        ab.ab_views_block(pin, expl, config)
     else:
         sections.views_block(expl, key="explain_views")
     st.caption(sections.timings_caption(expl))
@@ -112,14 +113,14 @@ if expl is not None:
             with sections.guard("Drawing the per-label masks"):
                 sections.per_label_masks_block(expl)
     scores = None
-    if services.curves_available():
+    if curve_scores.curves_available():
         st.subheader("Per-label insertion curves")
         with sections.guard("Computing the per-label curves"):
             with st.expander("Curve settings"):
                 request = widgets.curves_ui(settings)
-            curve_labels = services.curve_labels(expl)
+            curve_labels = curve_scores.curve_labels(expl)
             if pin is not None:  # A's curves (dashed) with B's on one plot, and A, B and B - A in a table
-                scores = sections.ab_curves_block(pin, expl, curve_labels, request,
+                scores = ab.ab_curves_block(pin, expl, curve_labels, request,
                                                   services.masks_key(classifier, image, config))
             else:
                 scores = sections.curves_block(expl, curve_labels, request,  # curves depend on the masks only

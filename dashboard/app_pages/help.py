@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboard import resources, services, widgets
+from dashboard import curve_scores, menus, resources, widgets
 from dashboard.help_text import PAPERS, TOGGLES, VIEW_HELP, VIEW_TITLES
 
 st.title("Help")
@@ -44,10 +44,10 @@ for entry in catalog.values():
 
 st.subheader("Infiller options", anchor="infiller-options")
 for name in widgets.infiller_names():
-    for spec in services.infiller_options(name):
+    for spec in menus.infiller_options(name):
         st.markdown(f"- **{name}: {spec.title}** (`{spec.name}`, {spec.describe()}): {spec.help}")
 
-if services.curves_available():
+if curve_scores.curves_available():
     st.subheader("Per-label curves", anchor="per-label-curves")
     st.markdown("For each label a, the pixels are ranked by the mask and inserted into a gray image, most salient "
                 "first; the curve is the classifier's probability of a at each step, and the dashed line is "

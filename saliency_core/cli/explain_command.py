@@ -87,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
             failures.append(str(path))
             tqdm.write(f"error: {exc}", file=sys.stderr)
             continue
-        top = expl.predictions["original"][0]
+        top = expl.predictions["overlay"][0]
         kept = expl.predictions["masked_in"][0]
         tqdm.write(f"{path}: {top.name} ({top.probability:.1%}); masked-in says {kept.name} "
                    f"({kept.probability:.1%}); mask area {expl.masks[0].mean():.1%}; "

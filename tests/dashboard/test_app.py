@@ -21,7 +21,8 @@ import torch
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-from dashboard import resources, sections, services, widgets
+from dashboard import (curve_scores, export, inputs, menus, progress, resources, result_cache, sections, services,
+                       uploads, widgets)
 from dashboard.help_text import PAPERS, TOGGLES
 from dashboard.settings import DashboardConfigError, DashboardSettings
 from saliency_core.cli import main as cli_main
@@ -90,7 +91,7 @@ def recorder(monkeypatch):
 @pytest.fixture
 def no_curves(monkeypatch):
     """Leave the per-label curves out (for tests about other parts of the page: faster)."""
-    monkeypatch.setattr(services, "curves_available", lambda: False)
+    monkeypatch.setattr(curve_scores, "curves_available", lambda: False)
 
 
 @pytest.fixture
@@ -191,7 +192,7 @@ def test_explain_page_shows_top5_views_curves_and_downloads(app, tiny):
     _ok(at)
     assert not _errors(at)
     # the top-5 is the classifier's own top-5 on the sample photo
-    img = load_image(services.gallery_input("chelsea").data).image
+    img = load_image(inputs.gallery_input("chelsea").data).image
     expected = predict(img, tiny.clf, k=5)
     shown = _top5_text(at)
     for rank, p in enumerate(expected, 1):
@@ -248,7 +249,7 @@ def test_every_quick_method_and_option_maps_to_its_core_option(app, tiny, record
     app.session_state["opt:integrated-gradients:steps"] = 3
     app.session_state["labels_mode"] = "top-1"  # one label: per-label methods make one map
     at = app.run()
-    catalog = services.method_catalog()
+    catalog = menus.method_catalog()
     quick = [n for n, e in catalog.items() if not e.on_request]
     assert {"masker", "grad-cam", "random"} <= set(quick)
     for name in quick:
@@ -329,7 +330,7 @@ def test_grad_cam_layer_option_and_a_bad_layer_is_one_error(app, no_curves):
 
 def test_optimisation_toggles_run_on_request_and_cancel(app, recorder, no_curves):
     at = app.run()
-    catalog = services.method_catalog()
+    catalog = menus.method_catalog()
     slow = [n for n, e in catalog.items() if e.on_request]
     if not slow:
         pytest.skip("no per-image optimisation method is registered")
@@ -365,7 +366,7 @@ def test_optimisation_toggles_run_on_request_and_cancel(app, recorder, no_curves
 
 
 def test_each_optimisation_method_runs(app, no_curves):
-    catalog = services.method_catalog()
+    catalog = menus.method_catalog()
     names = [n for n in ("fido", "meaningful-perturbation", "gupta") if n in catalog]
     if not names:
         pytest.skip("no per-image optimisation method is registered")
@@ -385,7 +386,7 @@ def test_live_progress_draws_the_mask_as_it_forms():
     def script():
         import torch as _torch
 
-        from dashboard.sections import LiveProgress
+        from dashboard.progress import LiveProgress
 
         p = LiveProgress("optimising", show_mask=True, every_s=0.0)
         p(0.5, "step 5/10", current_masks=_torch.rand(2, 16, 24))
@@ -425,7 +426,7 @@ def test_infiller_toggles_and_their_options(app, recorder, no_curves):
         assert not _errors(at), (name, _errors(at))
         assert recorder[-1].infiller == name and _views_shown(at)
         if name == "random-image":
-            assert recorder[-1].infiller_options.get("pool") == services.GALLERY_POOL
+            assert recorder[-1].infiller_options.get("pool") == inputs.GALLERY_POOL
     assert "none" not in widgets.infiller_names()  # an alias of gray is shown once
     at.sidebar.selectbox(key="infiller").set_value("local-mean").run()
     at.number_input(key="inf:local-mean:window").set_value(7).run()
@@ -558,7 +559,7 @@ def test_checkpoint_errors_are_one_line_and_the_rest_works(app, tiny, no_curves,
                                                                 "application/octet-stream")).run()
     errors = _errors(at)
     assert len(errors) == 1 and "not a valid masker checkpoint" in errors[0] and "'bad.safetensors'" in errors[0]
-    assert str(services.UPLOAD_ROOT) not in errors[0]
+    assert str(uploads.UPLOAD_ROOT) not in errors[0]
     at.file_uploader(key="checkpoint_masker_upload").set_value(("good.safetensors", tiny.good.read_bytes(),
                                                                 "application/octet-stream")).run()
     _ok(at)
@@ -568,11 +569,11 @@ def test_checkpoint_errors_are_one_line_and_the_rest_works(app, tiny, no_curves,
 def test_a_session_s_uploads_are_deleted_with_it(tmp_path):
     import gc
 
-    uploads = services.SessionUploads()
-    path = services.store_uploaded_checkpoint(b"x" * 10, "../../etc/m.safetensors", 1, uploads.folder)
-    assert path.exists() and path.name == "m.safetensors" and uploads.folder in path.parents
-    folder = uploads.folder
-    del uploads
+    session = uploads.SessionUploads()
+    path = uploads.store_uploaded_checkpoint(b"x" * 10, "../../etc/m.safetensors", 1, session.folder)
+    assert path.exists() and path.name == "m.safetensors" and session.folder in path.parents
+    folder = session.folder
+    del session
     gc.collect()
     assert not folder.exists()
 
@@ -585,23 +586,23 @@ def test_an_ended_session_s_uploads_are_reaped_after_the_grace(tmp_path):
     a, b = root / "session-aaa-x1", root / "session-b-b-x2"
     for folder in (a, b, root / "not-a-session"):
         folder.mkdir()
-    assert services.session_of(a) == "aaa" and services.session_of(b) == "b-b"
+    assert uploads.session_of(a) == "aaa" and uploads.session_of(b) == "b-b"
     active = {"aaa", "b-b"}
     seen: dict[str, float] = {}
-    assert services.reap_session_uploads(root, active.__contains__, seen, now=0.0, grace_s=20) == []
+    assert uploads.reap_session_uploads(root, active.__contains__, seen, now=0.0, grace_s=20) == []
     active.discard("b-b")  # b's browser closed
-    assert services.reap_session_uploads(root, active.__contains__, seen, now=1.0, grace_s=20) == []
+    assert uploads.reap_session_uploads(root, active.__contains__, seen, now=1.0, grace_s=20) == []
     assert b.exists(), "a reconnect within the grace keeps the folder"
-    assert services.reap_session_uploads(root, active.__contains__, seen, now=21.5, grace_s=20) == [b]
+    assert uploads.reap_session_uploads(root, active.__contains__, seen, now=21.5, grace_s=20) == [b]
     assert not b.exists() and a.exists() and (root / "not-a-session").exists()
 
 
 def test_an_upload_folder_is_named_after_its_session():
-    uploads = services.SessionUploads("5f1c-77ab")
+    session = uploads.SessionUploads("5f1c-77ab")
     try:
-        assert services.session_of(uploads.folder) == "5f1c-77ab" and uploads.folder.parent == services.UPLOAD_ROOT
+        assert uploads.session_of(session.folder) == "5f1c-77ab" and session.folder.parent == uploads.UPLOAD_ROOT
     finally:
-        uploads.remove()
+        session.remove()
 
 
 def test_a_file_name_does_not_leak_to_another_session_with_the_same_bytes(app, tiny, no_curves):
@@ -659,7 +660,7 @@ def test_demo_page_plain_captions_and_tour(app, tiny):
     at = app.run()
     at.switch_page("app_pages/demo.py").run()
     _ok(at)
-    img = load_image(services.gallery_input("chelsea").data).image
+    img = load_image(inputs.gallery_input("chelsea").data).image
     top = predict(img, tiny.clf, k=1)[0]
     text = " ".join(m.value for m in at.markdown)
     # the tiny random classifier is unsure of everything: the page says so, and gives a verdict
@@ -683,7 +684,7 @@ def test_help_page_explains_every_toggle_with_its_paper(app):
     at.switch_page("app_pages/help.py").run()
     _ok(at)
     text = " ".join(m.value for m in at.markdown)
-    for entry in services.method_catalog().values():  # method options: the help declared beside the code
+    for entry in menus.method_catalog().values():  # method options: the help declared beside the code
         for spec in entry.options:
             assert spec.help.strip().endswith((".", ")")), f"{entry.name} option '{spec.name}' has no help text"
             assert f"(`{spec.name}`," in text and spec.help in text
@@ -734,7 +735,7 @@ def test_two_sessions_at_once_do_not_interfere(app, tiny):
 
 
 def test_result_cache_is_lru_and_thread_safe():
-    cache = services.ResultCache(max_entries=3)
+    cache = result_cache.ResultCache(max_entries=3)
     for i in range(5):
         cache.put(str(i), i)
     assert cache.get("0") is None and cache.get("4") == 4 and len(cache) == 3
@@ -757,8 +758,8 @@ def test_result_cache_is_lru_and_thread_safe():
 
 def test_an_interrupted_explanation_is_not_cached(tiny):
     """A cancelled run (the progress callback raises, as a Streamlit rerun does) leaves no result."""
-    cache = services.ResultCache()
-    image = services.gallery_input("coffee")
+    cache = result_cache.ResultCache()
+    image = inputs.gallery_input("coffee")
     loaded = load_image(image.data)
     config = ExplainConfig(method="rise", method_options={"num_masks": 20, "batch_size": 5})
 
@@ -768,7 +769,7 @@ def test_an_interrupted_explanation_is_not_cached(tiny):
     def progress(fraction, message, **_):
         raise Stop()
 
-    method = services.build_method("rise", config.method_options)
+    method = menus.build_method("rise", config.method_options)
     with pytest.raises(Stop):
         services.run_explanation(image, loaded, config, tiny.clf, method, cache, progress=progress)
     assert services.cached_explanation(image, config, tiny.clf, cache) is None
@@ -778,9 +779,9 @@ def test_an_interrupted_explanation_is_not_cached(tiny):
 
 def test_downloads_are_the_mask_and_views(tiny):
     mask = np.linspace(0, 1, 12, dtype=np.float32).reshape(3, 4)
-    back = np.load(io.BytesIO(services.mask_npy(mask)))
+    back = np.load(io.BytesIO(export.mask_npy(mask)))
     assert back.dtype == np.float32 and np.array_equal(back, mask)
-    png = np.asarray(Image.open(io.BytesIO(services.mask_png(mask))))
+    png = np.asarray(Image.open(io.BytesIO(export.mask_png(mask))))
     assert png.shape == (3, 4) and png[0, 0] == 0 and png[-1, -1] == 255
 
 
@@ -830,10 +831,10 @@ def test_label_masker_is_listed_only_with_its_checkpoint(monkeypatch, tmp_path):
     from saliency_core.methods import trained as masker_method
 
     monkeypatch.setattr(masker_method, "default_checkpoint", lambda kind="phang": tmp_path / f"{kind}.safetensors")
-    assert "label-masker" not in services.method_catalog()
-    assert "masker" in services.method_catalog()
+    assert "label-masker" not in menus.method_catalog()
+    assert "masker" in menus.method_catalog()
     (tmp_path / "label.safetensors").write_bytes(b"x")
-    assert "label-masker" in services.method_catalog()
+    assert "label-masker" in menus.method_catalog()
 
 
 def test_shipped_label_masker_draws_one_mask_and_curve_per_label(monkeypatch, lite0):
@@ -864,7 +865,7 @@ def test_checkpoints_carry_their_kind_and_the_label_masker_lists_only_its_own(ap
         stage_channels=tiny.clf.stage_channels, label_dim=codes.shape[1], film_at="hidden")).eval(), tiny.clf, {},
         kind="label")
     try:
-        kinds = {c.path.name: c.kind for c in services.find_checkpoints([tiny.folder])}
+        kinds = {c.path.name: c.kind for c in menus.find_checkpoints([tiny.folder])}
         assert kinds["tiny_label.safetensors"] == "label" and kinds["tiny_fix.safetensors"] == "phang"
         from saliency_core.methods import trained as masker_method
 
@@ -884,7 +885,7 @@ def test_checkpoints_carry_their_kind_and_the_label_masker_lists_only_its_own(ap
 
 def _count_method_calls(monkeypatch) -> list[str]:
     calls: list[str] = []
-    original = services.build_method
+    original = menus.build_method
 
     def counting(name, options):
         method = original(name, options)
@@ -900,7 +901,7 @@ def _count_method_calls(monkeypatch) -> list[str]:
 
         return Counted()
 
-    monkeypatch.setattr(services, "build_method", counting)
+    monkeypatch.setattr(menus, "build_method", counting)
     resources._method.clear()
     resources._results.clear()  # no result of an earlier test
     return calls
@@ -947,7 +948,7 @@ def test_one_labels_choice_and_a_shown_label(app, monkeypatch):
     show = at.selectbox(key="show_label")
     first_overlay = at.get("plotly_chart")[0].proto.spec
     assert len(show.options) == 3
-    photo = load_image(services.gallery_input("chelsea").data).image
+    photo = load_image(inputs.gallery_input("chelsea").data).image
     labels = [p.index for p in predict(photo, resources.current_classifier(), k=3)]
     show.set_value(labels[2]).run()
     _ok(at)
@@ -1071,10 +1072,10 @@ def test_the_comparison_exports_as_one_self_contained_html_file(app, tiny):
     assert any(b.label.startswith("Download this comparison") for b in at.download_button)
     import saliency_core
 
-    photo = services.gallery_input("chelsea")
+    photo = inputs.gallery_input("chelsea")
     expl = services.run_explanation(photo, load_image(photo.data), ExplainConfig(method="random"), tiny.clf,
-                                    services.build_method("random", {}), services.ResultCache())
-    page = services.comparison_report("chelsea.png", [("random", expl), ("again", expl)],
+                                    menus.build_method("random", {}), result_cache.ResultCache())
+    page = export.comparison_report("chelsea.png", [("random", expl), ("again", expl)],
                                       [{"method": "random", "worst completeness": 0.5}], {"labels": "top5"},
                                       tiny.clf).decode()
     assert page.count("<img src='data:image/jpeg;base64,") == 8  # two methods x four views, embedded
@@ -1146,7 +1147,7 @@ def test_conditional_masker_toggles_redraw_without_run_and_pin_a_b(conditional, 
     at.sidebar.selectbox(key="method").set_value("conditional-masker").run()
     _ok(at)
     assert not _errors(at) and _views_shown(at)
-    fido = {s.name: s for s in services.method_catalog()["fido"].options}
+    fido = {s.name: s for s in menus.method_catalog()["fido"].options}
     for name in ("objective", "tv_weight", "upsample"):
         widget = at.sidebar.get("select_slider" if name == "tv_weight" else "selectbox")
         assert any(w.key == f"opt:conditional-masker:{name}" and w.help.startswith(fido[name].help)
@@ -1422,11 +1423,11 @@ def test_the_status_says_1_label_and_the_curves_have_their_own_busy_line():
     def script():
         import streamlit as _st
 
-        from dashboard import sections as _sections
+        from dashboard import progress as _progress
 
         slot = _st.empty()
         _st.session_state["status_slot"] = slot
-        p = _sections.LiveProgress("curves", bar=False, top=False, marker=True)
+        p = _progress.LiveProgress("curves", bar=False, top=False, marker=True)
         _st.session_state["marker"] = p.marker is not None and p.status is None
 
     at = AppTest.from_function(script, default_timeout=TIMEOUT).run()
@@ -1441,10 +1442,10 @@ def test_status_text_moves_with_a_fake_clock():
     def script():
         import streamlit as _st
 
-        from dashboard import sections as _sections
+        from dashboard import progress as _progress
 
         now = [100.0]
-        p = _sections.LiveProgress("integrated-gradients", estimate_s=15.0, clock=lambda: now[0])
+        p = _progress.LiveProgress("integrated-gradients", estimate_s=15.0, clock=lambda: now[0])
         texts, fractions = [], []
         for _ in range(4):
             now[0] += 1.0
@@ -1475,7 +1476,7 @@ def test_a_slow_method_without_progress_still_ticks_every_half_second():
             stamps.append(time.monotonic())
 
     t0 = time.monotonic()
-    out = sections.run_ticking(lambda progress: time.sleep(1.6) or "done", (), {}, Shown(), tick_s=0.5)
+    out = progress.run_ticking(lambda progress: time.sleep(1.6) or "done", (), {}, Shown(), tick_s=0.5)
     assert out == "done"
     gaps = np.diff([t0] + stamps)
     assert len(stamps) >= 3 and gaps.max() < 1.0, gaps
@@ -1506,7 +1507,7 @@ def test_a_rerun_stops_the_ticking_work_at_its_next_progress_update():
             raise Rerun()
 
     with pytest.raises(Rerun):
-        sections.run_ticking(work, (), {}, Shown(), tick_s=0.1)
+        progress.run_ticking(work, (), {}, Shown(), tick_s=0.1)
     time.sleep(0.3)
     stopped_at = len(reached)
     time.sleep(0.3)
@@ -1523,7 +1524,7 @@ def _non_default(spec):
     if spec.kind == "choice":
         return next(c for c in spec.choices if c != spec.default)
     if spec.kind == "infiller":
-        return next(n for n in widgets.infiller_names() if n != spec.default and services.infiller_options(n))
+        return next(n for n in widgets.infiller_names() if n != spec.default and menus.infiller_options(n))
     if spec.kind == "float" and spec.log and spec.high is not None and spec.default:
         return next(v for v in widgets.log_choices(spec) if v != spec.default)
     if spec.kind in ("int", "float"):
@@ -1677,7 +1678,7 @@ def _absolute_paths(text: str, tiny) -> list[str]:
     import re
 
     text = re.sub(r"data:image/[a-z]+;base64,[A-Za-z0-9+/=]+", "", text)
-    roots = {str(Path(APP).parents[1]), "/tmp/", "/root/", "/home/", str(services.UPLOAD_ROOT), str(tiny.folder)}
+    roots = {str(Path(APP).parents[1]), "/tmp/", "/root/", "/home/", str(uploads.UPLOAD_ROOT), str(tiny.folder)}
     return [root for root in roots if root in text]
 
 
@@ -1717,7 +1718,7 @@ def test_exports_name_checkpoints_by_name_and_hash_never_a_server_path(app, tiny
     for text in (page, result):
         assert not _absolute_paths(text, tiny), _absolute_paths(text, tiny)
         assert f"tiny_fix (sha256 {short})" in text, text[-3000:]
-    assert services.export_safe({"checkpoint": str(tiny.good), "note": f"read {tiny.good} ok",
+    assert export.export_safe({"checkpoint": str(tiny.good), "note": f"read {tiny.good} ok",
                                  "url": "https://example.org/a/b"}) == {
         "checkpoint": f"tiny_fix (sha256 {short})", "note": f"read tiny_fix (sha256 {short}) ok",
         "url": "https://example.org/a/b"}
@@ -1733,7 +1734,7 @@ def _fake_scores(worst_c: float, worst_s: float, auc: float = 0.3, f: float = 0.
 
 
 def test_why_scores_cannot_separate_comes_from_the_numbers():
-    sure = services.why_scores_cannot_separate
+    sure = curve_scores.why_scores_cannot_separate
     assert sure(0.9, [_fake_scores(0.4, 0.8), _fake_scores(0.7, 1.0)]) == []
     assert "unsure" in " ".join(sure(0.23, [_fake_scores(0.4, 0.8), _fake_scores(0.7, 1.0)]))
     tied = sure(0.9, [_fake_scores(0.255, 1.0), _fake_scores(0.256, 1.0), _fake_scores(0.255, 0.999)])
@@ -1748,7 +1749,7 @@ def test_compare_says_when_its_scores_cannot_separate_the_methods_and_offers_top
     from dashboard import plain_words
 
     monkeypatch.setattr(plain_words, "UNSURE", 0.0)  # the tiny classifier is unsure of everything: test the tie
-    original = services.run_label_scores
+    original = curve_scores.run_label_scores
 
     def tied(expl, labels, request, classifier, cache, expl_key, progress=None):
         scores = original(expl, labels, request, classifier, cache, expl_key, progress=progress)
@@ -1757,7 +1758,7 @@ def test_compare_says_when_its_scores_cannot_separate_the_methods_and_offers_top
 
     from dataclasses import replace
 
-    monkeypatch.setattr(services, "run_label_scores", tied)
+    monkeypatch.setattr(curve_scores, "run_label_scores", tied)
     at = app.run()
     at.switch_page("app_pages/compare.py").run()
     at.sidebar.multiselect(key="compare_methods").set_value(["masker: tiny_fix", "random", "center-gaussian"]).run()
@@ -1770,7 +1771,7 @@ def test_compare_says_when_its_scores_cannot_separate_the_methods_and_offers_top
     top1 = at.dataframe[1].value
     assert list(top1["method"]) == ["masker: tiny_fix", "random", "center-gaussian"]
     assert np.allclose(top1["completeness"], 0.255) and set(top1.columns) >= {"f(x)", "insertion AUC", "soundness"}
-    monkeypatch.setattr(services, "run_label_scores", original)
+    monkeypatch.setattr(curve_scores, "run_label_scores", original)
     monkeypatch.setattr(plain_words, "UNSURE", 0.40)
     at = app.run()  # the tiny classifier's top label is far under 40 %: the note says so
     at.switch_page("app_pages/compare.py").run()
