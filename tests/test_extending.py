@@ -156,3 +156,12 @@ def test_a_new_metric_is_one_file(plugin, tiny_classifier, tmp_path):
     assert result.aggregate.loc[0, "mask_peak"] == pytest.approx(1.0)  # the centre Gaussian peaks at 1
     assert "mask_peak" in main_table(result.aggregate)
     assert "mask_peak" in (result.out / "report.html").read_text()
+
+
+def test_a_misspelt_trait_fails_at_import_naming_it(plugin):
+    """The slow method that a typo would once have run at once (``on_requst=True``) now stops its file's import."""
+    with pytest.raises(sc.RegistryError) as err:
+        plugin("band_typo", METHOD.replace("on_request=False", "on_requst=True"))
+    assert str(err.value).startswith("unknown trait 'on_requst' for method 'band'; did you mean 'on_request'? "
+                                     "declared: group, per_label, on_request,")
+    assert "band" not in sc.list_methods()
