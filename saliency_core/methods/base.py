@@ -73,7 +73,8 @@ class MethodTraits:
 
 #: Every method, by name. Add one with ``@METHODS.register("name", config=Options, group=..., per_label=...)``.
 METHODS: Registry[Method] = Registry("method", error=MethodError, traits=MethodTraits, builtin_modules=(
-    "saliency_core.methods.trained", "saliency_core.methods.optimize.method", "saliency_core.methods.gradients",
+    "saliency_core.methods.trained", "saliency_core.methods.optimize.method",
+    "saliency_core.methods.optimize.extremal", "saliency_core.methods.gradients",
     "saliency_core.methods.rise", "saliency_core.methods.controls",
 ))
 
