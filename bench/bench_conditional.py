@@ -33,7 +33,8 @@ from bench._common import DEFAULT_IMAGES, interleaved, load_images, markdown_tab
 from saliency_core.classifiers import load_classifier  # noqa: E402
 from saliency_core.infill.composite import composite  # noqa: E402
 from saliency_core.maskers.catalog import default_checkpoint  # noqa: E402
-from saliency_core.maskers.checkpoint import atomic_write_bytes, load_masker  # noqa: E402
+from saliency_core.files import atomic_write_bytes  # noqa: E402
+from saliency_core.maskers.checkpoint import load_masker  # noqa: E402
 from saliency_core.maskers.conditional import Setting  # noqa: E402
 from saliency_core.metrics.insertion import deletion_curves, insertion_curves  # noqa: E402
 from saliency_core.metrics.similarity import spearman  # noqa: E402

@@ -9,28 +9,10 @@ a second session waits for them instead of racing.
 """
 from __future__ import annotations
 
-import importlib
+import plotly.graph_objects  # noqa: F401 - the dashboard's own lazily imported library
 
-#: Modules the core or the dashboard import lazily (optional ones are skipped when missing).
-MODULES = (
-    "matplotlib", "matplotlib.colors", "matplotlib.cm",
-    "pandas", "plotly.graph_objects", "safetensors.torch",
-    "skimage.data", "skimage.restoration",
-    "pytorch_grad_cam", "pytorch_grad_cam.utils.model_targets", "captum.attr",
-    "saliency_core.images.pictures", "saliency_core.infill.reference_pool", "saliency_core.metrics.completeness",
-)
+import saliency_core as sc
 
-for _name in MODULES:
-    try:
-        importlib.import_module(_name)
-    except ImportError:
-        pass
-
-from matplotlib import colormaps as _colormaps  # noqa: E402 - the registry the overlays use
-
-_colormaps["inferno"]
-
-# the method registry imports the maskers, optimisation and baselines modules
-from saliency_core import method_entries as _available_methods  # noqa: E402
-
-_available_methods()
+# the core's lazy imports (matplotlib, pandas, safetensors, scikit-image, pytorch-grad-cam, captum and its own
+# modules) and its registries, through the public API
+sc.preload()

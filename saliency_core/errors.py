@@ -1,4 +1,5 @@
-"""The errors of the plug-in mechanism, below both the registry and the option declarations."""
+"""The errors of the plug-in mechanism (below both the registry and the option declarations) and of reading a
+weights file (below every package that reads one)."""
 
 
 class RegistryError(ValueError):
@@ -7,3 +8,7 @@ class RegistryError(ValueError):
 
 class OptionError(RegistryError):
     """A bad option value or an unknown option name (the message names the option and what is allowed)."""
+
+
+class ClassifierLoadError(ValueError):
+    """A classifier or its weights file cannot be loaded; the message names the file and problem."""

@@ -21,7 +21,7 @@ from PIL import Image
 
 from saliency_core.classifiers import Classifier, ClassifierOutput, load_classifier
 from saliency_core.errors import RegistryError
-from saliency_core.files import TargetExistsError, clean_stale, staged_folder, write_error
+from saliency_core.files import TargetExistsError, atomic_write, clean_stale, staged_folder
 from saliency_core.images.loading import LoadedImage, load_image
 from saliency_core.images.pictures import overlay
 from saliency_core.images.preprocessing import resize_mask, tensor01_to_pil
@@ -29,7 +29,7 @@ from saliency_core.infill.base import create_infiller, infiller_entry
 from saliency_core.infill.composite import composite
 from saliency_core.labels import resolve_labels
 from saliency_core.methods.base import Method, ProgressFn, create_method, method_entry
-from saliency_core.registry import Entry
+from saliency_core.seeding import with_seed
 
 #: The four views, by one name each: the key of ``Explanation.views`` (the picture), of ``predictions`` and
 #: ``label_probabilities`` (what the classifier says about it: the overlay view shows the whole photo, so its
@@ -118,14 +118,6 @@ class Explanation:
     def views_classified(self) -> bool:
         """Whether the predictions on the masked views are there (see :func:`classify_views`)."""
         return self._pending_views is None
-
-
-def with_seed(entry: Entry, options: dict[str, Any], seed: int) -> dict[str, Any]:
-    """``options`` plus ``seed`` when the method or infiller declares a seed option and none was given:
-    the explanation's seed reaches every random choice, through the component's own generator."""
-    if entry.config is not None and "seed" not in options and any(o.name == "seed" for o in entry.options()):
-        return {**options, "seed": int(seed)}
-    return dict(options)
 
 
 def seeds_used(config: ExplainConfig) -> dict[str, int]:
@@ -349,15 +341,9 @@ def check_output(out_dir: str | Path, overwrite: bool = False) -> None:
 
 
 def _save(path: Path, shown: Path, write: Callable[[Path], None]) -> str:
-    """Write one file through ``write`` (to a temporary name, then renamed); an error is one line naming
+    """Write one file through ``write`` (:func:`saliency_core.files.atomic_write`); an error is one line naming
     ``shown``, the file as the caller will find it (not the staging path)."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise write_error(exc, shown) from None
+    atomic_write(path, write, shown)
     return path.name
 
 
@@ -406,10 +392,8 @@ def _write_files(expl: Explanation, staging: Path, folder: Path) -> None:
 
 
 def _npy(path: Path, array: np.ndarray) -> None:
-    with open(path, "wb") as f:
+    with open(path, "wb") as f:  # a file object: np.save would add ".npy" to a temporary name
         np.save(f, array.astype(np.float32))
-        f.flush()
-        os.fsync(f.fileno())
 
 
 @torch.no_grad()

@@ -1,6 +1,10 @@
-"""Write an output folder whole or not at all, even with other writers at work and writers that die.
+"""Write files and output folders whole or not at all: the package's one place for atomic writes.
 
-A writer stages its files in a hidden work folder beside the target, ``.<name>.<hex>.staging/result/``, and
+A file (:func:`atomic_write`, :func:`atomic_write_bytes`, :func:`atomic_write_text`) is written to a temporary
+name beside it, flushed to disk and renamed over the target, so a reader sees the old file or the new one,
+never half of one; a failed write removes the temporary file and raises a one-line :class:`WriteError`.
+
+An output folder (:func:`staged_folder`) is written whole the same way. A writer stages its files in a hidden work folder beside the target, ``.<name>.<hex>.staging/result/``, and
 holds an exclusive ``flock`` on the work folder for as long as it lives (the kernel drops the lock when the
 process dies, however it dies). At the end ``result/`` is renamed onto the target, which claims it atomically:
 the rename fails when another writer's result got there first (a non-empty folder), so without ``overwrite``
@@ -20,7 +24,8 @@ import os
 import re
 import secrets
 import shutil
-from collections.abc import Iterator
+import tempfile
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -56,6 +61,47 @@ def write_error(exc: OSError, shown: str | Path) -> WriteError:
     code = errno.ENOSPC if exc.errno is None and _SHORT_WRITE.search(text) else exc.errno
     reason = os.strerror(code) if code else text
     return WriteError(code, f"could not write {shown}: {reason}")
+
+
+def atomic_write(path: str | Path, write: Callable[[Path], None], shown: str | Path | None = None) -> Path:
+    """Write ``path`` whole: ``write(tmp)`` fills a temporary file beside it, which is flushed to disk and renamed
+    onto ``path``. On any error the temporary file is removed; an ``OSError`` (full disk, no permission) becomes a
+    :class:`WriteError` naming ``shown`` (the file as the user knows it; default ``path``). Returns ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        write(tmp)
+        _fsync(tmp)
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise write_error(exc, shown if shown is not None else path) from None
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def atomic_write_bytes(path: str | Path, data: bytes, shown: str | Path | None = None) -> Path:
+    """Write ``data`` to ``path`` whole (see :func:`atomic_write`)."""
+    return atomic_write(path, lambda tmp: tmp.write_bytes(data), shown)
+
+
+def atomic_write_text(path: str | Path, text: str, shown: str | Path | None = None) -> Path:
+    """Write ``text`` (UTF-8) to ``path`` whole (see :func:`atomic_write`)."""
+    return atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"), shown)
+
+
+def _fsync(path: Path) -> None:
+    """Flush ``path``'s data to disk (so that the rename never publishes a file whose bytes a crash loses)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 @contextmanager

@@ -10,11 +10,12 @@ ROOT = Path(__file__).resolve().parents[1]
 
 #: Layers from the bottom up; a module may import its own layer and the ones below.
 LAYERS = [
-    {"errors", "registry", "plugins", "options", "progress", "device", "labels", "files"},
+    {"errors", "registry", "plugins", "options", "progress", "device", "labels", "files", "seeding", "state_dict",
+     "dashboard_settings"},
     {"images", "classifiers"},
     {"infill", "objectives", "maskers", "metrics"},
     {"methods"},
-    {"explanation", "datasets", "train", "evaluate"},
+    {"explanation", "datasets", "train", "evaluate", "preload"},
     {"cli"},
 ]
 
@@ -43,7 +44,11 @@ def _imports(path: Path, known: set[str]) -> set[str]:
 
 
 def _graph() -> dict[str, set[str]]:
+    """Module -> the project modules it imports. The package itself (``saliency_core/__init__.py``) is left out:
+    it is the public facade above every layer, naming the API in ``TYPE_CHECKING`` imports and importing
+    nothing at run time until a name is used (and every module's parent package is imported first anyway)."""
     mods = _modules("saliency_core")
+    mods.pop("saliency_core")
     return {name: _imports(path, set(mods)) - {name} for name, path in mods.items()}
 
 
@@ -110,6 +115,44 @@ def test_the_dashboard_uses_the_public_api_only():
 
     for name in saliency_core.__all__:  # every public name resolves
         assert getattr(saliency_core, name) is not None, name
+
+
+def _all_imports(path: Path) -> set[str]:
+    """Every module a file names in an import statement, wherever the statement is (relative ones resolved
+    to nothing: a file under saliency_core/ can only reach its own package that way)."""
+    out = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            out |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            out.add(node.module)
+    return out
+
+
+def test_the_core_never_imports_the_app():
+    """The dashboard sits on the core, never under it: nothing under saliency_core/ imports ``dashboard`` (the
+    settings that ``saliency dashboard`` hands to the app are declared in the core, and the app reads them)."""
+    wrong = [f"{_module_name(path)} imports {dep}" for path in (ROOT / "saliency_core").rglob("*.py")
+             for dep in sorted(_all_imports(path)) if dep == "dashboard" or dep.startswith("dashboard.")]
+    assert not wrong, "\n".join(wrong)
+
+
+def test_the_public_api_is_one_list_that_editors_see_and_every_name_resolves():
+    """``__all__`` is exactly the names of the ``TYPE_CHECKING`` imports (what editors and type checkers read),
+    and each name resolves at run time to the object its module defines."""
+    import importlib
+
+    import saliency_core
+
+    tree = ast.parse((ROOT / "saliency_core" / "__init__.py").read_text())
+    block = next(n for n in tree.body if isinstance(n, ast.If) and getattr(n.test, "id", "") == "TYPE_CHECKING")
+    declared = {a.asname or a.name: n.module for n in block.body if isinstance(n, ast.ImportFrom) for a in n.names}
+    assert sorted(saliency_core.__all__) == sorted(declared), set(saliency_core.__all__) ^ set(declared)
+    assert len(set(saliency_core.__all__)) == len(saliency_core.__all__), "a name is listed twice"
+    for name, module in declared.items():
+        assert getattr(saliency_core, name) is getattr(importlib.import_module(module), name), name
+    with __import__("pytest").raises(AttributeError, match="no attribute 'explian'"):
+        saliency_core.explian  # noqa: B018 - a misspelt name is an AttributeError naming it
 
 
 def test_the_method_and_infiller_registries_know_no_names_outside_their_modules():

@@ -83,3 +83,45 @@ def test_write_errors_are_one_line_naming_the_file(error, reason):
     err = files.write_error(error, "o/x/mask.npy")
     assert str(err) == f"could not write o/x/mask.npy: {reason}"
     assert isinstance(err, OSError)
+
+
+def test_atomic_write_replaces_the_file_whole_and_a_failed_write_keeps_the_old_one(tmp_path, monkeypatch):
+    target = tmp_path / "sub" / "state.bin"
+    files.atomic_write_bytes(target, b"one")  # the folder is made
+    assert target.read_bytes() == b"one"
+    synced = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: synced.append(fd) or real_fsync(fd))
+    files.atomic_write_text(target, "two")
+    assert target.read_text() == "two" and synced, "the bytes reach the disk before the rename publishes them"
+
+    def half(tmp):
+        tmp.write_bytes(b"half")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with pytest.raises(files.WriteError) as caught:
+        files.atomic_write(target, half, shown="out/state.bin")
+    assert str(caught.value) == "could not write out/state.bin: No space left on device"
+    assert caught.value.errno == errno.ENOSPC
+    assert target.read_text() == "two" and sorted(p.name for p in target.parent.iterdir()) == ["state.bin"]
+
+    with pytest.raises(KeyboardInterrupt):  # not an OSError: raised as it is, the temporary file still removed
+        files.atomic_write(target, lambda tmp: (_ for _ in ()).throw(KeyboardInterrupt()))
+    assert sorted(p.name for p in target.parent.iterdir()) == ["state.bin"]
+
+
+def test_the_package_writes_files_through_one_atomic_writer():
+    """Every write-to-a-temporary-name-then-rename in the package is files.atomic_write (or the staged folder's
+    claim): no module renames a file of its own into place."""
+    from pathlib import Path
+
+    root = Path(files.__file__).resolve().parent
+    own = []
+    for path in root.rglob("*.py"):
+        if path.name == "files.py":
+            continue
+        text = path.read_text()
+        if "os.replace(" in text or ".tmp\"" in text or "mkstemp(" in text or "tmp.replace(" in text:
+            own.append(str(path.relative_to(root)))
+    allowed = {"train/runlog.py"}  # moves an earlier run's files aside into previous-<n>/, whole files as they are
+    assert set(own) <= allowed, f"atomic writers outside saliency_core/files.py: {sorted(set(own) - allowed)}"

@@ -10,11 +10,8 @@ from typing import Callable
 import torch
 from torch import nn
 
+from saliency_core.errors import ClassifierLoadError  # noqa: F401 - defined below every reader of weights
 from saliency_core.images.preprocessing import Preprocessing
-
-
-class ClassifierLoadError(ValueError):
-    """A classifier or its weights file cannot be loaded; the message names the file and problem."""
 
 
 @lru_cache(maxsize=1)

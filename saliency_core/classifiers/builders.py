@@ -17,9 +17,10 @@ import torch
 from torch import nn
 
 from saliency_core.classifiers.base import Classifier, ClassifierLoadError
-from saliency_core.classifiers.weights import default_weights_path, load_into, read_state_dict
+from saliency_core.classifiers.weights import default_weights_path, load_into
 from saliency_core.device import resolve_device
 from saliency_core.images.preprocessing import Preprocessing
+from saliency_core.state_dict import read_state_dict
 from saliency_core.registry import Registry, trait
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)

@@ -1,4 +1,5 @@
-"""Reading classifier weights safely (safetensors or ``torch.load(weights_only=True)``) and naming them."""
+"""Loading classifier weights into a model (a clear mismatch error) and finding the shipped ones; files are read
+safely by :func:`saliency_core.state_dict.read_state_dict`."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -7,29 +8,6 @@ import torch
 from torch import nn
 
 from saliency_core.classifiers.base import ClassifierLoadError
-
-
-def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
-    """Read a weights file safely (safetensors or ``torch.load(weights_only=True)``)."""
-    if not path.exists():
-        raise ClassifierLoadError(f"weights file '{path}' does not exist")
-    if path.stat().st_size == 0:
-        raise ClassifierLoadError(f"weights file '{path}' is empty")
-    try:
-        if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
-
-            state = load_file(str(path))
-        else:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any parse failure means a corrupt or unsafe file
-        raise ClassifierLoadError(f"weights file '{path}' could not be read: {str(exc).splitlines()[0]}") from None
-    for key in ("state_dict", "model_state_dict", "model"):
-        if isinstance(state, dict) and key in state and isinstance(state[key], dict):
-            state = state[key]
-    if not isinstance(state, dict) or not any(torch.is_tensor(v) for v in state.values()):
-        raise ClassifierLoadError(f"weights file '{path}' holds no state dict of tensors")
-    return {k.removeprefix("module."): v for k, v in state.items() if torch.is_tensor(v)}
 
 
 def load_into(model: nn.Module, state: dict[str, torch.Tensor], path: Path, by_position: bool = False) -> None:

@@ -6,9 +6,9 @@ is given as flags and environment variables: headless (no browser launch, no e-m
 to the given address (default loopback, which also skips Streamlit's external-IP lookup), no usage
 statistics, no file watcher, an upload size limit and no error details in the browser.
 
-:class:`dashboard.settings.DashboardSettings` is the one config of the dashboard: the command writes it
-into the environment (``SALIENCY_DASHBOARD_*``) and the app reads it back with
-:meth:`DashboardSettings.from_env`.
+:class:`saliency_core.dashboard_settings.DashboardSettings` is the one config of the dashboard, declared in the
+core (the core never imports the app): its declared options give this command's flags, the command writes it
+into the environment (``SALIENCY_DASHBOARD_*``) and the app reads it back with :meth:`DashboardSettings.from_env`.
 """
 from __future__ import annotations
 
@@ -17,7 +17,9 @@ import os
 import sys
 from pathlib import Path
 
-from dashboard.settings import ENV_PREFIX, DashboardConfigError, DashboardSettings  # noqa: F401 - re-exported
+from saliency_core.cli import COMMANDS
+from saliency_core.dashboard_settings import ENV_PREFIX, DashboardConfigError, DashboardSettings  # noqa: F401
+from saliency_core.options import declared_options
 
 
 def app_path() -> Path:
@@ -69,23 +71,35 @@ def streamlit_command(host: str, port: int, settings: DashboardSettings) -> tupl
     return argv, env
 
 
+#: Settings given by a flag of their own: ``--checkpoint-dir`` (repeatable) fills ``checkpoint_dirs``.
+_OWN_FLAGS = ("checkpoint_dirs",)
+
+
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("dashboard", help="start the Streamlit dashboard (offline, headless)",
+    p = sub.add_parser("dashboard", help=COMMANDS["dashboard"],
                        description="Start the dashboard on http://HOST:PORT (default 127.0.0.1:8501). "
                                    "Nothing is downloaded and no usage statistics are sent.")
     p.add_argument("--port", type=int, default=8501, help="port to listen on (default 8501)")
     p.add_argument("--host", default="127.0.0.1",
                    help="address to listen on (default 127.0.0.1; 0.0.0.0 to serve other machines)")
-    p.add_argument("--classifier", default="efficientnet_lite0", help="classifier to explain (default: the "
-                                                                      "embedded EfficientNet-Lite0)")
-    p.add_argument("--classifier-weights", default="", help="local weights file (all but the default)")
-    p.add_argument("--device", default="cpu", help="cpu, cuda or auto (default: cpu)")
     p.add_argument("--checkpoint-dir", action="append", default=[], metavar="DIR",
                    help="extra folder of masker checkpoints (repeatable; checkpoints/ is always searched)")
-    p.add_argument("--max-upload-mb", type=int, default=DashboardSettings.max_upload_mb,
-                   help=f"largest accepted upload in MB (default {DashboardSettings.max_upload_mb})")
+    for opt in declared_options(DashboardSettings):  # one flag per declared setting: values checked by it
+        if opt.name in _OWN_FLAGS:
+            continue
+        default = f"default {opt.default}" if opt.default != "" else "default: none"
+        p.add_argument("--" + opt.name.replace("_", "-"), default=None, metavar=opt.kind.upper(),
+                       help=f"{opt.help} ({default})")
     p.add_argument("--print-command", action="store_true", help="print the server command and exit")
     p.set_defaults(handler=run)
+
+
+def settings_from_args(args: argparse.Namespace) -> DashboardSettings:
+    """The settings the flags give (unset ones keep their declared default); a bad value is one line."""
+    values = {o.name: getattr(args, o.name) for o in declared_options(DashboardSettings)
+              if o.name not in _OWN_FLAGS and getattr(args, o.name, None) is not None}
+    dirs = os.pathsep.join(str(Path(d).resolve()) for d in args.checkpoint_dir)
+    return DashboardSettings(**values, checkpoint_dirs=dirs)
 
 
 def exposure(host: str, settings: DashboardSettings) -> list[str]:
@@ -101,11 +115,7 @@ def exposure(host: str, settings: DashboardSettings) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    settings = DashboardSettings(
-        classifier=args.classifier, classifier_weights=args.classifier_weights, device=args.device,
-        checkpoint_dirs=os.pathsep.join(str(Path(d).resolve()) for d in args.checkpoint_dir),
-        max_upload_mb=args.max_upload_mb,
-    )
+    settings = settings_from_args(args)
     argv, env = streamlit_command(args.host, args.port, settings)
     if args.print_command:
         print(" ".join(f"{k}={v}" for k, v in env.items()))

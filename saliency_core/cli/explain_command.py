@@ -6,7 +6,7 @@ import json
 import sys
 from pathlib import Path
 
-from tqdm.auto import tqdm
+from saliency_core.cli import COMMANDS
 
 
 def parse_options(pairs: list[str]) -> dict:
@@ -24,7 +24,7 @@ def parse_options(pairs: list[str]) -> dict:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("explain", help="explain images with a saliency method",
+    p = sub.add_parser("explain", help=COMMANDS["explain"],
                        description="Explain images: writes DIR/<image stem>/ with mask.npy, overlay.png, "
                                    "masked_in.png, masked_out.png, infilled.png and result.json.")
     p.add_argument("images", nargs="*", help="image files")
@@ -48,8 +48,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from tqdm.auto import tqdm
+
     from saliency_core.classifiers import load_classifier
-    from saliency_core.explanation import ExplainConfig, check_output, explain, with_seed, write_explanation
+    from saliency_core.explanation import ExplainConfig, check_output, explain, write_explanation
+    from saliency_core.seeding import with_seed
     from saliency_core.images.loading import ImageLoadError, load_image
     from saliency_core.methods.base import create_method, method_entries, method_entry
 

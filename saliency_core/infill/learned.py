@@ -17,7 +17,7 @@ class ModuleInfiller:
 
     def __init__(self, net: nn.Module, weights: str | Path | None = None) -> None:
         if weights is not None:
-            from saliency_core.classifiers.weights import read_state_dict
+            from saliency_core.state_dict import read_state_dict
 
             net.load_state_dict(read_state_dict(Path(weights)))
         self.net = net.eval().requires_grad_(False)

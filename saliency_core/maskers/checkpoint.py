@@ -10,7 +10,6 @@ from __future__ import annotations
 import copy
 import json
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ import torch
 from torch import nn
 
 from saliency_core.classifiers import DEFAULT_CLASSIFIER, Classifier, load_classifier
+from saliency_core.files import atomic_write_bytes
 from saliency_core.maskers.base import MASKER_KINDS
 
 FORMAT = "saliency_core.masker/1"
@@ -58,22 +58,6 @@ class MaskerCheckpoint:
             raise CheckpointError(f"a '{self.kind}' masker has no toggles (objective, infiller, TV weight, "
                                   "upsampling); they need a conditional masker checkpoint")
         return explain(self.masker, self.classifier, stages, head, size, labels, setting=setting)
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file and an atomic rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def portable(value: Any, root: Path | None = None) -> Any:

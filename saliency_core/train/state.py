@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from saliency_core.classifiers.pool import ClassifierPool
-from saliency_core.maskers.checkpoint import atomic_write_bytes
+from saliency_core.files import atomic_write_bytes
 
 STATE_FILE = "state.pt"
 STATE_FORMAT = "saliency_core.train_state/1"

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from saliency_core.explanation import with_seed
+from saliency_core.seeding import with_seed
 from saliency_core.infill import INFILLERS, create_infiller, infiller_entry
 from saliency_core.infill.composite import composite
 from saliency_core.maskers.checkpoint import save_masker
