@@ -6,8 +6,6 @@ import sys
 
 from saliency_core.cli import COMMANDS
 
-from saliency_core.cli import COMMANDS
-
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
