@@ -11,11 +11,11 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from saliency_core.classifiers.pool import THINNING_STRATEGIES, ThinningStrategy, thinning_strategy
-from saliency_core.maskers.phang import GUMBEL_MODES, UPSAMPLE_MODES
-from saliency_core.objectives import OBJECTIVES, PER_IMAGE_TO_TRAINING, MaskerObjective
+if TYPE_CHECKING:  # the vocabularies are imported where they are checked: declaring flags needs no torch
+    from saliency_core.classifiers.pool import ThinningStrategy
+    from saliency_core.objectives import MaskerObjective
 
 MODES = ("fix", "ca")
 AMP_MODES = ("auto", "off", "bf16", "fp16")
@@ -34,6 +34,8 @@ class ConfigError(ValueError):
 
 def normalize_objective(name: str) -> str:
     """``"MaxClass+MaxEnt"`` / ``"in+out-entropy"`` -> the canonical objective name."""
+    from saliency_core.objectives import OBJECTIVES, PER_IMAGE_TO_TRAINING
+
     name = PER_IMAGE_TO_TRAINING.get(str(name).strip().lower(), name)  # FIDO's ssr / sdr / both
     parts = [p.strip().lower() for p in str(name).split("+") if p.strip()]
     try:
@@ -127,6 +129,8 @@ class RunConfig:
 
     def validate(self) -> None:
         """Raise :class:`ConfigError` naming the first bad field."""
+        from saliency_core.classifiers.pool import THINNING_STRATEGIES
+
         def bad(msg: str) -> None:
             raise ConfigError(msg)
 
@@ -172,6 +176,8 @@ class RunConfig:
 
     # --- derived settings ---
     def strategy(self) -> ThinningStrategy:
+        from saliency_core.classifiers.pool import thinning_strategy
+
         return thinning_strategy(self.pool_strategy, self.pool_save_every, self.pool_p_latest)
 
     @property
@@ -252,6 +258,8 @@ class TrainConfig(RunConfig):
 
     def validate(self) -> None:
         """Raise :class:`ConfigError` naming the first bad field."""
+        from saliency_core.maskers.phang import GUMBEL_MODES, UPSAMPLE_MODES
+
         super().validate()
 
         def bad(msg: str) -> None:
@@ -274,6 +282,8 @@ class TrainConfig(RunConfig):
         return [(self.infiller, self.infiller_options)]
 
     def objective_config(self) -> MaskerObjective:
+        from saliency_core.objectives import MaskerObjective
+
         return MaskerObjective(self.objective, self.lambda_in, self.lambda_out, self.lambda_area_in,
                                float(self.lambda_area_out), self.lambda_tv, self.tv_border)
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from saliency_core.objectives import LABEL_OBJECTIVES
 from saliency_core.train.config import ConfigError, RunConfig
 
 
@@ -31,7 +30,9 @@ class LabelMaskerTrainConfig(RunConfig):
         "help": "the decoder's FiLM: hidden (after the shared 3x3 conv; cheap) or input"})
     label_map: bool = field(default=False, metadata={
         "help": "also read the label's class activation map (film_at hidden only)"})
-    objective: str = field(default="insertion", metadata={"help": f"one of {', '.join(LABEL_OBJECTIVES)}"})
+    objective: str = field(default="insertion", metadata={
+        "help": "insertion (soft insertion AUC: completeness and soundness), calibrated (track f(x,a) on random-image "
+                "composites) or gupta (maximise the label's probability on them)"})
     overshoot_weight: float = field(default=1.0, metadata={"help": "calibrated: weight of the overshoot term"})
     soundness_weight: float = field(default=1.0, metadata={
         "help": "insertion: weight of (1 - soundness) against (1 - completeness)"})
@@ -68,6 +69,8 @@ class LabelMaskerTrainConfig(RunConfig):
 
     def validate(self) -> None:
         """Raise :class:`ConfigError` (a ValueError) naming the first bad field."""
+        from saliency_core.objectives import LABEL_OBJECTIVES
+
         if self.film_at not in ("input", "hidden"):  # checked before any data or model is loaded
             raise ConfigError(f"film_at must be 'input' or 'hidden', got '{self.film_at}'")
         if self.label_map and self.film_at != "hidden":

@@ -95,3 +95,47 @@ def test_cli_reports_bad_config_in_one_line(capsys):
     assert main(["train", "--mode", "bad", "--print-config"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error:") and "mode" in err and "\n" not in err
+
+
+def _flags(argv: list[str], capsys) -> set[str]:
+    from saliency_core.cli import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    assert exit_.value.code == 0
+    options = capsys.readouterr().out.split("examples:")[0]  # the flags listed, not those of the examples
+    return {line.split()[0].rstrip(",") for line in options.splitlines() if line.strip().startswith("--")}
+
+
+def test_each_train_sub_command_shows_only_its_own_flags(capsys):
+    from saliency_core.cli.train_command import CA_ONLY
+
+    masker, label, conditional = (_flags(["train", k, "--help"], capsys) for k in ("masker", "label", "conditional"))
+    assert {"--lambda-area-out", "--gumbel", "--infiller", "--classifier-loss"} <= masker
+    assert not {"--soundness-weight", "--film-at", "--objectives", "--tv-low"} & masker
+    assert {"--soundness-weight", "--film-at", "--label-map", "--mode", "--pool-strategy", "--resume"} <= label
+    assert not {"--lambda-area-out", "--gumbel", "--infiller", "--objectives", "--classifier-loss"} & label
+    assert {"--objectives", "--infillers", "--tv-low", "--checkpoint-every"} <= conditional
+    assert not ({"--objective", "--infiller", "--gumbel", "--soundness-weight"} | {
+        "--" + n.replace("_", "-") for n in CA_ONLY}) & conditional
+    overview = _flags(["train", "--help"], capsys)
+    assert not overview  # the kinds are listed, not ~100 flags
+
+
+def test_sub_commands_and_the_earlier_form_resolve_the_same_config(tmp_path, capsys):
+    from saliency_core.cli import main
+    from saliency_core.train.label_config import LabelMaskerTrainConfig
+
+    p = tmp_path / "run.yaml"
+    p.write_text(LabelMaskerTrainConfig(mode="ca", epochs=3, soundness_weight=2.0).to_yaml())
+    assert main(["train", "label", "--config", str(p), "--epochs", "5", "--label-map", "--print-config"]) == 0
+    new = LabelMaskerTrainConfig.from_yaml(capsys.readouterr().out)
+    assert (new.mode, new.epochs, new.soundness_weight, new.label_map) == ("ca", 5, 2.0, True)
+    assert main(["train", "--kind", "label", "--config", str(p), "--epochs", "5", "--label-map",
+                 "--print-config"]) == 0
+    assert LabelMaskerTrainConfig.from_yaml(capsys.readouterr().out) == new
+    with pytest.raises(SystemExit):  # a flag of another kind is unknown to a sub-command
+        main(["train", "label", "--gumbel", "soft"])
+    assert "unrecognized arguments: --gumbel" in capsys.readouterr().err
+    assert main(["train", "--kind", "label", "--gumbel", "soft", "--print-config"]) == 2
+    assert "--gumbel is not an option of --kind label" in capsys.readouterr().err

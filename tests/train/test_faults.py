@@ -27,19 +27,14 @@ def _steps(out: Path) -> list[int]:
         return [int(r["step"]) for r in csv.DictReader(f)]
 
 
-@pytest.mark.slow
-def test_kill_9_at_random_points_then_resume(tiny_data, tmp_path):
-    """A real ``kill -9`` of a training process, four times at random moments; after each, the saved state and
-    steps.csv agree, and the resumed run ends with the weights of a run that was never interrupted."""
-    common = dict(epochs=6, checkpoint_every=1, mode="ca", pool_save_every=1)
-    full = train(_cfg(tiny_data, tmp_path / "full", **common), show_bars=False)
-    out = tmp_path / "killed"
-    cfg = _cfg(tiny_data, out, **common, resume=True)
+def _kill_9_repeatedly(cfg, out: Path, tmp_path: Path, kind: str, attempts: int = 4) -> None:
+    """Start ``saliency train <kind> --config`` on ``cfg`` and ``kill -9`` it at a random moment, ``attempts`` times;
+    after each kill the saved state and steps.csv agree (the log holds exactly the steps up to the saved one)."""
     (tmp_path / "run.yaml").write_text(cfg.to_yaml())
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     gen = torch.Generator().manual_seed(0)
-    for attempt in range(4):
-        proc = subprocess.Popen([sys.executable, "-m", "saliency_core.cli", "train", "--config",
+    for attempt in range(attempts):
+        proc = subprocess.Popen([sys.executable, "-m", "saliency_core.cli", "train", "--kind", kind, "--config",
                                  str(tmp_path / "run.yaml")], env=env, stdout=subprocess.DEVNULL,
                                 stderr=subprocess.DEVNULL)
         time.sleep(2.0 + 2.0 * float(torch.rand(1, generator=gen)))
@@ -50,13 +45,45 @@ def test_kill_9_at_random_points_then_resume(tiny_data, tmp_path):
             step = torch.load(out / "state.pt", weights_only=True)["step"]
             logged = _steps(out)
             assert logged[:step] == list(range(1, step + 1)), (attempt, step, logged[-5:])
-    result = train(cfg, show_bars=False)
-    assert _steps(out) == _steps(tmp_path / "full")
+
+
+def _same_checkpoints(a: Path, b: Path) -> bool:
     from saliency_core.maskers.checkpoint import read_checkpoint
 
-    a, _ = read_checkpoint(full)
-    b, _ = read_checkpoint(result)
-    assert all(torch.equal(a[k], b[k]) for k in a)
+    ta, _ = read_checkpoint(a)
+    tb, _ = read_checkpoint(b)
+    return ta.keys() == tb.keys() and all(torch.equal(ta[k], tb[k]) for k in ta)
+
+
+@pytest.mark.slow
+def test_kill_9_at_random_points_then_resume(tiny_data, tmp_path):
+    """A real ``kill -9`` of a training process, four times at random moments; after each, the saved state and
+    steps.csv agree, and the resumed run ends with the weights of a run that was never interrupted."""
+    common = dict(epochs=6, checkpoint_every=1, mode="ca", pool_save_every=1)
+    full = train(_cfg(tiny_data, tmp_path / "full", **common), show_bars=False)
+    out = tmp_path / "killed"
+    cfg = _cfg(tiny_data, out, **common, resume=True)
+    _kill_9_repeatedly(cfg, out, tmp_path, "masker")
+    result = train(cfg, show_bars=False)
+    assert _steps(out) == _steps(tmp_path / "full")
+    assert _same_checkpoints(full, result)
+
+
+@pytest.mark.slow
+def test_label_masker_survives_kill_9_and_resumes_to_the_uninterrupted_result(tiny_data, tmp_path):
+    """The same for the label masker in CA (its classifier, optimiser and pool resume too)."""
+    from saliency_core.train.label_masker import LabelMaskerTrainConfig, train_label_masker
+
+    common = dict(epochs=6, checkpoint_every=1, mode="ca", pool_save_every=1, fractions=2)
+    label_cfg = lambda out, **kw: LabelMaskerTrainConfig(data=str(tiny_data), out=str(out),  # noqa: E731
+                                                         **{**TINY, **common, **kw})
+    full = train_label_masker(label_cfg(tmp_path / "full"), show_bars=False)
+    out = tmp_path / "killed"
+    cfg = label_cfg(out, resume=True)
+    _kill_9_repeatedly(cfg, out, tmp_path, "label")
+    result = train_label_masker(cfg, show_bars=False)
+    assert _steps(out) == _steps(tmp_path / "full")
+    assert _same_checkpoints(full, result)
 
 
 def test_a_fresh_run_sets_the_earlier_run_aside(tiny_data, tmp_path):
