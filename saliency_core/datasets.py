@@ -215,7 +215,11 @@ class ImageDataset(Dataset):
 
 
 def train_transform(size: int = 224, augment: bool = True) -> transforms.Compose:
-    """Random resized crop + flip (the papers' augmentation), to [0, 1] tensors."""
+    """Random resized crop + flip (the papers' augmentation), to [0, 1] tensors.
+
+    torchvision draws these from torch's global generator and takes no ``torch.Generator``: training wraps the
+    dataset in :class:`saliency_core.train.data.SeededAugmentation`, which runs each image's transform in a forked
+    generator seeded from (seed, epoch, index), so the crops are reproducible and the caller's RNG is untouched."""
     if not augment:
         return eval_transform(size)
     return transforms.Compose([transforms.RandomResizedCrop(size), transforms.RandomHorizontalFlip(),
