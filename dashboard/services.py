@@ -161,10 +161,10 @@ def method_options(config: ExplainConfig) -> dict[str, Any]:
 
 def label_count(spec: str) -> int:
     """How many labels a labels choice explains (``top5`` -> 5, ``3,7`` -> 2)."""
-    spec = str(spec).strip().lower()
-    if spec.startswith("top") and spec[3:].isdigit():
-        return int(spec[3:])
-    return max(1, len([t for t in spec.split(",") if t.strip()]))
+    try:
+        return saliency_core.parse_labels(spec).count
+    except saliency_core.LabelSpecError:  # a choice being typed: the estimate counts one label
+        return 1
 
 
 def describe_seconds(seconds: float | None) -> str:

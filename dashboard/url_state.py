@@ -8,7 +8,7 @@ from typing import Any, Callable
 
 import streamlit as st
 
-from saliency_core import Option
+from saliency_core import LabelSpecError, Option, parse_labels
 
 from . import inputs, menus, resources, widgets
 
@@ -48,15 +48,17 @@ def _option_value(spec, text: str) -> tuple[Any, str | None]:
 
 def _labels(text: str, n_classes: int) -> tuple[dict[str, Any], str | None]:
     """The label widgets' state for a link's ``labels`` value, or why it was refused."""
-    if text == "top1":
+    try:
+        spec = parse_labels(text)  # the core's one label parser; the widgets offer top-1 .. top-10, 10 classes
+    except LabelSpecError:
+        return {}, f"must be {LABELS_HELP}"
+    if spec.top == 1:
         return {"labels_mode": "top-1"}, None
-    if text.startswith("top") and text[3:].isdigit() and 2 <= int(text[3:]) <= 10:
-        return {"labels_mode": "top-k", "labels_k": int(text[3:])}, None
-    parts = text.split(",")
-    if all(p.strip().isdigit() for p in parts) and 1 <= len(parts) <= 10:
-        picked = list(dict.fromkeys(int(p) for p in parts))
-        if all(0 <= i < n_classes for i in picked):
-            return {"labels_mode": "pick classes", "labels_classes": picked}, None
+    if spec.top is not None and 2 <= spec.top <= 10:
+        return {"labels_mode": "top-k", "labels_k": spec.top}, None
+    if spec.ids and len(spec.ids) <= 10:
+        if all(0 <= i < n_classes for i in spec.ids):
+            return {"labels_mode": "pick classes", "labels_classes": list(spec.ids)}, None
         return {}, f"class indices go from 0 to {n_classes - 1}"
     return {}, f"must be {LABELS_HELP}"
 

@@ -24,8 +24,9 @@ __version__ = "0.1.0"
 
 if TYPE_CHECKING:  # the public API; at run time each name is imported on first use
     # explaining
+    from saliency_core.explain_config import ExplainConfig
     from saliency_core.explanation import (
-        VIEWS, ExplainConfig, Explanation, MaskResult, Prediction, classify_clean, classify_views, compute_masks, explain,
+        VIEWS, Explanation, MaskResult, Prediction, classify_clean, classify_views, compute_masks, explain,
         mask_key_options, predict, render, working_input, write_explanation)
     from saliency_core.seeding import with_seed
     from saliency_core.preload import preload
@@ -47,6 +48,8 @@ if TYPE_CHECKING:  # the public API; at run time each name is imported on first 
     from saliency_core.images.loading import ImageLoadError, LoadedImage, load_image
     from saliency_core.images.pictures import COLORMAPS, mask_image, overlay
     from saliency_core.images.preprocessing import resize_mask
+    # labels
+    from saliency_core.labels import LabelSpec, LabelSpecError, parse_labels, resolve_labels
     # options and registries
     from saliency_core.options import Option, OptionError, coerce_option
     from saliency_core.registry import Entry, Registry, RegistryError
@@ -61,13 +64,13 @@ if TYPE_CHECKING:  # the public API; at run time each name is imported on first 
 __all__ = [
     "CLASSIFIERS", "COLORMAPS", "CURVE_AREAS", "CheckpointError", "CheckpointInfo", "Classifier", "ClassifierLoadError",
     "DashboardConfigError", "DashboardSettings", "Entry", "ExplainConfig", "Explanation", "GROUPS", "INFILLERS",
-    "ImageLoadError", "LoadedImage", "MASKER_KINDS", "METHODS", "MaskResult", "Method", "MethodError",
+    "ImageLoadError", "LabelSpec", "LabelSpecError", "LoadedImage", "MASKER_KINDS", "METHODS", "MaskResult", "Method", "MethodError",
     "MethodResult", "Option", "OptionError", "Prediction", "Registry", "RegistryError", "VIEWS", "WriteError",
     "area_curve", "atomic_write", "atomic_write_bytes", "checkpoint_fixed_options", "checkpoints_dir", "classify_clean",
     "classify_views", "coerce_option", "compute_masks", "create_infiller", "create_method", "default_pool",
     "estimated_passes", "explain", "find_checkpoints", "infiller_entry", "kept_and_removed", "label_scores", "list_infillers",
     "list_methods", "load_classifier", "load_image", "load_masker", "mask_image", "mask_key_options",
-    "method_entries", "method_entry", "overlay", "predict", "preload", "render", "resize_mask", "top_area_regions", "with_seed",
+    "method_entries", "method_entry", "overlay", "parse_labels", "predict", "preload", "render", "resize_mask", "resolve_labels", "top_area_regions", "with_seed",
     "working_input", "write_explanation",
 ]
 

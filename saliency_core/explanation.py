@@ -21,6 +21,7 @@ from PIL import Image
 
 from saliency_core.classifiers import Classifier, ClassifierOutput, load_classifier
 from saliency_core.errors import RegistryError
+from saliency_core.explain_config import ExplainConfig
 from saliency_core.files import TargetExistsError, atomic_write, clean_stale, staged_folder
 from saliency_core.images.loading import LoadedImage, load_image
 from saliency_core.images.pictures import overlay
@@ -35,24 +36,6 @@ from saliency_core.seeding import with_seed
 #: ``label_probabilities`` (what the classifier says about it: the overlay view shows the whole photo, so its
 #: predictions are the unmasked image's) and of the written file (``overlay.png``).
 VIEWS = ("overlay", "masked_in", "masked_out", "infilled")
-
-
-@dataclass
-class ExplainConfig:
-    """Everything that decides an explanation (shared by the CLI and the dashboard)."""
-
-    method: str = "masker"
-    method_options: dict[str, Any] = field(default_factory=dict)
-    labels: str = "top1"
-    infiller: str = "blur"
-    infiller_options: dict[str, Any] = field(default_factory=dict)
-    top_k_predictions: int = 5
-    seed: int = 0
-    overlay_opacity: float = 0.7  # how much of the photo the mask's colour covers where the mask is 1
-    colormap: str = "inferno"  # of the overlay: inferno, viridis, magma, cividis or gray
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 @dataclass

@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parents[1]
 LAYERS = [
     {"errors", "registry", "plugins", "options", "progress", "device", "labels", "files", "seeding", "state_dict",
      "dashboard_settings"},
-    {"images", "classifiers"},
+    {"images", "classifiers", "explain_config"},
     {"infill", "objectives", "maskers", "metrics"},
     {"methods"},
     {"explanation", "datasets", "train", "evaluate", "preload"},

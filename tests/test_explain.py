@@ -8,7 +8,7 @@ from PIL import Image
 
 from saliency_core.cli import main
 from saliency_core.explanation import ExplainConfig, explain, write_explanation
-from saliency_core.labels import LabelSpecError, resolve_labels
+from saliency_core.labels import LabelSpec, LabelSpecError, parse_labels, resolve_labels
 from saliency_core.maskers.checkpoint import save_masker
 from saliency_core.maskers.phang import MaskerConfig, PhangMasker
 from saliency_core.methods.base import METHODS, MethodError, MethodResult, create_method
@@ -31,6 +31,42 @@ def test_labels_resolution():
     for bad in ("top0", "top9", "7", "cat", "-1"):
         with pytest.raises(LabelSpecError):
             resolve_labels(bad, probs)
+
+
+def test_one_label_parser_without_tensors_and_a_restricted_top_k():
+    """parse_labels reads a choice before any work (the config, the CLI and the dashboard's links use it);
+    within= ranks a topK choice among a restricted label set only (Gupta et al.'s ImageNet runs)."""
+    assert parse_labels(" TOP5 ") == LabelSpec(top=5) and parse_labels("top5").count == 5
+    assert parse_labels("3, 7,3") == LabelSpec(ids=(3, 7)) and str(parse_labels("3,7,3")) == "3,7"
+    assert parse_labels([4, 2, 4]).ids == (4, 2) and parse_labels(9).ids == (9,)
+    with pytest.raises(LabelSpecError, match="out of range .*0..9"):
+        parse_labels("3,12", n_classes=10)
+    with pytest.raises(LabelSpecError, match="must be top1, topK or comma-separated class indices"):
+        parse_labels("top-5")
+    probs = torch.tensor([0.05, 0.4, 0.3, 0.1, 0.15])
+    assert resolve_labels("top2", probs, within=[0, 3, 4]) == [4, 3]  # the global top-2 (1, 2) are outside
+    assert resolve_labels("top5", probs, within=[2, 0]) == [2, 0]  # at most as many as the set holds
+    assert resolve_labels("1,0", probs, within=[3]) == [1, 0]  # explicit classes are taken as given
+
+
+def test_explain_config_is_declared_once_frozen_and_checked_at_construction():
+    from dataclasses import FrozenInstanceError
+
+    from saliency_core.options import OptionError, declared_options
+
+    declared = {o.name: o for o in declared_options(ExplainConfig)}
+    assert {n: declared[n].default for n in ("method", "labels", "infiller", "seed")} == {
+        "method": "masker", "labels": "top1", "infiller": "blur", "seed": 0}
+    assert ExplainConfig() == ExplainConfig(**{n: o.default for n, o in declared.items()})
+    with pytest.raises(FrozenInstanceError):
+        ExplainConfig().seed = 3  # type: ignore[misc]
+    with pytest.raises(OptionError, match=r"explain: option 'overlay_opacity' must be a number >= 0 and <= 1, got 2"):
+        ExplainConfig(overlay_opacity=2)
+    with pytest.raises(OptionError, match="option 'colormap' must be one of inferno"):
+        ExplainConfig(colormap="jet")
+    with pytest.raises(LabelSpecError, match="labels 'top-1' must be"):
+        ExplainConfig(labels="top-1")  # refused before the classifier is even loaded
+    assert ExplainConfig(seed="4").seed == 4 and ExplainConfig(labels=[7, 3]).labels == "7,3"
 
 
 def test_masks_cover_the_original_image_and_views_are_consistent(lite0, chelsea, lite0_checkpoint):

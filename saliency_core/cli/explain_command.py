@@ -7,6 +7,8 @@ import sys
 from pathlib import Path
 
 from saliency_core.cli import COMMANDS
+from saliency_core.explain_config import ExplainConfig
+from saliency_core.options import declared_options
 
 
 def parse_options(pairs: list[str]) -> dict:
@@ -28,11 +30,16 @@ def register(sub: argparse._SubParsersAction) -> None:
                        description="Explain images: writes DIR/<image stem>/ with mask.npy, overlay.png, "
                                    "masked_in.png, masked_out.png, infilled.png and result.json.")
     p.add_argument("images", nargs="*", help="image files")
-    p.add_argument("--method", default="masker", help="method name (see --list-methods); default: masker")
+    declared = {o.name: o for o in declared_options(ExplainConfig)}  # defaults and help declared once, there
+
+    def flag(name: str, **kw) -> None:
+        o = declared[name]
+        p.add_argument("--" + name.replace("_", "-"), default=o.default, help=f"{o.help} (default: {o.default})", **kw)
+
+    flag("method")
     p.add_argument("--checkpoint", default=None, help="masker checkpoint (default: the shipped FIX masker)")
-    p.add_argument("--infiller", default="blur", help="infiller of the infilled view (gray, mean, blur, noise, "
-                                                      "random-image, local-mean, inpaint)")
-    p.add_argument("--labels", default="top1", help="top1, topK (e.g. top5) or class indices ID,ID,...")
+    flag("infiller")
+    flag("labels")
     p.add_argument("--option", "-o", action="append", default=[], metavar="KEY=VALUE",
                    help="method option, repeatable (e.g. -o steps=100 -o tv_weight=0.01)")
     p.add_argument("--out", default="explanations", help="output folder (default: explanations)")
@@ -40,10 +47,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                                                                       "timm:<arch>, torchvision:<arch>")
     p.add_argument("--classifier-weights", default=None, help="local weights file (all but the default)")
     p.add_argument("--device", default="cpu", help="cpu, cuda or auto (default: cpu)")
-    p.add_argument("--seed", type=int, default=0, help="seed of every random choice (methods and infillers)")
+    flag("seed", type=int)
     p.add_argument("--overwrite", action="store_true",
                    help="replace an image's existing output folder (default: refuse, so nothing is lost)")
-    p.add_argument("--list-methods", action="store_true", help="list the methods and exit")
+    p.add_argument("--list-methods", action="store_true", help="list the methods and their options, and exit")
+    p.add_argument("--list-infillers", action="store_true", help="list the infillers and their options, and exit")
     p.set_defaults(handler=run)
 
 
@@ -51,13 +59,15 @@ def run(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
     from saliency_core.classifiers import load_classifier
-    from saliency_core.explanation import ExplainConfig, check_output, explain, write_explanation
+    from saliency_core.explanation import check_output, explain, write_explanation
     from saliency_core.seeding import with_seed
     from saliency_core.images.loading import ImageLoadError, load_image
     from saliency_core.methods.base import create_method, method_entries, method_entry
 
-    if args.list_methods:
-        for name, entry in method_entries().items():
+    if args.list_methods or args.list_infillers:  # the registries: the work starts here (they import torch)
+        from saliency_core.infill.base import INFILLERS
+
+        for name, entry in (method_entries() if args.list_methods else INFILLERS.entries()).items():
             print(f"{name:24s} {entry.summary}")
             shown = [o for o in entry.options() if o.shown]
             if shown:

@@ -88,16 +88,7 @@ def build_context(cfg: EvalConfig, classifier: Classifier | None = None) -> Eval
 def labels_for(cfg: EvalConfig, probs: torch.Tensor) -> list[int]:
     from saliency_core.labels import resolve_labels
 
-    if cfg.restrict_labels:
-        sub = torch.zeros_like(probs)
-        idx = torch.tensor(cfg.restrict_labels)
-        sub[idx] = probs[idx]
-        spec = cfg.labels
-        if spec.startswith("top"):
-            k = min(int(spec[3:] or 1), len(cfg.restrict_labels))
-            return sub.topk(k).indices.tolist()
-        return resolve_labels(spec, probs)
-    return resolve_labels(cfg.labels, probs)
+    return resolve_labels(cfg.labels, probs, within=cfg.restrict_labels)
 
 
 def sample_gt_boxes(ctx: EvalContext, sample: EvalSample, image_size: tuple[int, int], work_hw: tuple[int, int]

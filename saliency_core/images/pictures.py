@@ -13,8 +13,7 @@ def colormap(mask: np.ndarray, name: str = "inferno") -> np.ndarray:
     return (rgba[..., :3] * 255.0 + 0.5).astype(np.uint8)
 
 
-#: Colour maps offered for overlays: perceptually uniform ones, and gray.
-COLORMAPS = ("inferno", "viridis", "magma", "cividis", "gray")
+from saliency_core.images.colormaps import COLORMAPS  # noqa: E402 - re-exported (sc.COLORMAPS)
 
 
 def overlay(image: Image.Image, mask: np.ndarray, alpha: float = 0.7, cmap: str = "inferno") -> Image.Image:
