@@ -5,6 +5,8 @@ import argparse
 import sys
 
 from saliency_core.cli import COMMANDS
+from saliency_core.evaluate.config import EvalConfig
+from saliency_core.options import declared_options
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -15,36 +17,41 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "(--pixel-masks). Writes per_image.jsonl/.csv, per_label.csv, aggregate.csv/.json, "
                     "failures.csv and report.html into --out; a rerun with the same settings resumes. Exits 1 when "
                     "any image failed (each one is named, with the reason, in every output).")
-    p.add_argument("--images", required=True, help="folder of images, ImageFolder tree, or CSV (file,label)")
+    declared = {o.name: o for o in declared_options(EvalConfig)}  # defaults and help declared once, there
+
+    def flag(name: str, **kw) -> None:
+        o = declared[name]
+        shown = "" if o.default is None else f" (default {o.default})"
+        p.add_argument("--" + name.replace("_", "-"), default=o.default, help=o.help + shown, **kw)
+
+    p.add_argument("--images", required=True, help=declared["images"].help)
     p.add_argument("--methods", required=True,
                    help="comma-separated method specs NAME[:key=value...], e.g. "
                         "masker,grad-cam,rise:num_masks=500,masker:checkpoint=checkpoints/ca_lite0.safetensors")
-    p.add_argument("--labels", default="top1", help="labels explained per image: top1, topK (default top1)")
-    p.add_argument("--out", default="evaluation", help="output folder (default: evaluation)")
-    p.add_argument("--boxes", default=None, help="ground-truth boxes: folder of ILSVRC XML files or a CSV")
-    p.add_argument("--pixel-masks", default=None, help="folder of <image stem>.png ground-truth masks (PxAP)")
-    p.add_argument("--limit", type=int, default=None, help="evaluate only the first N images")
-    p.add_argument("--split", default="all", choices=["all", "val", "train"],
-                   help="all images, or the class-disjoint val/train part that `saliency train` uses")
-    p.add_argument("--steps", type=int, default=32, help="insertion/deletion steps (default 32)")
-    p.add_argument("--eps1", type=float, default=0.01, help="completeness epsilon (paper 0.01)")
-    p.add_argument("--eps2", type=float, default=0.001, help="soundness epsilon (paper 0.001)")
+    flag("labels")
+    flag("out")
+    flag("boxes")
+    flag("pixel_masks")
+    flag("limit", type=int)
+    flag("split", choices=declared["split"].choices)
+    flag("steps", type=int)
+    flag("eps1", type=float)
+    flag("eps2", type=float)
     p.add_argument("--restrict-labels", default=None,
                    help="ID,ID,...: probabilities from a softmax over these labels only (Gupta's ImageNet runs)")
     p.add_argument("--no-deletion", action="store_true", help="skip deletion curves")
     p.add_argument("--no-saliency-metric", action="store_true", help="skip the Saliency Metric")
     p.add_argument("--no-masked-accuracy", action="store_true", help="skip masked-view accuracy")
-    p.add_argument("--infiller", default="blur", help="fill of the infilled masked-out view (default blur)")
+    flag("infiller")
     p.add_argument("--no-fixed-area", action="store_true",
                    help="skip the fixed-area scores (top-a regions kept / removed, a = 0.05, 0.1, 0.2, 0.4)")
-    p.add_argument("--fixed-area-fill", default="gray",
-                   help="infiller for what a fixed-area region leaves out (default gray)")
+    flag("fixed_area_fill")
     p.add_argument("--extra-classifier", action="append", default=[], metavar="NAME[=WEIGHTS]",
                    help="another classifier for the masked-view accuracy check (repeatable)")
-    p.add_argument("--classifier", default="efficientnet_lite0")
-    p.add_argument("--classifier-weights", default=None)
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--seed", type=int, default=0)
+    flag("classifier")
+    flag("classifier_weights")
+    flag("device")
+    flag("seed", type=int)
     p.add_argument("--no-resume", action="store_true", help="start again even if --out holds results")
     p.set_defaults(handler=run)
 
@@ -52,14 +59,16 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
-    from saliency_core.evaluate.runner import EvalConfig, evaluate
+    from saliency_core.evaluate.runner import evaluate
     from saliency_core.evaluate.tables import fixed_area_table, main_table
 
     restrict = None
     if args.restrict_labels:
+        from saliency_core.labels import LabelSpecError, parse_labels
+
         try:
-            restrict = [int(v) for v in args.restrict_labels.split(",") if v.strip()]
-        except ValueError:
+            restrict = list(parse_labels(args.restrict_labels).ids)
+        except LabelSpecError:
             raise ValueError("--restrict-labels must be comma-separated class indices") from None
     cfg = EvalConfig(images=args.images, methods=args.methods, labels=args.labels, out=args.out, boxes=args.boxes,
                      pixel_masks=args.pixel_masks, classifier=args.classifier,
