@@ -84,3 +84,12 @@ def test_a_command_imports_torch_once_its_work_starts(tmp_path):
     lines = run.stderr.strip().splitlines()
     assert lines[-1].startswith("exit 1 heavy ") and "torch" in lines[-1], run.stderr[-2000:]
     assert any("missing.jpg" in line for line in lines[:-1]), "the failure is one line naming the image"
+
+
+def test_the_public_api_costs_no_torch_until_a_name_is_used():
+    """``import saliency_core`` and its torch-free names (the dashboard's settings, the label parser) load no
+    torch; the first use of a name that needs it does."""
+    code = ("import sys, saliency_core as sc; sc.DashboardSettings(); sc.parse_labels('top5'); "
+            "print('torch' in sys.modules); sc.load_classifier; print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert out.stdout.split() == ["False", "True"], out.stderr[-2000:]
