@@ -26,7 +26,8 @@ from typing import Any, Callable, NoReturn
 #: kind -> (module, config class, summary)
 KINDS = {
     "masker": ("saliency_core.train.config", "TrainConfig",
-               "the Phang et al. masker: FIX (frozen classifier) or CA (classifier-agnostic, a pool of past classifiers)"),
+               "the Phang et al. masker: FIX (frozen classifier) or CA (classifier-agnostic, a pool of past "
+               "classifiers)"),
     "label": ("saliency_core.train.label_config", "LabelMaskerTrainConfig",
               "the per-label masker (FIX or CA; objectives insertion, calibrated, gupta)"),
     "conditional": ("saliency_core.train.conditional", "ConditionalTrainConfig",

@@ -132,6 +132,7 @@ class LabelTrainer(BaseTrainer):
     loss_key = "loss"
     wraps_masker_in_ddp = False
     freezes_classifier_batch_norm = True
+    keeps_reference = False  # its validation judges by the classifier its masker reads only
     cfg: LabelMaskerTrainConfig
 
     def build_masker(self) -> torch.nn.Module:

@@ -73,6 +73,8 @@ class BaseTrainer:
     wraps_masker_in_ddp = True
     #: a CA classifier trains with frozen batch-norm statistics (eval mode)
     freezes_classifier_batch_norm = False
+    #: CA: keep a frozen copy of the original classifier (``reference``: validation judges the masks by it too)
+    keeps_reference = True
 
     def __init__(self, cfg: RunConfig, progress: ProgressFn | None = None, show_bars: bool = True) -> None:
         self.cfg = cfg
@@ -95,7 +97,8 @@ class BaseTrainer:
             self.judge: Classifier | None = None
             self.pool: ClassifierPool | None = None
             if self.train_classifier:
-                self.reference = copy.deepcopy(self.classifier)  # the original classifier, to judge CA masks too
+                if self.keeps_reference:
+                    self.reference = copy.deepcopy(self.classifier)  # the original classifier, to judge CA masks too
                 self.classifier.requires_grad_(True)
                 strategy = cfg.strategy()
                 if strategy.uses_pool:

@@ -2,9 +2,10 @@
 
 ``train(TrainConfig(...))`` runs one training and returns the saved masker's path. :class:`Trainer` is the Phang
 et al. job on the one training loop (:class:`saliency_core.train.loop.BaseTrainer`: devices, data, state, logs,
-validation, checkpoint); this module adds the masker and the step. A run folder holds ``config.yaml`` (the resolved config), ``steps.csv`` (per-step losses), ``epochs.csv``
-(per-epoch validation on the held-out, class-disjoint images), ``tb/`` (TensorBoard),
-``state.pt`` (+ ``pool-*.safetensors``: the resumable state) and ``masker.safetensors`` (+ ``.json``).
+validation, checkpoint); this module adds the masker and the step. A run folder holds ``config.yaml`` (the
+resolved config), ``steps.csv`` (per-step losses), ``epochs.csv`` (per-epoch validation on the held-out,
+class-disjoint images), ``tb/`` (TensorBoard), ``state.pt`` (+ ``pool-*.safetensors``: the resumable state) and
+``masker.safetensors`` (+ ``.json``).
 
 One step (both modes):
 1. the classifier's forward pass on the clean batch gives logits and stage activations (CA: in

@@ -24,7 +24,8 @@ RUN_OUTPUTS = ("state.pt", "pool-*.safetensors", "steps.csv", "epochs.csv", "con
 
 
 def write_csv(path: Path, rows: list[dict[str, Any]], fieldnames: list[str] | None = None) -> None:
-    """Write a CSV whole (:func:`saliency_core.files.atomic_write`; ``fieldnames``: the columns; default those of the rows)."""
+    """Write a CSV whole (:func:`saliency_core.files.atomic_write`; ``fieldnames``: the columns; default those of
+    the rows)."""
     keys = fieldnames or list(dict.fromkeys(k for r in rows for k in r))
 
     def write(tmp: Path) -> None:
