@@ -336,9 +336,9 @@ def main() -> int:
         if dest.exists():
             print(f"error: {dest} exists; not overwritten", file=sys.stderr)
             return 2
-        tmp_file = dest.with_name(f".{dest.name}.tmp")
-        tmp_file.write_text(json.dumps(rows, indent=2) + "\n")
-        os.replace(tmp_file, dest)
+        from saliency_core.files import atomic_write_text
+
+        atomic_write_text(dest, json.dumps(rows, indent=2) + "\n")
     return 0 if passed == len(rows) else 1
 
 
