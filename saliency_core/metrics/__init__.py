@@ -11,6 +11,7 @@
 - :mod:`.roar`: remove-and-retrain at small scale.
 - :mod:`.localisation`: pasted-object localisation check (energy in box, pointing game, IoU).
 - :mod:`.masked_accuracy`: accuracy of masked-in / masked-out / infilled images per classifier.
+- :mod:`.fixed_area`: binary top-a regions kept / removed at fixed areas, the area curve (Fong et al. 2019).
 """
 from saliency_core.metrics.completeness import LabelScores, completeness, label_scores, soundness
 from saliency_core.metrics.insertion import CurveError, CurveResult, deletion_curves, insertion_curves
