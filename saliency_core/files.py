@@ -24,7 +24,6 @@ import os
 import re
 import secrets
 import shutil
-import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -69,9 +68,7 @@ def atomic_write(path: str | Path, write: Callable[[Path], None], shown: str | P
     :class:`WriteError` naming ``shown`` (the file as the user knows it; default ``path``). Returns ``path``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    tmp = Path(name)
+    tmp = _new_temp_file(path)
     try:
         write(tmp)
         _fsync(tmp)
@@ -93,6 +90,18 @@ def atomic_write_bytes(path: str | Path, data: bytes, shown: str | Path | None =
 def atomic_write_text(path: str | Path, text: str, shown: str | Path | None = None) -> Path:
     """Write ``text`` (UTF-8) to ``path`` whole (see :func:`atomic_write`)."""
     return atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"), shown)
+
+
+def _new_temp_file(path: Path) -> Path:
+    """An empty new file ``.<name>.<hex>.tmp`` beside ``path``, created with the permissions an ordinary new file
+    gets (0666 less the umask; ``tempfile.mkstemp`` would make it 0600, and so the published file)."""
+    while True:
+        tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+        try:
+            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+            return tmp
+        except FileExistsError:
+            continue
 
 
 def _fsync(path: Path) -> None:

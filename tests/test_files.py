@@ -125,3 +125,15 @@ def test_the_package_writes_files_through_one_atomic_writer():
             own.append(str(path.relative_to(root)))
     allowed = {"train/runlog.py"}  # moves an earlier run's files aside into previous-<n>/, whole files as they are
     assert set(own) <= allowed, f"atomic writers outside saliency_core/files.py: {sorted(set(own) - allowed)}"
+
+
+def test_an_atomically_written_file_has_an_ordinary_file_s_permissions(tmp_path):
+    """The temporary file is created as open() would (0666 less the umask), not 0600 as mkstemp makes it: an
+    explanation written on a shared machine stays readable by the group, as before."""
+    mask = os.umask(0o022)
+    try:
+        files.atomic_write_bytes(tmp_path / "a.bin", b"x")
+        (tmp_path / "b.bin").write_bytes(b"x")
+    finally:
+        os.umask(mask)
+    assert (tmp_path / "a.bin").stat().st_mode & 0o777 == (tmp_path / "b.bin").stat().st_mode & 0o777 == 0o644
