@@ -9,6 +9,8 @@ import csv
 from dataclasses import dataclass
 from pathlib import Path
 
+from saliency_core.files import atomic_write
+
 
 @dataclass(frozen=True)
 class Failure:
@@ -39,7 +41,10 @@ def failure_summary(failures: list[Failure], total_images: int, shown: int = 5) 
 
 def write_failures_csv(path: Path, failures: list[Failure]) -> None:
     """``file, method, reason`` of every failure (method empty: every method; a header only when none failed)."""
-    with path.open("w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["file", "method", "reason"])
-        w.writerows([fl.file, fl.method or "", fl.reason] for fl in failures)
+    def write(tmp: Path) -> None:
+        with tmp.open("w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(["file", "method", "reason"])
+            w.writerows([fl.file, fl.method or "", fl.reason] for fl in failures)
+
+    atomic_write(path, write)

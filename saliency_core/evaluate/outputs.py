@@ -9,7 +9,7 @@ from typing import Any
 
 from saliency_core.evaluate.config import _FINGERPRINT, EvalConfig, EvalError
 from saliency_core.evaluate.failures import Failure, failure_summary, write_failures_csv
-from saliency_core.files import atomic_write_text
+from saliency_core.files import atomic_write, atomic_write_text
 
 
 def _read_jsonl(path: Path) -> list[dict[str, Any]]:
@@ -57,14 +57,14 @@ def write_outputs(cfg: EvalConfig, out: Path, records: list[dict[str, Any]], fai
     failures = list(failures)
     total = total_images or len({r["image"] for r in records}) + len({f.file for f in failures})
     per_image, per_label = records_to_frames(records)
-    per_image.to_csv(out / "per_image.csv", index=False)
-    per_label.to_csv(out / "per_label.csv", index=False)
+    atomic_write(out / "per_image.csv", lambda p: per_image.to_csv(p, index=False))  # whole or not at all
+    atomic_write(out / "per_label.csv", lambda p: per_label.to_csv(p, index=False))
     agg = with_failures(aggregate(records), failures, list(methods))
-    agg.to_csv(out / "aggregate.csv", index=False)
+    atomic_write(out / "aggregate.csv", lambda p: agg.to_csv(p, index=False))
     write_failures_csv(out / "failures.csv", failures)
     images = {"total": total, "evaluated": total - len({f.file for f in failures if f.method is None}),
               "failed": len({f.file for f in failures})}
-    (out / "aggregate.json").write_text(json.dumps(
+    atomic_write_text(out / "aggregate.json", json.dumps(
         {"config": cfg.to_dict(), "images": images, "failures": [asdict(f) for f in failures],
          "methods": json.loads(agg.to_json(orient="records"))}, indent=2) + "\n")
     write_report(cfg, records, agg, out / "report.html", failures=failures, total_images=total)
@@ -89,5 +89,5 @@ def prepare_out(cfg: EvalConfig) -> tuple[Path, list[dict[str, Any]]]:
         atomic_write_text(jsonl, "".join(json.dumps(r) + "\n" for r in records))
     elif jsonl.exists():
         jsonl.unlink()
-    cfg_path.write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
+    atomic_write_text(cfg_path, json.dumps(cfg.to_dict(), indent=2) + "\n")
     return out, records

@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from saliency_core.files import atomic_write_text
+
 
 def _curve_figure(records: list[dict[str, Any]], key: str, title: str):
     import plotly.graph_objects as go
@@ -174,5 +176,5 @@ def write_report(cfg, records: list[dict[str, Any]], agg, path: Path, failures: 
         "<h2>Settings</h2><pre>" + html.escape(json.dumps(cfg.to_dict(), indent=2)) + "</pre>",
         "</body></html>",
     ])
-    path.write_text(body)
+    atomic_write_text(path, body)
     return path

@@ -30,6 +30,7 @@ from tqdm.auto import tqdm
 from saliency_core.classifiers import Classifier, load_classifier
 from saliency_core.classifiers.pool import ClassifierPool
 from saliency_core.device import resolve_device
+from saliency_core.files import atomic_write_text
 from saliency_core.maskers.checkpoint import save_masker
 from saliency_core.train.config import RunConfig, config_differences
 from saliency_core.train.data import epoch_batches
@@ -325,7 +326,7 @@ class BaseTrainer:
             if moved is not None:
                 self.log(f"a new run in {self.out}: the earlier run's files were moved to {moved}")
         if self.dist.is_main:
-            (self.out / "config.yaml").write_text(cfg.to_yaml())
+            atomic_write_text(self.out / "config.yaml", cfg.to_yaml())
         if self.pool is not None and not len(self.pool):
             self.pool.observe(self.classifier.model, self.cls_updates)  # the first (untrained) classifier
         self.runlog = RunLog(self.out, self.step_fields, self.dist.is_main, cfg.tensorboard, self.resumed_from)
