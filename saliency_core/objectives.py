@@ -285,3 +285,19 @@ def completeness_soundness_loss(g: torch.Tensor, f: torch.Tensor, eps1: float = 
     completeness = torch.clamp(torch.maximum(g, torch.full_like(g, eps1)) / f, max=1.0)
     soundness = torch.clamp(torch.clamp(f, min=eps2) / g.clamp_min(1e-12), max=1.0)
     return (1 - completeness) + soundness_weight * (1 - soundness)
+
+
+def probability_reward_loss(logits: torch.Tensor, target: torch.Tensor, keep: bool,
+                            log_weight: float = 0.0) -> torch.Tensor:
+    """Per-image loss of a bounded class-probability reward (Fong et al. 2019), no correctness gating.
+
+    ``keep`` (preserve, ssr): 1 - p(target | masked image), minimised when the kept region holds the class;
+    otherwise (delete, sdr): p(target | masked image), zero once the class is gone, so it stops pulling (the
+    masked-out cross-entropy kept growing after the class was gone). ``log_weight`` adds w * -log p (keep) or
+    w * -log(1 - p) (delete): the same minimiser, a gradient where p is near 0 (keep) or 1 (delete).
+    """
+    log_p = logits.float().log_softmax(-1).gather(1, target.view(-1, 1))[:, 0]
+    p = log_p.exp()
+    if keep:
+        return (1 - p) - log_weight * log_p
+    return p - log_weight * torch.log1p(-p.clamp(max=1 - 1e-6))

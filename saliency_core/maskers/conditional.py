@@ -36,45 +36,34 @@ import torch.nn.functional as F
 from torch import nn
 
 from saliency_core.errors import OptionError
+from saliency_core.maskers.area import AreaDecoder, encode_target_area, threshold_at_area, upsample_scores
+from saliency_core.maskers.area_prior import SCORE_PRIORS, add_prior, attach_prior, prior_for
 from saliency_core.maskers.base import check_stages, mapping, register_masker_kind
+from saliency_core.maskers.toggles import TOGGLE, Setting
+from saliency_core.maskers.toggles import log_position as _log_span
 from saliency_core.objectives import PER_IMAGE_OBJECTIVES
 from saliency_core.options import check_options, option
 
-#: The vocabularies of the condition (their order fixes the encoding: never reorder, only append).
-CONDITION_OBJECTIVES = PER_IMAGE_OBJECTIVES  # ssr, sdr, both
-CONDITION_INFILLERS = ("gray", "blur", "noise", "random-image")
-UPSAMPLE_FACTORS = (1, 2, 4, 8)
+#: The vocabularies of the condition, from the one declaration (saliency_core/maskers/toggles.py).
+CONDITION_OBJECTIVES = TOGGLE["objective"].choices  # ssr, sdr, both
+assert CONDITION_OBJECTIVES == PER_IMAGE_OBJECTIVES
+CONDITION_INFILLERS = TOGGLE["infiller"].choices
+UPSAMPLE_FACTORS = TOGGLE["upsample"].choices
 #: TV weights are encoded as log10 over this span (mapped to -1 .. 1); 0 has its own flag.
 TV_ENCODING_SPAN = (1e-5, 1.0)
 #: The largest TV weight a conditional masker can be trained over (masks are flat well before it).
-TV_MAX = 1.0
+TV_MAX = TOGGLE["tv_weight"].high
 #: The TV range the shipped conditional masker is trained over (and the dashboard's slider spans).
-DEFAULT_TV_RANGE = (1e-4, 0.1)
+DEFAULT_TV_RANGE = TOGGLE["tv_weight"].trained
 #: Area weights (multipliers of the masker's area penalties) are encoded as log2 over this span (mapped to -1 .. 1).
-AREA_ENCODING_SPAN = (1 / 16, 16.0)
+AREA_ENCODING_SPAN = (TOGGLE["area_weight"].low, TOGGLE["area_weight"].high)
 #: The area-weight range that was measured (docs/conditional-masker.md) and that the dashboard's slider spans.
-DEFAULT_AREA_RANGE = (0.25, 4.0)
+DEFAULT_AREA_RANGE = TOGGLE["area_weight"].trained
 #: What each objective has of its own in the decoder (the objective is also a FiLM input in every case).
 OBJECTIVE_BRANCHES = ("shared", "head", "decoder")
 #: Scale of the smoothing stage's mixing logits (see :class:`ConditionalMasker`).
 SMOOTH_GAIN = 8.0
 CONDITION_SIZE = len(CONDITION_OBJECTIVES) + len(CONDITION_INFILLERS) + 2 + len(UPSAMPLE_FACTORS)
-
-
-@dataclass(frozen=True)
-class Setting:
-    """One point of the toggle space: what a dedicated masker would have been trained with."""
-
-    objective: str = "both"
-    infiller: str = "gray"
-    tv_weight: float = 1e-3
-    upsample: int = 1
-    #: multiplies the area penalties the masker was trained with (1: fix_lite0's lambda_M,in 1.5 and lambda_M,out 15)
-    area_weight: float = 1.0
-
-    def describe(self) -> str:
-        return (f"objective={self.objective}, infiller={self.infiller}, tv_weight={self.tv_weight:g}, "
-                f"upsample={self.upsample}" + (f", area_weight={self.area_weight:g}" if self.area_weight != 1 else ""))
 
 
 def _subset(values, allowed: tuple, name: str) -> tuple:
@@ -117,13 +106,26 @@ class ConditionalMaskerConfig:
                                        "older checkpoints)", low=AREA_ENCODING_SPAN[0], high=AREA_ENCODING_SPAN[1])
     area_high: float = option(1.0, help="largest area weight trained over", low=AREA_ENCODING_SPAN[0],
                               high=AREA_ENCODING_SPAN[1])
-    default_objective: str = option("both", help="the setting used when none is given",
+    default_objective: str = option(TOGGLE["objective"].default, help="the setting used when none is given",
                                     choices=CONDITION_OBJECTIVES)
-    default_infiller: str = option("gray", help="the setting used when none is given", choices=CONDITION_INFILLERS)
-    default_tv_weight: float = option(1e-3, help="the setting used when none is given", low=0.0, high=TV_MAX)
-    default_upsample: int = option(1, help="the setting used when none is given", choices=UPSAMPLE_FACTORS)
-    default_area_weight: float = option(1.0, help="the setting used when none is given", low=AREA_ENCODING_SPAN[0],
-                                        high=AREA_ENCODING_SPAN[1])
+    default_infiller: str = option(TOGGLE["infiller"].default, help="the setting used when none is given",
+                                   choices=CONDITION_INFILLERS)
+    default_tv_weight: float = option(TOGGLE["tv_weight"].default, help="the setting used when none is given",
+                                      low=0.0, high=TV_MAX)
+    default_upsample: int = option(TOGGLE["upsample"].default, help="the setting used when none is given",
+                                   choices=UPSAMPLE_FACTORS)
+    default_area_weight: float = option(TOGGLE["area_weight"].default, help="the setting used when none is given",
+                                        low=AREA_ENCODING_SPAN[0], high=AREA_ENCODING_SPAN[1])
+    target_area_low: float = option(0.0, help="smallest target area (fraction of the image) trained over; 0 (the "
+                                              "older checkpoints): the area is not an input", low=0.0, high=1.0)
+    target_area_high: float = option(0.0, help="largest target area trained over", low=0.0, high=1.0)
+    default_area: float = option(0.0, help="the setting used when none is given: target area", low=0.0, high=1.0)
+    temperature: float = option(0.05, help="an area-conditioned mask is sigmoid((z - q_a) / T) of the standardised "
+                                           "scores z: T", low=0.0, low_open=True, high=1.0)
+    area_hidden: int = option(64, help="channels of the area decoder's hidden 3x3 layer", low=1, high=1024)
+    score_prior: str = option("none", help="area masks: the scores start from the explained class's activation map "
+                                           "(cam; saliency_core/maskers/area_prior.py) or from nothing (none)",
+                              choices=SCORE_PRIORS)
 
     def __post_init__(self) -> None:
         check_options(self, "conditional masker config")
@@ -136,6 +138,11 @@ class ConditionalMaskerConfig:
         if self.area_low > self.area_high:
             raise OptionError(f"conditional masker config: area_low {self.area_low:g} is above area_high "
                               f"{self.area_high:g}")
+        if self.score_prior != "none" and not self.target_conditioned:
+            raise OptionError("conditional masker config: score_prior 'cam' is for area-conditioned maskers only")
+        if self.target_conditioned and not 0 < self.target_area_low <= self.target_area_high < 1:
+            raise OptionError(f"conditional masker config: need 0 < target_area_low <= target_area_high < 1, got "
+                              f"{self.target_area_low:g} .. {self.target_area_high:g}")
         try:
             self.check_setting(self.default_setting)
         except OptionError as exc:
@@ -146,7 +153,12 @@ class ConditionalMaskerConfig:
     @property
     def default_setting(self) -> Setting:
         return Setting(self.default_objective, self.default_infiller, self.default_tv_weight, self.default_upsample,
-                       self.default_area_weight)
+                       self.default_area_weight, self.default_area if self.target_conditioned else None)
+
+    @property
+    def target_conditioned(self) -> bool:
+        """Whether the target area is an input (and the mask a region of exactly that area)."""
+        return self.target_area_high > 0
 
     @property
     def area_conditioned(self) -> bool:
@@ -160,7 +172,10 @@ class ConditionalMaskerConfig:
 
     @property
     def condition_size(self) -> int:
-        return CONDITION_SIZE + int(self.area_conditioned)
+        return CONDITION_SIZE + int(self.area_conditioned) + 2 * int(self.target_conditioned)
+
+    def target_area_text(self) -> str:
+        return f"{self.target_area_low:g} .. {self.target_area_high:g}"
 
     def area_range_text(self) -> str:
         return f"{self.area_low:g}" if not self.area_conditioned else f"{self.area_low:g} .. {self.area_high:g}"
@@ -190,6 +205,13 @@ class ConditionalMaskerConfig:
         if not (math.isfinite(a) and self.area_low * (1 - 1e-9) <= a <= self.area_high * (1 + 1e-9)):
             raise OptionError(f"area_weight {a:g} is outside the range this masker was trained over "
                               f"({self.area_range_text()})")
+        if setting.area is not None:
+            t = setting.area
+            if not self.target_conditioned:
+                raise OptionError(f"area {t:g}: this masker was not trained over areas (its masks have no set area)")
+            if not (math.isfinite(t) and self.target_area_low * (1 - 1e-9) <= t <= self.target_area_high * (1 + 1e-9)):
+                raise OptionError(f"area {t:g} is outside the range this masker was trained over "
+                                  f"({self.target_area_text()})")
         return setting
 
     def to_dict(self) -> dict:
@@ -204,15 +226,11 @@ class ConditionalMaskerConfig:
                       if k in cls.__dataclass_fields__})
 
 
-def _log_span(value: float, span: tuple[float, float], log=math.log10) -> float:
-    """log(value) mapped from ``span`` to -1 .. 1 (clamped)."""
-    lo, hi = (log(v) for v in span)
-    return 2 * (min(max(log(value), lo), hi) - lo) / (hi - lo) - 1
-
-
-def encode_settings(settings: list[Setting], device: torch.device | None = None, area: bool = False) -> torch.Tensor:
+def encode_settings(settings: list[Setting], device: torch.device | None = None, area: bool = False,
+                    target_area: bool = False) -> torch.Tensor:
     """B x 13 condition codes: one-hot objective, one-hot infiller, [tv == 0, log TV in -1..1], one-hot upsample;
-    with ``area``, B x 14: then the log2 area weight in -1..1."""
+    with ``area``, then the log2 area weight in -1..1; with ``target_area``, then the target area's two entries
+    (:func:`saliency_core.maskers.area.encode_target_area`)."""
     rows = []
     for s in settings:
         tv = float(s.tv_weight)
@@ -221,7 +239,8 @@ def encode_settings(settings: list[Setting], device: torch.device | None = None,
                     + [float(s.infiller == i) for i in CONDITION_INFILLERS]
                     + [float(tv <= 0), log_tv]
                     + [float(s.upsample == u) for u in UPSAMPLE_FACTORS]
-                    + ([_log_span(float(s.area_weight), AREA_ENCODING_SPAN, math.log2)] if area else []))
+                    + ([_log_span(float(s.area_weight), AREA_ENCODING_SPAN, math.log2)] if area else [])
+                    + (encode_target_area(s.area if s.area is not None else 0.0) if target_area else []))
     return torch.tensor(rows, dtype=torch.float32, device=device)
 
 
@@ -249,6 +268,18 @@ class ConditionalMasker(nn.Module):
                 for s in config.stages)
 
         n = c * len(config.stages)
+        #: training only (not stored): gradients of an area mask as if at this temperature (straight-through)
+        self.grad_temperature = 0.0
+        if config.target_conditioned:  # the area decoder (saliency_core.maskers.area): reducers + AreaDecoder
+            self.reducers = reducers()
+            self.area_decoder = AreaDecoder(n, config.area_hidden, config.branches, config.condition_size,
+                                            config.film_hidden)
+            if config.score_prior == "cam":
+                attach_prior(self, self.area_decoder.heads, config.branches)
+            for m in self.reducers.modules():
+                if isinstance(m, nn.Conv2d):
+                    nn.init.normal_(m.weight, 0.0, math.sqrt(2.0 / m.out_channels))
+            return
         # branch 0 (the only one when shared) keeps the names of the older checkpoints; the other objectives'
         # branches (config.objectives[1:]) have their own head, and with "decoder" their own reducers
         self.reducers = reducers()
@@ -280,10 +311,15 @@ class ConditionalMasker(nn.Module):
             self.smooth.bias.data[0] = math.log(9 * config.smooth_levels) / SMOOTH_GAIN
 
     def mask_logits(self, stages: list[torch.Tensor], input_size: tuple[int, int], code: torch.Tensor) -> torch.Tensor:
-        """Logits at input/d (B x 1 x h x w) under the condition codes (B x ``config.condition_size``)."""
+        """Logits (area-conditioned: scores) at input/d (B x 1 x h x w) under the condition codes
+        (B x ``config.condition_size``)."""
         h, w = input_size
         d = self.config.resolution_divisor
         size = (max(1, h // d), max(1, w // d))
+        if self.config.target_conditioned:
+            feats = torch.cat([F.interpolate(r(stages[s - 1].detach()), size=size, mode="bilinear", align_corners=False)
+                               for r, s in zip(self.reducers, self.config.stages)], dim=1)
+            return self.area_decoder(feats, code, self.branch_of(code))
         gamma, beta = self.condition(code).chunk(2, dim=1)
 
         def features(reducers: nn.ModuleList, rows: torch.Tensor | None) -> torch.Tensor:
@@ -318,7 +354,7 @@ class ConditionalMasker(nn.Module):
         return code[:, columns].argmax(dim=1)
 
     def forward(self, stages: list[torch.Tensor], input_size: tuple[int, int],
-                settings: list[Setting] | Setting | None = None) -> torch.Tensor:
+                settings: list[Setting] | Setting | None = None, prior: torch.Tensor | None = None) -> torch.Tensor:
         batch = stages[0].shape[0]
         if settings is None:
             settings = self.config.default_setting
@@ -326,9 +362,20 @@ class ConditionalMasker(nn.Module):
             settings = [settings] * batch
         if len(settings) != batch:
             raise ValueError(f"{len(settings)} settings for a batch of {batch}")
-        code = encode_settings(settings, stages[0].device, area=self.config.area_conditioned)
+        cfg = self.config
+        if cfg.target_conditioned:
+            settings = [s if s.area is not None else Setting(s.objective, s.infiller, s.tv_weight, s.upsample,
+                                                             s.area_weight, cfg.default_area) for s in settings]
+        code = encode_settings(settings, stages[0].device, area=cfg.area_conditioned,
+                               target_area=cfg.target_conditioned)
         logits = self.mask_logits(stages, input_size, code)
-        return upsample_masks(logits, [s.upsample for s in settings], input_size)
+        if not cfg.target_conditioned:
+            return upsample_masks(logits, [s.upsample for s in settings], input_size)
+        scores = upsample_scores(logits, [s.upsample for s in settings], input_size)
+        if cfg.score_prior == "cam":  # prior: B x 1 x h x w class activation maps (area_prior.prior_for)
+            scores = add_prior(scores, prior, self.prior_log_scale[self.branch_of(code)])
+        areas = torch.tensor([float(s.area) for s in settings], device=scores.device)
+        return threshold_at_area(scores, areas, cfg.temperature, self.grad_temperature)
 
 
 def mix_smoothed(logits: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
@@ -360,7 +407,8 @@ def upsample_masks(logits: torch.Tensor, factors: list[int], input_size: tuple[i
 def _explain(masker: ConditionalMasker, classifier: nn.Module, stages: list[torch.Tensor], head: torch.Tensor | None,
              size: tuple[int, int], labels: list[int], setting: Setting | None = None) -> tuple[torch.Tensor, bool]:
     setting = masker.config.check_setting(setting or masker.config.default_setting)
-    return masker(stages, size, setting)[:, 0], False
+    prior = prior_for(masker, classifier, head, labels, stages[0].shape[0])
+    return masker(stages, size, setting, prior=prior)[:, 0], False
 
 
 def fixed_options(config: dict) -> dict[str, object]:

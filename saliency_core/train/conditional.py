@@ -32,7 +32,9 @@ from saliency_core.maskers.conditional import (
     ConditionalMaskerConfig,
     Setting,
 )
+from saliency_core.maskers.toggles import TOGGLE
 from saliency_core.objectives import PER_IMAGE_TO_TRAINING, conditional_masker_loss
+from saliency_core.train.conditional_area import AreaValidation, CleanCache, area_training_step, draw_area
 from saliency_core.train.config import ConfigError, TrainConfig
 from saliency_core.train.distributed import all_reduce_mean_, cleanup
 from saliency_core.train.masker import ProgressFn, Trainer
@@ -117,11 +119,40 @@ class ConditionalTrainConfig(TrainConfig):
     objective_branches: str = field(default="shared", metadata={
         "help": "what each objective has of its own in the masker: shared (one decoder), head (its own last conv) or "
                 "decoder (its own reducers and head); the objective is a FiLM input in every case"})
-    default_objective: str = field(default="both", metadata={"help": "the masker's default setting: objective"})
-    default_infiller: str = field(default="gray", metadata={"help": "the masker's default setting: infiller"})
-    default_tv_weight: float = field(default=1e-3, metadata={"help": "the masker's default setting: TV weight"})
-    default_upsample: int = field(default=1, metadata={"help": "the masker's default setting: upsampling"})
-    default_area_weight: float = field(default=1.0, metadata={"help": "the masker's default setting: area weight"})
+    default_objective: str = field(default=TOGGLE["objective"].default, metadata={
+        "help": "the masker's default setting: objective"})
+    default_infiller: str = field(default=TOGGLE["infiller"].default, metadata={
+        "help": "the masker's default setting: infiller"})
+    default_tv_weight: float = field(default=TOGGLE["tv_weight"].default, metadata={
+        "help": "the masker's default setting: TV weight"})
+    default_upsample: int = field(default=TOGGLE["upsample"].default, metadata={
+        "help": "the masker's default setting: upsampling"})
+    default_area_weight: float = field(default=TOGGLE["area_weight"].default, metadata={
+        "help": "the masker's default setting: area weight"})
+    target_area_low: float = field(default=0.0, metadata={
+        "help": "smallest target area (fraction of the image) drawn, log-uniformly; with target_area_high > 0 the "
+                "area is an input and the mask a region of exactly that area (saliency_core/maskers/area.py)"})
+    target_area_high: float = field(default=0.0, metadata={"help": "largest target area drawn (0: not an input)"})
+    default_area: float = field(default=0.2, metadata={"help": "the masker's default setting: target area"})
+    temperature: float = field(default=0.05, metadata={
+        "help": "area masks: sigmoid((z - q_a) / T) of the standardised scores z"})
+    area_hidden: int = field(default=64, metadata={"help": "channels of the area decoder's hidden 3x3 layer"})
+    grad_temperature: float = field(default=0.0, metadata={
+        "help": "area masks: the mask's gradient as if its temperature were this (straight-through; 0: off); the "
+                "masks themselves stay at temperature"})
+    resolution_divisor: int = field(default=4, metadata={
+        "help": "the mask is made at input/d before upsampling (1, 2, 4 or 8)"})
+    reward_log_weight: float = field(default=0.1, metadata={
+        "help": "area masks: weight of -log p (keep) / -log(1 - p) (remove) added to the probability reward"})
+    lambda_sorted_area: float = field(default=1.0, metadata={
+        "help": "area masks: weight of the sorted area loss (Fong et al. 2019)"})
+    cache_clean: bool = field(default=True, metadata={
+        "help": "area masks without augmentation: compute each image's clean activations and logits once"})
+    area_gradcam: bool = field(default=True, metadata={
+        "help": "area masks: score Grad-CAM's top-a regions in the per-epoch validation too"})
+    score_prior: str = field(default="none", metadata={
+        "help": "area masks: cam (the scores start from the class activation map of the image's top-1, the decoder "
+                "learning a correction: step 0 is CAM's top-a region) or none"})
 
     def __post_init__(self) -> None:
         self.objectives = _tuple(self.objectives, str)
@@ -159,6 +190,15 @@ class ConditionalTrainConfig(TrainConfig):
             raise ConfigError(f"ssr_area_scale must be in (0, 100], got {self.ssr_area_scale}")
         if not 0 <= self.area_one_prob <= 1:
             raise ConfigError(f"area_one_prob must be in [0, 1], got {self.area_one_prob}")
+        if self.target_area_high > 0:
+            if not 0 < self.target_area_low <= self.target_area_high < 1:
+                raise ConfigError(f"need 0 < target_area_low <= target_area_high < 1, got {self.target_area_low:g} .. "
+                                  f"{self.target_area_high:g}")
+            if self.area_low != self.area_high:
+                raise ConfigError("an area-conditioned masker has its area set by target_area_low/high; leave the "
+                                  "area weight range (area_low/area_high) at one value")
+        if self.score_prior != "none" and not self.target_area_high > 0:
+            raise ConfigError("score_prior is for area-conditioned maskers (set target_area_low/high)")
         try:
             self.masker_config([1] * max(self.stages))
         except ValueError as exc:
@@ -178,7 +218,11 @@ class ConditionalTrainConfig(TrainConfig):
             area_low=self.area_low, area_high=self.area_high,
             default_objective=self.default_objective, default_infiller=self.default_infiller,
             default_tv_weight=self.default_tv_weight, default_upsample=self.default_upsample,
-            default_area_weight=self.default_area_weight)
+            default_area_weight=self.default_area_weight, resolution_divisor=self.resolution_divisor,
+            **(dict(target_area_low=self.target_area_low, target_area_high=self.target_area_high,
+                    default_area=self.default_area, temperature=self.temperature, area_hidden=self.area_hidden,
+                    score_prior=self.score_prior)
+               if self.target_area_high > 0 else {}))
 
     def to_dict(self) -> dict[str, Any]:
         d = super().to_dict()
@@ -207,7 +251,8 @@ def draw_settings(cfg: ConditionalTrainConfig, n: int, generator: torch.Generato
             v = float(torch.rand((), generator=generator))
             a_lo, a_hi = math.log(cfg.area_low), math.log(cfg.area_high)
             area = 1.0 if one and cfg.area_low <= 1 <= cfg.area_high else math.exp(a_lo + (a_hi - a_lo) * v)
-        out.append(Setting(objective, infiller, tv, upsample, area))
+        target = draw_area(cfg.target_area_low, cfg.target_area_high, generator) if cfg.target_area_high > 0 else None
+        out.append(Setting(objective, infiller, tv, upsample, area, target))
     return out
 
 
@@ -218,7 +263,9 @@ class ConditionalTrainer(Trainer):
     cfg: ConditionalTrainConfig
 
     def build_masker(self) -> torch.nn.Module:
-        return ConditionalMasker(self.cfg.masker_config(self.classifier.stage_channels))
+        masker = ConditionalMasker(self.cfg.masker_config(self.classifier.stage_channels))
+        masker.grad_temperature = self.cfg.grad_temperature
+        return masker
 
     def masker_skips_parameters(self) -> bool:
         """A masker with per-objective branches runs only the branches its batch drew."""
@@ -243,7 +290,14 @@ class ConditionalTrainer(Trainer):
             fill[picked] = whole[[rows[j] for j in picked]].to(x.dtype)
         return fill.detach()
 
+    clean_cache: CleanCache | None = None
+    area_validation: AreaValidation | None = None
+
     def training_step(self, x01: torch.Tensor, y: torch.Tensor) -> dict[str, Any]:
+        if self.cfg.target_area_high > 0:
+            if self.clean_cache is None and self.cfg.cache_clean and not self.cfg.augment:
+                self.clean_cache = CleanCache()
+            return area_training_step(self, x01, y)
         cfg, dev = self.cfg, self.device
         x = self.classifier.preprocessing.normalize(x01.to(dev, non_blocking=True))
         if self.channels_last:
@@ -308,6 +362,28 @@ class ConditionalTrainer(Trainer):
             row = {k: float(v / c) for k, v, c in zip(keys, sums.tolist(), n.tolist()) if c > 0}
         row["judge"] = "latest"
         return row
+
+
+    def _end_epoch(self, n_batches: int) -> None:
+        """The base epoch end; area masks: the fixed-area figures of the held-out images in the epoch's row instead
+        of the base validation at the default setting (a mean mask and accuracies that a set area makes moot)."""
+        extra: dict[str, float] = {}
+        loader = self.val_loader
+        if self.cfg.target_area_high > 0 and self.dist.is_main and loader is not None:
+            if self.area_validation is None:
+                self.area_validation = AreaValidation(self, gradcam=self.cfg.area_gradcam)
+            extra = self.area_validation(self.masker)
+            self.val_loader = None
+        try:
+            super()._end_epoch(n_batches)
+        finally:
+            self.val_loader = loader
+        if extra:
+            from saliency_core.train.masker import _write_csv
+
+            self.epoch_rows[-1].update({f"val_{k}": round(v, 5) for k, v in extra.items()})
+            _write_csv(self.out / "epochs.csv", self.epoch_rows)
+            self.log(" ".join(f"{k}={v:.3f}" for k, v in extra.items()))
 
 
 def train_conditional(cfg: ConditionalTrainConfig, progress: ProgressFn | None = None,

@@ -18,6 +18,7 @@ from saliency_core.maskers.conditional import (
     mix_smoothed,
 )
 from saliency_core.objectives import total_variation_per_mask
+from saliency_core.options import declared_options
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -288,3 +289,171 @@ def test_fixed_options_name_the_toggles_a_checkpoint_cannot_vary(tiny_classifier
     junk = tmp_path / "junk.safetensors"
     junk.write_bytes(b"not a checkpoint")
     assert checkpoint_fixed_options(junk) == {} and checkpoint_fixed_options(tmp_path / "missing.safetensors") == {}
+
+
+# ---------------------------------------------------------------- area-conditioned maskers (issue 25)
+AREA_SPACE = dict(stages=(3, 4, 5), resolution_divisor=8, objective_branches="head", upsample_factors=(1, 2, 4),
+                  target_area_low=0.05, target_area_high=0.6, default_area=0.2)
+
+
+def make_area_masker(classifier, **space) -> ConditionalMasker:
+    """An area-conditioned masker whose FiLM is random (a fresh one's is the identity)."""
+    torch.manual_seed(2)
+    masker = ConditionalMasker(ConditionalMaskerConfig(stage_channels=classifier.stage_channels,
+                                                       **{**AREA_SPACE, **space}))
+    torch.nn.init.normal_(masker.area_decoder.condition[-1].weight, std=0.5)
+    return masker.eval()
+
+
+@pytest.mark.parametrize("objective", ["ssr", "sdr", "both"])
+def test_the_mask_is_a_region_of_the_asked_area_and_mostly_binary(tiny_classifier, stages, objective):
+    masker = make_area_masker(tiny_classifier)
+    for upsample in (1, 2):  # at 64 px, s = 4 leaves a 2 x 2 grid: a quarter of the picture one flat corner
+        for a in (0.05, 0.1, 0.2, 0.33, 0.6):
+            with torch.no_grad():
+                m = masker(stages, (64, 64), Setting(objective, "gray", 1e-3, upsample, 1.0, a))
+            region = (m > 0.5).float().flatten(1).mean(1)
+            assert torch.allclose(region, torch.full_like(region, a), atol=1.5 / 4096), (a, upsample, region)
+            half = ((m > 0.1) & (m < 0.9)).float().mean()
+            assert half <= 0.10, (a, upsample, half)
+
+
+def test_the_area_input_moves_the_region_not_only_its_size(tiny_classifier, stages):
+    """FiLM reads the area: the region at a = 0.1 is not the top 10 % of the scores the masker makes at a = 0.4."""
+    masker = make_area_masker(tiny_classifier)
+    with torch.no_grad():
+        small = masker(stages, (64, 64), Setting("ssr", area=0.1))
+        large = masker(stages, (64, 64), Setting("ssr", area=0.4))
+    from saliency_core.train.conditional_area import top_area_region
+
+    nested = top_area_region(large[:, 0], 0.1)
+    assert ((small[:, 0] > 0.5).float() != nested).float().mean() > 0.01
+    code = encode_settings([Setting(area=0.05), Setting(area=0.6)], target_area=True)
+    assert code.shape == (2, CONDITION_SIZE + 2) and not torch.equal(code[0], code[1])
+
+
+def test_an_area_outside_the_trained_range_is_refused_in_one_line(tiny_classifier, stages, tmp_path):
+    path = save_masker(tmp_path / "area.safetensors", make_area_masker(tiny_classifier), tiny_classifier, {},
+                       kind="conditional")
+    ck = load_masker(path, classifier=tiny_classifier)
+    for bad in (0.01, 0.7):
+        with pytest.raises(OptionError) as err:
+            ck.explain(stages, None, (64, 64), [0], setting=Setting(area=bad))
+        assert str(err.value) == f"area {bad:g} is outside the range this masker was trained over (0.05 .. 0.6)"
+    # a masker without the area input refuses any area, in one line
+    plain = load_masker(save_masker(tmp_path / "plain.safetensors", make_masker(tiny_classifier), tiny_classifier, {},
+                                    kind="conditional"), classifier=tiny_classifier)
+    with pytest.raises(OptionError, match=r"^area 0.2: this masker was not trained over areas"):
+        plain.explain(stages, None, (64, 64), [0], setting=Setting(area=0.2))
+    # the round trip keeps the masks (the area decoder's weights and the area fields of the header)
+    with torch.no_grad():
+        before = make_area_masker(tiny_classifier)(stages, (64, 64), Setting("sdr", area=0.3))[:, 0]
+        after, _ = ck.explain(stages, None, (64, 64), [0], setting=Setting("sdr", area=0.3))
+    assert torch.allclose(before, after, atol=1e-6)
+    assert ck.masker.config.default_setting.area == 0.2
+
+
+def test_the_old_shipped_conditional_checkpoint_loads_and_gives_the_same_masks(lite0, chelsea):
+    """conditional_lite0_v1 is the conditional_lite0 shipped before the area input (sha256 cd2d937f...): its masks
+    on chelsea are those that code gave (recorded at commit 6132d1e)."""
+    import numpy as np
+    from PIL import Image
+
+    from saliency_core.maskers.catalog import checkpoints_dir
+
+    ck = load_masker(checkpoints_dir() / "conditional_lite0_v1.safetensors", classifier=lite0)
+    assert not ck.masker.config.target_conditioned
+    img = chelsea.convert("RGB").resize((224, 224), Image.BILINEAR)
+    x = lite0.preprocessing.normalize(torch.from_numpy(np.array(img)).permute(2, 0, 1)[None].float() / 255)
+    expected = {None: (0.875958, [0.306134, 0.999757, 0.977781, 0.951928]),
+                Setting("sdr", "noise", 0.05, 4): (0.464588, [0.071247, 0.939975, 0.303038, 0.196279]),
+                Setting("ssr", "blur", 0.0, 2): (0.999287, [0.997144, 0.999999, 0.999969, 0.999791])}
+    with torch.no_grad():
+        out = lite0.forward_features(x)
+        for setting, (mean, pixels) in expected.items():
+            m, _ = ck.explain(out.stages, out.head, (224, 224), [0], setting=setting)
+            assert float(m.mean()) == pytest.approx(mean, abs=2e-5)
+            assert [float(m[0, i, j]) for i, j in ((10, 10), (112, 112), (60, 180), (200, 30))] == pytest.approx(
+                pixels, abs=2e-5)
+
+
+def _area_method(classifier, path, **options):
+    from saliency_core.methods.base import create_method
+
+    return create_method("conditional-masker", checkpoint=str(path), **options)
+
+
+def test_areas_give_a_mask_at_each_area_in_one_masker_pass(tiny_classifier, tmp_path):
+    path = save_masker(tmp_path / "area.safetensors", make_area_masker(tiny_classifier), tiny_classifier, {},
+                       kind="conditional")
+    torch.manual_seed(3)
+    x = tiny_classifier.preprocessing.normalize(torch.rand(1, 3, 64, 64))
+    with torch.no_grad():
+        clean = tiny_classifier.forward_features(x)
+    method = _area_method(tiny_classifier, path, objective="sdr", area=0.2, areas="0.1, 0.4")
+    calls = []
+    method.load(tiny_classifier).masker.register_forward_hook(lambda *a: calls.append(1))
+    result = method(tiny_classifier, x, [0], clean)
+    assert len(calls) == 1 and result.areas == (0.1, 0.4)
+    assert result.masks.shape == (1, 64, 64) and result.area_masks.shape == (2, 1, 64, 64)
+    for a, m in zip((0.2, 0.1, 0.4), (result.masks[0], *result.area_masks[:, 0])):
+        assert float((m > 0.5).float().mean()) == pytest.approx(a, abs=1.5 / 4096)
+        alone = _area_method(tiny_classifier, path, objective="sdr", area=a)(tiny_classifier, x, [0], clean).masks[0]
+        # the same mask as asked on its own (batched float sums differ by ~1e-7, which 1/T magnifies at the edge)
+        assert ((alone > 0.5) != (m > 0.5)).float().mean() < 1e-3 and (alone - m).abs().mean() < 1e-4
+    with pytest.raises(OptionError, match=r"^area 0.7 is outside the range this masker was trained over "
+                                          r"\(0.05 .. 0.6\)$"):
+        _area_method(tiny_classifier, path, areas=(0.1, 0.7))(tiny_classifier, x, [0], clean)
+    from saliency_core.methods.base import MethodError
+
+    with pytest.raises(MethodError, match="option 'areas' must be fractions in"):
+        _area_method(tiny_classifier, path, areas="0.1,big")
+
+
+def test_option_space_gives_the_loaded_checkpoints_ranges(tiny_classifier, tmp_path):
+    from saliency_core.maskers.toggles import TOGGLES
+    from saliency_core.methods.base import method_entry
+    from saliency_core.methods.trained import ConditionalMaskerOptions
+
+    entry = method_entry("conditional-masker")
+    assert entry.traits.takes_area
+    space_of = entry.traits.option_space
+    area = save_masker(tmp_path / "area.safetensors",
+                       make_area_masker(tiny_classifier, tv_low=1e-5, tv_high=3e-3, default_tv_weight=1e-4,
+                                        infillers=("gray", "blur")), tiny_classifier, {}, kind="conditional")
+    space = space_of({"checkpoint": str(area)})
+    assert set(space) == {t.name for t in TOGGLES}  # every toggle, from the one declaration
+    assert (space["area"].low, space["area"].high, space["area"].default, space["area"].shown) == (0.05, 0.6, 0.2,
+                                                                                                   True)
+    assert (space["tv_weight"].low, space["tv_weight"].high, space["tv_weight"].default) == (0.0, 3e-3, 1e-4)
+    assert space["infiller"].choices == ("gray", "blur") and space["upsample"].choices == (1, 2, 4)
+    assert not space["area_weight"].shown and space["objective"].help == next(
+        o.help for o in declared_options(ConditionalMaskerOptions) if o.name == "objective")
+    plain = save_masker(tmp_path / "plain.safetensors", make_masker(tiny_classifier), tiny_classifier, {},
+                        kind="conditional")
+    space = space_of({"checkpoint": str(plain)})
+    assert not space["area"].shown and space["upsample"].choices == (1, 2, 4, 8)
+    assert space["tv_weight"].high == 0.1
+    assert space_of({"checkpoint": str(tmp_path / "missing.safetensors")}) == {}
+
+
+def test_the_toggle_space_is_declared_once():
+    """Setting, the masker config's defaults, the training config's defaults and the method's options all come
+    from TOGGLES."""
+    import dataclasses
+
+    from saliency_core.maskers.toggles import TOGGLES
+    from saliency_core.methods.trained import ConditionalMaskerOptions
+    from saliency_core.train.conditional import ConditionalTrainConfig
+
+    assert [f.name for f in dataclasses.fields(Setting)] == [t.name for t in TOGGLES]
+    assert Setting() == Setting(**{t.name: t.default for t in TOGGLES})
+    options = {o.name: o for o in declared_options(ConditionalMaskerOptions)}
+    cfg, train = ConditionalMaskerConfig(stage_channels=[1] * 5), ConditionalTrainConfig()
+    for t in TOGGLES:
+        assert options[t.name].default == t.default
+        if t.choices:
+            assert options[t.name].choices == t.choices
+        if t.name != "area":
+            assert getattr(cfg, f"default_{t.name}") == getattr(train, f"default_{t.name}") == t.default
+    assert cfg.objectives == train.objectives == TOGGLES[0].choices

@@ -256,3 +256,80 @@ def test_cli_refuses_a_flag_of_another_kind(capsys):
     assert main(["train", "--objectives", "ssr", "--print-config"]) != 0
     assert "--objectives is not an option of --kind masker" in capsys.readouterr().err
     assert main(["train", "--kind", "conditional", "--pool-size", "3", "--print-config"]) == 0  # a shared field
+
+
+# ---------------------------------------------------------------- area-conditioned runs (issue 25)
+AREA = dict(target_area_low=0.05, target_area_high=0.6, default_area=0.2, resolution_divisor=8,
+            objective_branches="head", smooth_levels=0, upsample_factors=(1, 2), augment=False, image_size=64,
+            infillers=("gray", "blur"))
+
+
+def test_target_areas_are_drawn_log_uniformly_in_the_trained_range():
+    cfg = ConditionalTrainConfig(**{k: v for k, v in AREA.items() if k not in ("image_size",)})
+    draws = draw_settings(cfg, 600, torch.Generator().manual_seed(0))
+    area = np.array([s.area for s in draws])
+    assert area.min() >= 0.05 and area.max() <= 0.6
+    assert 0.42 < (area < np.sqrt(0.05 * 0.6)).mean() < 0.58  # half below the geometric midpoint
+    assert {s.area_weight for s in draws} == {1.0}
+    assert all(s.area is None for s in draw_settings(ConditionalTrainConfig(), 5, torch.Generator()))
+    assert cfg.masker_config([16, 24, 40, 112, 320]).target_conditioned
+
+
+def test_probability_reward_by_hand():
+    from saliency_core.objectives import probability_reward_loss
+
+    logits = torch.log(torch.tensor([[0.5, 0.25, 0.25], [0.1, 0.8, 0.1]]))
+    target = torch.tensor([0, 1])
+    assert probability_reward_loss(logits, target, keep=True).tolist() == pytest.approx([0.5, 0.2])
+    assert probability_reward_loss(logits, target, keep=False).tolist() == pytest.approx([0.5, 0.8])
+    # the log term: -w log p (keep), -w log(1 - p) (delete); bounded by 0 below, no correctness gating
+    assert probability_reward_loss(logits, target, keep=True, log_weight=0.5).tolist() == pytest.approx(
+        [0.5 - 0.5 * np.log(0.5), 0.2 - 0.5 * np.log(0.8)])
+    assert probability_reward_loss(logits, target, keep=False, log_weight=0.5).tolist() == pytest.approx(
+        [0.5 - 0.5 * np.log(0.5), 0.8 - 0.5 * np.log(0.2)])
+
+
+def test_one_area_step_trains_the_area_decoder_on_cached_clean_passes(tiny_data, tmp_path):
+    tr = ConditionalTrainer(tiny_cfg(tiny_data, tmp_path / "a", **AREA))
+    from torch.utils.data import default_collate
+
+    x, y = default_collate([tr.train_ds[i] for i in range(4)])
+    clf0 = {k: v.clone() for k, v in tr.classifier.state_dict().items()}
+    m0 = {k: v.clone() for k, v in tr.masker.state_dict().items()}
+    row = tr.training_step(x, y)
+    assert all(torch.equal(v, tr.classifier.state_dict()[k]) for k, v in clf0.items())  # FIX: frozen
+    changed = {k for k, v in m0.items() if not torch.equal(v, tr.masker.state_dict()[k])}
+    assert any(k.startswith("area_decoder.condition") for k in changed)  # FiLM learns from the first step
+    assert any(k.startswith("area_decoder.hidden") for k in changed)
+    assert row["area_error"] <= 1.5 / 64 ** 2 and np.isfinite(row["total"]) and 0 <= row["sorted_area"] < 0.1
+    assert tr.clean_cache.misses == 4 and tr.clean_cache.hits == 0
+    tr.training_step(x, y)
+    assert tr.clean_cache.misses == 4 and tr.clean_cache.hits == 4  # the same images: no clean pass
+
+
+def test_a_short_area_run_logs_the_fixed_area_figures_and_ships_an_area_masker(tiny_data, tmp_path):
+    path = train_conditional(tiny_cfg(tiny_data, tmp_path / "run", epochs=1, **AREA), show_bars=False)
+    with open(tmp_path / "run" / "epochs.csv", newline="") as f:
+        row = list(csv.DictReader(f))[-1]
+    for key in ("val_ssr_kept_0.1", "val_sdr_removed_0.2", "val_gradcam_kept_0.2", "val_ssr_half_0.1"):
+        assert 0 <= float(row[key]) <= 1, key
+    assert float(row["val_ssr_area_error_0.1"]) <= 1.5 / 64 ** 2
+    from saliency_core.maskers.checkpoint import read_metadata
+    from saliency_core.maskers.conditional import ConditionalMasker, ConditionalMaskerConfig
+
+    cfg = ConditionalMaskerConfig.from_dict(read_metadata(path)["masker_config"])
+    assert (cfg.target_area_low, cfg.target_area_high, cfg.default_area) == (0.05, 0.6, 0.2)
+    assert "grad_temperature" not in read_metadata(path)["masker_config"]  # a training-only choice: not stored
+    assert ConditionalMasker(cfg).grad_temperature == 0.0
+
+
+@pytest.mark.parametrize("bad, words", [
+    (dict(target_area_low=0.5, target_area_high=0.2), "need 0 < target_area_low <= target_area_high < 1"),
+    (dict(target_area_low=0.05, target_area_high=1.0), "need 0 < target_area_low <= target_area_high < 1"),
+    (dict(target_area_low=0.05, target_area_high=0.6, area_low=0.5, area_high=2.0), "leave the area weight range"),
+    (dict(target_area_low=0.05, target_area_high=0.6, default_area=0.8), "the default setting is outside"),
+])
+def test_bad_area_configs_are_refused_naming_the_field(bad, words):
+    with pytest.raises(ConfigError) as err:
+        ConditionalTrainConfig(**bad)
+    assert words in str(err.value)
