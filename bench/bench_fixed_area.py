@@ -90,7 +90,7 @@ def _save(path: Path, obj: dict) -> None:
 
 
 def row_maps(row: Row, clf, x: torch.Tensor, targets: list[int], names: list[str], cache: Path,
-             upto: int | None = None) -> dict:
+             upto: int | None = None, cached_only: bool = False) -> dict:
     """{"maps": {photo: A x h x w (A = 1, or the protocol's areas for own_areas)}, "seconds": {photo: s},
     "forward_s": one classifier forward (median of 5, measured with the row)}; cached per row and photo."""
     from saliency_core.methods.base import create_method
@@ -100,7 +100,9 @@ def row_maps(row: Row, clf, x: torch.Tensor, targets: list[int], names: list[str
     data = torch.load(path) if path.exists() else {"maps": {}, "seconds": {}, "forward_s": None}
     data["path"] = path
     todo = [i for i in range(n) if names[i] not in data["maps"]]
-    if not todo:
+    if cached_only and not data["maps"]:
+        raise FileNotFoundError("nothing cached yet (--cached-only)")
+    if not todo or cached_only:
         return data
     print(f"  {row.name}: {len(todo)} photos to compute", flush=True)
     forward = _forward_seconds(clf, x[:1])
@@ -290,14 +292,15 @@ def build_rows(args, area_conditioned: bool) -> tuple[list[Row], list[Row]]:
                  Row(f"{tag} ssr", "conditional-masker", {"checkpoint": cond, "objective": "ssr"}),
                  Row(f"{tag} sdr", "conditional-masker", {"checkpoint": cond, "objective": "sdr"})]
         base = {"checkpoint": cond}
+    lim = args.toggle_limit
     for obj in ("ssr", "sdr", "both"):
-        toggles.append(Row(f"t {tag} {obj}", "conditional-masker", {**base, "objective": obj}))
+        toggles.append(Row(f"t {tag} {obj}", "conditional-masker", {**base, "objective": obj}, limit=lim))
     for tv in args.tv:
         toggles.append(Row(f"t {tag} both tv{tv:g}", "conditional-masker", {**base, "objective": "both",
-                                                                           "tv_weight": tv}))
+                                                                           "tv_weight": tv}, limit=lim))
     for inf in ("blur", "noise"):
         toggles.append(Row(f"t {tag} both {inf}", "conditional-masker", {**base, "objective": "both",
-                                                                        "infiller": inf}))
+                                                                        "infiller": inf}, limit=lim))
     if args.extremal_limit:
         ext = {"infiller": args.fill, "iterations": args.extremal_iterations}
         areas = tuple(args.extremal_areas)
@@ -344,7 +347,10 @@ def main() -> int:
                    help="the areas extremal is run at (one batch; default 0.1 0.2, the targets' areas)")
     p.add_argument("--rows", default=None, help="comma-separated row names to compute (default: all)")
     p.add_argument("--no-toggles", action="store_true", help="skip the distinctness table")
+    p.add_argument("--toggle-limit", type=int, default=40, help="photos of the distinctness table (the issue's 40)")
     p.add_argument("--cache", default="runs/fixed_area_cache")
+    p.add_argument("--cached-only", action="store_true",
+                   help="compute no map: print the figures of the photos already cached (while a run goes on)")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--json", default=None, help="also write every figure to this JSON file (never overwritten)")
     args = p.parse_args()
@@ -368,7 +374,7 @@ def main() -> int:
     rows, toggles = build_rows(args, conditioned)
     wanted = set(args.rows.split(",")) if args.rows else None
     slow = [r for r in rows if r.limit and (not wanted or r.name in wanted)]
-    for i in range(max((r.limit for r in slow), default=0)):  # the slow rows photo by photo, in turn (paired)
+    for i in range(0 if args.cached_only else max((r.limit for r in slow), default=0)):  # in turn: paired
         for row in slow:
             row_maps(row, clf, x, targets, names, cache, upto=i + 1)
     fill = create_infiller(args.fill)
@@ -381,7 +387,7 @@ def main() -> int:
         if wanted and row.name not in wanted and not row.name.startswith("t "):
             continue
         try:
-            data = row_maps(row, clf, x, targets, names, cache)
+            data = row_maps(row, clf, x, targets, names, cache, cached_only=args.cached_only)
         except Exception as exc:  # noqa: BLE001 - a setting the checkpoint refuses: said, and the rest goes on
             print(f"skipped {row.name}: {str(exc).splitlines()[0][:160]}")
             continue
