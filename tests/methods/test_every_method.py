@@ -19,7 +19,7 @@ from saliency_core.maskers.phang import MaskerConfig, PhangMasker
 from saliency_core.methods import METHODS, create_method, method_entry
 
 #: Cheaper values for options that only set how much work is done (used when a method declares them).
-CHEAP = {"steps": 2, "num_masks": 12, "batch_size": 8}
+CHEAP = {"steps": 2, "iterations": 2, "num_masks": 12, "batch_size": 8}
 #: An untrained masker of each masker kind, for the tiny classifier.
 MASKERS = {
     "phang": lambda clf: PhangMasker(MaskerConfig(stage_channels=clf.stage_channels)),
