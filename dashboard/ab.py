@@ -9,7 +9,8 @@ import streamlit as st
 
 from saliency_core import Explanation
 
-from . import curve_scores, inputs, plots, resources, services
+from . import curve_scores, inputs, menus, plots, resources, services
+from .help_text import plain_choice
 from .progress import LiveProgress
 from .sections import views_block
 
@@ -18,8 +19,9 @@ AB_PIN = "ab_pin"
 
 def setting_words(config) -> str:
     """The method and the options that differ from its defaults, in one line (never a checkpoint's path)."""
-    shown = {k: v for k, v in config.method_options.items() if k not in ("checkpoint", "infiller_options")}
-    words = ", ".join(f"{k} {v:g}" if isinstance(v, float) else f"{k} {v}" for k, v in shown.items())
+    shown = {k: v for k, v in config.method_options.items()
+             if k not in ("checkpoint", "infiller_options", menus.AREAS_OPTION)}  # areas: the curve's, not chosen
+    words = ", ".join(f"{k} {v:g}" if isinstance(v, float) else f"{k} {plain_choice(v)}" for k, v in shown.items())
     return f"{config.method}" + (f": {words}" if words else " (its default options)")
 
 

@@ -90,6 +90,16 @@ VIEW_TITLES: dict[str, str] = {
 }
 
 
+#: Choice values said in plain words wherever they are offered (the value itself stays in the code, the CLI and
+#: links): the objectives of the maskers and of per-image optimisation.
+PLAIN_CHOICES: dict[str, str] = {"ssr": "keep the class", "sdr": "remove the class", "both": "both"}
+
+
+def plain_choice(value: object) -> str:
+    """A choice as a menu shows it: its plain words when it has them, else the value itself."""
+    return PLAIN_CHOICES.get(value, str(value)) if isinstance(value, str) else str(value)
+
+
 def tooltip(name: str) -> str | None:
     """The widget tooltip of a toggle, or None for an option without a help entry."""
     entry = TOGGLES.get(name)

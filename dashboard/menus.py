@@ -3,9 +3,11 @@ masker checkpoints each method offers (everything from what the core declares; n
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+import functools
+import json
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import saliency_core
 from saliency_core import (
@@ -20,6 +22,8 @@ from saliency_core import (
     method_entries,
 )
 
+#: An area-aware method's option of extra areas: the dashboard fills it in (the area curve), it draws no widget.
+AREAS_OPTION = "areas"
 
 
 @dataclass(frozen=True)
@@ -37,6 +41,9 @@ class MethodEntry:
     own_infiller: bool = False  # has an infiller option of its own (its options go into ``infiller_options``)
     checkpoint_kinds: tuple[str, ...] | None = None  # masker checkpoint kinds it reads (None: any)
     takes_checkpoint: bool = False
+    takes_area: bool = False  # makes a region of a given area itself (options ``area`` and ``areas``)
+    #: ``option_space(options) -> {name: Option}``: the ranges of what is loaded (e.g. a checkpoint's), or None
+    option_space: Callable[[dict], dict] | None = field(default=None, compare=False)
 
     @property
     def title(self) -> str:
@@ -48,14 +55,16 @@ class MethodEntry:
 
 
 def _entry(entry: Entry) -> MethodEntry:
-    options = tuple(o for o in entry.options() if o.shown)
+    traits = entry.traits  # typed, checked at ``register``
+    takes_area = bool(getattr(traits, "takes_area", False))
+    options = tuple(o for o in entry.options() if o.shown and not (takes_area and o.name == AREAS_OPTION))
     ckpt = next((o for o in options if o.kind == "checkpoint"), None)
-    return MethodEntry(name=entry.name, summary=entry.summary, per_label=bool(entry.attrs.get("per_label")),
-                       group=entry.attrs.get("group", "Other"), options=options,
-                       on_request=bool(entry.attrs.get("on_request")),
-                       in_comparison=bool(entry.attrs.get("in_comparison")), paper=entry.attrs.get("paper", ""),
+    return MethodEntry(name=entry.name, summary=entry.summary, per_label=bool(traits.per_label),
+                       group=traits.group, options=options, on_request=bool(traits.on_request),
+                       in_comparison=bool(traits.in_comparison), paper=traits.paper,
                        own_infiller=any(o.kind == "infiller" for o in options),
-                       checkpoint_kinds=ckpt.checkpoint_kinds if ckpt else None, takes_checkpoint=ckpt is not None)
+                       checkpoint_kinds=ckpt.checkpoint_kinds if ckpt else None, takes_checkpoint=ckpt is not None,
+                       takes_area=takes_area, option_space=getattr(traits, "option_space", None))
 
 
 def method_catalog() -> dict[str, MethodEntry]:
@@ -66,6 +75,19 @@ def method_catalog() -> dict[str, MethodEntry]:
 def build_method(name: str, options: dict[str, Any]) -> Method:
     """A method object (its own caches, e.g. a loaded checkpoint, live inside it)."""
     return create_method(name, **options)
+
+
+@functools.lru_cache(maxsize=64)
+def _space(fn: Callable[[dict], dict], options_json: str) -> tuple[tuple[str, Option], ...]:
+    return tuple(fn(json.loads(options_json)).items())
+
+
+def option_space(entry: MethodEntry, options: dict[str, Any]) -> dict[str, Option]:
+    """The method's options as what is loaded allows them (``option_space``: e.g. the ranges a checkpoint was trained
+    over, read from its header), for the options it names; empty when the method declares none. Kept per options."""
+    if entry.option_space is None:
+        return {}
+    return dict(_space(entry.option_space, json.dumps(options, sort_keys=True, default=str)))
 
 
 def fixed_options(checkpoint: str | None) -> dict[str, Any]:

@@ -149,3 +149,58 @@ def scores_figure(rows: list[dict], height: int = 300) -> go.Figure:
     fig.update_layout(barmode="group", height=height, margin={"l": 10, "r": 10, "t": 30, "b": 10},
                       yaxis={"range": [0, 1.05], "title": {"text": "score (1 = best)"}})
     return fig
+
+
+def area_curves_figure(curves: list[tuple[str, object]], chosen: float | None = None, height: int = 380
+                       ) -> go.Figure:
+    """The area curve of one or more methods (``dashboard.area.AreaCurve``): the class probability with only the
+    region kept (solid) and with it removed (dashed) against the region's area, a dotted line at the whole
+    picture's probability and one at the share the mark asks for, each method's smallest area keeping that share
+    marked with a star, and the area chosen on the slider as a gray line. ``curves``: (name, curve) pairs."""
+    from .area import KEEP_SHARE
+
+    fig = go.Figure()
+    several = len(curves) > 1
+    for i, (name, curve) in enumerate(curves):
+        colour = PALETTE[i % len(PALETTE)]
+        areas = list(curve.areas)
+        tag = f"{name} ({curve.how})" if several else ""
+        for what, values, dash, removed in (("only the region kept", curve.kept, "solid", False),
+                                            ("the region removed", curve.removed, "dash", True)):
+            label = f"{name}: {what}" if several else what
+            fig.add_trace(go.Scatter(
+                x=areas, y=list(values), mode="lines+markers", name=label, legendgroup=name,
+                line={"color": PALETTE[(i + (1 if removed and not several else 0)) % len(PALETTE)], "dash": dash,
+                      "width": 2}, marker={"size": 6},
+                hovertemplate=(f"<b>{tag or curve.how}</b><br>region %{{x:.0%}} of the picture, {what}<br>"
+                               f"p({curve.name}) = %{{y:.3f}}<extra></extra>")))
+        if curve.smallest is not None:
+            k = areas.index(curve.smallest)
+            fig.add_trace(go.Scatter(
+                x=[curve.smallest], y=[curve.kept[k]], mode="markers", name=f"smallest area keeping "
+                f"{KEEP_SHARE:.0%}: {curve.smallest:.0%}" + (f" ({name})" if several else ""), legendgroup=name,
+                marker={"symbol": "star", "size": 16, "color": colour, "line": {"color": "black", "width": 1}},
+                hovertemplate=(f"smallest area keeping {KEEP_SHARE:.0%} of the score: %{{x:.0%}}"
+                               "<extra></extra>")))
+    clean = curves[0][1].clean if curves else 0.0
+    for value, words, dash in ((clean, "the whole picture", "dot"),
+                               (KEEP_SHARE * clean, f"{KEEP_SHARE:.0%} of it", "dashdot")):
+        fig.add_trace(go.Scatter(x=[0.0, 0.65], y=[value, value], mode="lines", name=words, showlegend=False,
+                                 line={"color": "#555", "dash": dash, "width": 1},
+                                 hovertemplate=f"{words}: {value:.3f}<extra></extra>"))
+    shapes = []
+    if chosen is not None:
+        shapes.append({"type": "line", "x0": chosen, "x1": chosen, "yref": "paper", "y0": 0, "y1": 1,
+                       "line": {"color": "#888", "width": 2, "dash": "dot"}})
+    fig.update_layout(
+        height=height, margin={"l": 10, "r": 10, "t": 30, "b": 10}, shapes=shapes,
+        xaxis={"title": {"text": "region's area (fraction of the picture)"}, "range": [0, 0.65],
+               "tickformat": ".0%"},
+        yaxis={"title": {"text": f"probability of {curves[0][1].name}" if curves and not several
+                         else "probability of the class"}, "rangemode": "tozero"},
+        legend={"orientation": "h", "y": -0.2, "yanchor": "top", "x": 0, "xanchor": "left"},
+        hovermode="closest",
+        annotations=[{"x": chosen, "y": 1, "yref": "paper", "text": f"chosen {chosen:.0%}", "showarrow": False,
+                      "yanchor": "bottom", "font": {"color": "#555"}}] if chosen is not None else [],
+    )
+    return fig

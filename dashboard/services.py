@@ -77,17 +77,25 @@ def run_explanation(
     if hit is not None:
         return hit
     loaded = anonymous(loaded)  # masks and explanation go into the shared cache: no session's file name
-    masks = cached_masks(image, config, classifier, cache)
-    if masks is None:
-        masks = saliency_core.compute_masks(loaded, config, classifier=classifier, method=method, progress=progress,
-                                            clean=clean_output(image, loaded, classifier, cache))
-        if not masks.per_label:
-            cache.put(masks_key(classifier, image, config, labels=False), masks)
-    cache.put(masks_key(classifier, image, config), masks)
+    masks = masks_for(image, loaded, config, classifier, method, cache, progress)
     expl = saliency_core.render(masks, resolve_config(config, classifier, loaded), classifier, show=show,
                                 predict_views=predict_views)
     cache.put(key, expl)
     return expl
+
+
+def masks_for(image: ImageInput, loaded: LoadedImage, config: ExplainConfig, classifier: Classifier, method: Method,
+              cache: ResultCache, progress: ProgressFn | None = None) -> saliency_core.MaskResult:
+    """The method's masks for these inputs: from the cache, or computed (``compute_masks``, with the unmasked image's
+    output kept per image) and cached, a label-agnostic mask also under the key that serves every label."""
+    masks = cached_masks(image, config, classifier, cache)
+    if masks is None:
+        masks = saliency_core.compute_masks(anonymous(loaded), config, classifier=classifier, method=method,
+                                            progress=progress, clean=clean_output(image, loaded, classifier, cache))
+        if not masks.per_label:
+            cache.put(masks_key(classifier, image, config, labels=False), masks)
+    cache.put(masks_key(classifier, image, config), masks)
+    return masks
 
 
 def clean_output(image: ImageInput, loaded: LoadedImage, classifier: Classifier, cache: ResultCache):

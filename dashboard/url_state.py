@@ -36,13 +36,10 @@ def _option_value(spec, text: str) -> tuple[Any, str | None]:
         value = coerce_option(spec, text, "link")
     except OptionError as exc:
         return None, str(exc).split(": ", 2)[-1].replace(f"option '{spec.name}' ", "")
-    if spec.kind == "float" and spec.log and spec.high is not None and spec.default:
-        from .widgets import log_choices
-
-        if value not in log_choices(spec):  # the slider offers a 1-2-5 grid: the nearest step is used
-            grid = log_choices(spec)
-            near = min(grid, key=lambda v: abs(v - value))
-            return near, f"is not a step of the slider; using the nearest, {near:g}"
+    grid = widgets.slider_choices(spec)  # a log-scale weight's 1-2-5 grid or a fraction's steps of 1 %
+    if grid is not None and value not in grid:  # the nearest step is used
+        near = min(grid, key=lambda v: abs(v - value))
+        return near, f"is not a step of the slider; using the nearest, {near:g}"
     return value, None
 
 

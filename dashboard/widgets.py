@@ -16,7 +16,7 @@ from dashboard.settings import DashboardSettings
 from saliency_core import COLORMAPS, CheckpointInfo, Option
 
 from . import curve_scores, inputs, menus, resources, state, uploads
-from .help_text import tooltip
+from .help_text import plain_choice, tooltip
 
 PERSIST = "session"
 UPLOAD_CHECKPOINT = "__upload__"
@@ -70,7 +70,7 @@ def option_widget(spec: Option, key: str, title: str | None = None) -> Any:
         choices = list(spec.choices) if spec.kind == "choice" else infiller_names()
         index = choices.index(spec.default) if spec.default in choices else 0
         return st.selectbox(spec.title, choices, **unless_set(key, index=index), key=key, help=help_,
-                            persist_state=PERSIST)
+                            format_func=plain_choice, persist_state=PERSIST)  # the value stays the code's
     if spec.kind == "int":
         lo = None if spec.low is None else int(spec.low) + (1 if spec.low_open else 0)
         hi = None if spec.high is None else int(spec.high)
@@ -78,10 +78,11 @@ def option_widget(spec: Option, key: str, title: str | None = None) -> Any:
         return st.number_input(spec.title, min_value=lo, max_value=hi, **unless_set(key, value=value),
                                step=int(spec.step or 1), key=key, help=help_, persist_state=PERSIST,
                                placeholder="default" if spec.optional else None)
-    if spec.kind == "float" and spec.log and spec.high is not None and spec.default:
-        values = log_choices(spec)  # a weight spanning decades: a slider over 0 and a 1-2-5 grid
-        return st.select_slider(spec.title, options=values, **unless_set(key, value=float(spec.default)), key=key,
-                                help=help_, format_func=lambda v: f"{v:g}", persist_state=PERSIST)
+    grid = slider_choices(spec)  # a weight spanning decades (1-2-5 grid) or a fraction (steps of 1 %)
+    if grid is not None:
+        return st.select_slider(spec.title, options=grid, **unless_set(key, value=float(spec.default)), key=key,
+                                help=help_, format_func=(lambda v: f"{v:g}") if spec.log else (lambda v: f"{v:.0%}"),
+                                persist_state=PERSIST)
     if spec.kind == "float":
         value = None if spec.default is None else float(spec.default)
         lo = None if spec.low is None or spec.low_open else float(spec.low)
@@ -91,6 +92,32 @@ def option_widget(spec: Option, key: str, title: str | None = None) -> Any:
                                placeholder="default" if spec.optional else None)
     return st.text_input(spec.title, **unless_set(key, value=spec.default or ""), key=key, help=help_,
                          persist_state=PERSIST, placeholder="default" if spec.optional else None)
+
+
+def is_fraction(spec: Option) -> bool:
+    """A main float option bounded within [0, 1] on a linear scale (a region's area, say): drawn as a slider."""
+    return (spec.kind == "float" and spec.main and not spec.log and spec.low is not None and spec.high is not None
+            and spec.low >= 0 and spec.high <= 1 and spec.default is not None)
+
+
+def fraction_choices(spec: Option) -> list[float]:
+    """The values a fraction's slider offers: steps of ``spec.step`` (1 %) from its lower bound (one step above an
+    open bound) to its upper bound, with its default among them."""
+    step = float(spec.step or 0.01)
+    low = float(spec.low) + (step if spec.low_open else 0.0)
+    count = int(math.floor((float(spec.high) - low) / step + 1e-9))
+    values = {round(low + i * step, 6) for i in range(count + 1)} | {float(spec.default)}
+    return sorted(v for v in values if (v > spec.low if spec.low_open else v >= spec.low) and v <= spec.high)
+
+
+def slider_choices(spec: Option) -> list[float] | None:
+    """The values of the option's slider, or None when it is not drawn as one: a log-scale weight with an upper bound
+    (:func:`log_choices`) or a fraction (:func:`fraction_choices`)."""
+    if spec.kind == "float" and spec.log and spec.high is not None and spec.default:
+        return log_choices(spec)
+    if is_fraction(spec):
+        return fraction_choices(spec)
+    return None
 
 
 def log_choices(spec: Option) -> list[float]:
@@ -157,18 +184,61 @@ def checkpoint_ui(checkpoints: list[CheckpointInfo], settings: DashboardSettings
                                                   state.upload_folder()))
 
 
+def fit_to_space(spec: Option, space: dict[str, Option]) -> Option:
+    """The option as the method's ``option_space`` gives it for what is loaded (its range, choices and default; not
+    shown when what is loaded takes one value only), keeping where the declaration puts it (main or not) and its help
+    and label when the space gives none."""
+    fitted = space.get(spec.name)
+    if fitted is None:
+        return spec
+    return dataclasses.replace(fitted, main=spec.main, shown=spec.shown and fitted.shown,
+                               help=fitted.help or spec.help, label=fitted.label or spec.label)
+
+
+def _drop_unfit(spec: Option, key: str) -> str | None:
+    """Forget a widget's value the option no longer allows (another checkpoint's range or choices), so the widget
+    starts at the option's default; returns the line that says so, or None."""
+    from saliency_core import OptionError, coerce_option
+
+    if key not in st.session_state:
+        return None
+    value = st.session_state[key]
+    try:
+        ok = value is None or coerce_option(spec, value, "dashboard") is not None
+    except (OptionError, ValueError, TypeError):
+        ok = False
+    grid = slider_choices(spec)
+    ok = ok and (grid is None or value in grid) and (spec.kind != "choice" or not spec.choices or value in spec.choices)
+    if ok:
+        return None
+    del st.session_state[key]
+    return f"{spec.title} {plain_choice(value)} is not offered by this checkpoint ({spec.describe()}); using " \
+           f"{plain_choice(spec.default)}."
+
+
 def _method_option(spec: Option, entry: menus.MethodEntry, checkpoints: list[CheckpointInfo],
-                   settings: DashboardSettings, values: dict[str, Any], fixed: dict[str, Any]) -> None:
+                   settings: DashboardSettings, values: dict[str, Any], fixed: dict[str, Any],
+                   space: dict[str, Option]) -> None:
     """Draw one option into ``values``; a checkpoint also fills ``fixed`` with the options it was trained at one
-    value only (declared before them, so they are not drawn)."""
+    value only (declared before them, so they are not drawn) and ``space`` with the ranges it was trained over
+    (the method's ``option_space``), which the widgets after it are drawn with."""
     if spec.kind == "checkpoint":  # only the checkpoints this method can read, in its own widget
         values[spec.name] = checkpoint_ui(checkpoints, settings, key=f"checkpoint_{entry.name}", help_=spec.help)
         fixed.update(menus.fixed_options(values[spec.name]))
+        if values[spec.name] is not None:
+            space.update(menus.option_space(entry, {spec.name: values[spec.name]}))
         return
     if spec.name in fixed:  # the checkpoint was trained at this one value: nothing to choose
         values[spec.name] = fixed[spec.name]
         return
-    values[spec.name] = option_widget(spec, key=f"opt:{entry.name}:{spec.name}")
+    spec = fit_to_space(spec, space)
+    if not spec.shown:  # what is loaded takes one value only (or not this option): the method uses its own
+        return
+    key = f"opt:{entry.name}:{spec.name}"
+    note = _drop_unfit(spec, key) if spec.name in space else None
+    values[spec.name] = option_widget(spec, key=key)
+    if note:
+        st.caption(note)
     if spec.kind == "infiller":
         values["infiller_options"] = infiller_options_ui(values[spec.name], key=f"opt:{entry.name}:infiller_options",
                                                          context="while optimising")
@@ -189,18 +259,22 @@ def method_ui(catalog: dict[str, menus.MethodEntry], checkpoints: list[Checkpoin
     own = menus.checkpoints_for(entry, checkpoints, catalog)
     values: dict[str, Any] = {}
     fixed: dict[str, Any] = {}
+    # the ranges of what is loaded (``option_space``): from the checkpoint once it is chosen, else at once
+    space: dict[str, Option] = {} if entry.takes_checkpoint else menus.option_space(entry, {})
     many = len(entry.options) > 6
     for spec in entry.options:
         if spec.main or not many:
-            _method_option(spec, entry, own, settings, values, fixed)
+            _method_option(spec, entry, own, settings, values, fixed, space)
     if many:
         with st.expander("More options"):
             for spec in entry.options:
                 if not spec.main:
-                    _method_option(spec, entry, own, settings, values, fixed)
+                    _method_option(spec, entry, own, settings, values, fixed, space)
     ready = all(values.get(s.name) is not None for s in entry.options if s.kind == "checkpoint")
-    options = {k: v for k, v in clean_options(entry.options, values).items()
-               if v != next(s.default for s in entry.options if s.name == k)}
+    # an option at its default is left out (the method applies it), except one the loaded checkpoint gives a range
+    # of its own (``option_space``): passed as the widget shows it
+    defaults = {s.name: s.default for s in entry.options}
+    options = {k: v for k, v in clean_options(entry.options, values).items() if k in space or v != defaults[k]}
     if values.get("infiller_options"):
         options["infiller_options"] = values["infiller_options"]
     return entry, options, ready

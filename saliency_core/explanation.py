@@ -139,6 +139,9 @@ class MaskResult:
     info: dict[str, Any]
     timings: dict[str, float]
     probs: torch.Tensor | None = None  # the classifier's probabilities on the whole image (1-D)
+    #: an area-aware method's extra areas and its masks at them (A x K x h x w), as its ``MethodResult`` gave them
+    areas: tuple[float, ...] = ()
+    area_masks: torch.Tensor | None = None
 
     def for_labels(self, spec: str) -> "MaskResult":
         """The same label-agnostic mask, for another choice of labels (only a per-label method must run again)."""
@@ -188,8 +191,11 @@ def compute_masks(
     masks = result.masks.detach().float().clamp(0, 1)
     if not torch.isfinite(masks).all():
         raise FloatingPointError(f"method '{config.method}' returned a mask with NaN or infinite values")
+    area_masks = result.area_masks
     return MaskResult(loaded, x, labels, masks, bool(result.per_label), dict(result.info),
-                      {"load_s": t1 - t0, "classify_s": t2 - t1, "method_s": t3 - t2}, probs.detach().cpu())
+                      {"load_s": t1 - t0, "classify_s": t2 - t1, "method_s": t3 - t2}, probs.detach().cpu(),
+                      areas=tuple(result.areas), area_masks=None if area_masks is None else
+                      area_masks.detach().float().clamp(0, 1))
 
 
 def working_input(loaded: LoadedImage, classifier: Classifier) -> torch.Tensor:

@@ -6,8 +6,8 @@ import json
 
 import streamlit as st
 
-from dashboard import (curve_scores, export, inputs, menus, plots, resources, sections, services, state, url_state,
-                       widgets)
+from dashboard import (area_section, curve_scores, export, inputs, menus, plots, resources, sections, services,
+                       state, url_state, widgets)
 from dashboard.progress import LiveProgress
 from saliency_core import ExplainConfig
 
@@ -120,6 +120,10 @@ if loaded is not None and picked:
                                         for k in ("f(x)", "insertion AUC", "completeness", "soundness")})
         if "worst completeness" in rows[0]:
             st.plotly_chart(plots.scores_figure(rows), key="compare_scores")
+        st.subheader("Area curves")
+        with sections.guard("Computing the area curves"):
+            area_section.compare_block(image, loaded, explained, configs,
+                                       {c: catalog[choices[c][0]] for c, _ in explained}, run_slow)
         settings_used = {"image": loaded.name, "labels": "top5", "infiller of the infilled view": infiller,
                          "infiller options": json.dumps({k: v for k, v in infiller_options.items() if k != "pool"}),
                          "methods": ", ".join(f"{c} {json.dumps(export.export_safe(choices[c][1]))}"  # a checkpoint by

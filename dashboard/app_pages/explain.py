@@ -1,9 +1,11 @@
-"""Explain page: the image's top-5, a method with its toggles, the four views, per-label curves, downloads."""
+"""Explain page: the image's top-5, a method with its toggles, the four views, the area curve, per-label curves,
+downloads."""
 from __future__ import annotations
 
 import streamlit as st
 
-from dashboard import ab, curve_scores, menus, resources, sections, services, state, url_state, widgets
+from dashboard import (ab, area_section, curve_scores, menus, resources, sections, services, state, url_state,
+                       widgets)
 from dashboard.progress import LiveProgress
 from saliency_core import ExplainConfig
 
@@ -108,6 +110,13 @@ if expl is not None:
     else:
         sections.views_block(expl, key="explain_views")
     st.caption(sections.timings_caption(expl))
+    # the area curve: the method's own region at each area (an area-aware method), or the top of its map on request
+    if entry.takes_area or st.toggle("Area curve of this map", key="area_curve_any",
+                                     help="Keep or remove the top 5 % to 60 % of the map and see the class "
+                                          "probability (Fong, Patrick & Vedaldi's fixed-area view)."):
+        st.subheader("Area curve")
+        with sections.guard("Computing the area curve"):
+            area_section.area_block(image, loaded, config, expl, entry)
     if expl.per_label and len(expl.labels) > 1:
         with st.expander(f"Masks of all {len(expl.labels)} labels"):
             with sections.guard("Drawing the per-label masks"):

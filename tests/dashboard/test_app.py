@@ -1181,7 +1181,8 @@ def test_conditional_masker_toggles_redraw_without_run_and_pin_a_b(conditional, 
                    for c in _charts(at) if any(t.get("type") == "heatmap" for t in c["data"])][:2]
     assert np.array_equal(pinned, masks[-1]) and not np.array_equal(pinned, now)
     words = [m.value for m in at.markdown if m.value.startswith(("**A (pinned)**", "**B (now)**"))]
-    assert "objective sdr" in words[0] and "objective ssr" in words[1] and "checkpoint" not in " ".join(words)
+    assert "objective remove the class" in words[0] and "objective keep the class" in words[1]  # plain words
+    assert "checkpoint" not in " ".join(words)
     at.button(key="ab_unpin_button").click().run()
     assert not any(m.value.startswith("**A (pinned)**") for m in at.markdown)
 
@@ -1525,8 +1526,8 @@ def _non_default(spec):
         return next(c for c in spec.choices if c != spec.default)
     if spec.kind == "infiller":
         return next(n for n in widgets.infiller_names() if n != spec.default and menus.infiller_options(n))
-    if spec.kind == "float" and spec.log and spec.high is not None and spec.default:
-        return next(v for v in widgets.log_choices(spec) if v != spec.default)
+    if widgets.slider_choices(spec) is not None:  # a log-scale weight or a fraction: a step of its slider
+        return next(v for v in widgets.slider_choices(spec) if v != spec.default)
     if spec.kind in ("int", "float"):
         d = spec.default
         candidates = [d + 1, d * 2] if spec.kind == "int" and d is not None else \
@@ -1546,7 +1547,7 @@ def _widget(at: AppTest, spec, key: str):
         return at.checkbox(key=key)
     if spec.kind in ("choice", "infiller"):
         return at.selectbox(key=key)
-    if spec.kind == "float" and spec.log and spec.high is not None and spec.default:
+    if widgets.slider_choices(spec) is not None:
         return at.select_slider(key=key)
     if spec.kind == "float" and spec.low is not None and spec.high is not None and spec.step and \
             key in {w.key for w in at.slider}:
@@ -1777,3 +1778,207 @@ def test_compare_says_when_its_scores_cannot_separate_the_methods_and_offers_top
     at.switch_page("app_pages/compare.py").run()
     notes = [i.value for i in at.info if "cannot separate" in i.value]
     assert len(notes) == 1 and "unsure" in notes[0], [i.value for i in at.info]
+
+
+# --------------------------------------------------------------------------- the area-controlled masker (issue 25)
+
+
+@pytest.fixture
+def area_method(registered):
+    """A quick area-aware method for the tiny classifier, as the area-conditioned masker declares itself
+    (``takes_area``, ``option_space``): its mask is exactly the top ``area`` of a ramp (rising to the right for
+    ``ssr``, to the left otherwise) and ``areas`` gives the same at each extra area in the same call. Its space
+    narrows the area to 10 .. 50 % (default 30 %) and the objective to ssr / sdr (default sdr), as a checkpoint's
+    trained ranges would. Returns the (area, areas) of every call."""
+    from dataclasses import dataclass
+
+    import saliency_core as sc
+    from saliency_core.methods.base import METHODS, MethodResult
+    from saliency_core.options import Option, check_options, option
+
+    calls: list[tuple[float, tuple]] = []
+    resources._results.clear()  # no masks or curve of an earlier test
+    resources._method.clear()
+
+    @dataclass(frozen=True)
+    class AreaDemoOptions:
+        objective: str = option("both", choices=("ssr", "sdr", "both"), main=True, help="what the region must do")
+        area: float = option(0.2, low=0.05, high=0.6, main=True, help="the region's fraction of the image")
+        areas: tuple = option((), help="extra areas, same pass")
+
+        def __post_init__(self) -> None:
+            check_options(self, "method 'area-demo'")
+
+    def space(options: dict) -> dict:
+        return {"area": Option("area", "float", 0.3, "", low=0.1, high=0.5),
+                "objective": Option("objective", "choice", "sdr", "", choices=("ssr", "sdr"))}
+
+    def region(h: int, w: int, objective: str, a: float) -> torch.Tensor:
+        ramp = torch.linspace(0, 1, w) if objective == "ssr" else torch.linspace(1, 0, w)
+        return sc.top_area_regions(ramp.expand(h, w) + torch.linspace(0, 1e-3, h)[:, None], a)
+
+    @registered(METHODS, "area-demo", config=AreaDemoOptions, takes_area=True, option_space=space, group="Control")
+    class AreaDemo:
+        def __init__(self, options: AreaDemoOptions) -> None:
+            self.options = options
+
+        def __call__(self, classifier, x, labels, clean, progress=None):
+            o = self.options
+            calls.append((o.area, tuple(o.areas)))
+            h, w = x.shape[-2:]
+            extra = torch.stack([region(h, w, o.objective, a)[None] for a in o.areas]) if o.areas else None
+            return MethodResult(region(h, w, o.objective, o.area)[None], per_label=False, areas=tuple(o.areas),
+                                area_masks=extra)
+
+    return calls
+
+
+def _area_chart(at: AppTest) -> dict:
+    charts = [c for c in _charts(at) if any(t.get("name") == "only the region kept" for t in c["data"])]
+    assert len(charts) == 1, "expected one area curve"
+    return charts[0]
+
+
+def _region_picture(at: AppTest) -> str:
+    return next(i.proto.imgs[0].url for i in at.image if "the rest dimmed" in i.proto.imgs[0].caption)
+
+
+def test_an_area_method_s_widgets_come_from_its_option_space(app, area_method, no_curves):
+    """The area slider spans the loaded checkpoint's range and starts at its default (10 .. 50 %, 30 %), not the
+    declaration's (5 .. 60 %, 20 %); the objective offers the checkpoint's two, in plain words, starting at its
+    default; ``areas`` (the curve's) draws no widget; the method runs at what the widgets show."""
+    at = app.run()
+    at.sidebar.selectbox(key="method").set_value("area-demo").run()
+    _ok(at)
+    slider = at.sidebar.select_slider(key="opt:area-demo:area")
+    assert slider.value == 0.3 and slider.options[0] == "10%" and slider.options[-1] == "50%", slider.options
+    assert len(slider.options) == 41  # steps of 1 %
+    objective = at.sidebar.selectbox(key="opt:area-demo:objective")
+    assert objective.options == ["keep the class", "remove the class"] and objective.value == "sdr"
+    assert not any(w.key == "opt:area-demo:areas" for w in at.sidebar.text_input)
+    assert area_method[0] == (0.3, ())  # the space's default reached the method, not the declaration's 0.2
+    objective.set_value("ssr").run()
+    _ok(at)
+    assert _flat(at).get("objective") in ("ssr", ["ssr"])  # links keep the code
+    fresh = _open_link({"method": "area-demo", "area": "0.234", "objective": "ssr"})
+    _ok(fresh)
+    assert fresh.sidebar.select_slider(key="opt:area-demo:area").value == 0.23  # a link between steps: the nearest
+    assert "using the nearest, 0.23" in _link_notes(fresh)
+    assert fresh.sidebar.selectbox(key="opt:area-demo:objective").value == "ssr"
+
+
+def test_the_area_curve_is_one_batched_pass_and_the_slider_redraws_the_region_not_the_curve(
+        app, area_method, tiny, monkeypatch, no_curves):
+    """The curve: the method's own masks at the 8 areas 5 .. 60 % from ONE call (areas=...), scored in ONE classifier
+    forward of the 16 kept and removed pictures, equal to the core's kept_and_removed on those regions; the star marks
+    the smallest area keeping 80 % of the whole picture's probability. Moving the area slider redraws the region
+    picture and the chosen-area line without computing the curve again."""
+    import saliency_core as sc
+
+    at = app.run()
+    at.sidebar.selectbox(key="method").set_value("area-demo").run()
+    _ok(at)
+    curve_calls = [c for c in area_method if c[1]]
+    assert curve_calls == [(sc.CURVE_AREAS[0], sc.CURVE_AREAS[1:])], area_method
+    chart = _area_chart(at)
+    kept = next(t for t in chart["data"] if t["name"] == "only the region kept")
+    removed = next(t for t in chart["data"] if t["name"] == "the region removed")
+    assert np.allclose(_arr(kept["x"]), sc.CURVE_AREAS) and len(_arr(removed["y"])) == 8
+
+    # the same numbers from the core, by hand
+    image = resources.gallery_input("chelsea")
+    loaded = load_image(image.data, name="chelsea.png")
+    x = sc.working_input(loaded, tiny.clf)
+    probs = tiny.clf(x).softmax(-1)[0]
+    label = int(probs.argmax())
+    h, w = x.shape[-2:]
+    ramp = torch.linspace(1, 0, w).expand(h, w) + torch.linspace(0, 1e-3, h)[:, None]  # sdr, the space's default
+    regions = torch.stack([sc.top_area_regions(sc.top_area_regions(ramp, a), a) for a in sc.CURVE_AREAS])
+    by_hand = sc.kept_and_removed(tiny.clf, x, label, regions)
+    assert np.allclose(_arr(kept["y"]), by_hand.kept.numpy(), atol=1e-5)
+    assert np.allclose(_arr(removed["y"]), by_hand.removed.numpy(), atol=1e-5)
+    enough = [a for a, k in zip(sc.CURVE_AREAS, by_hand.kept.tolist()) if k >= 0.8 * float(probs[label])]
+    stars = [t for t in chart["data"] if t.get("marker", {}).get("symbol") == "star"]
+    assert (len(stars) == 1 and np.isclose(_arr(stars[0]["x"])[0], min(enough))) if enough else not stars
+    assert np.isclose(chart["layout"]["shapes"][0]["x0"], 0.3)  # the chosen area's line
+
+    before = _region_picture(at)
+    forwards = []
+    original = type(tiny.clf).forward
+    monkeypatch.setattr(type(tiny.clf), "forward", lambda self, x: forwards.append(x.shape[0]) or original(self, x))
+    at.sidebar.select_slider(key="opt:area-demo:area").set_value(0.45).run()
+    _ok(at)
+    assert area_method[-1] == (0.45, ()) and len([c for c in area_method if c[1]]) == 1  # no second curve pass
+    assert 16 not in forwards  # the curve's forward is not repeated
+    assert _region_picture(at) != before
+    assert np.isclose(_area_chart(at)["layout"]["shapes"][0]["x0"], 0.45)
+    assert any("45%" in m.value for m in at.markdown)  # "The region at 45%"
+
+
+def test_the_curve_is_offered_for_any_method_as_the_top_of_its_map_and_compare_labels_each(app, area_method,
+                                                                                           no_curves):
+    """A method that takes no area draws no curve unless asked; asked, its regions are the top a of its map and the
+    page says so. Compare draws every method's curve on one plot, each labelled with what its region is."""
+    at = app.run()
+    at.sidebar.selectbox(key="method").set_value("center-gaussian").run()
+    assert not [c for c in _charts(at) if any(t.get("name") == "only the region kept" for t in c["data"])]
+    at.toggle(key="area_curve_any").set_value(True).run()
+    _ok(at)
+    _area_chart(at)
+    assert any("the top a of its map" in c.value for c in at.caption)
+
+    at.switch_page("app_pages/compare.py").run()
+    at.sidebar.multiselect(key="compare_methods").set_value(["area-demo", "center-gaussian"]).run()
+    _ok(at)
+    chart = next(c for c in _charts(at) if any("only the region kept" in str(t.get("name")) for t in c["data"]))
+    names = " ".join(str(t.get("name")) for t in chart["data"])
+    assert "area-demo: only the region kept" in names and "center-gaussian: the region removed" in names
+    hover = " ".join(str(t.get("hovertemplate")) for t in chart["data"])
+    assert "area-demo (its own mask at each area)" in hover and "center-gaussian (the top a of its map)" in hover
+    table = next(d.value for d in at.dataframe if "smallest area keeping 80%" in d.value.columns)
+    assert list(table["region"]) == ["its own mask at each area", "the top a of its map"]
+
+
+def test_extremal_s_area_curve_is_one_more_run_of_it_on_request(app, tiny, monkeypatch, no_curves):
+    """The per-image extremal method (slow: it waits for Run): its area slider is the area option's widget (a fraction,
+    steps of 1 %), the region is drawn at the chosen area once it has run, and its curve is one more optimisation,
+    of the shown label at the 8 areas in one batch (area 5 %, areas the other seven), started by a button that says
+    how long it takes."""
+    import saliency_core as sc
+
+    if "extremal" not in menus.method_catalog():
+        pytest.skip("the extremal method is not registered here")
+    resources._results.clear()
+    calls = _count_method_calls(monkeypatch)
+    seen = []
+    original = sc.compute_masks
+
+    def spy(image, config, **kw):
+        seen.append((config.labels, dict(config.method_options)))
+        return original(image, config, **kw)
+
+    monkeypatch.setattr(sc, "compute_masks", spy)
+    at = app.run()
+    at.sidebar.radio(key="labels_mode").set_value("top-1")
+    at.sidebar.selectbox(key="method").set_value("extremal").run()
+    slider = at.sidebar.select_slider(key="opt:extremal:area")
+    assert slider.options[0] == "1%" and slider.value == 0.1
+    slider.set_value(0.25)
+    at.sidebar.number_input(key="opt:extremal:iterations").set_value(2)
+    at.sidebar.selectbox(key="opt:extremal:parametrization").set_value("continuous")  # the cheaper mask: a test
+    at.run()
+    at.button(key="run_method").click().run()
+    _ok(at)
+    assert calls.count("extremal") == 1 and seen[-1][1]["area"] == 0.25 and "areas" not in seen[-1][1]
+    assert any("The region at 25%" in m.value for m in at.markdown)
+    button = at.button(key="area_run")
+    assert button.label.startswith("Compute the area curve (")
+    button.click().run()
+    _ok(at)
+    assert not _errors(at), _errors(at)
+    assert calls.count("extremal") == 2
+    labels, options = seen[-1]
+    assert options["area"] == sc.CURVE_AREAS[0] and tuple(options["areas"]) == sc.CURVE_AREAS[1:]
+    assert labels.isdigit()  # the shown label only
+    chart = _area_chart(at)
+    assert np.isclose(chart["layout"]["shapes"][0]["x0"], 0.25) and any("its own mask" in c.value for c in at.caption)

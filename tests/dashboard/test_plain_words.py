@@ -21,3 +21,22 @@ def test_no_jargon():
                       *pw.HOW.values()]).lower()
     for jargon in ("saliency", "masked", "method", "infill", "masker"):
         assert jargon not in words, jargon
+
+
+def test_the_objectives_are_offered_in_plain_words_and_other_choices_as_they_are():
+    from dashboard.help_text import plain_choice
+
+    assert [plain_choice(v) for v in ("ssr", "sdr", "both")] == ["keep the class", "remove the class", "both"]
+    assert plain_choice("gray") == "gray" and plain_choice(8) == "8" and plain_choice(None) == "None"
+
+
+def test_a_fraction_is_a_slider_in_steps_of_one_percent_within_its_bounds():
+    from dashboard.widgets import fraction_choices, is_fraction, slider_choices
+    from saliency_core import Option
+
+    area = Option("area", "float", 0.1, "", low=0.0, low_open=True, high=0.99, main=True)
+    grid = fraction_choices(area)
+    assert is_fraction(area) and grid[0] == 0.01 and grid[-1] == 0.99 and len(grid) == 99 and 0.1 in grid
+    assert fraction_choices(Option("area", "float", 0.25, "", low=0.05, high=0.6, main=True))[:2] == [0.05, 0.06]
+    assert slider_choices(Option("p", "float", 0.5, "", low=0.0, high=0.99)) is None  # not a main option: a box
+    assert slider_choices(Option("sigma", "float", 0.25, "", low=0.0, high=10.0, main=True)) is None  # not a fraction
