@@ -101,20 +101,26 @@ def main() -> None:
     ap.add_argument("--data", default=DEFAULT_IMAGES)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--json", default=None, help="rows written after every photo (a partial run keeps its rows)")
-    ap.add_argument("--report", default=None, help="print the summary of an earlier run's --json file and stop")
+    ap.add_argument("--skip", type=int, default=0, help="start after this many photos (to split a run)")
+    ap.add_argument("--no-torchray", action="store_true", help="ours and Grad-CAM only (TorchRay is ~5x slower)")
+    ap.add_argument("--report", nargs="+", default=None,
+                    help="print the summary of earlier runs' --json files (rows merged) and stop")
     args = ap.parse_args()
     if args.report:
-        saved = json.loads(Path(args.report).read_text())
-        report(saved["rows"], argparse.Namespace(**{**saved["args"], "json": None}))
+        saved = [json.loads(Path(f).read_text()) for f in args.report]
+        report([r for run in saved for r in run["rows"]], argparse.Namespace(**{**saved[0]["args"], "json": None}))
         return
     torch.set_num_threads(args.threads)
-    ep = torchray_module(args.torchray)
-    reference = spread_schedule(ep, args.iterations) if args.torchray_schedule == "spread" else ep.extremal_perturbation
+    reference = None
+    if not args.no_torchray:
+        ep = torchray_module(args.torchray)
+        reference = (spread_schedule(ep, args.iterations) if args.torchray_schedule == "spread"
+                     else ep.extremal_perturbation)
 
     clf = load_classifier("efficientnet_lite0")
-    xs, _, names = load_images(args.data, clf, args.images, split="val")
+    xs, _, names = load_images(args.data, clf, args.skip + args.images, split="val")
     rows: list[dict] = []
-    for i, name in enumerate(names):
+    for i, name in list(enumerate(names))[args.skip:]:
         x = xs[i:i + 1]
         with torch.no_grad():
             probs = clf(x).softmax(-1)[0]
@@ -122,21 +128,23 @@ def main() -> None:
         cam = gradcam_maps(clf, x, label)
         for game in args.games:
             t = time.perf_counter()
-            ref, _ = reference(clf, x, label, areas=list(args.areas), max_iter=args.iterations,
-                                              perturbation="fade" if args.fill == "gray" else "blur",
-                                              variant=GAMES[game])
+            maps = {}
+            if reference is not None:
+                ref, _ = reference(clf, x, label, areas=list(args.areas), max_iter=args.iterations,
+                                   perturbation="fade" if args.fill == "gray" else "blur", variant=GAMES[game])
+                maps["torchray"] = ref[:, 0].detach().cpu()
             t_ref = time.perf_counter() - t
             cfg = ExtremalConfig(objective=game, area=args.areas[0], areas=tuple(args.areas[1:]),
                                  iterations=args.iterations, infiller=args.fill)
             t = time.perf_counter()
             ours = extremal_masks(clf, x, [label], cfg)
             t_ours = time.perf_counter() - t
-            maps = {"torchray": ref[:, 0].detach().cpu(), "ours": ours.masks[:, 0]}
+            maps["ours"] = ours.masks[:, 0]
+            impls = [*maps, "grad-cam"]
             for j, a in enumerate(args.areas):
-                regions = torch.stack([top_area_regions(maps["torchray"][j], a), top_area_regions(maps["ours"][j], a),
-                                       top_area_regions(cam, a)])
+                regions = torch.stack([top_area_regions(maps[impl][j] if impl in maps else cam, a) for impl in impls])
                 s = kept_and_removed(clf, x, label, regions)
-                for k, impl in enumerate(("torchray", "ours", "grad-cam")):
+                for k, impl in enumerate(impls):
                     m = maps[impl][j] if impl in maps else None
                     rows.append({"image": name, "label": label, "clean": float(probs[label]), "game": game,
                                  "area": a, "impl": impl, "kept": float(s.kept[k]), "removed": float(s.removed[k]),
@@ -147,7 +155,7 @@ def main() -> None:
             print(f"{name} {game}: torchray {t_ref:.0f} s, ours {t_ours:.0f} s; "
                   + "; ".join(f"{r['impl']} a={r['area']} hit {r['hit'] if r['hit'] is None else round(r['hit'], 3)}"
                               f" kept {r['kept']:.3f} removed {r['removed']:.3f}"
-                              for r in rows[-3 * len(args.areas):]), flush=True)
+                              for r in rows[-len(impls) * len(args.areas):]), flush=True)
         if args.json:
             atomic_write_text(Path(args.json), json.dumps({"args": vars(args), "rows": rows}, indent=1))
     report(rows, args)
@@ -167,7 +175,7 @@ def report(rows: list[dict], args) -> None:
         for a in args.areas:
             for impl in ("torchray", "ours", "grad-cam"):
                 rs = pick(impl, game, a)
-                if impl == "grad-cam" and game != args.games[0]:
+                if not rs or (impl == "grad-cam" and game != args.games[0]):
                     continue
                 hit = "" if rs[0]["hit"] is None else f"{sum(r['hit'] for r in rs) / len(rs):.3f} (max off " \
                     f"{max(abs(r['hit'] - a) for r in rs):.3f})"
@@ -177,17 +185,23 @@ def report(rows: list[dict], args) -> None:
                 soft = "" if rs[0]["soft"] is None else f"{sum(r['soft'] for r in rs) / len(rs):.3f}"
                 print(f"| {game if impl != 'grad-cam' else 'any'} | {a} | {impl} | {hit} | {soft} | "
                       f"{interval([r['kept'] for r in rs])} | {interval([r['removed'] for r in rs])} |")
-    print("\nPaired, ours - TorchRay (same photos): kept / removed probability")
-    for game in args.games:
-        for a in args.areas:
-            o, t = pick("ours", game, a), pick("torchray", game, a)
-            print(f"  {game} a={a}: kept {interval([x['kept'] - y['kept'] for x, y in zip(o, t)])}, "
-                  f"removed {interval([x['removed'] - y['removed'] for x, y in zip(o, t)])}")
-    t_ref = [r["seconds"] for r in rows if r["impl"] == "torchray"][::len(args.areas)]
-    t_ours = [r["seconds"] for r in rows if r["impl"] == "ours"][::len(args.areas)]
-    print(f"\nTime per image and game ({len(args.areas)} areas in one batch): TorchRay "
-          f"{sum(t_ref) / len(t_ref):.1f} s, ours {sum(t_ours) / len(t_ours):.1f} s, "
-          f"ratio ours / TorchRay {sum(t_ours) / sum(t_ref):.2f}")
+    for other in ("torchray", "grad-cam"):
+        print(f"\nPaired, ours - {other} (the photos both ran): kept / removed probability")
+        for game in args.games:
+            for a in args.areas:
+                theirs = {r["image"]: r for r in pick(other, game, a)}
+                pairs = [(o, theirs[o["image"]]) for o in pick("ours", game, a) if o["image"] in theirs]
+                if pairs:
+                    print(f"  {game} a={a} ({len(pairs)} photos): "
+                          f"kept {interval([x['kept'] - y['kept'] for x, y in pairs])}, "
+                          f"removed {interval([x['removed'] - y['removed'] for x, y in pairs])}")
+    times = {impl: [r["seconds"] for r in rows if r["impl"] == impl][::len(args.areas)] for impl in ("torchray", "ours")}
+    line = ", ".join(f"{impl} {sum(t) / len(t):.1f} s ({len(t)} runs)" for impl, t in times.items() if t)
+    if times["torchray"] and times["ours"]:
+        ran = {r["image"] for r in rows if r["impl"] == "torchray"}
+        same = [r["seconds"] for r in rows if r["impl"] == "ours" and r["image"] in ran][::len(args.areas)]
+        line += f"; ratio ours / TorchRay on the same runs {sum(same) / sum(times['torchray']):.2f}"
+    print(f"\nTime per image and game ({len(args.areas)} areas in one batch): {line}")
 
 
 if __name__ == "__main__":

@@ -5,7 +5,8 @@ preservation game), whose removal hurts it most (``sdr``, the deletion game) or 
 per-image presets trade the class term against an L1 area penalty (so the area is whatever the weights
 give), here the area is a constraint: the *sorted* mask values are pulled towards a step of round(a * N)
 ones (:func:`saliency_core.objectives.sorted_area_loss`), with a weight that grows during the run so
-that the mask ends binary at area a. The reward is bounded in the issue's sense: the class score (logit,
+that the mask ends nearly binary at area a (a final monotone remap, ``calibrate``, puts its 0.5 level exactly on
+its top-a pixels; the smooth rim otherwise leaves it up to 0.03 off). The reward is bounded in the issue's sense: the class score (logit,
 as the paper and TorchRay) or the class probability, never a cross-entropy; no correctness gating.
 
 The mask is the paper's smooth mask (``parametrization="smooth"``): parameters on a grid of one value
@@ -13,7 +14,8 @@ every ``step`` pixels, each spread by a flat-topped Gaussian bump of width ``sig
 smooth max (a softmax-weighted mean, coldness 20), so the mask is a union of round blobs and cannot form
 adversarial speckle. ``continuous`` uses the engine's own parametrisation instead (sigmoid of a coarse
 grid, bilinearly upsampled, Adam). Several areas (``area`` plus ``areas``) and several labels run in one
-batch. The loop reuses the engine's infillers, progress protocol (masks while they form) and cancellation.
+batch. The loop reuses the engine's infillers, progress protocol (masks while they form) and ``should_stop``.
+Where it follows TorchRay and where it differs: docs/optimisation.md.
 """
 from __future__ import annotations
 
