@@ -427,6 +427,8 @@ def fixed_options(config: dict) -> dict[str, object]:
         fixed["tv_weight"] = cfg.tv_low
     if not cfg.area_conditioned:
         fixed["area_weight"] = cfg.area_low
+    if not cfg.target_conditioned:
+        fixed["area"] = None  # no area input: the masks have no set area
     return fixed
 
 

@@ -216,6 +216,11 @@ class ConditionalMaskerMethod(MaskerMethod):
         # the main mask and one per extra area in ONE batched masker pass
         ckpt = self.load(classifier)
         config = ckpt.masker.config
+        if not config.target_conditioned:  # no area input: its one map serves every area (scorers take its top a)
+            result = super().__call__(classifier, x, labels, clean, progress)
+            result.areas = self.options.areas
+            result.area_masks = result.masks[None].expand(len(self.options.areas), *result.masks.shape).clone()
+            return result
         main = config.check_setting(self.options.setting)
         settings = [main] + [config.check_setting(replace(main, area=a)) for a in self.options.areas]
         own = clean if ckpt.classifier is classifier else ckpt.classifier.forward_features(x)

@@ -146,7 +146,8 @@ def area_training_step(trainer: "ConditionalTrainer", x01: torch.Tensor, y: torc
     if trainer.scaler is not None:
         trainer.scaler.update()
     md = m.detach()
-    row.update(total=float(total.detach()), sorted_area=float(sorted_area.detach().mean()), tv=float(tv.detach().mean()),
+    row.update(total=float(total.detach()), sorted_area=float(sorted_area.detach().mean()),
+               tv=float(tv.detach().mean()),
                mask_mean=float(md.mean()),
                area_error=float(((md > 0.5).float().flatten(1).mean(1) - areas).abs().mean()),
                half=float(((md > 0.1) & (md < 0.9)).float().mean()),

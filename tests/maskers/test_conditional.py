@@ -274,17 +274,20 @@ def test_fixed_options_name_the_toggles_a_checkpoint_cannot_vary(tiny_classifier
 
     whole = save_masker(tmp_path / "w.safetensors", make_masker(tiny_classifier), tiny_classifier, {},
                         kind="conditional")
-    assert checkpoint_fixed_options(whole) == {"area_weight": 1.0}  # trained over every toggle but the area
+    assert checkpoint_fixed_options(whole) == {"area_weight": 1.0, "area": None}  # every toggle but the areas
     area = save_masker(tmp_path / "a.safetensors", make_masker(tiny_classifier, area_low=0.5, area_high=2.0),
                        tiny_classifier, {}, kind="conditional")
-    assert checkpoint_fixed_options(area) == {}
+    assert checkpoint_fixed_options(area) == {"area": None}
     point = dict(objectives=("ssr",), infillers=("blur",), upsample_factors=(8,), tv_low=0.03, tv_high=0.03,
                  tv_zero=False, area_low=4.0, area_high=4.0, default_objective="ssr", default_infiller="blur",
                  default_tv_weight=0.03, default_upsample=8, default_area_weight=4.0)
     dedicated = save_masker(tmp_path / "d.safetensors", make_masker(tiny_classifier, **point), tiny_classifier, {},
                             kind="conditional")
     assert checkpoint_fixed_options(dedicated) == {"objective": "ssr", "infiller": "blur", "upsample": 8,
-                                                   "tv_weight": 0.03, "area_weight": 4.0}
+                                                   "tv_weight": 0.03, "area_weight": 4.0, "area": None}
+    target = save_masker(tmp_path / "t.safetensors", make_area_masker(tiny_classifier), tiny_classifier, {},
+                         kind="conditional")
+    assert checkpoint_fixed_options(target) == {"area_weight": 1.0}  # the area is an input
     assert checkpoint_fixed_options(default_checkpoint("phang")) == {}  # no toggles at all
     junk = tmp_path / "junk.safetensors"
     junk.write_bytes(b"not a checkpoint")
@@ -354,14 +357,14 @@ def test_an_area_outside_the_trained_range_is_refused_in_one_line(tiny_classifie
 
 
 def test_the_old_shipped_conditional_checkpoint_loads_and_gives_the_same_masks(lite0, chelsea):
-    """conditional_lite0_v1 is the conditional_lite0 shipped before the area input (sha256 cd2d937f...): its masks
-    on chelsea are those that code gave (recorded at commit 6132d1e)."""
+    """conditional_lite0 (sha256 cd2d937f..., shipped before the area input and still the default): its masks on
+    chelsea are those the code before the area input gave (recorded at commit 6132d1e)."""
     import numpy as np
     from PIL import Image
 
     from saliency_core.maskers.catalog import checkpoints_dir
 
-    ck = load_masker(checkpoints_dir() / "conditional_lite0_v1.safetensors", classifier=lite0)
+    ck = load_masker(checkpoints_dir() / "conditional_lite0.safetensors", classifier=lite0)
     assert not ck.masker.config.target_conditioned
     img = chelsea.convert("RGB").resize((224, 224), Image.BILINEAR)
     x = lite0.preprocessing.normalize(torch.from_numpy(np.array(img)).permute(2, 0, 1)[None].float() / 255)
@@ -404,6 +407,13 @@ def test_areas_give_a_mask_at_each_area_in_one_masker_pass(tiny_classifier, tmp_
     with pytest.raises(OptionError, match=r"^area 0.7 is outside the range this masker was trained over "
                                           r"\(0.05 .. 0.6\)$"):
         _area_method(tiny_classifier, path, areas=(0.1, 0.7))(tiny_classifier, x, [0], clean)
+    # a checkpoint without the area input refuses an area but answers areas with its one map (scored by its top a)
+    plain = save_masker(tmp_path / "plain.safetensors", make_masker(tiny_classifier), tiny_classifier, {},
+                        kind="conditional")
+    result = _area_method(tiny_classifier, plain, areas=(0.1, 0.4))(tiny_classifier, x, [0], clean)
+    assert result.area_masks.shape == (2, 1, 64, 64) and torch.equal(result.area_masks[1], result.masks)
+    with pytest.raises(OptionError, match="not trained over areas"):
+        _area_method(tiny_classifier, plain, area=0.1, areas=(0.4,))(tiny_classifier, x, [0], clean)
     from saliency_core.methods.base import MethodError
 
     with pytest.raises(MethodError, match="option 'areas' must be fractions in"):
