@@ -206,7 +206,12 @@ class ConditionalMaskerMethod(MaskerMethod):
         self.options = options or ConditionalMaskerOptions()
 
     def setting(self, ckpt: MaskerCheckpoint) -> Setting | None:
-        return self.options.setting
+        """The chosen setting; for a checkpoint without the area input, ``area`` is left out: its one map serves
+        every area, a region at area a being its top a pixels (as for any method that takes no area)."""
+        setting = self.options.setting
+        if setting.area is not None and not ckpt.masker.config.target_conditioned:
+            return replace(setting, area=None)
+        return setting
 
     @torch.no_grad()
     def __call__(self, classifier: Classifier, x: torch.Tensor, labels: list[int], clean: ClassifierOutput,
@@ -218,6 +223,7 @@ class ConditionalMaskerMethod(MaskerMethod):
         config = ckpt.masker.config
         if not config.target_conditioned:  # no area input: its one map serves every area (scorers take its top a)
             result = super().__call__(classifier, x, labels, clean, progress)
+            result.info["area"] = "not an input of this checkpoint: its map's top a pixels are the region at a"
             result.areas = self.options.areas
             result.area_masks = result.masks[None].expand(len(self.options.areas), *result.masks.shape).clone()
             return result

@@ -407,13 +407,14 @@ def test_areas_give_a_mask_at_each_area_in_one_masker_pass(tiny_classifier, tmp_
     with pytest.raises(OptionError, match=r"^area 0.7 is outside the range this masker was trained over "
                                           r"\(0.05 .. 0.6\)$"):
         _area_method(tiny_classifier, path, areas=(0.1, 0.7))(tiny_classifier, x, [0], clean)
-    # a checkpoint without the area input refuses an area but answers areas with its one map (scored by its top a)
+    # the method on a checkpoint without the area input answers area / areas with its one map (a scorer takes its
+    # top a pixels, as for any method that takes no area); the masker itself refuses an area (test above)
     plain = save_masker(tmp_path / "plain.safetensors", make_masker(tiny_classifier), tiny_classifier, {},
                         kind="conditional")
-    result = _area_method(tiny_classifier, plain, areas=(0.1, 0.4))(tiny_classifier, x, [0], clean)
+    result = _area_method(tiny_classifier, plain, area=0.1, areas=(0.1, 0.4))(tiny_classifier, x, [0], clean)
+    alone = _area_method(tiny_classifier, plain)(tiny_classifier, x, [0], clean)
     assert result.area_masks.shape == (2, 1, 64, 64) and torch.equal(result.area_masks[1], result.masks)
-    with pytest.raises(OptionError, match="not trained over areas"):
-        _area_method(tiny_classifier, plain, area=0.1, areas=(0.4,))(tiny_classifier, x, [0], clean)
+    assert torch.equal(result.masks, alone.masks) and "not an input" in result.info["area"]
     from saliency_core.methods.base import MethodError
 
     with pytest.raises(MethodError, match="option 'areas' must be fractions in"):
