@@ -43,7 +43,7 @@ def curve_for(image: inputs.ImageInput, loaded: LoadedImage, config: ExplainConf
     its own in this place (a slow method's run: the bar and the page's status line; ``what`` names it)."""
     classifier = resources.current_classifier()
     cache = resources.results()
-    slot = st.empty()  # always here, so the chart below keeps its place in the page whether computed or cached
+    box = st.container()  # always here, a block either way, so the chart below keeps its place (computed or cached)
     hit = cached_curve(image, config, expl)
     if hit is not None:
         return hit
@@ -51,7 +51,7 @@ def curve_for(image: inputs.ImageInput, loaded: LoadedImage, config: ExplainConf
     if masks is None:
         raise ValueError("the method's masks are no longer at hand; change an option or reload")
     slow = bool(entry.takes_area and entry.on_request)
-    with slot.container(), LiveProgress(what, bar=slow, top=slow, marker=not slow) as progress:
+    with box, LiveProgress(what, bar=slow, top=slow, marker=not slow) as progress:
         return progress.run(area.run_area_curve, image, config, expl, masks, entry, classifier, cache,
                             curve_masks=_curve_masks(image, loaded, config, _label(expl)), label=_label(expl))
 
