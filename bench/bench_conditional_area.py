@@ -26,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench._common import DEFAULT_IMAGES, interleaved, load_images, markdown_table  # noqa: E402
 from saliency_core.classifiers import load_classifier  # noqa: E402
 from saliency_core.files import atomic_write_bytes  # noqa: E402
+from saliency_core.maskers.area_prior import prior_for  # noqa: E402
 from saliency_core.maskers.catalog import default_checkpoint  # noqa: E402
 from saliency_core.maskers.checkpoint import load_masker  # noqa: E402
 from saliency_core.maskers.conditional import Setting  # noqa: E402
@@ -79,7 +80,8 @@ def main() -> int:
                     settings = [cfg.check_setting(Setting(obj, "gray", default.tv_weight, default.upsample,
                                                           default.area_weight, a)) for a in AREAS]
                     stages = [s.expand(len(AREAS), *s.shape[1:]) for s in clean.stages]
-                    m = cond.masker(stages, (224, 224), settings)[:, 0]  # one pass, every area
+                    prior = prior_for(cond.masker, clf, clean.head, [label], len(AREAS))  # score_prior cam
+                    m = cond.masker(stages, (224, 224), settings, prior=prior)[:, 0]  # one pass, every area
                     maps[obj] = m
                     area_err.append(((m > 0.5).float().flatten(1).mean(1) - torch.tensor(AREAS)).abs().max())
                     half.append(((m > 0.1) & (m < 0.9)).float().mean())
@@ -128,12 +130,14 @@ def main() -> int:
 
         @torch.no_grad()
         def one_mask():
-            cond.masker(clf.forward_features(x1).stages, (224, 224), setting)
+            out = clf.forward_features(x1)
+            cond.masker(out.stages, (224, 224), setting, prior=prior_for(cond.masker, clf, out.head, None))
 
         @torch.no_grad()
         def area_curve():  # 8 masks in one pass, then their 16 kept / removed views in one forward
             out = clf.forward_features(x1)
-            m = cond.masker([s.expand(len(curve), *s.shape[1:]) for s in out.stages], (224, 224), curve)[:, 0]
+            m = cond.masker([s.expand(len(curve), *s.shape[1:]) for s in out.stages], (224, 224), curve,
+                            prior=prior_for(cond.masker, clf, out.head, None, len(curve)))[:, 0]
             regions = torch.stack([top_area_regions(m[k], a) for k, a in enumerate(CURVE_AREAS)])
             kept_and_removed(clf, x1, int(out.logits.argmax()), regions)
 
