@@ -53,9 +53,17 @@ class AreaCurve:
         return "its own mask at each area" if self.own_masks else "the top a of its map"
 
 
-def takes_area(entry) -> bool:
-    """Whether the method makes a region of a given area itself (the ``takes_area`` trait)."""
-    return bool(getattr(entry, "takes_area", False))
+def takes_area(entry, options: dict | None = None) -> bool:
+    """Whether the method makes a region of a given area itself (the ``takes_area`` trait) with what is loaded: a
+    checkpoint whose option space hides ``area`` (a conditional masker trained without the area input) does not."""
+    if not getattr(entry, "takes_area", False):
+        return False
+    if options is None:
+        return True
+    from .menus import option_space
+
+    spec = option_space(entry, {k: v for k, v in options.items() if k == "checkpoint"}).get(AREA)
+    return spec is None or spec.shown
 
 
 def curve_config(config: ExplainConfig, label: int) -> ExplainConfig:
@@ -105,7 +113,7 @@ def run_area_curve(image: ImageInput, config: ExplainConfig, expl: Explanation, 
     if hit is not None:
         return hit
     t0 = time.perf_counter()
-    own = takes_area(entry)
+    own = takes_area(entry, config.method_options)
     if own:
         if curve_masks is None:
             raise ValueError(f"{config.method} takes an area: its curve needs a run at the curve's areas")

@@ -17,6 +17,12 @@ ABOUT = ("The class probability with **only the region kept** (the rest gray) an
          f"{area.KEEP_SHARE:.0%} of the score on the whole picture.")
 
 
+def area_aware(entry, options: dict[str, Any]) -> bool:
+    """Whether the page draws the area curve unasked: the method makes its own region at an area with what is
+    loaded (a conditional checkpoint without the area input: only on request, as any other map)."""
+    return area.takes_area(entry, options)
+
+
 def _label(expl: Explanation) -> int:
     return int(expl.shown if expl.shown is not None else expl.labels[0])
 
@@ -50,7 +56,7 @@ def curve_for(image: inputs.ImageInput, loaded: LoadedImage, config: ExplainConf
     masks = services.cached_masks(image, config, classifier, cache)
     if masks is None:
         raise ValueError("the method's masks are no longer at hand; change an option or reload")
-    slow = bool(entry.takes_area and entry.on_request)
+    slow = bool(area.takes_area(entry, config.method_options) and entry.on_request)
     with box, LiveProgress(what, bar=slow, top=slow, marker=not slow) as progress:
         return progress.run(area.run_area_curve, image, config, expl, masks, entry, classifier, cache,
                             curve_masks=_curve_masks(image, loaded, config, _label(expl)), label=_label(expl))
@@ -67,7 +73,7 @@ def curve_estimate(image: inputs.ImageInput, loaded: LoadedImage, config: Explai
 def chosen_area(entry, options: dict[str, Any]) -> float | None:
     """The area the method runs at (its ``area`` option, or the default of what is loaded); None for a method that
     takes no area."""
-    if not entry.takes_area:
+    if not area.takes_area(entry, options):
         return None
     if area.AREA in options:
         return float(options[area.AREA])
@@ -100,7 +106,7 @@ def area_block(image: inputs.ImageInput, loaded: LoadedImage, config: ExplainCon
             _region(expl, chosen, f"its own mask at {chosen:.0%}")
     curve = None
     with right:
-        if entry.on_request and entry.takes_area and cached_curve(image, config, expl) is None:
+        if entry.on_request and area.takes_area(entry, config.method_options) and cached_curve(image, config, expl) is None:
             # a slow method optimises each region: the 8 areas are one more run of it (one batch), on request
             estimate = curve_estimate(image, loaded, config, expl, entry)
             if not st.button(f"Compute the area curve ({services.describe_seconds(estimate)})", key="area_run",
@@ -131,7 +137,8 @@ def compare_block(image: inputs.ImageInput, loaded: LoadedImage, explained: list
     curves, later = [], []
     for name, expl in explained:
         entry = entries[name]
-        if entry.on_request and entry.takes_area and not run_slow and cached_curve(image, configs[name], expl) is None:
+        if entry.on_request and area.takes_area(entry, configs[name].method_options) and not run_slow \
+                and cached_curve(image, configs[name], expl) is None:
             later.append(name)
             continue
         curves.append((name, curve_for(image, loaded, configs[name], expl, entry, f"{name}: area curve")))

@@ -111,7 +111,7 @@ if expl is not None:
         sections.views_block(expl, key="explain_views")
     st.caption(sections.timings_caption(expl))
     # the area curve: the method's own region at each area (an area-aware method), or the top of its map on request
-    if entry.takes_area or st.toggle("Area curve of this map", key="area_curve_any",
+    if area_section.area_aware(entry, config.method_options) or st.toggle("Area curve of this map", key="area_curve_any",
                                      help="Keep or remove the top 5 % to 60 % of the map and see the class "
                                           "probability (Fong, Patrick & Vedaldi's fixed-area view)."):
         st.subheader("Area curve")

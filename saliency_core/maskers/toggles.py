@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from saliency_core.maskers.conditional import ConditionalMaskerConfig
     from saliency_core.options import Option
 
 
@@ -74,8 +73,9 @@ Setting = dataclasses.make_dataclass(
                             "__doc__": "One point of the conditional masker's toggle space (see TOGGLES)."})
 
 
-def option_space(config: "ConditionalMaskerConfig", declared: dict[str, "Option"]) -> dict[str, "Option"]:
-    """Each toggle's option as the checkpoint with ``config`` takes it: choices, range and default from what it was
+def option_space(config: Any, declared: dict[str, "Option"]) -> dict[str, "Option"]:
+    """Each toggle's option as the checkpoint with ``config`` (a ``ConditionalMaskerConfig``; not imported here:
+    conditional.py imports this module) takes it: choices, range and default from what it was
     trained over (help and label from ``declared``, the method's own declarations). A toggle the checkpoint was
     trained at one value only is marked ``shown=False`` (no other value would be accepted)."""
     replace = dataclasses.replace

@@ -92,7 +92,7 @@ class ConditionalMaskerOptions:
                                      "perturbations, amortised). Only for a checkpoint trained over areas; default: "
                                      "its own.")
     areas: tuple[float, ...] = option(help="extra areas whose masks come in the same batched masker pass "
-                                           "(MethodResult.areas / area_masks), e.g. 0.05,0.1,0.2",
+                                           "(MethodResult.areas / area_masks), e.g. 0.05,0.1,0.2.",
                                       default_factory=tuple)
 
     def __post_init__(self) -> None:

@@ -297,7 +297,7 @@ class ConditionalTrainer(Trainer):
         if self.cfg.target_area_high > 0:
             if self.clean_cache is None and self.cfg.cache_clean and not self.cfg.augment:
                 self.clean_cache = CleanCache()
-            return area_training_step(self, x01, y)
+            return area_training_step(self, x01, y, draw_settings, HAS_IN, HAS_OUT)
         cfg, dev = self.cfg, self.device
         x = self.classifier.preprocessing.normalize(x01.to(dev, non_blocking=True))
         if self.channels_last:

@@ -27,8 +27,10 @@ from saliency_core.maskers.area_prior import training_prior
 from saliency_core.maskers.conditional import Setting
 from saliency_core.objectives import probability_reward_loss, sorted_area_loss, total_variation_per_mask
 
-if TYPE_CHECKING:
-    from saliency_core.train.conditional import ConditionalTrainer
+if TYPE_CHECKING:  # the trainer module imports this one: its names come in as arguments
+    from collections.abc import Callable
+
+    from saliency_core.train.loop import BaseTrainer as ConditionalTrainer
 
 #: The areas and objectives the per-epoch validation scores.
 VALIDATION_AREAS = (0.1, 0.2)
@@ -84,9 +86,12 @@ class CleanCache:
         return stages, torch.stack([r[1] for r in rows])
 
 
-def area_training_step(trainer: "ConditionalTrainer", x01: torch.Tensor, y: torch.Tensor) -> dict[str, Any]:
-    """One step of the area-conditioned masker (see the module docstring); returns the logged figures."""
-    from saliency_core.train.conditional import HAS_IN, HAS_OUT, draw_settings
+def area_training_step(trainer: "ConditionalTrainer", x01: torch.Tensor, y: torch.Tensor,
+                       draw_settings: "Callable[..., list[Setting]]", has_in: tuple[str, ...],
+                       has_out: tuple[str, ...]) -> dict[str, Any]:
+    """One step of the area-conditioned masker (see the module docstring); returns the logged figures.
+    ``draw_settings``, ``has_in`` and ``has_out`` are the conditional trainer's (passed: it imports this module)."""
+    HAS_IN, HAS_OUT = has_in, has_out  # noqa: N806 - the trainer module's constant names
 
     cfg, dev = trainer.cfg, trainer.device
     x = trainer.classifier.preprocessing.normalize(x01.to(dev, non_blocking=True))

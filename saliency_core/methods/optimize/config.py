@@ -61,7 +61,7 @@ class OptimizeConfig:
                            help=("What replaces the removed pixels while this mask is optimised: gray, a blur, noise, "
                                  "the local mean, other photos or inpainting. The mask found depends on this choice, "
                                  "which is why FIDO compares several. (Chang, Creager, Goldenberg & Duvenaud)"))
-    infiller_options: dict[str, Any] = option(help="options of that infiller, e.g. {\"sigma\": 10} for blur",
+    infiller_options: dict[str, Any] = option(help="options of that infiller, e.g. {\"sigma\": 10} for blur.",
                                               default_factory=dict, shown=False)
     reference_dir: str | None = option(None, shown=False,
                                        help="random-image: folder of reference photos (default: scikit-image's)")
@@ -112,9 +112,9 @@ class OptimizeConfig:
                                       help=("How many steps in a row without improvement stop a label. Larger values "
                                             "stop later and more safely. (Chang, Creager, Goldenberg & Duvenaud)"))
     max_batch: int = option(64, low=1, high=4096, shown=False,
-                            help="images per classifier call; more labels are split into chunks")
+                            help="images per classifier call; more labels are split into chunks.")
     preview_every: int = option(5, low=0, high=1000, shown=False,
-                                help="send the current masks to the progress callback every N steps")
+                                help="send the current masks to the progress callback every N steps.")
 
     def __post_init__(self) -> None:
         self.validate()

@@ -99,12 +99,12 @@ class ExtremalConfig:
                                         "upsampled. (Fong, Patrick & Vedaldi)"))
     step: int = option(7, low=1, high=64,
                        help=("smooth mask: one parameter every step pixels of a 224 px image (the paper's 7), "
-                             "scaled with the image's short side"))
+                             "scaled with the image's short side."))
     sigma: float = option(21.0, low=0.0, low_open=True, high=200.0,
                           help=("smooth mask: width of each parameter's bump in pixels of a 224 px image (the "
-                                "paper's 21), scaled with the image's short side"))
+                                "paper's 21), scaled with the image's short side."))
     upsample: int = option(8, choices=UPSAMPLE_FACTORS, aliases=("s",),
-                           help="continuous mask: learned at H/s x W/s and upsampled bilinearly")
+                           help="continuous mask: learned at H/s x W/s and upsampled bilinearly.")
     reward: str = option("logit", choices=REWARDS,
                          help=("What the region must keep or destroy: the class score before the softmax (the "
                                "paper and TorchRay) or its probability (bounded in [0, 1], but flat once the "
@@ -112,7 +112,7 @@ class ExtremalConfig:
     infiller: str = option("blur", kind="infiller", main=True, label="infiller (while optimising)",
                            help=("What replaces the removed pixels while the mask is optimised; the paper blurs "
                                  "(sigma 20 unless infiller_options say otherwise). (Fong, Patrick & Vedaldi)"))
-    infiller_options: dict[str, Any] = option(help="options of that infiller, e.g. {\"sigma\": 10} for blur",
+    infiller_options: dict[str, Any] = option(help="options of that infiller, e.g. {\"sigma\": 10} for blur.",
                                               default_factory=dict, shown=False)
     reference_dir: str | None = option(None, shown=False,
                                        help="random-image: folder of reference photos (default: scikit-image's)")
@@ -130,7 +130,7 @@ class ExtremalConfig:
                                       "so the mask cannot exploit one exact pixel alignment."))
     seed: int = seed_option("a random infiller")
     preview_every: int = option(10, low=0, high=1000, shown=False,
-                                help="send the current masks to the progress callback every N steps")
+                                help="send the current masks to the progress callback every N steps.")
 
     def __post_init__(self) -> None:
         self.validate()
