@@ -437,9 +437,9 @@ def main() -> int:
     hit_lines = []
     for name, h in hits.items():
         if "area_error" in h:
-            hit_lines.append({"row": name, **{f"|area - {a:g}| mean / max": f"{h['area_error'][a]:.3f} / "
-                                              f"{h['area_error_max'][a]:.3f}" for a in FIXED_AREAS},
-                              "in (0.1, 0.9)": " / ".join(f"{h['half_transparent'][a]:.3f}" for a in FIXED_AREAS)})
+            hit_lines.append({"row": name, **{f"|area - {a:g}| mean / max": f"{e:.3f} / {h['area_error_max'][a]:.3f}"
+                                              for a, e in h["area_error"].items()},
+                              "in (0.1, 0.9)": " / ".join(f"{v:.3f}" for v in h["half_transparent"].values())})
         else:
             hit_lines.append({"row": name, "mean mask": f"{h['mean_mask']:.3f}",
                               "share > 0.5": f"{h['area_above_half']:.3f}",
