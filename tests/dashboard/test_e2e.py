@@ -32,15 +32,9 @@ except ImportError:  # skipped (failed under CI=true) by _need_browser
 
 pytestmark = pytest.mark.e2e
 
-ROOT = Path(__file__).resolve().parents[2]
-ARTIFACTS = ROOT / "test-artifacts"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--disable-dev-shm-usage"]
-WAIT_MS = 240_000  # generous: a cold first render on a busy 2-core machine took 45 s
-MAIN = '[data-testid="stMain"]'
-SIDEBAR = '[data-testid="stSidebar"]'
+from tests.dashboard.browser_env import (  # noqa: E402 - shared by the browser tests
+    ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, MAIN, ROOT, SIDEBAR, WAIT_MS, need_browser as _need_browser,
+)
 PICTURES = ".js-plotly-plot .imagelayer image"  # the views' pictures (not the overlay's hover heat map)
 
 #: Page-side facts the waits read, installed in every page before the app's scripts (``window.e2e``).
@@ -65,17 +59,6 @@ window.e2e = {
   main() { return (document.querySelector('%s') || document.body).innerText; },
 };
 """ % (PICTURES, MAIN)
-
-
-def _need_browser() -> None:
-    """Playwright's sync API and Debian's chromium, or skip (fail under CI=true)."""
-    problem = None if sync_playwright is not None else "the playwright package is not installed"
-    if problem is None and not (Path(CHROMIUM).exists() or shutil.which("chromium")):
-        problem = "Debian chromium is not installed (apt-get install -y chromium)"
-    if problem:
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"browser test cannot run in CI: {problem}")
-        pytest.skip(problem)
 
 
 def _free_port() -> int:

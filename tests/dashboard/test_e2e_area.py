@@ -31,15 +31,9 @@ except ImportError:  # skipped (failed under CI=true) by _need_browser
 
 pytestmark = pytest.mark.e2e
 
-ROOT = Path(__file__).resolve().parents[2]
-ARTIFACTS = ROOT / "test-artifacts"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--disable-dev-shm-usage"]
-WAIT_MS = 240_000  # generous: a cold first render on a busy 2-core machine took 45 s
-MAIN = '[data-testid="stMain"]'
-SIDEBAR = '[data-testid="stSidebar"]'
+from tests.dashboard.browser_env import (  # noqa: E402 - shared by the browser tests
+    ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, MAIN, ROOT, SIDEBAR, WAIT_MS, need_browser as _need_browser,
+)
 
 #: An area-aware method as a plug-in declares it: ``takes_area`` with ``area`` and ``areas``, and an ``option_space``
 #: narrowing the area to 10 .. 50 % (default 20 %) as a checkpoint's trained range would. Its region is exactly the
@@ -87,16 +81,6 @@ PLUGIN = '''
             return MethodResult(region(h, w, o.objective, o.area)[None], per_label=False, areas=tuple(o.areas),
                                 area_masks=extra)
 '''
-
-
-def _need_browser() -> None:
-    problem = None if sync_playwright is not None else "the playwright package is not installed"
-    if problem is None and not (Path(CHROMIUM).exists() or shutil.which("chromium")):
-        problem = "Debian chromium is not installed (apt-get install -y chromium)"
-    if problem:
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"browser test cannot run in CI: {problem}")
-        pytest.skip(problem)
 
 
 def _plugin_site(folder: Path) -> Path:
