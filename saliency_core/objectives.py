@@ -23,8 +23,7 @@ OBJECTIVES = ("in", "out-entropy", "out-class", "in+out-entropy", "in+out-class"
               "out-class+out-entropy", "in+out-class+out-entropy")
 #: FIDO's names accepted for masker training too.
 PER_IMAGE_TO_TRAINING = {"ssr": "in", "sdr": "out-class", "both": "in+out-class"}
-#: per-label masker training (Gupta et al.): the insertion game, its calibrated form, or the paper's loss.
-LABEL_OBJECTIVES = ("insertion", "calibrated", "gupta")
+#: per-label masker training (Gupta et al.): saliency_core.vocabulary.LABEL_OBJECTIVES (declared by its config).
 
 
 def masked_in_loss(logits_in: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:

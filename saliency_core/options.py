@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import json
 import math
 import typing
 from dataclasses import dataclass
@@ -17,8 +18,13 @@ from typing import Any, Callable
 
 from saliency_core.errors import OptionError, RegistryError
 
-#: Widget kinds: numbers, a flag, one of a fixed list, free text, a registered infiller, a checkpoint file.
-KINDS = ("int", "float", "bool", "choice", "text", "infiller", "checkpoint")
+#: Widget kinds: numbers, a flag, one of a fixed list, free text, a registered infiller, a checkpoint file, and a
+#: list of numbers or words (``4,5`` on a command line; declared with ``kind="list"``, never a dashboard widget).
+KINDS = ("int", "float", "bool", "choice", "text", "infiller", "checkpoint", "list")
+#: The words a flag accepts (any case); the first half mean true.
+TRUE_WORDS, FALSE_WORDS = ("true", "1", "yes", "on"), ("false", "0", "no", "off")
+#: The words that mean "unset" for an option that may be None (``--max-steps none``).
+NONE_WORDS = ("none", "null")
 _META = "saliency_option"
 
 
@@ -35,6 +41,7 @@ class Option:
     low: float | None = None
     high: float | None = None
     low_open: bool = False  # low itself is not allowed (a strictly positive weight, say)
+    high_open: bool = False  # high itself is not allowed (a fraction below 1, say)
     step: float | None = None
     log: bool = False  # a UI should offer a log scale
     main: bool = False  # shown first; the rest under "more options"
@@ -43,6 +50,8 @@ class Option:
     optional: bool = False  # None is allowed and means "the default behaviour"
     checkpoint_kinds: tuple[str, ...] | None = None  # kind "checkpoint": which masker kinds fit
     aliases: tuple[str, ...] = ()
+    item: str | None = None  # kind "list": the kind of each item (int, float, text or choice)
+    length: int | None = None  # kind "list": exactly this many items (None: one or more)
 
     @property
     def title(self) -> str:
@@ -50,6 +59,10 @@ class Option:
 
     def describe(self) -> str:
         """The allowed values in words (for errors, ``--help`` and tooltips)."""
+        if self.kind == "list":
+            each = dataclasses.replace(self, kind=self.item or "text", length=None).describe()
+            many = f"{self.length}" if self.length else "one or more"
+            return f"{many} comma-separated values, each {each}"
         if self.kind in ("choice",) and self.choices:
             return "one of " + ", ".join(map(str, self.choices))
         if self.kind == "infiller":
@@ -59,23 +72,26 @@ class Option:
             if self.low is not None:
                 parts.append(f"> {self.low:g}" if self.low_open else f">= {self.low:g}")
             if self.high is not None:
-                parts.append(f"<= {self.high:g}")
+                parts.append(f"< {self.high:g}" if self.high_open else f"<= {self.high:g}")
             kind = "a whole number" if self.kind == "int" else "a number"
             return kind + (" " + " and ".join(parts) if parts else "")
         if self.kind == "bool":
-            return "true or false"
+            return "true or false (also yes/no, on/off, 1/0)"
         return "text"
 
 
 def option(default: Any = dataclasses.MISSING, *, help: str, kind: str | None = None, label: str = "",
            choices: tuple[Any, ...] = (), low: float | None = None, high: float | None = None,
-           low_open: bool = False, step: float | None = None, log: bool = False, main: bool = False,
+           low_open: bool = False, high_open: bool = False, step: float | None = None, log: bool = False, main: bool = False,
            shown: bool = True, checkpoint_kinds: tuple[str, ...] | None = None, aliases: tuple[str, ...] = (),
-           default_factory: Callable[[], Any] | None = None) -> Any:
-    """A dataclass field with its option metadata (``kind`` is inferred from the annotation when omitted)."""
+           default_factory: Callable[[], Any] | None = None, length: int | None = None) -> Any:
+    """A dataclass field with its option metadata (``kind`` is inferred from the annotation when omitted).
+
+    ``kind="list"`` declares a tuple of items (``tuple[int, ...]``): each item is checked against ``choices`` or
+    ``low``/``high``, and ``length`` fixes how many there are."""
     meta = {_META: dict(help=help, kind=kind, label=label, choices=tuple(choices), low=low, high=high,
-                        low_open=low_open, step=step, log=log, main=main, shown=shown,
-                        checkpoint_kinds=checkpoint_kinds, aliases=tuple(aliases))}
+                        low_open=low_open, high_open=high_open, step=step, log=log, main=main, shown=shown,
+                        checkpoint_kinds=checkpoint_kinds, aliases=tuple(aliases), length=length)}
     if default_factory is not None:
         return dataclasses.field(default_factory=default_factory, metadata=meta)
     return dataclasses.field(default=default, metadata=meta)
@@ -121,14 +137,23 @@ def _declared(cls: type) -> tuple[Option, ...]:
             default = f.default_factory()  # type: ignore[misc]
         else:
             default = None
-        typed = kind in KINDS and base in (int, float, bool, str)
-        out.append(Option(name=f.name, kind=kind, default=default, optional=optional, typed=typed,
-                          **{k: v for k, v in meta.items() if k not in ("kind",)} | {"shown": meta["shown"] and typed}))
+        item = None
+        if kind == "list":  # tuple[int, ...] -> items of kind int
+            args = [a for a in typing.get_args(base) if a is not Ellipsis] or [str]
+            item = ("choice" if meta["choices"] else "int" if args[0] is int else "float" if args[0] is float
+                    else "text")
+        typed = kind in KINDS and (base in (int, float, bool, str) or kind == "list")
+        shown = meta["shown"] and typed and kind != "list"
+        out.append(Option(name=f.name, kind=kind, default=default, optional=optional, typed=typed, item=item,
+                          **{k: v for k, v in meta.items() if k not in ("kind",)} | {"shown": shown}))
     return tuple(out)
 
 
 def _coerce(opt: Option, value: Any, what: str) -> Any:
     """The value as the option's type (``"4"`` -> 4 for an int) or OptionError naming the option."""
+    if (opt.optional and isinstance(value, str)
+            and (value.strip().lower() in NONE_WORDS or (not value.strip() and opt.kind not in ("text", "checkpoint")))):
+        value = None  # "--max-steps none" unsets an option that may be None
     if value is None:
         if opt.optional or opt.kind == "checkpoint" or opt.default is None:
             return None
@@ -137,11 +162,13 @@ def _coerce(opt: Option, value: Any, what: str) -> Any:
         return value
     shown = repr(value) if len(repr(value)) <= 80 else repr(value)[:77] + "..."
     bad = OptionError(f"{what}: option '{opt.name}' must be {opt.describe()}, got {shown}")
+    if opt.kind == "list":
+        return _coerce_list(opt, value, what, bad)
     if opt.kind == "bool":
         if isinstance(value, bool):
             return value
-        if isinstance(value, str) and value.lower() in ("true", "false", "1", "0", "yes", "no"):
-            return value.lower() in ("true", "1", "yes")
+        if isinstance(value, str) and value.strip().lower() in TRUE_WORDS + FALSE_WORDS:
+            return value.strip().lower() in TRUE_WORDS
         raise bad
     if opt.kind in ("int", "float") or (opt.kind == "choice" and opt.choices
                                          and all(isinstance(c, (int, float)) and not isinstance(c, bool)
@@ -169,17 +196,45 @@ def _coerce(opt: Option, value: Any, what: str) -> Any:
     if opt.kind in ("int", "float"):
         if opt.low is not None and (value <= opt.low if opt.low_open else value < opt.low):
             raise bad
-        if opt.high is not None and value > opt.high:
+        if opt.high is not None and (value >= opt.high if opt.high_open else value > opt.high):
             raise bad
     if opt.kind in ("text", "checkpoint") and not isinstance(value, (str, bytes)) and not hasattr(value, "__fspath__"):
         raise bad
     return value
 
 
+def _coerce_list(opt: Option, value: Any, what: str, bad: OptionError) -> tuple[Any, ...]:
+    """A ``kind="list"`` value (``"4,5"``, ``[4, 5]`` or ``(4, 5)``) as a tuple of checked items."""
+    if isinstance(value, str):
+        value = [v for v in value.replace(" ", "").split(",") if v]
+    if not isinstance(value, (list, tuple)) or not value or (opt.length and len(value) != opt.length):
+        raise bad
+    each = dataclasses.replace(opt, kind=opt.item or "text", optional=False, length=None)
+    try:
+        return tuple(_coerce(each, v, what) for v in value)
+    except OptionError:
+        raise bad from None
+
+
 def coerce_option(opt: Option, value: Any, what: str) -> Any:
     """One value of one declared option, coerced (``"4"`` -> 4) and checked against its declaration, or an
     :class:`OptionError` line naming the option and what it accepts (the dashboard reads links with it)."""
     return _coerce(opt, value, what)
+
+
+def parse_pairs(pairs: list[str], what: str = "option") -> dict[str, Any]:
+    """``["steps=100", "infiller=blur"]`` -> ``{"steps": 100, "infiller": "blur"}``: each value read as JSON when it
+    is JSON (numbers, true, lists), else kept as text; the declared option coerces it further."""
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        if "=" not in pair:
+            raise OptionError(f"{what}: '{pair}' must look like key=value")
+        key, value = pair.split("=", 1)
+        try:
+            out[key.strip().replace("-", "_")] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key.strip().replace("-", "_")] = value
+    return out
 
 
 def check_options(config: Any, what: str | None = None) -> None:

@@ -11,7 +11,7 @@ ROOT = Path(__file__).resolve().parents[1]
 #: Layers from the bottom up; a module may import its own layer and the ones below.
 LAYERS = [
     {"errors", "registry", "plugins", "options", "progress", "device", "labels", "files", "seeding", "state_dict",
-     "dashboard_settings"},
+     "dashboard_settings", "vocabulary"},
     {"images", "classifiers", "explain_config"},
     {"infill", "objectives", "maskers", "metrics"},
     {"methods"},

@@ -73,3 +73,37 @@ def test_meaningful_perturbation_takes_another_infiller(method):
     config = method_entry(method).make_config(infiller="noise")
     assert config.infiller == "noise" and config.infiller_options == {}
     assert method_entry(method).make_config().infiller_options == {"sigma": 10.0}
+
+
+@dataclass
+class Lists:
+    sizes: tuple[int, ...] = option((4, 5), kind="list", low=1, help="sizes")
+    pair: tuple[float, float] = option((0.2, 0.5), kind="list", length=2, low=0.0, high=1.0, high_open=True,
+                                       help="a pair")
+    words: tuple[str, ...] = option(("a",), kind="list", choices=("a", "b"), help="words")
+    limit: int | None = option(None, low=1, help="a limit")
+    flag: bool | None = option(None, help="a flag or unset")
+
+    def __post_init__(self) -> None:
+        check_options(self, "test")
+
+
+def test_one_coercer_reads_lists_on_off_and_none():
+    """What the train command's own coercers accepted (on/off, ``4,5``, ``none``) is the one coercer's now."""
+    cfg = build_config(Lists, {"sizes": "3, 5", "pair": [0, "0.5"], "words": "b,a", "limit": "none", "flag": "on"})
+    assert (cfg.sizes, cfg.pair, cfg.words, cfg.limit, cfg.flag) == ((3, 5), (0.0, 0.5), ("b", "a"), None, True)
+    assert build_config(Lists, {"flag": "OFF", "limit": "null"}).flag is False
+    assert build_config(Lists, {"limit": ""}).limit is None
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"sizes": "4,0"}, "option 'sizes' must be one or more comma-separated values, each a whole number >= 1, got '4,0'"),
+    ({"sizes": ""}, "option 'sizes' must be one or more"),
+    ({"pair": "0.2"}, "option 'pair' must be 2 comma-separated values, each a number >= 0 and < 1"),
+    ({"pair": "0.2,1"}, "option 'pair' must be 2 comma-separated values"),
+    ({"words": "a,c"}, "option 'words' must be one or more comma-separated values, each one of a, b"),
+    ({"flag": "maybe"}, "option 'flag' must be true or false (also yes/no, on/off, 1/0)"),
+])
+def test_bad_list_and_flag_values_name_the_option(options, message):
+    with pytest.raises(OptionError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        build_config(Lists, options)

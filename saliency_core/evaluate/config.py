@@ -10,6 +10,7 @@ from typing import Any
 from saliency_core.explain_config import DEFAULT_INFILLER
 from saliency_core.labels import parse_labels
 from saliency_core.options import OptionError, check_options, option
+from saliency_core.vocabulary import EPS1, EPS2
 
 #: Fields whose change makes earlier results in the same folder incomparable.
 _FINGERPRINT = ("images", "labels", "boxes", "pixel_masks", "classifier", "classifier_weights", "extra_classifiers",
@@ -40,8 +41,8 @@ class EvalConfig:
     extra_classifiers: list[str] = option(default_factory=list, help="NAME or NAME=WEIGHTS: other classifiers for "
                                                                      "the masked-view accuracy check")
     steps: int = option(32, low=1, help="insertion/deletion steps")
-    eps1: float = option(0.01, low=0.0, help="completeness epsilon (paper 0.01)")
-    eps2: float = option(0.001, low=0.0, help="soundness epsilon (paper 0.001)")
+    eps1: float = option(EPS1, low=0.0, help="completeness epsilon (paper 0.01)")
+    eps2: float = option(EPS2, low=0.0, help="soundness epsilon (paper 0.001)")
     restrict_labels: list[int] | None = option(None, help="softmax over these labels only (Gupta's ImageNet runs)")
     deletion: bool = option(True, help="deletion curves")
     saliency_metric: bool = option(True, help="the Saliency Metric")

@@ -27,6 +27,7 @@ from torch import nn
 from saliency_core.errors import OptionError
 from saliency_core.maskers.base import MaskerKind, check_stages, mapping, register_masker_kind
 from saliency_core.options import check_options, option
+from saliency_core.vocabulary import FILM_POSITIONS
 
 
 @dataclass
@@ -40,7 +41,7 @@ class LabelMaskerConfig:
                                        default_factory=list)
     label_dim: int = option(1280, help="length of the classifier's output-layer weight vectors", low=1, high=100_000)
     film_at: str = option("input", help="where the label modulates the decoder: before the 3x3 conv or after it",
-                          choices=("input", "hidden"))
+                          choices=FILM_POSITIONS)
     label_map: bool = option(False, help="also read the label's class activation map (needs film_at=hidden)")
 
     def __post_init__(self) -> None:

@@ -17,9 +17,7 @@ from torch import nn
 
 from saliency_core.maskers.base import MaskerKind, check_stages, mapping, register_masker_kind
 from saliency_core.options import check_options, option
-
-GUMBEL_MODES = ("off", "soft", "hard")
-UPSAMPLE_MODES = ("nearest", "bilinear")
+from saliency_core.vocabulary import GUMBEL_MODES, UPSAMPLE_MODES
 
 
 @dataclass

@@ -19,9 +19,8 @@ import torch
 
 from saliency_core.metrics.insertion import CurveError, CurveResult, insertion_curves, restricted_softmax
 from saliency_core.progress import ProgressFn
+from saliency_core.vocabulary import EPS1, EPS2
 
-EPS1 = 0.01
-EPS2 = 0.001
 #: "best effort" is defined only for images whose second label has at least this probability.
 BEST_EFFORT_MIN_PROB = 0.01
 
