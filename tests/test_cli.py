@@ -2,6 +2,8 @@
 one line before any work starts. (``--help`` without torch: tests/test_packaging.py.)"""
 from __future__ import annotations
 
+import argparse
+
 import pytest
 
 from saliency_core.cli import COMMANDS, build_parser, main
@@ -27,8 +29,8 @@ def test_flags_take_their_defaults_from_the_declarations(command, config, names)
     declared = {o.name: o.default for o in declared_options(config)}
     flags = _defaults(command)
     for name in names:
-        # the dashboard's flags default to None: an unset flag keeps the declared default (settings_from_args)
-        assert flags[name] == (None if command == "dashboard" else declared[name]), name
+        # an unset dashboard flag sets nothing: the declared default stands (settings_from_args)
+        assert flags[name] == (argparse.SUPPRESS if command == "dashboard" else declared[name]), name
 
 
 def test_only_the_command_run_is_built_and_the_rest_are_listed():

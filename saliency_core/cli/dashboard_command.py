@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 
 from saliency_core.cli import COMMANDS
+from saliency_core.cli.flags import add_config_flags
 from saliency_core.dashboard_settings import ENV_PREFIX, DashboardConfigError, DashboardSettings  # noqa: F401
 from saliency_core.options import declared_options
 
@@ -84,12 +85,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="address to listen on (default 127.0.0.1; 0.0.0.0 to serve other machines)")
     p.add_argument("--checkpoint-dir", action="append", default=[], metavar="DIR",
                    help="extra folder of masker checkpoints (repeatable; checkpoints/ is always searched)")
-    for opt in declared_options(DashboardSettings):  # one flag per declared setting: values checked by it
-        if opt.name in _OWN_FLAGS:
-            continue
-        default = f"default {opt.default}" if opt.default != "" else "default: none"
-        p.add_argument("--" + opt.name.replace("_", "-"), default=None, metavar=opt.kind.upper(),
-                       help=f"{opt.help} ({default})")
+    add_config_flags(p, DashboardSettings, skip=_OWN_FLAGS)  # one flag per declared setting: values checked by it
     p.add_argument("--print-command", action="store_true", help="print the server command and exit")
     p.set_defaults(handler=run)
 

@@ -5,6 +5,7 @@ import argparse
 import sys
 
 from saliency_core.cli import COMMANDS
+from saliency_core.cli.flags import add_option_flag, flag_values
 from saliency_core.evaluate.config import EvalConfig
 from saliency_core.options import declared_options
 
@@ -19,12 +20,13 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "any image failed (each one is named, with the reason, in every output).")
     declared = {o.name: o for o in declared_options(EvalConfig)}  # defaults and help declared once, there
 
-    def flag(name: str, **kw) -> None:
-        o = declared[name]
-        shown = "" if o.default is None else f" (default {o.default})"
-        p.add_argument("--" + name.replace("_", "-"), default=o.default, help=o.help + shown, **kw)
+    flags: list[str] = []
 
-    p.add_argument("--images", required=True, help=declared["images"].help)
+    def flag(name: str) -> None:
+        add_option_flag(p, declared[name])
+        flags.append(name)
+
+    add_option_flag(p, declared["images"], required=True)
     p.add_argument("--methods", required=True,
                    help="comma-separated method specs NAME[:key=value...], e.g. "
                         "masker,grad-cam,rise:num_masks=500,masker:checkpoint=checkpoints/ca_lite0.safetensors")
@@ -32,11 +34,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     flag("out")
     flag("boxes")
     flag("pixel_masks")
-    flag("limit", type=int)
-    flag("split", choices=declared["split"].choices)
-    flag("steps", type=int)
-    flag("eps1", type=float)
-    flag("eps2", type=float)
+    flag("limit")
+    flag("split")
+    flag("steps")
+    flag("eps1")
+    flag("eps2")
     p.add_argument("--restrict-labels", default=None,
                    help="ID,ID,...: probabilities from a softmax over these labels only (Gupta's ImageNet runs)")
     p.add_argument("--no-deletion", action="store_true", help="skip deletion curves")
@@ -51,9 +53,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     flag("classifier")
     flag("classifier_weights")
     flag("device")
-    flag("seed", type=int)
+    flag("seed")
     p.add_argument("--no-resume", action="store_true", help="start again even if --out holds results")
-    p.set_defaults(handler=run)
+    p.set_defaults(handler=run, flags=tuple(flags))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -62,6 +64,7 @@ def run(args: argparse.Namespace) -> int:
     from saliency_core.evaluate.runner import evaluate
     from saliency_core.evaluate.tables import fixed_area_table, main_table
 
+    vars(args).update(flag_values(EvalConfig, {name: getattr(args, name) for name in args.flags}))
     restrict = None
     if args.restrict_labels:
         from saliency_core.labels import LabelSpecError, parse_labels

@@ -2,27 +2,16 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 from saliency_core.cli import COMMANDS
+from saliency_core.cli.flags import add_option_flag, flag_values
 from saliency_core.explain_config import ExplainConfig
-from saliency_core.options import declared_options
+from saliency_core.options import declared_options, parse_pairs
 
-
-def parse_options(pairs: list[str]) -> dict:
-    """``key=value`` pairs -> dict, values parsed as JSON when they can be (numbers, true, lists)."""
-    out = {}
-    for pair in pairs:
-        if "=" not in pair:
-            raise ValueError(f"option '{pair}' must look like key=value")
-        key, value = pair.split("=", 1)
-        try:
-            out[key.strip().replace("-", "_")] = json.loads(value)
-        except json.JSONDecodeError:
-            out[key.strip().replace("-", "_")] = value
-    return out
+#: The fields of :class:`ExplainConfig` that are flags (defaults, help and accepted values from their declarations).
+FLAGS = ("method", "infiller", "labels", "seed")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -32,9 +21,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("images", nargs="*", help="image files")
     declared = {o.name: o for o in declared_options(ExplainConfig)}  # defaults and help declared once, there
 
-    def flag(name: str, **kw) -> None:
-        o = declared[name]
-        p.add_argument("--" + name.replace("_", "-"), default=o.default, help=f"{o.help} (default: {o.default})", **kw)
+    def flag(name: str) -> None:
+        add_option_flag(p, declared[name])
 
     flag("method")
     p.add_argument("--checkpoint", default=None, help="masker checkpoint (default: the shipped FIX masker)")
@@ -47,7 +35,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                                                                       "timm:<arch>, torchvision:<arch>")
     p.add_argument("--classifier-weights", default=None, help="local weights file (all but the default)")
     p.add_argument("--device", default="cpu", help="cpu, cuda or auto (default: cpu)")
-    flag("seed", type=int)
+    flag("seed")
     p.add_argument("--overwrite", action="store_true",
                    help="replace an image's existing output folder (default: refuse, so nothing is lost)")
     p.add_argument("--list-methods", action="store_true", help="list the methods and their options, and exit")
@@ -75,7 +63,8 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if not args.images:
         raise ValueError("give at least one image file (or --list-methods)")
-    options = parse_options(args.option)
+    vars(args).update(flag_values(ExplainConfig, {name: getattr(args, name) for name in FLAGS}))
+    options = parse_pairs(args.option, "-o")
     if args.checkpoint:
         options["checkpoint"] = args.checkpoint
         if args.method == "masker":  # a checkpoint of a kind another method reads (per-label, conditional) picks it

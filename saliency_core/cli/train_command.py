@@ -4,8 +4,9 @@ One sub-command per kind of masker, each with the flags of its own config only: 
 CA: :class:`saliency_core.train.config.TrainConfig`), ``label`` (the per-label masker:
 :class:`saliency_core.train.label_config.LabelMaskerTrainConfig`) and ``conditional``
 (:class:`saliency_core.train.conditional.ConditionalTrainConfig`). Every field of the config is a flag
-(``--lambda-area-out 15``, ``--stages 4,5``, ``--no-augment``); flags override the YAML file, which overrides the
-defaults. The resolved config is written to ``<out>/config.yaml``. Several GPUs or machines:
+(``--lambda-area-out 15``, ``--stages 4,5``, ``--no-augment``), drawn from its ``option()`` declaration by the one
+flag generator (:mod:`saliency_core.cli.flags`) and read by the one coercer; flags override the YAML file, which
+overrides the defaults. The resolved config is written to ``<out>/config.yaml``. Several GPUs or machines:
 ``torchrun --nproc_per_node=N -m saliency_core.cli train masker --config run.yaml``.
 
 The form before the sub-commands, ``saliency train [--kind masker|label|conditional] [flags]``, still works (every
@@ -18,10 +19,10 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
-import types
-import typing
-from dataclasses import MISSING, fields
-from typing import Any, Callable, NoReturn
+from dataclasses import fields
+from typing import Any, NoReturn
+
+from saliency_core.cli.flags import add_config_flags, flag_values
 
 #: kind -> (module, config class, summary)
 KINDS = {
@@ -65,78 +66,6 @@ def config_class(kind: str) -> type:
     return getattr(importlib.import_module(module), name)
 
 
-def _none_or(conv):
-    def parse(text: str):
-        return None if text.strip().lower() in ("none", "null", "") else conv(text)
-
-    parse.__name__ = getattr(conv, "__name__", "value")
-    return parse
-
-
-def _parse_bool(text: str) -> bool:
-    t = text.strip().lower()
-    if t in ("1", "true", "yes", "on"):
-        return True
-    if t in ("0", "false", "no", "off"):
-        return False
-    raise argparse.ArgumentTypeError(f"expected true/false, got '{text}'")
-
-
-def _parse_stages(text: str) -> tuple[int, ...]:
-    try:
-        return tuple(int(s) for s in text.replace(" ", "").split(",") if s)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"stages must look like 4,5 (got '{text}')") from None
-
-
-def _comma_list(item: type) -> Callable[[str], tuple]:
-    def parse(text: str) -> tuple:
-        try:
-            return tuple(item(v) for v in text.replace(" ", "").split(",") if v)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a comma-separated list of {item.__name__}, got '{text}'") \
-                from None
-    return parse
-
-
-def _field_kind(tp: Any) -> tuple[Any, bool]:
-    """(base type, optional?) of a dataclass field annotation."""
-    origin = typing.get_origin(tp)
-    if origin in (typing.Union, types.UnionType):
-        args = [a for a in typing.get_args(tp) if a is not type(None)]
-        return args[0], True
-    return tp, False
-
-
-def add_config_flags(parser: argparse.ArgumentParser | argparse._ArgumentGroup, cls: type,
-                     skip: frozenset = frozenset()) -> None:
-    """One flag per field of the config dataclass ``cls`` (default SUPPRESS, so only given flags override)."""
-    hints = typing.get_type_hints(cls)
-    for f in fields(cls):
-        if f.name in skip:
-            continue
-        flag = "--" + f.name.replace("_", "-")
-        base, optional = _field_kind(hints[f.name])
-        default = f.default if f.default is not MISSING else f.default_factory()  # type: ignore[misc]
-        help_text = f"{f.metadata.get('help', '')} (default: {default})".replace("%", "%%")
-        kw: dict[str, Any] = {"dest": f.name, "default": argparse.SUPPRESS, "help": help_text}
-        if base is bool and not optional:
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, **kw)
-        elif base is bool:
-            parser.add_argument(flag, type=_none_or(_parse_bool), metavar="BOOL", **kw)
-        elif f.name == "stages":
-            parser.add_argument(flag, type=_parse_stages, metavar="N,N", **kw)
-        elif typing.get_origin(base) is tuple:
-            item = (typing.get_args(base) or (str,))[0]
-            parser.add_argument(flag, type=_comma_list(item), metavar="A,B", **kw)
-        elif f.name == "infiller_options":
-            parser.add_argument(flag, nargs="*", metavar="KEY=VALUE", **kw)
-        else:
-            conv = {int: int, float: float, str: str}.get(base, str)
-            parser.add_argument(flag, type=_none_or(conv) if optional else conv,
-                                metavar=conv.__name__.upper(), **kw)
-
-
 def _common_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", default=None, metavar="YAML", help="a YAML file of config fields (a run's config.yaml)")
     p.add_argument("--print-config", action="store_true", help="print the resolved config as YAML and exit")
@@ -162,7 +91,7 @@ def legacy_parser(prog: str) -> argparse.ArgumentParser:
     seen: set[str] = set()
     for kind in KINDS:
         cls = config_class(kind)
-        add_config_flags(p.add_argument_group(kind), cls, skip=frozenset(seen))
+        add_config_flags(p.add_argument_group(kind), cls, skip=seen)
         seen |= {f.name for f in fields(cls)}
     p.set_defaults(legacy=True)
     return p
@@ -205,11 +134,7 @@ def resolve_config(args: argparse.Namespace, cls: type | None = None) -> Any:
     cls = cls or config_class(getattr(args, "kind", "masker"))
     base = cls.from_yaml(args.config).to_dict() if args.config else {}
     names = {f.name for f in fields(cls)}
-    overrides = {k: v for k, v in vars(args).items() if k in names and k != "kind"}
-    if "infiller_options" in overrides:
-        from saliency_core.cli.explain_command import parse_options
-
-        overrides["infiller_options"] = parse_options(overrides["infiller_options"] or [])
+    overrides = flag_values(cls, {k: v for k, v in vars(args).items() if k in names and k != "kind"})
     if "mode" in overrides and "lambda_area_out" not in overrides and args.config:
         base.pop("lambda_area_out", None)  # a resolved YAML's mode default must not survive a mode change
     return cls.from_dict({**base, **overrides})

@@ -9,11 +9,14 @@ with strategy L100 (p_latest 0.5, a snapshot every 100 classifier updates).
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-if TYPE_CHECKING:  # the vocabularies are imported where they are checked: declaring flags needs no torch
+from saliency_core.options import OptionError, check_options, option
+from saliency_core.vocabulary import GUMBEL_MODES, THINNING_STRATEGY_NAMES, UPSAMPLE_MODES
+
+if TYPE_CHECKING:  # declaring the flags needs no torch: the vocabularies come from saliency_core.vocabulary
     from saliency_core.classifiers.pool import ThinningStrategy
     from saliency_core.objectives import MaskerObjective
 
@@ -49,126 +52,112 @@ def normalize_objective(name: str) -> str:
     return canonical
 
 
-@dataclass
+@dataclass(frozen=True)
 class RunConfig:
     """What every training run has, whatever it trains (data, outputs, classifier, CA co-training, optimisation,
     runtime): the fields the one training loop (:mod:`saliency_core.train.loop`) reads. ``None`` means 'the default
-    for this mode / not used'. Each kind of masker adds its own fields in a subclass."""
+    for this mode / not used'. Each kind of masker adds its own fields in a subclass.
+
+    Each field is an :func:`~saliency_core.options.option` (default, help, range or choices): ``saliency train``'s
+    flags are generated from them (:mod:`saliency_core.cli.flags`), and one coercer checks a value whether it comes
+    from a flag, a YAML file or Python. Frozen: a changed run is ``dataclasses.replace(cfg, epochs=12)``."""
 
     # --- data ---
-    data: str = field(default="../shared/data/imagenet-samples/labels.csv",
-                      metadata={"help": "training images: a CSV (file,label) or an ImageFolder tree"})
-    val_data: str | None = field(default=None, metadata={
-        "help": "separate validation images (default: a class-disjoint split of --data)"})
-    val_fraction: float = field(default=0.125, metadata={"help": "fraction of classes held out for validation"})
-    split_seed: int = field(default=0, metadata={"help": "seed of the class-disjoint split"})
-    few_shot_classes: int | None = field(default=None, metadata={"help": "few-shot: number of classes kept"})
-    few_shot_per_class: int | None = field(default=None, metadata={"help": "few-shot: images kept per class"})
-    few_shot_seed: int = field(default=0, metadata={"help": "seed of the few-shot subsampling"})
-    skip_bad_images: bool = field(default=False, metadata={
-        "help": "leave out (and count) images that cannot be read, instead of refusing to start"})
-    only_correct: bool = field(default=False, metadata={
-        "help": "train only on images the (initial) classifier classifies correctly"})
-    image_size: int = field(default=224, metadata={"help": "training crop size in pixels"})
-    augment: bool = field(default=True, metadata={"help": "random resized crop + horizontal flip"})
-    epoch_fraction: float = field(default=1.0, metadata={
-        "help": "fraction of the batches seen per epoch (the papers use 0.2 on ImageNet)"})
+    data: str = option("../shared/data/imagenet-samples/labels.csv",
+                       help="training images: a CSV (file,label) or an ImageFolder tree")
+    val_data: str | None = option(None, help="separate validation images (default: a class-disjoint split of --data)")
+    val_fraction: float = option(0.125, low=0.0, high=1.0, high_open=True,
+                                 help="fraction of classes held out for validation")
+    split_seed: int = option(0, low=0, help="seed of the class-disjoint split")
+    few_shot_classes: int | None = option(None, low=1, help="few-shot: number of classes kept")
+    few_shot_per_class: int | None = option(None, low=1, help="few-shot: images kept per class")
+    few_shot_seed: int = option(0, low=0, help="seed of the few-shot subsampling")
+    skip_bad_images: bool = option(False, help="leave out (and count) images that cannot be read, instead of "
+                                               "refusing to start")
+    only_correct: bool = option(False, help="train only on images the (initial) classifier classifies correctly")
+    image_size: int = option(224, low=32, help="training crop size in pixels")
+    augment: bool = option(True, help="random resized crop + horizontal flip")
+    epoch_fraction: float = option(1.0, low=0.0, low_open=True, high=1.0,
+                                   help="fraction of the batches seen per epoch (the papers use 0.2 on ImageNet)")
     # --- output ---
-    out: str = field(default="runs/masker", metadata={"help": "run folder (config, logs, state, masker)"})
-    tensorboard: bool = field(default=True, metadata={"help": "also log to TensorBoard (<out>/tb)"})
-    checkpoint_every: int = field(default=0, metadata={
-        "help": "also save the resumable state every N steps (0: at the end of each epoch only)"})
-    resume: bool = field(default=True, metadata={"help": "resume from <out>/state.pt when it exists"})
+    out: str = option("runs/masker", help="run folder (config, logs, state, masker)")
+    tensorboard: bool = option(True, help="also log to TensorBoard (<out>/tb)")
+    checkpoint_every: int = option(0, low=0, help="also save the resumable state every N steps (0: at the end of "
+                                                  "each epoch only)")
+    resume: bool = option(True, help="resume from <out>/state.pt when it exists")
     # --- classifier ---
-    classifier: str = field(default="efficientnet_lite0", metadata={
-        "help": "efficientnet_lite0, resnet50, timm:<arch> or torchvision:<arch>"})
-    classifier_weights: str | None = field(default=None, metadata={"help": "local weights file"})
-    classifier_random_init: bool = field(default=False, metadata={"help": "random classifier (tests)"})
-    num_classes: int = field(default=1000, metadata={"help": "number of classes of the classifier"})
+    classifier: str = option("efficientnet_lite0", help="efficientnet_lite0, resnet50, timm:<arch> or "
+                                                        "torchvision:<arch>")
+    classifier_weights: str | None = option(None, help="local weights file")
+    classifier_random_init: bool = option(False, help="random classifier (tests)")
+    num_classes: int = option(1000, low=1, help="number of classes of the classifier")
     # --- what trains ---
-    mode: str = field(default="fix", metadata={"help": "fix (frozen classifier) or ca (classifier-agnostic)"})
-    pool_strategy: str = field(default="L100", metadata={"help": "CA thinning strategy: F, L, FL, L100, L1000"})
-    pool_size: int = field(default=30, metadata={"help": "CA pool size (snapshots kept on the CPU)"})
-    pool_save_every: int | None = field(default=None, metadata={
-        "help": "override the strategy's snapshot period (classifier updates)"})
-    pool_p_latest: float | None = field(default=None, metadata={
-        "help": "override the probability that the latest classifier judges"})
-    classifier_lr: float = field(default=1e-3, metadata={"help": "CA classifier SGD learning rate"})
-    classifier_momentum: float = field(default=0.9, metadata={"help": "CA classifier SGD momentum"})
-    classifier_weight_decay: float = field(default=1e-4, metadata={"help": "CA classifier weight decay"})
+    mode: str = option("fix", choices=MODES, help="fix (frozen classifier) or ca (classifier-agnostic)")
+    pool_strategy: str = option("L100", choices=THINNING_STRATEGY_NAMES, help="CA thinning strategy (any case)")
+    pool_size: int = option(30, low=1, help="CA pool size (snapshots kept on the CPU)")
+    pool_save_every: int | None = option(None, low=1, help="override the strategy's snapshot period (classifier "
+                                                           "updates)")
+    pool_p_latest: float | None = option(None, low=0.0, high=1.0, help="override the probability that the latest "
+                                                                       "classifier judges")
+    classifier_lr: float = option(1e-3, low=0.0, help="CA classifier SGD learning rate")
+    classifier_momentum: float = option(0.9, low=0.0, help="CA classifier SGD momentum")
+    classifier_weight_decay: float = option(1e-4, low=0.0, help="CA classifier weight decay")
     # --- masker ---
-    stages: tuple[int, ...] = field(default=(4, 5), metadata={"help": "classifier stages read (1 = shallowest)"})
+    stages: tuple[int, ...] = option((4, 5), kind="list", low=1, help="classifier stages read (1 = shallowest), "
+                                                                      "distinct")
     # --- optimisation ---
-    epochs: int = field(default=8, metadata={"help": "number of epochs"})
-    batch_size: int = field(default=32, metadata={"help": "images per step and process"})
-    lr: float = field(default=1e-3, metadata={"help": "masker Adam learning rate"})
-    weight_decay: float = field(default=1e-4, metadata={"help": "masker Adam weight decay"})
-    grad_clip: float = field(default=10.0, metadata={"help": "masker gradient-norm clip (0: none)"})
-    lr_step_epochs: int = field(default=0, metadata={
-        "help": "multiply both learning rates by lr_gamma every N epochs (0: never; papers: 20 of 60)"})
-    lr_gamma: float = field(default=0.1, metadata={"help": "learning-rate decay factor"})
-    lr_schedule: str = field(default="step", metadata={
-        "help": "step (lr_step_epochs, lr_gamma), cosine (both rates fall from lr to near 0 over the epochs, "
-                "one cosine step per epoch) or linear (the masker's rate falls linearly to 5 % over the run's steps, "
-                "stepped every step)"})
-    max_steps: int | None = field(default=None, metadata={"help": "stop after this many steps"})
+    epochs: int = option(8, low=1, help="number of epochs")
+    batch_size: int = option(32, low=1, help="images per step and process")
+    lr: float = option(1e-3, low=0.0, help="masker Adam learning rate")
+    weight_decay: float = option(1e-4, low=0.0, help="masker Adam weight decay")
+    grad_clip: float = option(10.0, low=0.0, help="masker gradient-norm clip (0: none)")
+    lr_step_epochs: int = option(0, low=0, help="multiply both learning rates by lr_gamma every N epochs (0: never; "
+                                                "papers: 20 of 60)")
+    lr_gamma: float = option(0.1, low=0.0, low_open=True, high=1.0, help="learning-rate decay factor")
+    lr_schedule: str = option("step", choices=LR_SCHEDULES, help=(
+        "step (lr_step_epochs, lr_gamma), cosine (both rates fall from lr to near 0 over the epochs, one cosine step "
+        "per epoch) or linear (the masker's rate falls linearly to 5 % over the run's steps, stepped every step)"))
+    max_steps: int | None = option(None, low=1, help="stop after this many steps")
     # --- runtime ---
-    seed: int = field(default=0, metadata={"help": "seed of everything random in the run"})
-    device: str = field(default="auto", metadata={"help": "cpu, cuda, cuda:N or auto"})
-    num_workers: int = field(default=0, metadata={"help": "data-loader worker processes"})
-    amp: str = field(default="auto", metadata={"help": "mixed precision: auto (bf16 on CUDA), off, bf16, fp16"})
-    channels_last: bool | None = field(default=None, metadata={"help": "channels-last memory (default: on CUDA)"})
-    val_batch_size: int = field(default=64, metadata={"help": "validation batch size"})
-    threads: int | None = field(default=None, metadata={"help": "torch CPU threads (default: torch's choice)"})
+    seed: int = option(0, low=0, help="seed of everything random in the run")
+    device: str = option("auto", help="cpu, cuda, cuda:N or auto")
+    num_workers: int = option(0, low=0, help="data-loader worker processes")
+    amp: str = option("auto", choices=AMP_MODES, help="mixed precision: auto (bf16 on CUDA), off, bf16, fp16")
+    channels_last: bool | None = option(None, help="channels-last memory (default: on CUDA)")
+    val_batch_size: int = option(64, low=1, help="validation batch size")
+    threads: int | None = option(None, low=1, help="torch CPU threads (default: torch's choice)")
 
     def __post_init__(self) -> None:
-        self.stages = tuple(int(s) for s in (self.stages.split(",") if isinstance(self.stages, str)
-                                                else self.stages))
-        self.pool_strategy = str(self.pool_strategy).upper()
+        """Normalise, check every declared option (one coercer: :func:`~saliency_core.options.check_options`),
+        fill the defaults that depend on other fields, then check what spans fields (:meth:`validate`)."""
+        self._normalise()
+        try:
+            check_options(self, "training config")
+        except OptionError as exc:
+            raise ConfigError(str(exc)) from None
+        self._derive()
         self.validate()
 
+    def _set(self, name: str, value: Any) -> None:
+        """Set a field while the frozen config is being built (``__post_init__`` only)."""
+        object.__setattr__(self, name, value)
+
+    def _normalise(self) -> None:
+        """Spellings accepted before the options are checked (``l100`` -> ``L100``)."""
+        self._set("pool_strategy", str(self.pool_strategy).upper())
+
+    def _derive(self) -> None:
+        """Defaults that depend on other fields (a subclass's)."""
+
     def validate(self) -> None:
-        """Raise :class:`ConfigError` naming the first bad field."""
-        from saliency_core.classifiers.pool import THINNING_STRATEGIES
-
-        def bad(msg: str) -> None:
-            raise ConfigError(msg)
-
-        if self.mode not in MODES:
-            bad(f"mode must be one of {MODES}, got '{self.mode}'")
-        if self.pool_strategy not in THINNING_STRATEGIES:
-            bad(f"pool_strategy must be one of {', '.join(THINNING_STRATEGIES)}, got '{self.pool_strategy}'")
-        if self.amp not in AMP_MODES:
-            bad(f"amp must be one of {AMP_MODES}, got '{self.amp}'")
-        if not self.stages or len(set(self.stages)) != len(self.stages) or min(self.stages) < 1:
-            bad(f"stages must be distinct numbers >= 1, got {self.stages}")
-        for name in ("epochs", "batch_size", "image_size", "pool_size", "val_batch_size", "num_classes"):
-            if getattr(self, name) < 1:
-                bad(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.image_size < 32:
-            bad(f"image_size must be >= 32, got {self.image_size}")
-        for name in ("lr", "weight_decay", "grad_clip", "classifier_lr", "classifier_momentum",
-                     "classifier_weight_decay", "checkpoint_every", "num_workers", "lr_step_epochs"):
-            if getattr(self, name) < 0:
-                bad(f"{name} must be >= 0, got {getattr(self, name)}")
-        if not 0 < self.epoch_fraction <= 1:
-            bad(f"epoch_fraction must be in (0, 1], got {self.epoch_fraction}")
-        if not 0 <= self.val_fraction < 1:
-            bad(f"val_fraction must be in [0, 1), got {self.val_fraction}")
-        if not 0 < self.lr_gamma <= 1:
-            bad(f"lr_gamma must be in (0, 1], got {self.lr_gamma}")
-        if self.lr_schedule not in LR_SCHEDULES:
-            bad(f"lr_schedule must be one of {LR_SCHEDULES}, got '{self.lr_schedule}'")
-        for name in ("few_shot_classes", "few_shot_per_class", "max_steps", "pool_save_every", "threads"):
-            v = getattr(self, name)
-            if v is not None and v < 1:
-                bad(f"{name} must be >= 1 (or unset), got {v}")
-        if self.pool_p_latest is not None and not 0 <= self.pool_p_latest <= 1:
-            bad(f"pool_p_latest must be in [0, 1], got {self.pool_p_latest}")
+        """Raise :class:`ConfigError` naming the first bad field (the checks that span fields: each field's own
+        range and choices are its option's)."""
+        if len(set(self.stages)) != len(self.stages):
+            raise ConfigError(f"stages must be distinct numbers >= 1, got {self.stages}")
         for name in batch_filled_infillers(self)[:1]:
             if self.batch_size < 2:
-                bad(f"infiller '{name}' fills each image from another image of its batch, so every batch needs at "
-                    f"least 2 images, but batch_size is {self.batch_size}")
+                raise ConfigError(f"infiller '{name}' fills each image from another image of its batch, so every "
+                                  f"batch needs at least 2 images, but batch_size is {self.batch_size}")
 
     def infillers_in_use(self) -> list[tuple[str, dict[str, Any]]]:
         """(name, options) of each infiller a training step may fill with."""
@@ -226,56 +215,38 @@ class RunConfig:
         return cls.from_dict(d)
 
 
-@dataclass
+@dataclass(frozen=True)
 class TrainConfig(RunConfig):
     """A Phang et al. masker's run (FIX or CA): the run's fields plus the masker's and its objective's."""
 
-    classifier_loss: str = field(default="clean+out", metadata={
-        "help": "CA classifier loss: clean+out (CASM eq. 8), clean+in+out (Phang's code) or clean"})
+    classifier_loss: str = option("clean+out", choices=CLASSIFIER_LOSSES, help=(
+        "CA classifier loss: clean+out (CASM eq. 8), clean+in+out (Phang's code) or clean"))
     # --- masker ---
-    gumbel: str = field(default="off", metadata={"help": "Gumbel-Softmax mask: off, soft or hard"})
-    gumbel_temperature: float = field(default=0.1, metadata={"help": "Gumbel-Softmax temperature"})
-    final_upsample: str = field(default="nearest", metadata={"help": "mask upsampling: nearest or bilinear"})
+    gumbel: str = option("off", choices=GUMBEL_MODES, help="Gumbel-Softmax mask: off, soft or hard")
+    gumbel_temperature: float = option(0.1, low=0.0, low_open=True, help="Gumbel-Softmax temperature")
+    final_upsample: str = option("nearest", choices=UPSAMPLE_MODES, help="mask upsampling: nearest or bilinear")
     # --- objective ---
-    objective: str = field(default="in+out-entropy", metadata={
-        "help": "in / out-class / out-entropy or pairs joined by + (aliases MaxClass, MinClass, MaxEnt)"})
-    lambda_in: float = field(default=1.0, metadata={"help": "weight of the masked-in term"})
-    lambda_out: float = field(default=1.0, metadata={"help": "weight of the masked-out term(s)"})
-    lambda_area_in: float = field(default=1.0, metadata={"help": "lambda_M,in (conditional area, masked-in)"})
-    lambda_area_out: float | None = field(default=None, metadata={
-        "help": "lambda_M,out (conditional area, masked-out); default 10 (fix) or 15 (ca)"})
-    lambda_tv: float = field(default=1e-3, metadata={"help": "total-variation weight"})
-    tv_border: float = field(default=0.0, metadata={"help": "TV border weight (Phang's code: 0.3)"})
-    infiller: str = field(default="gray", metadata={"help": "infiller of the removed pixels during training"})
-    infiller_options: dict[str, Any] = field(default_factory=dict, metadata={"help": "infiller options"})
+    objective: str = option("in+out-entropy", help="in / out-class / out-entropy or pairs joined by + (aliases "
+                                                   "MaxClass, MinClass, MaxEnt)")
+    lambda_in: float = option(1.0, low=0.0, help="weight of the masked-in term")
+    lambda_out: float = option(1.0, low=0.0, help="weight of the masked-out term(s)")
+    lambda_area_in: float = option(1.0, low=0.0, help="lambda_M,in (conditional area, masked-in)")
+    lambda_area_out: float | None = option(None, low=0.0, help="lambda_M,out (conditional area, masked-out); default "
+                                                               "10 (fix) or 15 (ca)")
+    lambda_tv: float = option(1e-3, low=0.0, help="total-variation weight")
+    tv_border: float = option(0.0, low=0.0, help="TV border weight (Phang's code: 0.3)")
+    infiller: str = option("gray", kind="infiller", help="infiller of the removed pixels during training")
+    infiller_options: dict[str, Any] = option(default_factory=dict, help="infiller options")
 
-    def __post_init__(self) -> None:
-        self.objective = normalize_objective(self.objective)
-        if self.lambda_area_out is None and self.mode in DEFAULT_LAMBDA_AREA_OUT:
-            self.lambda_area_out = DEFAULT_LAMBDA_AREA_OUT[self.mode]
-        self.infiller_options = dict(self.infiller_options or {})
-        super().__post_init__()
+    def _normalise(self) -> None:
+        super()._normalise()
+        self._set("objective", normalize_objective(self.objective))
+        self._set("infiller_options", dict(self.infiller_options or {}))
 
-    def validate(self) -> None:
-        """Raise :class:`ConfigError` naming the first bad field."""
-        from saliency_core.maskers.phang import GUMBEL_MODES, UPSAMPLE_MODES
-
-        super().validate()
-
-        def bad(msg: str) -> None:
-            raise ConfigError(msg)
-
-        if self.classifier_loss not in CLASSIFIER_LOSSES:
-            bad(f"classifier_loss must be one of {CLASSIFIER_LOSSES}, got '{self.classifier_loss}'")
-        if self.gumbel not in GUMBEL_MODES:
-            bad(f"gumbel must be one of {GUMBEL_MODES}, got '{self.gumbel}'")
-        if self.final_upsample not in UPSAMPLE_MODES:
-            bad(f"final_upsample must be one of {UPSAMPLE_MODES}, got '{self.final_upsample}'")
-        for name in ("lambda_in", "lambda_out", "lambda_area_in", "lambda_area_out", "lambda_tv", "tv_border"):
-            if getattr(self, name) < 0:
-                bad(f"{name} must be >= 0, got {getattr(self, name)}")
-        if not self.gumbel_temperature > 0:
-            bad(f"gumbel_temperature must be > 0, got {self.gumbel_temperature}")
+    def _derive(self) -> None:
+        super()._derive()
+        if self.lambda_area_out is None:
+            self._set("lambda_area_out", DEFAULT_LAMBDA_AREA_OUT[self.mode])
 
     def infillers_in_use(self) -> list[tuple[str, dict[str, Any]]]:
         """(name, options) of each infiller a training step may fill with."""

@@ -3,6 +3,8 @@ item 4): every image is decoded in full up front (a truncated JPEG passes a head
 at step 1), and a batch that random-image infill cannot fill from is refused from the config or the data."""
 from __future__ import annotations
 
+import dataclasses
+
 import csv
 import io
 import shutil
@@ -114,5 +116,5 @@ def test_a_batch_of_one_over_a_one_cell_stage_is_refused_before_anything_is_writ
     assert _run_files(out) == []
     from saliency_core.train.conditional import train_conditional
 
-    cfg.image_size = 64
+    cfg = dataclasses.replace(cfg, image_size=64)
     assert train_conditional(cfg, show_bars=False).exists()  # random-image is not in this space: a batch of 1 is fine

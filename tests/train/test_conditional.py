@@ -2,6 +2,8 @@
 kill, a dedicated (one-point) run, the config's refusals and the CLI / torchrun paths."""
 from __future__ import annotations
 
+import dataclasses
+
 import csv
 import json
 import os
@@ -107,7 +109,7 @@ def test_resume_after_kill_reproduces_the_uninterrupted_run(tiny_data, tmp_path)
     cfg = tiny_cfg(tiny_data, tmp_path / "killed", **common)
     with pytest.raises(Killed):
         train_conditional(cfg, progress=kill_at_step_3, show_bars=False)
-    cfg.resume = True
+    cfg = dataclasses.replace(cfg, resume=True)
     resumed = train_conditional(cfg, show_bars=False)
     ta, meta = read_checkpoint(full)
     tb, _ = read_checkpoint(resumed)
@@ -166,7 +168,7 @@ def test_ssr_area_scale_weighs_only_ssr_images_area_term(tiny_data, tmp_path, mo
     # the balance divides by the drawn weight only: the ssr factor is the objective's, not a drawn weight
     tv = torch.tensor([s.tv_weight for s in settings])
     assert torch.allclose(seen["image_weight"].cpu(), 1 / ((1 + tr.cfg.tv_loss_scale * tv) * drawn.clamp(min=1)))
-    tr.cfg.ssr_area_balance = True  # and with it an ssr image's loss is divided by the factor too
+    tr.cfg = dataclasses.replace(tr.cfg, ssr_area_balance=True)  # and with it an ssr image's loss is divided by the factor too
     tr.training_step(x, y)
     assert torch.allclose(seen["image_weight"].cpu(),
                           1 / ((1 + tr.cfg.tv_loss_scale * tv) * drawn.clamp(min=1) * factor))
@@ -193,16 +195,16 @@ def test_a_one_point_space_trains_a_dedicated_masker(tiny_data, tmp_path):
     (dict(infiller="blur"), "infiller is drawn per image"),
     (dict(mode="ca"), "FIX only"),
     (dict(tv_low=0.2, tv_high=0.1), "need 0 < tv_low <= tv_high"),
-    (dict(tv_zero_prob=1.5), "tv_zero_prob must be in [0, 1]"),
+    (dict(tv_zero_prob=1.5), "option 'tv_zero_prob' must be a number >= 0 and <= 1, got 1.5"),
     (dict(objectives=("ssr", "maxent")), "option 'objectives'"),
     (dict(objectives=("ssr",)), "the default setting is outside"),
     (dict(out_term="entropy"), "out_term"),
     (dict(sdr_out_term="class"), "sdr_out_term"),
     (dict(smooth_levels=5), "smooth_levels"),
     (dict(area_low=4.0, area_high=2.0), "need 0.0625 <= area_low <= area_high <= 16"),
-    (dict(area_high=50.0), "area_high <= 16"),
-    (dict(area_one_prob=-0.1), "area_one_prob must be in [0, 1]"),
-    (dict(ssr_area_scale=0.0), "ssr_area_scale must be in (0, 100]"),
+    (dict(area_high=50.0), "option 'area_high' must be a number >= 0.0625 and <= 16"),
+    (dict(area_one_prob=-0.1), "option 'area_one_prob' must be a number >= 0 and <= 1"),
+    (dict(ssr_area_scale=0.0), "option 'ssr_area_scale' must be a number > 0 and <= 100"),
     (dict(objective_branches="split"), "option 'objective_branches'"),
     (dict(default_area_weight=8.0), "the default setting is outside"),
 ])

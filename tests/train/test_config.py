@@ -139,3 +139,101 @@ def test_sub_commands_and_the_earlier_form_resolve_the_same_config(tmp_path, cap
     assert "unrecognized arguments: --gumbel" in capsys.readouterr().err
     assert main(["train", "--kind", "label", "--gumbel", "soft", "--print-config"]) == 2
     assert "--gumbel is not an option of --kind label" in capsys.readouterr().err
+
+
+# --- declared once: option() fields, frozen, one flag generator, one coercer ---------------------------------------
+
+KIND_NAMES = ("masker", "label", "conditional")
+
+
+@pytest.mark.parametrize("kind", KIND_NAMES)
+def test_every_default_is_what_it_was_before_the_configs_were_declared_with_option(kind):
+    """tests/train/defaults/<kind>.yaml is ``saliency train <kind> --print-config`` from before the fields were
+    ``option()`` declarations: every field's default (value and type) is unchanged, and nothing was added or lost."""
+    from pathlib import Path
+
+    import yaml
+
+    from saliency_core.cli.train_command import config_class
+
+    before = yaml.safe_load((Path(__file__).parent / "defaults" / f"{kind}.yaml").read_text())
+    now = config_class(kind)().to_dict()
+    assert list(now) == list(before)
+    assert {k: (v, type(v)) for k, v in now.items()} == {k: (v, type(v)) for k, v in before.items()}
+
+
+@pytest.mark.parametrize("kind, changes", [
+    ("masker", dict(mode="ca", stages=(3, 5), pool_strategy="fl", infiller="blur", infiller_options={"sigma": 2.5},
+                    channels_last=False, max_steps=7, lr=0.01)),
+    ("label", dict(deleted_fraction=(0.1, 0.3), film_at="hidden", label_map=True, objective="gupta", top_k=4)),
+    ("conditional", dict(objectives=("ssr", "both"), infillers=("blur", "noise"), upsample_factors=(1, 8),
+                         default_infiller="blur", default_upsample=8, tv_low=0.001, resolution_divisor=2)),
+])
+def test_yaml_round_trip_of_every_kind_keeps_every_field(kind, changes, tmp_path):
+    """What a run folder's config.yaml holds reads back to the same (frozen, equal) config, as resume needs."""
+    import dataclasses
+
+    from saliency_core.cli.train_command import config_class
+
+    cls = config_class(kind)
+    for cfg in (cls(), cls(**changes)):
+        (tmp_path / "config.yaml").write_text(cfg.to_yaml())
+        assert cls.from_yaml(tmp_path / "config.yaml") == cfg
+        assert cls.from_dict(cfg.to_dict()) == cfg
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        cfg.epochs = 3  # type: ignore[misc]
+    assert dataclasses.replace(cfg, epochs=3).epochs == 3
+
+
+def test_the_fields_are_option_declarations_with_their_ranges_and_choices():
+    from saliency_core.options import declared_options
+    from saliency_core.train.conditional import ConditionalTrainConfig
+    from saliency_core.train.label_config import LabelMaskerTrainConfig
+
+    for cls in (TrainConfig, LabelMaskerTrainConfig, ConditionalTrainConfig):
+        import dataclasses
+
+        assert {o.name for o in declared_options(cls)} == {f.name for f in dataclasses.fields(cls)}
+    opts = {o.name: o for o in declared_options(ConditionalTrainConfig)}
+    assert opts["mode"].choices == ("fix", "ca") and opts["epochs"].low == 1
+    assert opts["upsample_factors"].kind == "list" and opts["upsample_factors"].item == "choice"
+    assert opts["tv_zero_prob"].describe() == "a number >= 0 and <= 1"
+
+
+def test_the_vocabularies_the_configs_declare_are_those_the_code_implements():
+    from saliency_core.classifiers.pool import THINNING_STRATEGIES
+    from saliency_core.vocabulary import THINNING_STRATEGY_NAMES
+
+    assert tuple(THINNING_STRATEGIES) == THINNING_STRATEGY_NAMES
+
+
+def test_flags_go_through_the_one_coercer(capsys):
+    """on/off, comma lists and none are read by options.coerce_option (no coercer of the train command's own)."""
+    from saliency_core.cli import main
+    from saliency_core.train.conditional import ConditionalTrainConfig
+
+    assert main(["train", "conditional", "--channels-last", "on", "--upsample-factors", "1, 4", "--objectives",
+                 "ssr,both", "--max-steps", "none", "--threads", "2", "--print-config"]) == 0
+    cfg = ConditionalTrainConfig.from_yaml(capsys.readouterr().out)
+    assert (cfg.channels_last, cfg.upsample_factors, cfg.objectives, cfg.max_steps, cfg.threads) == \
+        (True, (1, 4), ("ssr", "both"), None, 2)
+    assert ConditionalTrainConfig(channels_last="off", objectives="sdr,both").channels_last is False
+
+
+@pytest.mark.parametrize("argv, line", [
+    (["masker", "--channels-last", "maybe"],
+     "error: --channels-last must be true or false (also yes/no, on/off, 1/0), got 'maybe'"),
+    (["masker", "--epochs", "0"], "error: --epochs must be a whole number >= 1, got '0'"),
+    (["masker", "--stages", "4,x"], "error: --stages must be one or more comma-separated values, each a whole number "
+                                    ">= 1, got '4,x'"),
+    (["conditional", "--upsample-factors", "3"], "error: --upsample-factors must be one or more comma-separated "
+                                                 "values, each one of 1, 2, 4, 8, got '3'"),
+    (["label", "--deleted-fraction", "0.2"], "error: --deleted-fraction must be 2 comma-separated values, each a "
+                                             "number > 0 and < 1, got '0.2'"),
+    (["masker", "--mode", "both"], "error: --mode must be one of fix, ca, got 'both'"),
+])
+def test_a_bad_flag_value_is_one_line_naming_the_flag_and_what_it_accepts(argv, line, capsys):
+    from saliency_core.cli import main
+
+    assert main(["train", *argv, "--print-config"]) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [line]

@@ -2,6 +2,8 @@
 fresh run never mixes with an earlier one's files, and bad data is found before step 1."""
 from __future__ import annotations
 
+import dataclasses
+
 import csv
 import os
 import signal
@@ -92,7 +94,7 @@ def test_a_fresh_run_sets_the_earlier_run_aside(tiny_data, tmp_path):
     first = (out / "masker.safetensors").read_bytes()
     (out / "notes.txt").write_text("mine")  # not the run's: stays where it is
     cfg = _cfg(tiny_data, out, epochs=1, max_steps=1)
-    cfg.resume = False
+    cfg = dataclasses.replace(cfg, resume=False)
     train(cfg, show_bars=False)
     previous = out / "previous-1"
     assert (previous / "masker.safetensors").read_bytes() == first

@@ -3,6 +3,8 @@ steps.csv, epochs.csv with validation, tb/), a killed run resumes to the uninter
 insertion figures are what their definitions say."""
 from __future__ import annotations
 
+import dataclasses
+
 import csv
 from pathlib import Path
 
@@ -69,7 +71,7 @@ def test_label_resume_after_a_kill_reproduces_the_uninterrupted_run(tiny_data, t
     with pytest.raises(Killed):
         train_label_masker(cfg, progress=kill_at_step_3, show_bars=False)
     assert torch.load(tmp_path / "killed" / "state.pt", weights_only=True)["step"] == 2
-    cfg.resume = True
+    cfg = dataclasses.replace(cfg, resume=True)
     resumed = train_label_masker(cfg, show_bars=False)
     ta, _ = read_checkpoint(full)
     tb, meta = read_checkpoint(resumed)

@@ -8,6 +8,8 @@ only-correct).
 """
 from __future__ import annotations
 
+import dataclasses
+
 import copy
 import csv
 from pathlib import Path
@@ -148,7 +150,7 @@ def test_resume_after_kill_reproduces_uninterrupted_run(tiny_data, tmp_path):
     with pytest.raises(Killed):
         train(cfg, progress=kill_at_step_3, show_bars=False)
     assert torch.load(tmp_path / "killed" / "state.pt", weights_only=True)["step"] == 2
-    cfg.resume = True
+    cfg = dataclasses.replace(cfg, resume=True)  # configs are frozen
     resumed = train(cfg, show_bars=False)
 
     ta, meta_a = read_checkpoint(full)

@@ -3,6 +3,8 @@ every draw (Gumbel noise, infill, augmentation, data order) is a function of (se
 run draws what an uninterrupted one would."""
 from __future__ import annotations
 
+import dataclasses
+
 import random
 from pathlib import Path
 
@@ -65,7 +67,7 @@ def test_a_resumed_run_with_a_drawing_infiller_matches_the_uninterrupted_one(tin
     cfg = _cfg(tiny_data, tmp_path / "killed", **DRAWING)
     with pytest.raises(Killed):
         train(cfg, progress=kill_at_step_3, show_bars=False)
-    cfg.resume = True
+    cfg = dataclasses.replace(cfg, resume=True)
     assert _same(full, train(cfg, show_bars=False))
 
 
