@@ -138,7 +138,7 @@ def infiller_options(name: str) -> tuple[Option, ...]:
 
 
 def uses_reference_pool(name: str) -> bool:
-    return bool(infiller_entry(name).attrs.get("reference_pool"))
+    return bool(infiller_entry(name).traits.reference_pool)
 
 
 

@@ -168,10 +168,10 @@ def load_classifier(
     if family not in CLASSIFIERS:
         raise _unknown(name)
     entry = CLASSIFIERS.get(family)
-    if bool(arch) != bool(entry.attrs.get("takes_arch")):
+    if bool(arch) != bool(entry.traits.takes_arch):
         raise _unknown(name)
     weights_path = Path(weights) if weights is not None else None
-    if entry.attrs.get("needs_weights") and weights_path is None and not random_init:
+    if entry.traits.needs_weights and weights_path is None and not random_init:
         raise ClassifierLoadError(
             f"classifier '{name}' needs a local weights file (--classifier-weights PATH); "
             "nothing is downloaded at run time"

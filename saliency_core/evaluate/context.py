@@ -64,7 +64,7 @@ def build_context(cfg: EvalConfig, classifier: Classifier | None = None) -> Eval
         if spec.display in specs:
             raise EvalError(f"method '{spec.display}' is listed twice (use as=NAME to tell them apart)")
         entry, options = method_entry(spec.name), dict(spec.options)
-        if cfg.fixed_area and entry.attrs.get("takes_area"):
+        if cfg.fixed_area and entry.traits.takes_area:
             options, main_areas[spec.display] = _with_protocol_areas(entry, options)
         method = create_method(spec.name, **with_seed(entry, options, cfg.seed))
         if hasattr(method, "load"):  # a trained masker: fail now, not on the first image, if it does not fit

@@ -86,7 +86,7 @@ def enabled_metrics(cfg: Any, have_boxes: bool = False, have_pixel_masks: bool =
     """The metrics a run computes: their flag is on and their annotations are given."""
     out = []
     for name, entry in METRICS.entries().items():
-        flag, needs = entry.attrs.get("flag"), entry.attrs.get("needs")
+        flag, needs = entry.traits.flag, entry.traits.needs
         if flag and not getattr(cfg, flag, True):
             continue
         if (needs == "boxes" and not have_boxes) or (needs == "pixel_masks" and not have_pixel_masks):
@@ -99,7 +99,7 @@ def declared(attr: str) -> list[Any]:
     """One declared attribute of every metric, flattened in registration order (``table``, ``report``...)."""
     out: list[Any] = []
     for entry in METRICS.entries().values():
-        value = entry.attrs.get(attr) or ()
+        value = getattr(entry.traits, attr) or ()
         out.extend(value.items() if isinstance(value, dict) else value)
     return out
 

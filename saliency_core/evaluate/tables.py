@@ -53,7 +53,7 @@ def aggregate(records: list[dict[str, Any]]):
                 row[col] = float(vals.mean())
         recs = [r for r in records if r["method"] == method]
         for entry in METRICS.entries().values():
-            fn = entry.attrs.get("aggregate")
+            fn = entry.traits.aggregate
             if fn is not None:
                 row.update(fn(recs, grp, labs))
         row["shared_mask"] = bool(grp["shared_mask"].fillna(False).astype(bool).all())

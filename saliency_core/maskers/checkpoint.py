@@ -43,7 +43,7 @@ class MaskerCheckpoint:
     @property
     def takes_setting(self) -> bool:
         """Whether this kind's masks depend on a setting (objective, infiller, TV, upsampling) given at use."""
-        return bool(MASKER_KINDS.get(self.kind).attrs.get("takes_setting"))
+        return bool(MASKER_KINDS.get(self.kind).traits.takes_setting)
 
     def explain(self, stages: list[torch.Tensor], head: torch.Tensor | None, size: tuple[int, int],
                 labels: list[int], setting: Any = None) -> tuple[torch.Tensor, bool]:
@@ -51,7 +51,7 @@ class MaskerCheckpoint:
 
         ``setting`` (kinds that take one) chooses the point of the trained toggle space; None: its default.
         """
-        explain = MASKER_KINDS.get(self.kind).attrs["explain"]
+        explain = MASKER_KINDS.get(self.kind).traits.explain
         if setting is None:
             return explain(self.masker, self.classifier, stages, head, size, labels)
         if not self.takes_setting:
@@ -205,7 +205,7 @@ def checkpoint_fixed_options(path: str | Path) -> dict[str, Any]:
         return {}
     if metadata_problems(meta):
         return {}
-    fixed = MASKER_KINDS.get(meta.get("kind", "phang")).attrs.get("fixed_options")
+    fixed = MASKER_KINDS.get(meta.get("kind", "phang")).traits.fixed_options
     return dict(fixed(meta["masker_config"])) if fixed else {}
 
 

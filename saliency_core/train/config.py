@@ -268,7 +268,7 @@ def batch_filled_infillers(cfg: RunConfig) -> list[str]:
     from saliency_core.infill.base import INFILLERS
 
     return [name for name, options in cfg.infillers_in_use()
-            if name in INFILLERS and INFILLERS.get(name).attrs.get("reference_pool") and options.get("pool") is None]
+            if name in INFILLERS and INFILLERS.get(name).traits.reference_pool and options.get("pool") is None]
 
 
 #: Fields whose change does not make a saved run incompatible with a resume.

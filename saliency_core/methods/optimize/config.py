@@ -137,7 +137,7 @@ class OptimizeConfig:
     @property
     def effective_samples(self) -> int:
         """Samples actually drawn per step: 1 when nothing is random (continuous mask, deterministic fill)."""
-        if self.parametrization == "continuous" and infiller_entry(self.infiller).attrs.get("deterministic"):
+        if self.parametrization == "continuous" and infiller_entry(self.infiller).traits.deterministic:
             return 1
         return int(self.samples)
 

@@ -185,7 +185,7 @@ def _accepts_masks(progress: Callable | None) -> bool:
 def _build_infiller(cfg: OptimizeConfig, classifier: Classifier, x: torch.Tensor, size: tuple[int, int]):
     """The infiller of the config; random-image gets the reference pool (without the explained photo)."""
     opts = dict(cfg.infiller_options)
-    if infiller_entry(cfg.infiller).attrs.get("reference_pool") and opts.get("pool") is None:
+    if infiller_entry(cfg.infiller).traits.reference_pool and opts.get("pool") is None:
         from saliency_core.infill.reference_pool import default_pool, pool_from_folder
 
         pre = classifier.preprocessing
@@ -242,7 +242,7 @@ def optimize_masks(
 
     infiller = _build_infiller(cfg, classifier, x, hw)
     static_fill = None
-    if infiller_entry(cfg.infiller).attrs.get("static"):
+    if infiller_entry(cfg.infiller).traits.static:
         with torch.no_grad():
             full = infiller(x, torch.ones_like(x[:, :1]))
             static_fill = full if hw == (H, W) else F.interpolate(full, size=hw, mode="bilinear",

@@ -237,7 +237,7 @@ def extremal_masks(classifier: Classifier | torch.nn.Module, x: torch.Tensor, la
                                                                      "sigma": PAPER_BLUR_SIGMA}})
     infiller = _build_infiller(cfg, classifier, x, (H, W))
     static_fill = None
-    if infiller_entry(cfg.infiller).attrs.get("static"):
+    if infiller_entry(cfg.infiller).traits.static:
         with torch.no_grad():
             static_fill = infiller(x, torch.ones_like(x[:, :1]))
 
