@@ -214,3 +214,18 @@ def test_every_registered_trait_is_declared():
         for name, entry in reg.entries().items():
             assert isinstance(entry.traits, reg.traits), f"{key} '{name}'"
             assert entry.given <= declared[key], f"{key} '{name}' has undeclared traits {entry.given - declared[key]}"
+
+
+def test_traits_are_read_typed_and_values_go_through_the_one_coercer():
+    """A trait is read as ``entry.traits.<name>`` (a misspelt name is an AttributeError, where ``attrs.get`` gave
+    None and the code ran on), and no command keeps a value coercer of its own beside ``options.coerce_option``."""
+    wrong = []
+    for package in ("saliency_core", "dashboard"):
+        for path in (ROOT / package).rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text())):
+                if (isinstance(node, ast.Attribute) and node.attr == "get" and isinstance(node.value, ast.Attribute)
+                        and node.value.attr == "attrs"):
+                    wrong.append(f"{path.relative_to(ROOT)}:{node.lineno}: attrs.get(...): read entry.traits.<name>")
+                if isinstance(node, ast.FunctionDef) and node.name in ("_parse_bool", "_tuple", "_typed", "_none_or"):
+                    wrong.append(f"{path.relative_to(ROOT)}:{node.lineno}: {node.name}: use options.coerce_option")
+    assert not wrong, "\n".join(wrong)
