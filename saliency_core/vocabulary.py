@@ -15,5 +15,9 @@ UPSAMPLE_MODES = ("nearest", "bilinear")
 LABEL_OBJECTIVES = ("insertion", "calibrated", "gupta")
 #: Where the label modulates the label masker's decoder (:class:`saliency_core.maskers.label.LabelMaskerConfig`).
 FILM_POSITIONS = ("input", "hidden")
+#: What each objective has of its own in the conditional masker's decoder (the objective is a FiLM input in every case).
+OBJECTIVE_BRANCHES = ("shared", "head", "decoder")
+#: What the area masker's scores start from: nothing (the decoder alone) or the explained class's CAM.
+SCORE_PRIORS = ("none", "cam")
 #: The completeness and soundness floors of Gupta et al. (:mod:`saliency_core.metrics.completeness`).
 EPS1, EPS2 = 0.01, 0.001

@@ -61,7 +61,8 @@ print("exit", code, "heavy", ",".join(heavy) or "none", file=sys.stderr)
 
 
 @pytest.mark.parametrize("argv", [["--help"], ["explain", "--help"], ["evaluate", "--help"], ["dashboard", "--help"],
-                                  ["train", "--help"]])
+                                  ["train", "--help"], ["train", "masker", "--help"], ["train", "label", "--help"],
+                                  ["train", "conditional", "--help"]])
 def test_help_answers_without_importing_torch(argv):
     """``saliency --help`` and each command's ``--help`` print their flags without importing torch (or any other
     heavy library): they answer in a fraction of a second, where importing torch took 5-12 s. Torch is imported

@@ -31,7 +31,7 @@ KINDS = {
                "classifiers)"),
     "label": ("saliency_core.train.label_config", "LabelMaskerTrainConfig",
               "the per-label masker (FIX or CA; objectives insertion, calibrated, gupta)"),
-    "conditional": ("saliency_core.train.conditional", "ConditionalTrainConfig",
+    "conditional": ("saliency_core.train.conditional_config", "ConditionalTrainConfig",
                     "one masker over a space of objectives, infillers, TV weights and upsampling factors (FIX)"),
 }
 

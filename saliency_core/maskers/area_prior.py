@@ -22,9 +22,6 @@ from torch import nn
 from saliency_core.errors import OptionError
 from saliency_core.maskers.area import standardise
 
-#: What the area masker's scores start from: nothing (the decoder alone) or the explained class's CAM.
-SCORE_PRIORS = ("none", "cam")
-
 
 def _output_layer(classifier: nn.Module) -> nn.Linear:
     model = getattr(classifier, "model", classifier)

@@ -11,16 +11,18 @@ its traits repeat ``explain``, ``fixed_options`` and ``takes_setting`` for calle
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, ClassVar
-
-import torch
-from torch import nn
+from typing import TYPE_CHECKING, Any, Callable, ClassVar
 
 from saliency_core.errors import RegistryError
 from saliency_core.registry import Registry, trait
 
-ExplainFn = Callable[[nn.Module, Any, list[torch.Tensor], "torch.Tensor | None", tuple[int, int], list[int]],
-                     tuple[torch.Tensor, bool]]
+if TYPE_CHECKING:  # annotations only: declaring a masker kind (and importing saliency_core.maskers) needs no torch
+    import torch
+    from torch import nn
+
+#: ``explain(masker, classifier, stages, head, size, labels, **setting) -> (masks, per_label)``: masker an
+#: ``nn.Module``, stages a list of tensors, head a tensor or None, size (h, w), labels class indices; masks a tensor.
+ExplainFn = Callable[..., Any]
 
 
 class MaskerKind:

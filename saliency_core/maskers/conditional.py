@@ -37,12 +37,13 @@ from torch import nn
 
 from saliency_core.errors import OptionError
 from saliency_core.maskers.area import AreaDecoder, encode_target_area, threshold_at_area, upsample_scores
-from saliency_core.maskers.area_prior import SCORE_PRIORS, add_prior, attach_prior, prior_for
+from saliency_core.maskers.area_prior import add_prior, attach_prior, prior_for
 from saliency_core.maskers.base import check_stages, mapping, register_masker_kind
 from saliency_core.maskers.toggles import TOGGLE, Setting
 from saliency_core.maskers.toggles import log_position as _log_span
 from saliency_core.objectives import PER_IMAGE_OBJECTIVES
 from saliency_core.options import check_options, option
+from saliency_core.vocabulary import OBJECTIVE_BRANCHES, SCORE_PRIORS
 
 #: The vocabularies of the condition, from the one declaration (saliency_core/maskers/toggles.py).
 CONDITION_OBJECTIVES = TOGGLE["objective"].choices  # ssr, sdr, both
@@ -59,8 +60,6 @@ DEFAULT_TV_RANGE = TOGGLE["tv_weight"].trained
 AREA_ENCODING_SPAN = (TOGGLE["area_weight"].low, TOGGLE["area_weight"].high)
 #: The area-weight range that was measured (docs/conditional-masker.md) and that the dashboard's slider spans.
 DEFAULT_AREA_RANGE = TOGGLE["area_weight"].trained
-#: What each objective has of its own in the decoder (the objective is also a FiLM input in every case).
-OBJECTIVE_BRANCHES = ("shared", "head", "decoder")
 #: Scale of the smoothing stage's mixing logits (see :class:`ConditionalMasker`).
 SMOOTH_GAIN = 8.0
 CONDITION_SIZE = len(CONDITION_OBJECTIVES) + len(CONDITION_INFILLERS) + 2 + len(UPSAMPLE_FACTORS)
