@@ -44,13 +44,16 @@ class LiveProgress:
     share of its estimate), so the line moves even during one long classifier pass. A rerun (Cancel, any click)
     raises in the script thread at its next redraw; the worker is told to stop at its next progress update and
     its result is dropped. ``bar=False``: no bar in the page's flow (the status line only, so nothing above the
-    views moves); ``top=False``: no status line at the top (a section with its own marker, see ``busy``)."""
+    views moves); ``top=False``: no status line at the top (a section with its own marker, see ``busy``);
+    ``keep_marker=True``: the marker's last line stays when the work is done, for the caller to write its outcome over
+    (an emptied marker would let what is under it move up and back down)."""
 
     def __init__(self, label: str, show_mask: bool = False, every_s: float = 0.25,
                  estimate_s: float | None = None, bar: bool = True, top: bool = True, marker: bool = False,
-                 clock=time.monotonic) -> None:
+                 keep_marker: bool = False, clock=time.monotonic) -> None:
         self.bar = st.progress(0.0, text=label) if bar else None
         self.marker = st.empty() if marker else None  # a section's own small "busy" line, in its place
+        self.keep_marker = keep_marker
         self.slot = st.empty() if show_mask else None
         self.status = state.status_slot() if top else None  # the line at the top of the page, seen without scrolling
         self.every_s = every_s
@@ -122,8 +125,8 @@ class LiveProgress:
         ``tick_s`` with the latest progress (Streamlit elements are only touched by the script thread)."""
         return run_ticking(fn, args, kwargs, self, tick_s)
 
-    def done(self) -> None:
-        if self.marker is not None:
+    def done(self, failed: bool = False) -> None:
+        if self.marker is not None and (failed or not self.keep_marker):
             self.marker.empty()
         if self.bar is not None:
             self.bar.empty()
@@ -136,7 +139,7 @@ class LiveProgress:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.done()  # also on errors: no half-filled bar is left on the page
+        self.done(failed=exc[0] is not None)  # also on errors: no half-filled bar or busy line is left on the page
 
 
 def run_ticking(fn, args: tuple, kwargs: dict[str, Any], shown, tick_s: float = 0.25) -> Any:

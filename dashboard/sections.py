@@ -7,6 +7,7 @@ Each block draws widgets and calls :mod:`dashboard.services`; an error inside a 
 from __future__ import annotations
 
 import logging
+import time
 from contextlib import contextmanager
 from functools import partial
 from typing import Any, Iterator
@@ -100,6 +101,15 @@ def load_current_image(image: inputs.ImageInput | None) -> LoadedImage | None:
     return None if loaded is None else inputs.for_session(loaded, image)  # None: the error is on the page
 
 
+#: What a view's predictions read while the view is being classified (one line per prediction to come).
+PENDING = "…"
+
+
+def pending_md(k: int) -> str:
+    """A numbered list of ``k`` placeholder lines: the height of ``k`` predictions, held while they are computed."""
+    return "\n".join(f"{rank}. {PENDING}" for rank in range(1, k + 1))
+
+
 def predictions_md(predictions: list, highlight: set[int] | None = None) -> str:
     lines = []
     for rank, p in enumerate(predictions, 1):
@@ -171,12 +181,19 @@ def views_block(expl: Explanation, key: str, large: bool = False, captions: dict
                 st.plotly_chart(plots.views_figure([picture], mask if view == "overlay" else None, per_row=1,
                                                    width=width // per_row),
                                 key=f"{key}_{view}", config=plots.VIEWS_CONFIG)
-                slots[view] = st.empty()
+                words = captions.get(view) if captions else None
+                if words is None and view in expl.predictions:
+                    words = predictions_md(expl.predictions[view], {shown})
+                if words is not None:
+                    st.markdown(words)
+                else:  # as tall as the predictions to come (an empty slot would take the last run's predictions
+                    # away, and everything under the views would move up and back down on each toggle)
+                    slots[view] = st.empty()
+                    slots[view].markdown(pending_md(expl.config.top_k_predictions))
     # the pictures are on their way to the browser: the masked views are classified while it draws them
     classify_views(expl, resources.current_classifier())
     for view, slot in slots.items():
-        slot.markdown(captions[view] if captions and view in captions else
-                      predictions_md(expl.predictions[view], {shown}))
+        slot.markdown(predictions_md(expl.predictions[view], {shown}))
     st.caption("Drag over a picture to zoom in; double-click to zoom out. The colours cover the photo in proportion "
                "to the mask: where the mask is 0 the photo is left as it is.")
     note = mask_extent_note(mask)
@@ -225,12 +242,17 @@ def curves_block(expl: Explanation, labels: list[int], request: curve_scores.Cur
     """Per-label insertion curves with f(x, a), completeness, soundness and the worst case."""
     classifier = resources.current_classifier()
     cache = resources.results()
-    busy = st.empty()  # the section's own "busy" line (always here, so the chart below keeps its place)
+    busy = st.empty()  # the section's own line: "busy" while computing, then where the curves came from (one line
+    # in every run, so the chart below keeps its place)
+    what = curves_label(request.steps, len(labels))
     scores = curve_scores.cached_label_scores(labels, request, cache, expl_key)  # a seen setting: at once
     if scores is None:  # computed after the views, in one batched pass, with a ticking line of its own (not the
-        with busy.container(), LiveProgress(curves_label(request.steps, len(labels)), bar=False, top=False,
-                                            marker=True) as progress:  # page's top status line)
+        t0 = time.monotonic()  # page's top status line)
+        with busy.container(), LiveProgress(what, bar=False, top=False, marker=True, keep_marker=True) as progress:
             scores = progress.run(curve_scores.run_label_scores, expl, labels, request, classifier, cache, expl_key)
+        busy.caption(f":material/check: {what}: computed in {time.monotonic() - t0:.1f} s")
+    else:
+        busy.caption(f":material/check: {what}: kept from an earlier run with this mask")
     st.plotly_chart(plots.curves_figure(scores), key=f"{key}_chart")
     frame = scores.to_frame()
     st.dataframe(frame, hide_index=True, width="stretch", column_order=SCORE_COLUMNS,

@@ -1978,3 +1978,15 @@ def test_extremal_s_area_curve_is_one_more_run_of_it_on_request(app, tiny, monke
     assert labels.isdigit()  # the shown label only
     chart = _area_chart(at)
     assert np.isclose(chart["layout"]["shapes"][0]["x0"], 0.25) and any("its own mask" in c.value for c in at.caption)
+
+
+def test_a_views_predictions_hold_their_height_while_they_are_computed():
+    """The placeholder under a view being classified has one numbered line per prediction to come, as the
+    predictions will (an empty slot let everything under the views move up 159 px and back on each toggle)."""
+    from types import SimpleNamespace
+
+    predictions = [SimpleNamespace(name=f"class {k}", probability=0.1, index=k) for k in range(5)]
+    pending, final = sections.pending_md(5).splitlines(), sections.predictions_md(predictions).splitlines()
+    assert len(pending) == len(final) == 5
+    assert [line.split(" ")[0] for line in pending] == [line.split(" ")[0] for line in final]  # "1." ... "5."
+    assert all(sections.PENDING in line and "%" not in line for line in pending)
