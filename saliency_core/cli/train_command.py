@@ -66,6 +66,13 @@ def config_class(kind: str) -> type:
     return getattr(importlib.import_module(module), name)
 
 
+class _Parser(argparse.ArgumentParser):
+    """A kind's parser: a flag it cannot parse is one line (its 60-80 flags' usage is what ``--help`` is for)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} ('{self.prog} --help' lists the flags)\n")
+
+
 def _common_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", default=None, metavar="YAML", help="a YAML file of config fields (a run's config.yaml)")
     p.add_argument("--print-config", action="store_true", help="print the resolved config as YAML and exit")
@@ -73,10 +80,10 @@ def _common_flags(p: argparse.ArgumentParser) -> None:
 
 def kind_parser(kind: str, prog: str) -> argparse.ArgumentParser:
     """The parser of ``saliency train <kind>``: its config's flags only."""
-    p = argparse.ArgumentParser(prog=prog, description=f"Train {KINDS[kind][2]}. Writes <out>/config.yaml, steps.csv, "
-                                "epochs.csv (validation on held-out classes), tb/, state.pt and masker.safetensors; "
-                                "re-running the same command resumes after a kill.",
-                                epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = _Parser(prog=prog, description=f"Train {KINDS[kind][2]}. Writes <out>/config.yaml, steps.csv, "
+                "epochs.csv (validation on held-out classes), tb/, state.pt and masker.safetensors; "
+                "re-running the same command resumes after a kill.",
+                epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     _common_flags(p)
     add_config_flags(p, config_class(kind), skip=hidden_fields(kind))
     p.set_defaults(kind=kind, legacy=False)
@@ -85,7 +92,7 @@ def kind_parser(kind: str, prog: str) -> argparse.ArgumentParser:
 
 def legacy_parser(prog: str) -> argparse.ArgumentParser:
     """``saliency train [--kind K] [flags]``: every kind's flags (before the sub-commands; still accepted)."""
-    p = argparse.ArgumentParser(prog=prog, epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = _Parser(prog=prog, epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     _common_flags(p)
     p.add_argument("--kind", choices=tuple(KINDS), default="masker", help="the kind of masker")
     seen: set[str] = set()

@@ -237,3 +237,14 @@ def test_a_bad_flag_value_is_one_line_naming_the_flag_and_what_it_accepts(argv, 
 
     assert main(["train", *argv, "--print-config"]) == 2
     assert capsys.readouterr().err.strip().splitlines() == [line]
+
+
+def test_a_flag_the_parser_cannot_read_is_one_line_too(capsys):
+    from saliency_core.cli import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["train", "label", "--stages"])
+    assert exit_.value.code == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        "saliency train label: error: argument --stages: expected one argument ('saliency train label --help' "
+        "lists the flags)"]
