@@ -13,14 +13,22 @@
    the predictions under them are redrawn too, and again when the whole page has settled (no script run, nothing
    stale: the curves are drawn). Median of 10. Then the same with the top-5 labels on another photo (six
    toggles), and twice back to a TV weight seen before (the curves come from the cache). While each toggle
-   runs, the overlay's vertical position is sampled: how far the views moved.
+   runs, the page is sampled every 50 ms: how far the views moved (the overlay's figure, found by its key), how far
+   the section under them moved (the curves' heading), and how far the curves chart moved under its heading.
 Each upload starts from an idle page (the last photo's curves finished). The load average is printed before
 and after.
 
+Streamlit 1.67 gives a plotly chart a new element id whenever its figure changes (the id hashes the figure), and
+keeps the old chart on the page, hidden (``data-retained``, ``display: none``), until the run ends. A hidden copy's
+box is at y = 0, so "the first ``.js-plotly-plot`` on the page" is no way to find the views: every selector here
+skips retained copies, and the views are found by their key (``st-key-explain_views_overlay``).
+
     OMP_NUM_THREADS=1 .venv/bin/python bench/bench_dashboard_browser.py   # starts its own server
+    OMP_NUM_THREADS=1 .venv/bin/python bench/bench_dashboard_browser.py --conditional-only --toggles 6 --top5-toggles 4
 """
 from __future__ import annotations
 
+import argparse
 import os
 import socket
 import statistics
@@ -33,9 +41,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+#: an element on the page, not a hidden copy Streamlit keeps of a chart the run replaced (see the module's docstring)
+SHOWN = '[data-testid="stElementContainer"]:not([data-retained="true"])'
+#: the overlay view's figure (its chart's key is the views block's key and the view's name)
+OVERLAY = '[data-testid="stMain"] .st-key-explain_views_overlay:not([data-retained="true"]) .js-plotly-plot'
 #: a fingerprint of each picture in the plotly figures (length and tail of its data URL: cheap to poll, unlike the URL)
-IMAGES_JS = ("() => Array.from(document.querySelectorAll('.js-plotly-plot image')).map(i => i.getAttribute('href'))"
-             ".map(h => h ? h.length + ':' + h.slice(-48) : '')")
+IMAGES_JS = ("() => Array.from(document.querySelectorAll('%s .js-plotly-plot image')).map(i => i.getAttribute('href'))"
+             ".map(h => h ? h.length + ':' + h.slice(-48) : '')" % SHOWN)
 
 
 # whether anything above the curves (the views, their predictions, the timings) is still the last run's (the views are
@@ -45,17 +57,25 @@ VIEWS_STALE_JS = """() => {
   const head = all.find(e => (e.innerText || '').trim().startsWith('Per-label insertion curves'));
   if (!head) return true;
   // the views' plotly charts keep data-stale until the script run ends even with their new pictures drawn, and
-  // the status line's empty slot too: the text around them (titles, predictions, captions) is what is checked
+  // the status line's empty slot too: the text around them (titles, predictions, captions) is what is checked; a
+  // view's predictions read "1. …" while they are computed
+  if (all.some(e => /^1\. …$/m.test(e.innerText || '') && (e.compareDocumentPosition(head) & Node.DOCUMENT_POSITION_FOLLOWING)))
+    return true;
   return all.some(e => e.getAttribute('data-stale') === 'true' && !e.querySelector('.stPlotlyChart, [data-testid="stEmpty"]')
                        && (e.compareDocumentPosition(head) & Node.DOCUMENT_POSITION_FOLLOWING));
 }"""
 #: the drawn insertion curves (their SVG paths): they change when a new mask's curves are on the page
-CURVES_JS = """() => Array.from(document.querySelectorAll('.js-plotly-plot .scatterlayer path.js-line'))
-  .map(p => p.getAttribute('d')).join('|')"""
+CURVES_JS = """() => Array.from(document.querySelectorAll('%s .js-plotly-plot .scatterlayer path.js-line'))
+  .map(p => p.getAttribute('d')).join('|')""" % SHOWN
 #: everything a toggle's clock looks at, in one round trip (polling costs the 2-core machine little)
 STATE_JS = """() => ({images: (%s)(), viewsStale: (%s)(), pageStale: (%s)(), busyLines: (%s)(), curves: (%s)(),
-  y: (p => p ? p.getBoundingClientRect().y : null)(document.querySelector('[data-testid="stMain"] .js-plotly-plot')),
-  nViews: document.querySelectorAll('[data-testid="stMain"] .js-plotly-plot').length})"""
+  y: (p => p ? p.getBoundingClientRect().y : null)(document.querySelector('%s')),
+  below: (h => h ? h.getBoundingClientRect().y : null)(Array.from(document.querySelectorAll('[data-testid="stMain"] h3'))
+    .find(h => h.innerText.startsWith('Per-label insertion curves'))),
+  curvesChart: (c => c ? c.getBoundingClientRect().y : null)(
+    document.querySelector('[data-testid="stMain"] .st-key-curves_chart:not([data-retained="true"]) .js-plotly-plot')),
+  hiddenFirst: (p => !!p && !!p.closest('[data-retained="true"]'))(
+    document.querySelector('[data-testid="stMain"] .js-plotly-plot'))})""" % ("%s", "%s", "%s", "%s", "%s", OVERLAY)
 
 
 def state(page) -> dict:
@@ -109,6 +129,12 @@ def wait_views(page, before: list | None, timeout: float = 120.0) -> list:
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--conditional-only", action="store_true",
+                        help="only the conditional-masker toggles (no uploads, no infiller toggles)")
+    parser.add_argument("--toggles", type=int, default=10, help="conditional toggles with the top-1 curves")
+    parser.add_argument("--top5-toggles", type=int, default=6, help="conditional toggles with the top-5 curves")
+    args = parser.parse_args()
     from playwright.sync_api import sync_playwright
     from PIL import Image
     from skimage import data
@@ -137,11 +163,12 @@ def main() -> None:
                     time.sleep(0.5)
             page.get_by_text("Masked in (kept)").first.wait_for(timeout=240_000)
             page.get_by_text("worst completeness").first.wait_for(timeout=240_000)  # warm: everything loaded once
-            page.locator('[data-testid="stSidebar"]').get_by_text("Upload", exact=True).click()
-            upload = page.locator('input[type="file"]').first
-            upload.wait_for(state="attached", timeout=60_000)
-            uploads = []
-            for photo in photos:
+            uploads, busy_uploads, toggles = [], [], []
+            if not args.conditional_only:
+                page.locator('[data-testid="stSidebar"]').get_by_text("Upload", exact=True).click()
+                upload = page.locator('input[type="file"]').first
+                upload.wait_for(state="attached", timeout=60_000)
+            for photo in photos if not args.conditional_only else ():
                 wait_idle(page)  # from an idle page: the last photo's curves are not still being computed
                 before = page.evaluate(IMAGES_JS)
                 t0 = time.monotonic()
@@ -149,8 +176,8 @@ def main() -> None:
                 wait_views(page, before)
                 uploads.append(time.monotonic() - t0)
                 page.get_by_text("worst completeness").first.wait_for(timeout=240_000)
-            busy_uploads = []  # the protocol before: the next photo while the last one's curves are computed
-            for photo in photos:
+            # the protocol before: the next photo while the last one's curves are computed
+            for photo in photos if not args.conditional_only else ():
                 page.get_by_text("worst completeness").first.wait_for(timeout=240_000)
                 wait_idle(page)
                 other = tmp / f"again_{photo.name}"
@@ -166,11 +193,10 @@ def main() -> None:
                 wait_views(page, before)
                 busy_uploads.append(time.monotonic() - t0)
             wait_idle(page)
-            toggles = []
             box = page.get_by_label("Selected blur. Infiller of the infilled view").or_(
                 page.locator('[data-testid="stSidebar"] [data-testid="stSelectbox"]').filter(
                     has_text="Infiller of the infilled view").locator("input"))
-            for i in range(10):
+            for i in range(10 if not args.conditional_only else 0):
                 before = page.evaluate(IMAGES_JS)
                 text = page.inner_text("[data-testid='stMain']")
                 box.first.click()
@@ -186,8 +212,11 @@ def main() -> None:
             conditional, with_predictions = [], []
             settled: dict[str, list[float]] = {"top1": [], "top5": []}
             back: list[float] = []
-            jumps: list[float] = []
+            jumps: list[float] = []  # how far the views (the overlay's figure) moved
+            below: list[float] = []  # how far the section under the views (the curves' heading) moved
+            chart: list[float] = []  # how far the curves chart moved under its heading
             gone: list[int] = []  # polls (every 50 ms) that found no overlay figure on the page
+            hidden: list[int] = []  # polls whose first plotly figure was a hidden copy (what the old measure took)
             for labels, photo in (("top1", "chelsea"), ("top5", "coffee")):  # top-5 on another photo: all unseen
                 page.goto(f"{url}?image={photo}&method=conditional-masker&labels={labels}")
                 page.get_by_text("Masked in (kept)").first.wait_for(timeout=240_000)
@@ -196,22 +225,21 @@ def main() -> None:
                 slider = sidebar.locator('[data-testid="stSlider"]').filter(has_text="TV weight").get_by_role("slider")
                 upsample = sidebar.locator('[data-testid="stSelectbox"]').filter(has_text="upsampling factor s") \
                     .locator("input")
-                figure = page.locator('[data-testid="stMain"] .js-plotly-plot').first  # the overlay
-                for i in range(10 if labels == "top1" else 6):  # a setting not seen before: TV one notch up, s 2, 4, 8
-                    wait_idle(page)
-                    before = page.evaluate(IMAGES_JS)
-                    y0 = figure.bounding_box()["y"]
-                    curves0 = page.evaluate(CURVES_JS)
+                for i in range(args.toggles if labels == "top1" else args.top5_toggles):  # a setting not seen before:
+                    wait_idle(page)  # TV one notch up, s 2, 4, 8, 1, 2
+                    start = state(page)
+                    before, y0, curves0 = start["images"], start["y"], start["curves"]
+                    below0, chart0 = start["below"], start["curvesChart"] - start["below"]
                     if i % 2 == 0:
                         slider.focus()
                         t0 = time.monotonic()
                         page.keyboard.press("ArrowRight")
                     else:
                         upsample.click()
-                        page.keyboard.type(("2", "4", "8", "1", "2")[i // 2])
+                        page.keyboard.type(("2", "4", "8", "1", "2")[(i // 2) % 5])
                         t0 = time.monotonic()
                         page.keyboard.press("Enter")
-                    moved, missing = 0.0, 0
+                    moved, moved_below, moved_chart, missing, first_hidden = 0.0, 0.0, 0.0, 0, 0
                     t_views = t_pred = None
                     while time.monotonic() - t0 < 60:  # views, then the whole page (curves too) settled
                         now = state(page)
@@ -219,7 +247,12 @@ def main() -> None:
                             missing += 1
                         else:
                             moved = max(moved, abs(now["y"] - y0))
-                        if t_views is None and all(now["images"][:4]) and now["images"][:4] != before[:4]:
+                        if now["below"] is not None:
+                            moved_below = max(moved_below, abs(now["below"] - below0))
+                            if now["curvesChart"] is not None:
+                                moved_chart = max(moved_chart, abs(now["curvesChart"] - now["below"] - chart0))
+                        first_hidden += now["hiddenFirst"]
+                        if t_views is None and len(now["images"]) >= 4 and all(now["images"][:4]) and now["images"][:4] != before[:4]:
                             t_views = time.monotonic() - t0
                         if t_views is not None and t_pred is None and not now["viewsStale"]:
                             t_pred = time.monotonic() - t0
@@ -229,7 +262,10 @@ def main() -> None:
                         time.sleep(0.05)
                     settled[labels].append(time.monotonic() - t0)
                     jumps.append(moved)
+                    below.append(moved_below)
+                    chart.append(moved_chart)
                     gone.append(missing)
+                    hidden.append(first_hidden)
                     if labels == "top1":
                         conditional.append(t_views)
                         with_predictions.append(t_pred if t_pred is not None else float("nan"))
@@ -254,12 +290,13 @@ def main() -> None:
     print(f"threads: {env['OMP_NUM_THREADS']}, 451 x 300 photos, Explain page, shipped FIX masker")
     print("| what | median | all |")
     print("|---|---|---|")
-    print(f"| upload -> four views drawn | {statistics.median(uploads):.2f} s | "
-          + ", ".join(f"{t:.2f}" for t in uploads) + " |")
-    print(f"| upload while the last photo's curves are computed -> four views drawn | "
-          f"{statistics.median(busy_uploads):.2f} s | " + ", ".join(f"{t:.2f}" for t in busy_uploads) + " |")
-    print(f"| toggle the view's infiller -> four views redrawn | {statistics.median(toggles):.2f} s | "
-          + ", ".join(f"{t:.2f}" for t in toggles) + " |")
+    if not args.conditional_only:
+        print(f"| upload -> four views drawn | {statistics.median(uploads):.2f} s | "
+              + ", ".join(f"{t:.2f}" for t in uploads) + " |")
+        print(f"| upload while the last photo's curves are computed -> four views drawn | "
+              f"{statistics.median(busy_uploads):.2f} s | " + ", ".join(f"{t:.2f}" for t in busy_uploads) + " |")
+        print(f"| toggle the view's infiller -> four views redrawn | {statistics.median(toggles):.2f} s | "
+              + ", ".join(f"{t:.2f}" for t in toggles) + " |")
     print(f"| conditional masker: TV weight or upsampling -> mask and four views redrawn | "
           f"{statistics.median(conditional):.2f} s | " + ", ".join(f"{t:.2f}" for t in conditional) + " |")
     print(f"| the same, until the views' predictions are redrawn too | "
@@ -271,8 +308,14 @@ def main() -> None:
           + ", ".join(f"{t:.2f}" for t in back) + " |")
     print(f"| the views figure moved during a toggle (px) | {statistics.median(jumps):.0f} | "
           + ", ".join(f"{t:.0f}" for t in jumps) + " |")
+    print(f"| the section under the views (curves' heading) moved during a toggle (px) | {statistics.median(below):.0f} | "
+          + ", ".join(f"{t:.0f}" for t in below) + " |")
+    print(f"| the curves chart moved under its heading during a toggle (px) | {statistics.median(chart):.0f} | "
+          + ", ".join(f"{t:.0f}" for t in chart) + " |")
     print(f"| polls (50 ms) without the overlay figure on the page, per toggle | {statistics.median(gone):.0f} | "
           + ", ".join(str(n) for n in gone) + " |")
+    print(f"| polls whose first plotly figure was a hidden retained copy (y = 0), per toggle | "
+          f"{statistics.median(hidden):.0f} | " + ", ".join(str(n) for n in hidden) + " |")
     print("load average after:", Path("/proc/loadavg").read_text().strip())
 
 
