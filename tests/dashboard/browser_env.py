@@ -2,8 +2,11 @@
 the check that a browser can run here (skip, or fail under CI=true)."""
 from __future__ import annotations
 
+import ctypes
 import os
+import select
 import shutil
+import struct
 from pathlib import Path
 
 import pytest
@@ -33,3 +36,31 @@ def need_browser() -> None:
         if os.environ.get("CI", "").lower() == "true":
             pytest.fail(f"browser test cannot run in CI: {problem}")
         pytest.skip(problem)
+
+
+#: inotify's event for a watched file or folder itself deleted, and the one for a watch removed (see inotify(7)).
+IN_DELETE_SELF, IN_IGNORED = 0x400, 0x8000
+
+
+def wait_until_deleted(path: Path, timeout_s: float) -> bool:
+    """Block until the folder or file ``path`` is deleted, at most ``timeout_s``, and say whether it is gone.
+
+    One blocking wait on a Linux inotify watch (``select`` on its descriptor until the kernel reports the deletion
+    or the time is up): no polling, and no sleep that could end just before the deletion. A path already gone when
+    the watch is set is reported gone at once."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    fd = libc.inotify_init1(os.O_CLOEXEC)
+    if fd < 0:
+        raise OSError(ctypes.get_errno(), "inotify_init1 failed")
+    try:
+        if libc.inotify_add_watch(fd, os.fsencode(path), IN_DELETE_SELF) < 0:
+            if not os.path.lexists(path):  # deleted before the watch was set
+                return True
+            raise OSError(ctypes.get_errno(), f"inotify_add_watch failed on {path}")
+        ready, _, _ = select.select([fd], [], [], timeout_s)
+        if ready:  # the events: struct inotify_event {int wd; uint32 mask, cookie, len; char name[len]}
+            _, mask, _, _ = struct.unpack_from("iIII", os.read(fd, 4096))
+            assert mask & (IN_DELETE_SELF | IN_IGNORED), f"unexpected inotify event {mask:#x} on {path}"
+        return not os.path.lexists(path)
+    finally:
+        os.close(fd)

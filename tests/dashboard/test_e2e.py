@@ -34,6 +34,7 @@ pytestmark = pytest.mark.e2e
 
 from tests.dashboard.browser_env import (  # noqa: E402 - shared by the browser tests
     ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, MAIN, ROOT, SIDEBAR, WAIT_MS, need_browser as _need_browser,
+    wait_until_deleted,
 )
 PICTURES = ".js-plotly-plot .imagelayer image"  # the views' pictures (not the overlay's hover heat map)
 
@@ -377,12 +378,13 @@ def test_an_uploaded_checkpoint_goes_when_its_session_ends(server, tmp_path):
             'input[type="file"]').set_input_files(str(copy))
         _ready(page, "e2e.pictures().length === 4", what="the uploaded masker's views")
         expect(main).not_to_contain_text("Choose a masker checkpoint")
-        assert len(uploads()) == 1, "the upload is kept while its session lives"
+        kept = uploads()
+        assert len(kept) == 1, "the upload is kept while its session lives"
+        session_folder = kept[0].parents[1]  # .../session-<id>/<content hash>/my_masker.safetensors
         page.context.close()
-    # the server's side, with no browser left to wait on: the reaper looks every 5 s and waits 20 s for a reconnect
-    deadline = time.monotonic() + 90
-    while uploads() and time.monotonic() < deadline:
-        time.sleep(1)
+    # the server's side, with no browser left to wait on: the reaper looks every 5 s and waits 20 s for a reconnect;
+    # one blocking wait (inotify) for the session's folder to be deleted, bounded at 90 s
+    assert wait_until_deleted(session_folder, timeout_s=90), "the uploaded checkpoint's session folder outlived it"
     assert not uploads(), "the uploaded checkpoint outlived its session"
 
 
