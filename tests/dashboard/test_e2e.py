@@ -57,9 +57,13 @@ window.e2e = {
       return want.length === have.length && want.every((source, k) => source === have[k]);
     });
   },
-  // every picture of the page is loaded: an <img> has no height until its file has come from the server (the
-  // photo beside its top-5 came up to 2 s after the run ended on a busy machine, and all below it moved 126 px)
-  loaded() { return Array.from(document.querySelectorAll('img')).every(i => i.complete); },
+  // every element's code and picture is loaded: Streamlit draws a grey skeleton of its own height while a
+  // component's code is still coming (on a fresh page, up to 2 s after the run ended on a busy machine: the photo
+  // and the top-5 beside it then grew and the views moved down 142 px), and an <img> has no height until its file
+  loaded() {
+    return !document.querySelector('[data-testid="stSkeleton"]')
+      && Array.from(document.querySelectorAll('img')).every(i => i.complete);
+  },
   ready() { return this.settled() && this.drawn() && this.loaded(); },
   pictures() { return Array.from(document.querySelectorAll('%s')).map(i => i.getAttribute('href')); },
   main() { return (document.querySelector('%s') || document.body).innerText; },
