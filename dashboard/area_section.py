@@ -52,23 +52,20 @@ def curve_for(image: inputs.ImageInput, loaded: LoadedImage, config: ExplainConf
     cache = resources.results()
     box = st.container()  # always here, a block either way, so the chart below keeps its place (computed or cached),
     # holding one line in every run: "busy" while computing, then where the curve came from
+    line = box.empty()  # that line, replaced in place (busy, then done)
     hit = cached_curve(image, config, expl)
     if hit is not None:
-        box.caption(f":material/check: {what}: kept from an earlier run with this mask")
+        line.caption(f":material/check: {what}: kept from an earlier run with this mask")
         return hit
     masks = services.cached_masks(image, config, classifier, cache)
     if masks is None:
         raise ValueError("the method's masks are no longer at hand; change an option or reload")
     slow = bool(area.takes_area(entry, config.method_options) and entry.on_request)
     t0 = time.monotonic()
-    with box, LiveProgress(what, bar=slow, top=slow, marker=not slow, keep_marker=True) as progress:
+    with box, LiveProgress(what, bar=slow, top=slow, keep_marker=True, marker_slot=None if slow else line) as progress:
         curve = progress.run(area.run_area_curve, image, config, expl, masks, entry, classifier, cache,
                              curve_masks=_curve_masks(image, loaded, config, _label(expl)), label=_label(expl))
-        done = f":material/check: {what}: computed in {time.monotonic() - t0:.1f} s"
-        if progress.marker is not None:  # over the busy line (never an empty line between: nothing below moves)
-            progress.marker.caption(done)
-        else:
-            st.caption(done)
+    line.caption(f":material/check: {what}: computed in {time.monotonic() - t0:.1f} s")  # over the busy line
     return curve
 
 

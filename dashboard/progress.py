@@ -50,9 +50,11 @@ class LiveProgress:
 
     def __init__(self, label: str, show_mask: bool = False, every_s: float = 0.25,
                  estimate_s: float | None = None, bar: bool = True, top: bool = True, marker: bool = False,
-                 keep_marker: bool = False, clock=time.monotonic) -> None:
+                 keep_marker: bool = False, marker_slot=None, clock=time.monotonic) -> None:
         self.bar = st.progress(0.0, text=label) if bar else None
-        self.marker = st.empty() if marker else None  # a section's own small "busy" line, in its place
+        # a section's own small "busy" line, in its place (``marker_slot``: the caller's slot, whose last line it
+        # replaces in place: a new slot would be empty, and what is under it move, until its first line is drawn)
+        self.marker = marker_slot if marker_slot is not None else (st.empty() if marker else None)
         self.keep_marker = keep_marker
         self.slot = st.empty() if show_mask else None
         self.status = state.status_slot() if top else None  # the line at the top of the page, seen without scrolling

@@ -248,7 +248,7 @@ def curves_block(expl: Explanation, labels: list[int], request: curve_scores.Cur
     scores = curve_scores.cached_label_scores(labels, request, cache, expl_key)  # a seen setting: at once
     if scores is None:  # computed after the views, in one batched pass, with a ticking line of its own (not the
         t0 = time.monotonic()  # page's top status line)
-        with busy.container(), LiveProgress(what, bar=False, top=False, marker=True, keep_marker=True) as progress:
+        with LiveProgress(what, bar=False, top=False, keep_marker=True, marker_slot=busy) as progress:
             scores = progress.run(curve_scores.run_label_scores, expl, labels, request, classifier, cache, expl_key)
         busy.caption(f":material/check: {what}: computed in {time.monotonic() - t0:.1f} s")
     else:
