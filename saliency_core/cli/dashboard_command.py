@@ -67,6 +67,10 @@ def streamlit_command(host: str, port: int, settings: DashboardSettings) -> tupl
         "--client.showErrorDetails", "none",
         "--client.toolbarMode", "minimal",
         "--server.runOnSave", "false",
+        # one script thread per session: with fast reruns a click starts a new run while the stopped one is still
+        # finishing, and the two race on the widget state ("dictionary keys changed during iteration", an error box
+        # on the page, seen once in 7 browser-test runs); a stopped run yields within a progress tick (0.25 s)
+        "--runner.fastReruns", "false",
     ]
     env = {**STREAMLIT_ENV, **settings.to_env()}
     return argv, env

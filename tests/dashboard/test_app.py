@@ -163,7 +163,7 @@ def test_command_is_offline_headless_and_quiet():
     assert argv[1:4] == ["-m", "streamlit", "run"] and argv[4].endswith("dashboard/app.py")
     for flag in ("--server.headless true", "--server.address 127.0.0.1", "--server.port 8765",
                  "--browser.gatherUsageStats false", "--server.fileWatcherType none", "--server.maxUploadSize 7",
-                 "--server.showEmailPrompt false", "--client.showErrorDetails none"):
+                 "--server.showEmailPrompt false", "--client.showErrorDetails none", "--runner.fastReruns false"):
         assert flag in joined
     assert env["STREAMLIT_BROWSER_GATHER_USAGE_STATS"] == "false" and env["STREAMLIT_SERVER_HEADLESS"] == "true"
     assert DashboardSettings.from_env(env) == DashboardSettings(max_upload_mb=7)
