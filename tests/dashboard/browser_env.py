@@ -2,12 +2,19 @@
 the check that a browser can run here (skip, or fail under CI=true)."""
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import select
 import shutil
+import socket
 import struct
+import subprocess
+import sys
+import time
+import urllib.request
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
@@ -64,3 +71,46 @@ def wait_until_deleted(path: Path, timeout_s: float) -> bool:
         return not os.path.lexists(path)
     finally:
         os.close(fd)
+
+
+@contextlib.contextmanager
+def dashboard_server(log_path: Path, env: dict[str, str]) -> Iterator[str]:
+    """``saliency dashboard --port P`` on loopback with ``env``, its URL once ``/_stcore/health`` answers; stopped
+    (SIGTERM, then SIGKILL) afterwards, and its log must hold no traceback."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    script = Path(sys.executable).with_name("saliency")
+    cmd = [str(script)] if script.exists() else [sys.executable, "-m", "saliency_core.cli"]
+    with open(log_path, "wb") as log:  # a file, not a pipe: a closed pipe makes streamlit ignore SIGTERM
+        proc = subprocess.Popen([*cmd, "dashboard", "--port", str(port), "--host", "127.0.0.1"],
+                                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, cwd=ROOT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_until_healthy(proc, url, log_path)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+    assert "Traceback" not in log_path.read_text(), log_path.read_text()[-3000:]
+
+
+def _wait_until_healthy(proc: subprocess.Popen, url: str, log_path: Path, timeout_s: float = 120) -> None:
+    """Until the server answers ``/_stcore/health`` (the server side, before any browser: each try blocks up to
+    2 s on the socket)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"the dashboard exited with {proc.returncode}: {log_path.read_text()[-2000:]}")
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
+                if r.read().strip() == b"ok":
+                    return
+        except OSError:  # refused at once before the port opens: wait a little, or for the server's exit
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=0.5)
+    pytest.fail(f"the dashboard did not answer within {timeout_s:.0f} s: {log_path.read_text()[-2000:]}")

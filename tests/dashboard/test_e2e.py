@@ -16,11 +16,7 @@ import json
 import os
 import re
 import shutil
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -34,7 +30,7 @@ pytestmark = pytest.mark.e2e
 
 from tests.dashboard.browser_env import (  # noqa: E402 - shared by the browser tests
     ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, MAIN, ROOT, SIDEBAR, WAIT_MS, need_browser as _need_browser,
-    wait_until_deleted,
+    dashboard_server, wait_until_deleted,
 )
 #: the views' pictures (not the overlay's hover heat map), skipping the hidden copy Streamlit keeps of a chart whose
 #: figure changed until the run ends (``data-retained``: a plotly chart's element id hashes its figure)
@@ -71,12 +67,6 @@ window.e2e = {
 """ % (PICTURES, MAIN)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 #: What the running server was given (its temporary folder), for tests that look at the server's side.
 SERVER: dict[str, Path] = {}
 
@@ -86,46 +76,12 @@ def server(tmp_path_factory):
     """``saliency dashboard --port P`` on loopback; stopped (SIGTERM, then SIGKILL) afterwards; its log must hold no
     traceback."""
     _need_browser()
-    port = _free_port()
-    script = Path(sys.executable).with_name("saliency")
-    cmd = [str(script)] if script.exists() else [sys.executable, "-m", "saliency_core.cli"]
-    log_path = tmp_path_factory.mktemp("server") / "server.log"
     server_tmp = tmp_path_factory.mktemp("server-tmp")  # the server's temporary folder: uploads land here
     SERVER["tmp"] = server_tmp
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "TMPDIR": str(server_tmp)}
     env.pop("DISPLAY", None)
-    with open(log_path, "wb") as log:  # a file, not a pipe: a closed pipe makes streamlit ignore SIGTERM
-        proc = subprocess.Popen([*cmd, "dashboard", "--port", str(port), "--host", "127.0.0.1"],
-                                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, cwd=ROOT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_until_healthy(proc, url, log_path)
+    with dashboard_server(tmp_path_factory.mktemp("server") / "server.log", env) as url:
         yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
-    assert "Traceback" not in log_path.read_text(), log_path.read_text()[-3000:]
-
-
-def _wait_until_healthy(proc: subprocess.Popen, url: str, log_path: Path, timeout_s: float = 120) -> None:
-    """Until the server answers ``/_stcore/health`` (the server side, before any browser: each try blocks up to
-    2 s on the socket)."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"the dashboard exited with {proc.returncode}: {log_path.read_text()[-2000:]}")
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
-                if r.read().strip() == b"ok":
-                    return
-        except OSError:  # refused at once before the port opens: wait a little, or for the server's exit
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.wait(timeout=0.5)
-    pytest.fail(f"the dashboard did not answer within {timeout_s:.0f} s: {log_path.read_text()[-2000:]}")
 
 
 @contextlib.contextmanager

@@ -10,16 +10,10 @@ when ``CI=true``.
 """
 from __future__ import annotations
 
-import contextlib
 import os
 import re
 import shutil
-import socket
-import subprocess
-import sys
 import textwrap
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -33,6 +27,7 @@ pytestmark = pytest.mark.e2e
 
 from tests.dashboard.browser_env import (  # noqa: E402 - shared by the browser tests
     ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, MAIN, ROOT, SIDEBAR, WAIT_MS, need_browser as _need_browser,
+    dashboard_server,
 )
 
 #: An area-aware method as a plug-in declares it: ``takes_area`` with ``area`` and ``areas``, and an ``option_space``
@@ -101,40 +96,12 @@ def server(tmp_path_factory):
     hold no traceback."""
     _need_browser()
     site = _plugin_site(tmp_path_factory.mktemp("site"))
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    script = Path(sys.executable).with_name("saliency")
-    cmd = [str(script)] if script.exists() else [sys.executable, "-m", "saliency_core.cli"]
-    log_path = tmp_path_factory.mktemp("server") / "server.log"
     env = {**os.environ, "PYTHONUNBUFFERED": "1",
            "PYTHONPATH": os.pathsep.join([str(site), str(ROOT), os.environ.get("PYTHONPATH", "")])}
     env.pop("DISPLAY", None)
     env.pop("SALIENCY_PLUGINS", None)
-    with open(log_path, "wb") as log:  # a file, not a pipe: a closed pipe makes streamlit ignore SIGTERM
-        proc = subprocess.Popen([*cmd, "dashboard", "--port", str(port), "--host", "127.0.0.1"], stdout=log,
-                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, cwd=ROOT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120  # the server's side, before any browser: each try blocks up to 2 s
-        while True:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"the dashboard did not start: {log_path.read_text()[-2000:]}")
-            with contextlib.suppress(OSError):
-                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
-                    if r.read().strip() == b"ok":
-                        break
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.wait(timeout=0.5)
+    with dashboard_server(tmp_path_factory.mktemp("server") / "server.log", env) as url:
         yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
-    assert "Traceback" not in log_path.read_text(), log_path.read_text()[-3000:]
 
 
 def test_the_area_slider_redraws_the_region_and_the_curve_without_run(server, tmp_path):
