@@ -29,19 +29,10 @@ from saliency_core import ExplainConfig, load_classifier, working_input
 from saliency_core.maskers.checkpoint import read_metadata, save_masker
 from saliency_core.methods.trained import default_checkpoint
 
-SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "data" / "imagenet-samples"  # ../shared beside the project
-LIMITS = dict(max_upload_mb=20, max_pixels=40_000_000, max_side=2048)
+from bench_dashboard import LIMITS, upload_images  # the same photos and upload limits as the dashboard bench
+
 METHOD = "conditional-masker"
 CLOCK = time.perf_counter  # time.process_time with --cpu-time
-
-
-def _images(n: int) -> list[inputs.ImageInput]:
-    """Gallery photos (PNG) and ImageNet samples (JPEG), as an upload gives them."""
-    out = [inputs.gallery_input(name) for name in ("chelsea", "coffee", "astronaut", "rocket")]
-    if SAMPLES.is_dir():
-        for path in sorted((SAMPLES / "images").glob("*.jpg"))[: max(0, n - len(out))]:
-            out.append(inputs.ImageInput.from_bytes(path.read_bytes(), path.name))
-    return out[:n]
 
 
 def _takes_area(path: Path) -> bool:
@@ -97,7 +88,7 @@ def main() -> None:
     rows = {"forward (1 image)": [], "one mask (a slider move)": [], "masks at 8 areas (one pass)": [],
             "16 kept/removed images (one forward)": [], "area curve, area masker": [],
             "area curve, Grad-CAM map": []}
-    for image in _images(args.images):
+    for image in upload_images(args.images):
         loaded = inputs.load_input(image, **LIMITS)
         base = ExplainConfig(method=METHOD, method_options={"checkpoint": str(ckpt), "area": 0.2}, labels="top1")
         x = working_input(loaded, clf)

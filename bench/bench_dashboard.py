@@ -44,7 +44,7 @@ CLOCK = time.perf_counter  # or time.process_time with --cpu-time
 LIMITS = dict(max_upload_mb=20, max_pixels=40_000_000, max_side=2048)
 
 
-def _images(n: int) -> list[inputs.ImageInput]:
+def upload_images(n: int) -> list[inputs.ImageInput]:
     """Gallery photos as PNG and ImageNet samples as JPEG bytes (what an upload gives)."""
     out = [inputs.gallery_input(name) for name in ("chelsea", "coffee", "astronaut", "rocket")]
     if SAMPLES.is_dir():
@@ -176,7 +176,7 @@ def main() -> None:
         ckpt, ckpt_name = _checkpoint(clf, Path(tmp))
         method = menus.build_method("masker", {"checkpoint": ckpt})
         config = ExplainConfig(method="masker", method_options={"checkpoint": ckpt}, labels="top5")
-        images = _images(args.images)
+        images = upload_images(args.images)
         upload_to_views(images[0], clf, method, config)  # warm-up: loads the masker (cached afterwards)
         per_image, ratios = {}, []
         x1 = torch.randn(1, 3, 224, 224)
