@@ -3,8 +3,8 @@
 Times what the Explain page does when the area curve is not cached, through the same ``dashboard`` calls, with the
 classifier and the masker already loaded and the unmasked image already classified (the page has done both for the
 views): the area-aware masker's masks at the 8 areas 5 .. 60 % in ONE batched pass (``services.masks_for`` with
-``area.curve_config``), then the 16 kept and removed pictures in ONE classifier forward (``area.run_area_curve`` ->
-``saliency_core.area_curve``). For comparison, in the same run: one classifier forward of the image, the masker's
+``area.curve_config``), then the 16 kept and removed pictures through the classifier (``area.run_area_curve`` ->
+``saliency_core.area_curve``, in chunks of ``area.AREA_CURVE_BATCH_PIXELS``: one picture at a time at 224 x 352). For comparison, in the same run: one classifier forward of the image, the masker's
 one-mask pass (what a slider move costs), and a map-only curve (Grad-CAM's map, the top a of it: the forward only).
 
 The masker: ``--checkpoint`` (an area-conditioned ``conditional`` checkpoint), else the shipped
@@ -86,7 +86,7 @@ def main() -> None:
     print(f"masker: {what}; torch threads {torch.get_num_threads()}; {args.images} images x {args.repeats} repeats; "
           f"{'process CPU time' if args.cpu_time else 'wall clock'}")
     rows = {"forward (1 image)": [], "one mask (a slider move)": [], "masks at 8 areas (one pass)": [],
-            "16 kept/removed images (one forward)": [], "area curve, area masker": [],
+            "16 kept/removed images (the forward)": [], "area curve, area masker": [],
             "area curve, Grad-CAM map": []}
     for image in upload_images(args.images):
         loaded = inputs.load_input(image, **LIMITS)
@@ -123,7 +123,7 @@ def main() -> None:
             total = CLOCK() - t
             rows["area curve, area masker"].append(total)
             rows["masks at 8 areas (one pass)"].append(timing["masks"])
-            rows["16 kept/removed images (one forward)"].append(total - timing["masks"])
+            rows["16 kept/removed images (the forward)"].append(total - timing["masks"])
             assert curve.own_masks and len(curve.kept) == 8
             gc_cfg = ExplainConfig(method="grad-cam", labels="top1")
             gc_expl = services.run_explanation(image, loaded, gc_cfg, clf, menus.build_method("grad-cam", {}), cache)

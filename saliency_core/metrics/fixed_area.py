@@ -126,7 +126,8 @@ def kept_and_removed(classifier: Callable[[torch.Tensor], torch.Tensor], x: torc
     else:
         batch = xs * keep + fill(xs, keep).to(x.dtype) * (1.0 - keep)
     step = batch.shape[0] if not batch_size else batch_size
-    logits = torch.cat([classifier(batch[i:i + step]) for i in range(0, batch.shape[0], step)]).float().cpu()
+    logits = torch.cat([classifier(batch[i:i + step].contiguous(memory_format=torch.channels_last))
+                        for i in range(0, batch.shape[0], step)]).float().cpu()
     probs = (probs_fn or (lambda z: z.softmax(-1)))(logits).float()
     idx = torch.arange(2 * r)
     tgt = torch.cat([target, target])
@@ -148,14 +149,14 @@ class AreaCurve(NamedTuple):
 @torch.no_grad()
 def area_curve(classifier: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, label: int, maps: torch.Tensor,
                areas: Sequence[float] = CURVE_AREAS, fill: Fill = None, keep_fraction: float = 0.8,
-               clean_prob: float | None = None, probs_fn: Callable[[torch.Tensor], torch.Tensor] | None = None
-               ) -> AreaCurve:
+               clean_prob: float | None = None, probs_fn: Callable[[torch.Tensor], torch.Tensor] | None = None,
+               batch_size: int | None = None) -> AreaCurve:
     """The kept / removed probability of ``label`` at each area, and the smallest area keeping ``keep_fraction``
     (80 %) of the clean probability.
 
     ``maps``: one map h x w (the region at area a is its top a) or A x h x w, one per area (an area-aware method's
     own mask at each area, binarised at that area). The clean image joins the same forward unless ``clean_prob``
-    is given: 2A (+ 1) images in one batch.
+    is given: 2A (+ 1) images, in one batch or in chunks of ``batch_size`` (:func:`kept_and_removed`).
     """
     import pandas as pd
 
@@ -170,7 +171,7 @@ def area_curve(classifier: Callable[[torch.Tensor], torch.Tensor], x: torch.Tens
         raise FixedAreaError(f"maps must be h x w or {len(areas)} x h x w (one per area), got {tuple(maps.shape)}")
     if clean_prob is None:  # the whole image as one more "kept" region: the same forward
         regions = torch.cat([regions, torch.ones_like(regions[:1])])
-    scores = kept_and_removed(classifier, x, label, regions, fill=fill, probs_fn=probs_fn)
+    scores = kept_and_removed(classifier, x, label, regions, fill=fill, probs_fn=probs_fn, batch_size=batch_size)
     n = len(areas)
     clean = float(scores.kept[n]) if clean_prob is None else float(clean_prob)
     frame = pd.DataFrame({"area": areas, "kept": scores.kept[:n].tolist(), "removed": scores.removed[:n].tolist(),

@@ -158,6 +158,23 @@ def test_area_curve_and_its_80_percent_point():
     assert area_curve(clf, x, 0, torch.rand(10, 10), clean_prob=0.5).smallest_area == pytest.approx(CURVE_AREAS[5])
 
 
+def test_area_curve_in_chunks_gives_the_same_curve():
+    x = torch.zeros(1, 3, 10, 10)
+    x[0, 0] = 1.0
+    clf = ShareClassifier(100.0)
+    seen: list[tuple[int, bool]] = []
+    clf.register_forward_pre_hook(lambda _m, args: seen.append(
+        (args[0].shape[0], args[0].is_contiguous(memory_format=torch.channels_last))))
+    m = torch.rand(10, 10, generator=torch.Generator().manual_seed(2))
+    whole = area_curve(clf, x, 0, m).frame
+    assert [n for n, _ in seen] == [18]  # 8 kept + 8 removed, the whole image kept and (unused) removed
+    seen.clear()
+    chunked = area_curve(clf, x, 0, m, batch_size=5).frame
+    assert [n for n, _ in seen] == [5, 5, 5, 3] and all(cl for _, cl in seen)  # channels-last chunks
+    assert chunked["kept"].tolist() == pytest.approx(whole["kept"].tolist(), abs=1e-6)
+    assert chunked["removed"].tolist() == pytest.approx(whole["removed"].tolist(), abs=1e-6)
+
+
 def test_area_curve_takes_one_map_per_area():
     # the object (channel 0 = 1) is the left half; maps alternate between preferring left and right
     x = torch.zeros(1, 3, 10, 10)
