@@ -209,7 +209,8 @@ def build_rows(args, area_conditioned: bool) -> tuple[list[Row], list[Row]]:
         toggles.append(Row(f"t {tag} both {inf}", "conditional-masker", {**base, "objective": "both",
                                                                         "infiller": inf}, limit=lim))
     if args.extremal_limit:
-        ext = {"infiller": args.fill, "iterations": args.extremal_iterations}
+        ext = {"infiller": args.fill, "iterations": args.extremal_iterations, **dict(
+            o.split("=", 1) for o in args.extremal_options)}
         areas = tuple(args.extremal_areas)
         rows += [Row("extremal ssr", "extremal", {**ext, "objective": "ssr"}, own_areas=True, areas=areas,
                      limit=args.extremal_limit),
@@ -250,6 +251,8 @@ def main() -> int:
     p.add_argument("--tv", type=float, nargs=2, default=(1e-4, 0.1), help="the two TV weights compared")
     p.add_argument("--extremal-limit", type=int, default=20, help="photos for the per-image extremal rows (0: none)")
     p.add_argument("--extremal-iterations", type=int, default=300)
+    p.add_argument("--extremal-options", nargs="*", default=[], metavar="KEY=VALUE",
+                   help="more options of extremal, e.g. parametrization=cam reward=prob (part of the cache key)")
     p.add_argument("--extremal-areas", type=float, nargs="+", default=list(PAIRED_AREAS),
                    help="the areas extremal is run at (one batch; default 0.1 0.2, the targets' areas)")
     p.add_argument("--rows", default=None, help="comma-separated row names to compute (default: all)")

@@ -154,3 +154,51 @@ def test_smooth_mask_is_a_union_of_flat_blobs():
     assert torch.allclose(m[35, 25:46], m[25:46, 35])  # round: the same along a row and a column
     assert smooth_mask(torch.ones(1, 1, 10, 10), (70, 70), 7, 21.0).min() > 0.95
     assert smooth_mask(torch.zeros(1, 1, 10, 10), (70, 70), 7, 21.0).abs().max() == 0
+
+
+def _top_region(score: torch.Tensor, area: float) -> torch.Tensor:
+    k = round(area * score.numel())
+    region = torch.zeros(score.numel(), dtype=torch.bool)
+    region[score.flatten().topk(k).indices] = True
+    return region.view_as(score)
+
+
+def test_cam_parametrization_starts_at_the_cam_region_and_holds_its_areas(tiny_classifier, one_torch_thread):
+    """``cam``: at step 0 the region is the top a of the label's class activation map (no step taken: a learning
+    rate of ~0); every area is hit exactly; after steps the region has moved and the kept probability has grown."""
+    import torch.nn.functional as F
+
+    from saliency_core.maskers.area_prior import class_activation_maps
+
+    x = tiny_classifier.preprocessing.normalize(torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(4)))
+    with torch.no_grad():
+        head = tiny_classifier.forward_features(x).head
+        label = int(tiny_classifier(x).argmax())
+    cam = F.interpolate(class_activation_maps(tiny_classifier, head, torch.tensor([label])), size=(64, 64),
+                        mode="bilinear", align_corners=False)[0, 0]
+    still = extremal_masks(tiny_classifier, x, [label], ExtremalConfig(
+        parametrization="cam", area=0.1, areas=(0.3,), iterations=1, lr=1e-12, infiller="gray", reward="prob"))
+    for k, a in enumerate((0.1, 0.3)):
+        m = still.masks[k, 0]
+        assert float((m > 0.5).float().mean()) == pytest.approx(a, abs=0.5 / 64 ** 2)
+        overlap = float(((m > 0.5) & _top_region(cam, a)).float().sum() / (m > 0.5).float().sum())
+        assert overlap > 0.97  # the same region (up to ties of the bilinear upsampling)
+
+    def kept(masks: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            r = (masks[:, 0] > 0.5).float()[:, None]
+            return tiny_classifier(x * r).softmax(-1)[:, label]
+
+    moved = extremal_masks(tiny_classifier, x, [label], ExtremalConfig(
+        parametrization="cam", area=0.1, areas=(0.3,), iterations=30, infiller="gray", reward="prob",
+        jitter=False))
+    assert (moved.masks > 0.5).float().mean(dim=(2, 3)).flatten().tolist() == pytest.approx([0.1, 0.3],
+                                                                                            abs=0.5 / 64 ** 2)
+    assert ((moved.masks > 0.5) != (still.masks > 0.5)).any()
+    assert (kept(moved.masks) > kept(still.masks)).all()
+
+
+def test_cam_parametrization_needs_a_pooled_map(image):
+    with pytest.raises(OptimizeError, match="parametrization 'cam'") as err:
+        extremal_masks(AndNet(), image, [0], ExtremalConfig(parametrization="cam", iterations=1))
+    assert "\n" not in str(err.value)

@@ -13,7 +13,11 @@ The mask is the paper's smooth mask (``parametrization="smooth"``): parameters o
 every ``step`` pixels, each spread by a flat-topped Gaussian bump of width ``sigma`` and combined by a
 smooth max (a softmax-weighted mean, coldness 20), so the mask is a union of round blobs and cannot form
 adversarial speckle. ``continuous`` uses the engine's own parametrisation instead (sigmoid of a coarse
-grid, bilinearly upsampled, Adam). Several areas (``area`` plus ``areas``) and several labels run in one
+grid, bilinearly upsampled, Adam). ``cam`` is the area masker's own parametrisation, per image: the region is
+always the top a of (the label's class activation map, standardised + a learned correction on a coarse grid), a soft
+threshold (:func:`saliency_core.maskers.area.threshold_at_area`), so it starts as Grad-CAM's region (CAM is Grad-CAM for
+a classifier whose last layer pools a map linearly), has exactly area a at every step and needs no area constraint.
+Several areas (``area`` plus ``areas``) and several labels run in one
 batch. The loop reuses the engine's infillers, progress protocol (masks while they form) and ``should_stop``.
 Where it follows TorchRay and where it differs: docs/optimisation.md.
 """
@@ -29,6 +33,8 @@ import torch
 from saliency_core.classifiers.base import Classifier, ClassifierOutput
 from saliency_core.infill.base import infiller_entry
 from saliency_core.labels import LabelSpecError
+from saliency_core.maskers.area import standardise, threshold_at_area
+from saliency_core.maskers.area_prior import class_activation_maps
 from saliency_core.methods.base import MethodResult, ProgressFn, register_method
 from saliency_core.methods.optimize.config import REFERENCE_SIDE, UPSAMPLE_FACTORS, OptimizeError
 from saliency_core.methods.optimize.engine import (
@@ -40,17 +46,24 @@ from saliency_core.methods.optimize.engine import (
 )
 from saliency_core.methods.optimize.smooth_mask import SMOOTH_SAMPLES_PER_SIGMA, calibrate_to_area, smooth_mask
 from saliency_core.objectives import PER_IMAGE_OBJECTIVES, sorted_area_loss
+from saliency_core.errors import OptionError
 from saliency_core.options import check_options, config_to_dict, option, seed_option
 
 PAPER_EP = ("Fong, Patrick & Vedaldi (2019), Understanding Deep Networks via Extremal Perturbations and "
             "Smooth Masks")
-PARAMETRIZATIONS = ("smooth", "continuous")
+PARAMETRIZATIONS = ("smooth", "continuous", "cam")
 REWARDS = ("logit", "prob")
 #: TorchRay's schedule: the area weight starts at 300 and is multiplied by 1.0035 after each of 800 iterations.
 PAPER_ITERATIONS = 800
 PAPER_GROWTH = 1.0035
 #: The paper's blur perturbation: sigma up to 20 pixels (at 224 px).
 PAPER_BLUR_SIGMA = 20.0
+#: cam: Adam's step on the correction (in standard deviations of the map); the mask's sharpness while optimising (the
+#: area masker's temperature) and the temperature its gradient is taken at (straight-through: the region as a whole
+#: learns, not only the pixels at the threshold).
+CAM_LR = 0.03
+CAM_TEMPERATURE = 0.05
+CAM_GRAD_TEMPERATURE = 0.25
 
 
 def _areas_value(value: Any) -> tuple[float, ...]:
@@ -96,7 +109,11 @@ class ExtremalConfig:
     parametrization: str = option("smooth", choices=PARAMETRIZATIONS, aliases=("parameterization",),
                                   help=("smooth: the paper's mask, a smooth max of Gaussian bumps on a grid of step "
                                         "pixels; continuous: the engine's sigmoid of a coarse grid, bilinearly "
-                                        "upsampled. (Fong, Patrick & Vedaldi)"))
+                                        "upsampled. (Fong, Patrick & Vedaldi) cam: the top a of the class "
+                                        "activation map plus a learned correction on an H/s x W/s grid: it starts "
+                                        "at Grad-CAM's region and is a region of exactly area a at every step "
+                                        "(the area masker's parametrisation; needs a classifier that pools a map "
+                                        "linearly)."))
     step: int = option(7, low=1, high=64,
                        help=("smooth mask: one parameter every step pixels of a 224 px image (the paper's 7), "
                              "scaled with the image's short side."))
@@ -104,7 +121,7 @@ class ExtremalConfig:
                           help=("smooth mask: width of each parameter's bump in pixels of a 224 px image (the "
                                 "paper's 21), scaled with the image's short side."))
     upsample: int = option(8, choices=UPSAMPLE_FACTORS, aliases=("s",),
-                           help="continuous mask: learned at H/s x W/s and upsampled bilinearly.")
+                           help="continuous and cam masks: learned at H/s x W/s and upsampled bilinearly.")
     reward: str = option("logit", choices=REWARDS,
                          help=("What the region must keep or destroy: the class score before the softmax (the "
                                "paper and TorchRay) or its probability (bounded in [0, 1], but flat once the "
@@ -121,7 +138,8 @@ class ExtremalConfig:
                                       "the paper (1.0035 per step for 800 steps). (Fong, Patrick & Vedaldi)"))
     lr: float | None = option(None, low=0.0, low_open=True, high=100.0, label="learning rate",
                               help=("Step size: default 0.01 x 800 / iterations for the smooth mask (SGD with "
-                                    "momentum 0.9, as the paper), 0.05 for the continuous one (Adam)."))
+                                    "momentum 0.9, as the paper), 0.05 for the continuous one, 0.03 for cam "
+                                    "(Adam)."))
     calibrate: bool = option(True,
                              help=("Remap the finished mask monotonically so that its 0.5 level is exactly its top-a "
                                    "pixels. The smooth mask's soft rim otherwise leaves mask > 0.5 off the area by "
@@ -165,7 +183,7 @@ class ExtremalConfig:
     def learning_rate(self) -> float:
         if self.lr is not None:
             return float(self.lr)
-        return 0.01 * PAPER_ITERATIONS / self.iterations if self.parametrization == "smooth" else 0.05
+        return {"smooth": 0.01 * PAPER_ITERATIONS / self.iterations, "cam": CAM_LR}.get(self.parametrization, 0.05)
 
     def to_dict(self) -> dict[str, Any]:
         return config_to_dict(self)
@@ -206,6 +224,22 @@ def _check_labels(classifier: Any, labels: list[int]) -> list[int]:
     if bad:
         raise LabelSpecError(f"label {bad[0]} is out of range (the classifier has classes 0..{n - 1})")
     return labels
+
+
+def _standard_cams(classifier: Classifier | torch.nn.Module, x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Each label's class activation map of ``x`` (B x 1 x H x W), bilinearly upsampled and standardised per map;
+    one line if the classifier pools no map linearly."""
+    forward_features = getattr(classifier, "forward_features", None)
+    if forward_features is None:
+        raise OptimizeError("parametrization 'cam' needs a classifier that exposes its pooled map (forward_features)")
+    with torch.no_grad():
+        head = forward_features(x).head
+        try:
+            cams = class_activation_maps(classifier, head, labels)
+        except OptionError as exc:
+            raise OptimizeError(f"parametrization 'cam': {exc}") from None
+        cams = torch.nn.functional.interpolate(cams, size=x.shape[-2:], mode="bilinear", align_corners=False)
+    return standardise(cams)
 
 
 def extremal_masks(classifier: Classifier | torch.nn.Module, x: torch.Tensor, labels: list[int],
@@ -260,6 +294,17 @@ def extremal_masks(classifier: Classifier | torch.nn.Module, x: torch.Tensor, la
 
         def make_mask() -> torch.Tensor:
             return full_mask()[..., margin:margin + H, margin:margin + W]
+    elif cfg.parametrization == "cam":
+        cam = _standard_cams(classifier, x, label_t)
+        params = torch.zeros((n, 1, *grid_size(H, W, cfg.upsample)), device=device, requires_grad=True)
+        opt = torch.optim.Adam([params], lr=lr)
+        margin = 0
+
+        def make_mask() -> torch.Tensor:
+            correction = torch.nn.functional.interpolate(params, size=(H, W), mode="bilinear", align_corners=False)
+            return threshold_at_area(cam + correction, area_t, CAM_TEMPERATURE, CAM_GRAD_TEMPERATURE)
+
+        full_mask = make_mask
     else:
         params = torch.zeros((n, 1, *grid_size(H, W, cfg.upsample)), device=device, requires_grad=True)
         opt = torch.optim.Adam([params], lr=lr)
@@ -300,7 +345,8 @@ def extremal_masks(classifier: Classifier | torch.nn.Module, x: torch.Tensor, la
             reward = reward + class_reward(logits[:n], label_t, cfg.reward)
         if use_out:
             reward = reward - class_reward(logits[-n:], label_t, cfg.reward)
-        constraint = sorted_area_loss(full, full_area_t)
+        # cam masks are regions of area a by construction: no constraint to weigh
+        constraint = sorted_area_loss(full, full_area_t) if cfg.parametrization != "cam" else reward.new_zeros(n)
         energy = (reward - weight * constraint).sum()
         opt.zero_grad(set_to_none=True)
         (-energy).backward()
