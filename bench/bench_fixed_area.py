@@ -392,7 +392,10 @@ def main() -> int:
 
         atomic_write_text(args.json, json.dumps(_jsonable({
             "photos": len(names), "fill": args.fill, "target": "the classifier's top-1 on the clean photo",
-            "conditional_sha256": _sha(args.conditional), "table": table, "paired": diffs, "area_hit": hits,
+            "conditional_sha256": _sha(args.conditional),
+            "extremal": {"iterations": args.extremal_iterations, "areas": list(args.extremal_areas),
+                         "options": list(args.extremal_options)} if args.extremal_limit else None,
+            "table": table, "paired": diffs, "area_hit": hits,
             "timing": timing, "distinctness": dist}), indent=1) + "\n")
         print(f"\nwrote {args.json}")
     return 0
