@@ -46,6 +46,8 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--images", default=DEFAULT_IMAGES)
     p.add_argument("--limit", type=int, default=None)
+    p.add_argument("--split", choices=("val", "train"), default="val",
+                   help="the held-out classes (val) or the masker's own training photos (train: does it fit them?)")
     p.add_argument("--conditional", default=str(default_checkpoint("conditional")))
     p.add_argument("--older", default=None, help="an older conditional checkpoint scored at its default setting")
     p.add_argument("--threads", type=int, default=2)
@@ -56,11 +58,11 @@ def main() -> int:
         p.error(f"{args.json} exists: give another --json path (results are never overwritten)")
     torch.set_num_threads(args.threads)
     clf = load_classifier()
-    x, _, _ = load_images(args.images, clf, args.limit, split="val")
+    x, _, _ = load_images(args.images, clf, args.limit, split=args.split)
     cond = load_masker(args.conditional, classifier=clf)
     cfg = cond.masker.config
     default = cfg.default_setting
-    out: dict = {"images": len(x), "conditional": Path(args.conditional).name, "areas": AREAS}
+    out: dict = {"images": len(x), "split": args.split, "conditional": Path(args.conditional).name, "areas": AREAS}
     sections = set(args.sections.split(","))
 
     if "fixed_area" in sections:
