@@ -24,6 +24,7 @@ from saliency_core.maskers.conditional import ConditionalMasker, Setting
 from saliency_core.objectives import PER_IMAGE_TO_TRAINING, conditional_masker_loss
 from saliency_core.train.conditional_area import AreaValidation, CleanCache, area_training_step, draw_area
 from saliency_core.train.conditional_config import ConditionalTrainConfig
+from saliency_core.train.teacher import Teacher
 from saliency_core.train.distributed import all_reduce_mean_, cleanup
 from saliency_core.train.masker import ProgressFn, Trainer
 
@@ -93,12 +94,16 @@ class ConditionalTrainer(Trainer):
         return fill.detach()
 
     clean_cache: CleanCache | None = None
+    teacher: Teacher | None = None
     area_validation: AreaValidation | None = None
 
     def training_step(self, x01: torch.Tensor, y: torch.Tensor) -> dict[str, Any]:
         if self.cfg.target_area_high > 0:
             if self.clean_cache is None and self.cfg.cache_clean and not self.cfg.augment:
                 self.clean_cache = CleanCache()
+            if self.teacher is None and self.cfg.teacher:
+                self.teacher = Teacher.load(self.cfg.teacher, self.classifier.identity, self.cfg.image_size)
+                self.log(f"teacher: {len(self.teacher.regions)} photos at areas {self.teacher.areas}")
             return area_training_step(self, x01, y, draw_settings, HAS_IN, HAS_OUT)
         cfg, dev = self.cfg, self.device
         x = self.classifier.preprocessing.normalize(x01.to(dev, non_blocking=True))

@@ -23,9 +23,11 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from saliency_core.infill.composite import composite
+from saliency_core.maskers.area import threshold_at_area
 from saliency_core.maskers.area_prior import training_prior
 from saliency_core.maskers.conditional import Setting
 from saliency_core.objectives import probability_reward_loss, sorted_area_loss, total_variation_per_mask
+from saliency_core.train.teacher import teacher_loss, teacher_rows
 
 if TYPE_CHECKING:  # the trainer module imports this one: its names come in as arguments
     from collections.abc import Callable
@@ -111,7 +113,12 @@ def area_training_step(trainer: "ConditionalTrainer", x01: torch.Tensor, y: torc
         stages, clean_logits = [s.detach().float() for s in out.stages], out.logits.detach().float()
         prior = training_prior(trainer.masker, trainer.classifier, out)
     target = clean_logits.argmax(-1)  # the classifier's own top-1: unlabelled images train as well
-    m = trainer.masker_train(stages, size, settings, prior=prior).float()
+    taught: list[tuple[int, torch.Tensor]] = []
+    if getattr(trainer, "teacher", None) is not None:  # some ssr / sdr rows at the teacher's setting
+        settings, taught = teacher_rows(settings, x01, trainer.teacher, cfg.teacher_share, g)
+    areas = torch.tensor([float(s.area) for s in settings], device=dev)
+    scores = trainer.masker_train(stages, size, settings, prior=prior, scores_only=True).float()
+    m = threshold_at_area(scores, areas, trainer.masker.config.temperature, trainer.masker.grad_temperature)
     in_rows = [i for i, s in enumerate(settings) if s.objective in HAS_IN]
     out_rows = [i for i, s in enumerate(settings) if s.objective in HAS_OUT]
     parts = []
@@ -133,7 +140,12 @@ def area_training_step(trainer: "ConditionalTrainer", x01: torch.Tensor, y: torc
         remove = probability_reward_loss(lo, target[idx(out_rows)], keep=False, log_weight=cfg.reward_log_weight)
         per_image = per_image.index_add(0, idx(out_rows), remove)
         row["out_prob"] = float(lo.detach().softmax(-1).gather(1, target[idx(out_rows)][:, None]).mean())
-    areas = torch.tensor([float(s.area) for s in settings], device=dev)
+    if taught:
+        rows = [i for i, _ in taught]
+        distil = teacher_loss(scores[rows], areas[rows], torch.stack([r for _, r in taught]).to(dev),
+                              cfg.teacher_temperature)
+        per_image = per_image.index_add(0, idx(rows), cfg.teacher_weight * distil)
+        row["teacher_bce"] = float(distil.detach().mean())
     sorted_area = sorted_area_loss(m, areas)
     tv_weight = torch.tensor([s.tv_weight for s in settings], device=dev)
     tv = total_variation_per_mask(m)

@@ -132,6 +132,15 @@ class ConditionalTrainConfig(TrainConfig):
     score_prior: str = option("none", choices=SCORE_PRIORS, help=(
         "area masks: cam (the scores start from the class activation map of the image's top-1, the decoder "
         "learning a correction: step 0 is CAM's top-a region) or none"))
+    teacher: tuple[str, ...] | None = option(None, kind="list", help=(
+        "area masks: teacher files (python -m saliency_core.train.teacher) of per-image extremal regions of the "
+        "training photos; their ssr / sdr rows also learn the teacher's region (none: the reward alone)"))
+    teacher_weight: float = option(1.0, low=0.0, high=1e3, help=(
+        "area masks: weight of the teacher term (binary cross-entropy of the region, per image)"))
+    teacher_share: float = option(0.5, low=0.0, high=1.0, help=(
+        "area masks: share of the ssr / sdr rows drawn at a teacher area with gray fill (the teacher's setting)"))
+    teacher_temperature: float = option(0.25, low=0.0, low_open=True, high=10.0, help=(
+        "area masks: the teacher term's temperature on the standardised scores (a dense gradient over the image)"))
 
     def validate(self) -> None:
         super().validate()
@@ -159,6 +168,9 @@ class ConditionalTrainConfig(TrainConfig):
             if self.area_low != self.area_high:
                 raise ConfigError("an area-conditioned masker has its area set by target_area_low/high; leave the "
                                   "area weight range (area_low/area_high) at one value")
+        if self.teacher and (not self.target_area_high > 0 or self.augment):
+            raise ConfigError("teacher is for area-conditioned maskers trained without augmentation (its regions are "
+                              "keyed by each training photo's pixels)")
         if self.score_prior != "none" and not self.target_area_high > 0:
             raise ConfigError("score_prior is for area-conditioned maskers (set target_area_low/high)")
         try:
@@ -190,6 +202,6 @@ class ConditionalTrainConfig(TrainConfig):
 
     def to_dict(self) -> dict[str, Any]:
         d = super().to_dict()
-        for k in ("objectives", "infillers", "upsample_factors"):
-            d[k] = list(d[k])
+        for k in ("objectives", "infillers", "upsample_factors", "teacher"):
+            d[k] = list(d[k]) if d[k] is not None else None
         return d

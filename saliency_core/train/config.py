@@ -281,7 +281,9 @@ ADDED_FIELD_DEFAULTS: dict[str, Any] = {"lr_schedule": "step", "sdr_out_term": "
                                         "area_low": 1.0, "area_high": 1.0, "area_one_prob": 0.5,
                                         "default_area_weight": 1.0, "area_loss_balance": True,
                                         "ssr_area_scale": 1.0, "ssr_area_balance": False,
-                                        "objective_branches": "shared", "out_term": "out-entropy"}
+                                        "objective_branches": "shared", "out_term": "out-entropy",
+                                        "teacher": None, "teacher_weight": 1.0, "teacher_share": 0.5,
+                                        "teacher_temperature": 0.25}
 
 
 def config_differences(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
