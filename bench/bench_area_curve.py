@@ -4,8 +4,8 @@ Times what the Explain page does when the area curve is not cached, through the 
 classifier and the masker already loaded and the unmasked image already classified (the page has done both for the
 views): the area-aware masker's masks at the 8 areas 5 .. 60 % in ONE batched pass (``services.masks_for`` with
 ``area.curve_config``), then the 16 kept and removed pictures through the classifier (``area.run_area_curve`` ->
-``saliency_core.area_curve``, in chunks of ``area.AREA_CURVE_BATCH_PIXELS``: one picture at a time at 224 x 352). For comparison, in the same run: one classifier forward of the image, the masker's
-one-mask pass (what a slider move costs), and a map-only curve (Grad-CAM's map, the top a of it: the forward only).
+``saliency_core.area_curve``, in chunks of ``area.AREA_CURVE_BATCH_PIXELS``: one picture at a time at 224 x 352).
+For comparison, in the same run: one classifier forward of the image, the masker's one-mask pass (what a slider move costs), and a map-only curve (Grad-CAM's map, the top a of it: the forward only).
 
 The masker: ``--checkpoint`` (an area-conditioned ``conditional`` checkpoint), else the shipped
 ``checkpoints/conditional_lite0`` when it takes an area, else an untrained area-conditioned masker of the shipped

@@ -4,9 +4,10 @@ shown alone, and how much removing it takes away, at 8 areas from 5 % to 60 % of
 The region at area a is, for a method that takes an area (the ``takes_area`` trait), its own mask made at area a; for
 any other method, the top a of its map, labelled as such. Scored by ``saliency_core``'s fixed-area functions
 (``top_area_regions``, ``kept_and_removed``): the 16 kept and removed pictures go through the classifier in small
-chunks (:data:`AREA_CURVE_BATCH_PIXELS`: faster than one batch on a CPU), the whole image's probability comes from the explanation's own forward, and an area-aware method
-makes its 8 masks in one batched pass (its ``areas`` option). Cached on the masks' key without the chosen area, so
-moving the area slider recomputes the region, not the curve.
+chunks (:data:`AREA_CURVE_BATCH_PIXELS`: faster than one batch on a CPU), the whole image's probability comes from
+the explanation's own forward, and an area-aware method makes its 8 masks in one batched pass (its ``areas``
+option). Cached on the masks' key without the chosen area, so moving the area slider recomputes the region, not the
+curve.
 """
 from __future__ import annotations
 
@@ -109,8 +110,8 @@ def run_area_curve(image: ImageInput, config: ExplainConfig, expl: Explanation, 
 
     A method that takes an area: its masks at the 8 areas from ``curve_masks(progress)``, one batched run at
     :func:`curve_config`; any other method: the top a of its map (the explanation's own masks). The 16 pictures go
-    through the classifier in chunks of :data:`AREA_CURVE_BATCH_PIXELS` (``saliency_core.area_curve``); the whole image's probability is the
-    run's own."""
+    through the classifier in chunks of :data:`AREA_CURVE_BATCH_PIXELS` (``saliency_core.area_curve``); the whole
+    image's probability is the run's own."""
     label = int(expl.shown if expl.shown is not None else expl.labels[0]) if label is None else int(label)
     key = curve_key(classifier, image, config, label)
     hit = cache.get(key)

@@ -354,10 +354,9 @@ class ConditionalMasker(nn.Module):
 
     def forward(self, stages: list[torch.Tensor], input_size: tuple[int, int],
                 settings: list[Setting] | Setting | None = None, prior: torch.Tensor | None = None,
-                scores_only: bool = False) -> torch.Tensor:
-        """Masks B x 1 x H x W of each row's setting. An area-conditioned masker with ``scores_only`` returns its
-        scores before the threshold at the area (training: a teacher term on them, then
-        :func:`~saliency_core.maskers.area.threshold_at_area` with the config's temperature gives the masks)."""
+                with_scores: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """Masks B x 1 x H x W of each row's setting. An area-conditioned masker with ``with_scores`` returns
+        (masks, the scores before the threshold at the area): training puts a teacher term on the scores."""
         batch = stages[0].shape[0]
         if settings is None:
             settings = self.config.default_setting
@@ -377,10 +376,9 @@ class ConditionalMasker(nn.Module):
         scores = upsample_scores(logits, [s.upsample for s in settings], input_size)
         if cfg.score_prior == "cam":  # prior: B x 1 x h x w class activation maps (area_prior.prior_for)
             scores = add_prior(scores, prior, self.prior_log_scale[self.branch_of(code)])
-        if scores_only:
-            return scores
         areas = torch.tensor([float(s.area) for s in settings], device=scores.device)
-        return threshold_at_area(scores, areas, cfg.temperature, self.grad_temperature)
+        masks = threshold_at_area(scores, areas, cfg.temperature, self.grad_temperature)
+        return (masks, scores) if with_scores else masks
 
 
 def mix_smoothed(logits: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:

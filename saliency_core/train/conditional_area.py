@@ -23,11 +23,10 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from saliency_core.infill.composite import composite
-from saliency_core.maskers.area import threshold_at_area
 from saliency_core.maskers.area_prior import training_prior
 from saliency_core.maskers.conditional import Setting
 from saliency_core.objectives import probability_reward_loss, sorted_area_loss, total_variation_per_mask
-from saliency_core.train.teacher import teacher_loss, teacher_rows
+from saliency_core.train.teacher import image_key, teacher_loss, teacher_rows
 
 if TYPE_CHECKING:  # the trainer module imports this one: its names come in as arguments
     from collections.abc import Callable
@@ -61,13 +60,11 @@ class CleanCache:
     """Clean stage activations and logits per image, keyed by the image's bytes (valid without augmentation)."""
 
     def __init__(self) -> None:
-        self.store: dict[int, tuple[list[torch.Tensor], torch.Tensor]] = {}
+        self.store: dict[str, tuple[list[torch.Tensor], torch.Tensor]] = {}
         self.hits = self.misses = 0
         self.prior: torch.Tensor | None = None  # the last batch's class activation maps (score_prior cam)
 
-    @staticmethod
-    def key(x01: torch.Tensor) -> int:
-        return hash(x01.detach().cpu().contiguous().numpy().tobytes())
+    key = staticmethod(image_key)
 
     def get(self, trainer: "ConditionalTrainer", x01: torch.Tensor, x: torch.Tensor
             ) -> tuple[list[torch.Tensor], torch.Tensor]:
@@ -117,8 +114,8 @@ def area_training_step(trainer: "ConditionalTrainer", x01: torch.Tensor, y: torc
     if getattr(trainer, "teacher", None) is not None:  # some ssr / sdr rows at the teacher's setting
         settings, taught = teacher_rows(settings, x01, trainer.teacher, cfg.teacher_share, g)
     areas = torch.tensor([float(s.area) for s in settings], device=dev)
-    scores = trainer.masker_train(stages, size, settings, prior=prior, scores_only=True).float()
-    m = threshold_at_area(scores, areas, trainer.masker.config.temperature, trainer.masker.grad_temperature)
+    m, scores = trainer.masker_train(stages, size, settings, prior=prior, with_scores=True)
+    m, scores = m.float(), scores.float()
     in_rows = [i for i, s in enumerate(settings) if s.objective in HAS_IN]
     out_rows = [i for i, s in enumerate(settings) if s.objective in HAS_OUT]
     parts = []

@@ -94,9 +94,6 @@ class Teacher:
             raise TeacherError("no teacher file given")
         return cls(areas, (image_size, image_size), regions)
 
-    def has(self, x01: torch.Tensor) -> bool:
-        return image_key(x01) in self.regions
-
     def region(self, x01: torch.Tensor, objective: str, area_index: int) -> torch.Tensor | None:
         """H x W float {0, 1}: the teacher's region of this image, game and area; None if it has none."""
         entry = self.regions.get(image_key(x01), {}).get(objective)
