@@ -65,6 +65,12 @@ class ConditionalTrainer(Trainer):
     masker_kind = "conditional"
     cfg: ConditionalTrainConfig
 
+    def __init__(self, cfg: ConditionalTrainConfig, progress: ProgressFn | None = None, show_bars: bool = True) -> None:
+        super().__init__(cfg, progress=progress, show_bars=show_bars)
+        if cfg.teacher:  # read and checked before the run writes anything
+            self.teacher = Teacher.load(cfg.teacher, self.classifier.identity, cfg.image_size)
+            self.log(f"teacher: {len(self.teacher.regions)} photos at areas {self.teacher.areas}")
+
     def build_masker(self) -> torch.nn.Module:
         masker = ConditionalMasker(self.cfg.masker_config(self.classifier.stage_channels))
         masker.grad_temperature = self.cfg.grad_temperature
@@ -101,9 +107,6 @@ class ConditionalTrainer(Trainer):
         if self.cfg.target_area_high > 0:
             if self.clean_cache is None and self.cfg.cache_clean and not self.cfg.augment:
                 self.clean_cache = CleanCache()
-            if self.teacher is None and self.cfg.teacher:
-                self.teacher = Teacher.load(self.cfg.teacher, self.classifier.identity, self.cfg.image_size)
-                self.log(f"teacher: {len(self.teacher.regions)} photos at areas {self.teacher.areas}")
             return area_training_step(self, x01, y, draw_settings, HAS_IN, HAS_OUT)
         cfg, dev = self.cfg, self.device
         x = self.classifier.preprocessing.normalize(x01.to(dev, non_blocking=True))

@@ -83,6 +83,17 @@ def test_a_teacher_file_from_the_runs_photos_is_learned_from(tiny_data, tmp_path
     assert info["photos"] == 12  # the 16 tiny photos less the class-disjoint val split (1 of 4 classes)
     with pytest.raises(TeacherError, match="exists"):
         make_teacher(str(tmp_path / "config.yaml"), str(tmp_path / "t.pt"), 2, (0.1, 0.2), 0, 1)
+    from torch.utils.data import default_collate
+
+    after = []
+    for weight in (0.0, 3.0):  # the same step, with and without the teacher term
+        tr = ConditionalTrainer(tiny_cfg(tiny_data, tmp_path / f"w{weight}", teacher=(str(tmp_path / "t.pt"),),
+                                         teacher_share=1.0, teacher_weight=weight))
+        x, y = default_collate([tr.train_ds[i] for i in range(4)])
+        row = tr.training_step(x, y)
+        assert row["teacher_bce"] > 0  # every ssr / sdr row found its photo
+        after.append({k: v.clone() for k, v in tr.masker.state_dict().items()})
+    assert any(not torch.equal(v, after[1][k]) for k, v in after[0].items())  # the term is in the loss
     path = train_conditional(tiny_cfg(tiny_data, tmp_path / "run", epochs=1, teacher=(str(tmp_path / "t.pt"),),
                                       teacher_share=1.0), show_bars=False)
     assert path.exists()
@@ -94,13 +105,10 @@ def test_a_teacher_file_from_the_runs_photos_is_learned_from(tiny_data, tmp_path
 def test_a_wrong_teacher_file_is_refused_in_one_line(tiny_data, tmp_path):
     bad = tmp_path / "bad.pt"
     torch.save({"format": "something else"}, bad)
-    tr = ConditionalTrainer(tiny_cfg(tiny_data, tmp_path / "a", teacher=(str(bad),)))
-    from torch.utils.data import default_collate
-
-    x, y = default_collate([tr.train_ds[i] for i in range(4)])
-    with pytest.raises(TeacherError, match="is not a teacher file") as err:
-        tr.training_step(x, y)
-    assert "\n" not in str(err.value)
+    with pytest.raises(TeacherError, match="is not a teacher file") as err:  # before the run writes anything
+        ConditionalTrainer(tiny_cfg(tiny_data, tmp_path / "a", teacher=(str(bad),)))
+    assert "\n" not in str(err.value) and not (tmp_path / "a").exists()
+    tr = ConditionalTrainer(tiny_cfg(tiny_data, tmp_path / "a"))
     with pytest.raises(TeacherError, match="was made with classifier"):
         torch.save({"format": "saliency_core.teacher/1", "classifier_identity": "other@0", "image_size": 64,
                     "areas": [0.1], "regions": {}}, tmp_path / "other.pt")
