@@ -179,7 +179,7 @@ class ConditionalTrainer(Trainer):
         of the base validation at the default setting (a mean mask and accuracies that a set area makes moot)."""
         extra: dict[str, float] = {}
         loader = self.val_loader
-        if self.cfg.target_area_high > 0 and self.dist.is_main and loader is not None:
+        if self.cfg.target_area_high > 0 and self.dist.is_main and loader is not None and self.validates_this_epoch():
             if self.area_validation is None:
                 self.area_validation = AreaValidation(self, gradcam=self.cfg.area_gradcam)
             extra = self.area_validation(self.masker)

@@ -26,7 +26,7 @@ from saliency_core.infill.composite import composite
 from saliency_core.maskers.area_prior import training_prior
 from saliency_core.maskers.conditional import Setting
 from saliency_core.objectives import probability_reward_loss, sorted_area_loss, total_variation_per_mask
-from saliency_core.train.teacher import image_key, teacher_loss, teacher_rows
+from saliency_core.train.teacher import TEACHER_OBJECTIVES, image_key, teacher_loss, teacher_rows
 
 if TYPE_CHECKING:  # the trainer module imports this one: its names come in as arguments
     from collections.abc import Callable
@@ -44,6 +44,22 @@ def draw_area(low: float, high: float, generator: torch.Generator) -> float:
         return low
     u = float(torch.rand((), generator=generator))
     return math.exp(math.log(low) + (math.log(high) - math.log(low)) * u)
+
+
+def teacher_games(settings: list[Setting], objectives: tuple[str, ...], generator: torch.Generator) -> list[Setting]:
+    """The settings with each row whose objective has no teacher game (``both``) redrawn uniformly among the
+    trained objectives that have one (distillation alone: such a row would learn nothing)."""
+    import dataclasses
+
+    games = [o for o in objectives if o in TEACHER_OBJECTIVES]
+    if not games:
+        raise ValueError(f"none of the objectives {objectives} has a teacher game ({TEACHER_OBJECTIVES})")
+    out = []
+    for s in settings:
+        if s.objective not in games:
+            s = dataclasses.replace(s, objective=games[int(torch.randint(len(games), (1,), generator=generator))])
+        out.append(s)
+    return out
 
 
 def top_area_region(maps: torch.Tensor, area: float) -> torch.Tensor:
@@ -111,32 +127,38 @@ def area_training_step(trainer: "ConditionalTrainer", x01: torch.Tensor, y: torc
         prior = training_prior(trainer.masker, trainer.classifier, out)
     target = clean_logits.argmax(-1)  # the classifier's own top-1: unlabelled images train as well
     taught: list[tuple[int, torch.Tensor]] = []
+    distil_only = cfg.reward_weight == 0
+    if distil_only:  # the teacher alone: only its games are drawn, every row taught
+        settings = teacher_games(settings, cfg.objectives, g)
     if getattr(trainer, "teacher", None) is not None:  # some ssr / sdr rows at the teacher's setting
-        settings, taught = teacher_rows(settings, x01, trainer.teacher, cfg.teacher_share, g)
+        share = 1.0 if distil_only else cfg.teacher_share
+        settings, taught = teacher_rows(settings, x01, trainer.teacher, share, g)
     areas = torch.tensor([float(s.area) for s in settings], device=dev)
     m, scores = trainer.masker_train(stages, size, settings, prior=prior, with_scores=True)
     m, scores = m.float(), scores.float()
-    in_rows = [i for i, s in enumerate(settings) if s.objective in HAS_IN]
-    out_rows = [i for i, s in enumerate(settings) if s.objective in HAS_OUT]
-    parts = []
-    if in_rows:
-        parts.append(composite(x[in_rows], m[in_rows], trainer._fills(x, m, settings, in_rows, seed)))
-    if out_rows:
-        parts.append(composite(x[out_rows], 1 - m[out_rows], trainer._fills(x, 1 - m, settings, out_rows, seed + 1)))
-    with trainer.autocast():
-        logits = trainer.classifier(torch.cat(parts)).float()
-    li, lo = logits[:len(in_rows)], logits[len(in_rows):]
     idx = lambda rows: torch.tensor(rows, dtype=torch.long, device=dev)  # noqa: E731
     per_image = m.new_zeros(x.shape[0])
     row: dict[str, Any] = {}
-    if in_rows:
-        keep = probability_reward_loss(li, target[idx(in_rows)], keep=True, log_weight=cfg.reward_log_weight)
-        per_image = per_image.index_add(0, idx(in_rows), keep)
-        row["in_prob"] = float(li.detach().softmax(-1).gather(1, target[idx(in_rows)][:, None]).mean())
-    if out_rows:
-        remove = probability_reward_loss(lo, target[idx(out_rows)], keep=False, log_weight=cfg.reward_log_weight)
-        per_image = per_image.index_add(0, idx(out_rows), remove)
-        row["out_prob"] = float(lo.detach().softmax(-1).gather(1, target[idx(out_rows)][:, None]).mean())
+    if not distil_only:
+        in_rows = [i for i, s in enumerate(settings) if s.objective in HAS_IN]
+        out_rows = [i for i, s in enumerate(settings) if s.objective in HAS_OUT]
+        parts = []
+        if in_rows:
+            parts.append(composite(x[in_rows], m[in_rows], trainer._fills(x, m, settings, in_rows, seed)))
+        if out_rows:
+            parts.append(composite(x[out_rows], 1 - m[out_rows],
+                                   trainer._fills(x, 1 - m, settings, out_rows, seed + 1)))
+        with trainer.autocast():
+            logits = trainer.classifier(torch.cat(parts)).float()
+        li, lo = logits[:len(in_rows)], logits[len(in_rows):]
+        if in_rows:
+            keep = probability_reward_loss(li, target[idx(in_rows)], keep=True, log_weight=cfg.reward_log_weight)
+            per_image = per_image.index_add(0, idx(in_rows), cfg.reward_weight * keep)
+            row["in_prob"] = float(li.detach().softmax(-1).gather(1, target[idx(in_rows)][:, None]).mean())
+        if out_rows:
+            remove = probability_reward_loss(lo, target[idx(out_rows)], keep=False, log_weight=cfg.reward_log_weight)
+            per_image = per_image.index_add(0, idx(out_rows), cfg.reward_weight * remove)
+            row["out_prob"] = float(lo.detach().softmax(-1).gather(1, target[idx(out_rows)][:, None]).mean())
     if taught:
         rows = [i for i, _ in taught]
         distil = teacher_loss(scores[rows], areas[rows], torch.stack([r for _, r in taught]).to(dev),

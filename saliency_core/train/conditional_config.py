@@ -135,6 +135,9 @@ class ConditionalTrainConfig(TrainConfig):
     teacher: tuple[str, ...] | None = option(None, kind="list", help=(
         "area masks: teacher files (python -m saliency_core.train.teacher) of per-image extremal regions of the "
         "training photos; their ssr / sdr rows also learn the teacher's region (none: the reward alone)"))
+    reward_weight: float = option(1.0, low=0.0, high=1e3, help=(
+        "area masks: weight of the probability reward; 0 (with a teacher): distil only, no classifier pass over the "
+        "masked images (a step costs the masker alone), every ssr / sdr row taught, objectives drawn among those"))
     teacher_weight: float = option(1.0, low=0.0, high=1e3, help=(
         "area masks: weight of the teacher term (binary cross-entropy of the region, per image)"))
     teacher_share: float = option(0.5, low=0.0, high=1.0, help=(
@@ -171,6 +174,8 @@ class ConditionalTrainConfig(TrainConfig):
         if self.teacher and (not self.target_area_high > 0 or self.augment):
             raise ConfigError("teacher is for area-conditioned maskers trained without augmentation (its regions are "
                               "keyed by each training photo's pixels)")
+        if self.reward_weight == 0 and not self.teacher:
+            raise ConfigError("reward_weight 0 trains on the teacher alone: give --teacher files")
         if self.score_prior != "none" and not self.target_area_high > 0:
             raise ConfigError("score_prior is for area-conditioned maskers (set target_area_low/high)")
         try:

@@ -79,6 +79,7 @@ class RunConfig:
     augment: bool = option(True, help="random resized crop + horizontal flip")
     epoch_fraction: float = option(1.0, low=0.0, low_open=True, high=1.0,
                                    help="fraction of the batches seen per epoch (the papers use 0.2 on ImageNet)")
+    val_every: int = option(1, low=1, help="validate on the held-out classes every N epochs (and after the last)")
     # --- output ---
     out: str = option("runs/masker", help="run folder (config, logs, state, masker)")
     tensorboard: bool = option(True, help="also log to TensorBoard (<out>/tb)")

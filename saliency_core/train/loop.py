@@ -283,6 +283,11 @@ class BaseTrainer:
         if self.runlog is not None:
             self.runlog.step(row, self.step)
 
+    def validates_this_epoch(self) -> bool:
+        """Whether the epoch ending now is validated: every ``val_every``-th, and the last."""
+        done = self.epoch + 1
+        return done % self.cfg.val_every == 0 or done >= self.cfg.epochs
+
     def _end_epoch(self, n_batches: int) -> None:
         if self.cfg.lr_schedule != "linear":
             self.sched_m.step()
@@ -291,7 +296,7 @@ class BaseTrainer:
         if self.dist.enabled:
             broadcast_module_(self.masker, self.dist, buffers_only=True)
         metrics: dict[str, float] = {}
-        if self.dist.is_main and self.val_loader is not None:
+        if self.dist.is_main and self.val_loader is not None and self.validates_this_epoch():
             metrics = self.validation_figures()
         row: dict[str, Any] = {"epoch": self.epoch + 1, "steps": self.step,
                                "elapsed_s": round(self.elapsed_before + time.perf_counter() - self._t0, 1),

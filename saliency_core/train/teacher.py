@@ -139,9 +139,10 @@ def teacher_loss(scores: torch.Tensor, areas: torch.Tensor, regions: torch.Tenso
 
 
 def make_teacher(config_path: str, out: str, iterations: int, areas: Sequence[float], shard: int, shards: int,
-                 limit: int | None = None) -> dict[str, Any]:
+                 limit: int | None = None, skip: int = 0) -> dict[str, Any]:
     """Compute and write (atomically; an existing file is refused) the teacher file of one shard of a run's
-    training photos, as the run's config reads them (same data, split, size; no augmentation)."""
+    training photos, as the run's config reads them (same data, split, size; no augmentation): the shard's photos
+    from ``skip`` on, at most ``limit`` of them (a later file can extend an earlier one)."""
     from tqdm import tqdm
 
     from saliency_core.classifiers import load_classifier
@@ -160,7 +161,7 @@ def make_teacher(config_path: str, out: str, iterations: int, areas: Sequence[fl
                               num_classes=cfg.num_classes)
     samples = read_samples(cfg.data)
     train, _ = class_disjoint_split(samples, cfg.val_fraction, cfg.split_seed)
-    mine = train[shard::shards][:limit]
+    mine = train[shard::shards][skip:][:limit]
     ds = ImageDataset(mine, train_transform(cfg.image_size, False))
     regions: dict[str, dict[str, torch.Tensor]] = {}
     t0 = time.perf_counter()
@@ -188,6 +189,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--shard", type=int, default=0)
     p.add_argument("--shards", type=int, default=1)
     p.add_argument("--limit", type=int, default=None, help="at most this many photos of the shard")
+    p.add_argument("--skip", type=int, default=0, help="leave out the shard's first N photos (made by an earlier file)")
     p.add_argument("--threads", type=int, default=None)
     args = p.parse_args(argv)
     if args.threads:
@@ -196,7 +198,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         p.error(f"--shard must be in 0 .. {args.shards - 1}")
     try:
         areas = tuple(float(a) for a in args.areas.split(","))
-        print(make_teacher(args.config, args.out, args.iterations, areas, args.shard, args.shards, args.limit))
+        print(make_teacher(args.config, args.out, args.iterations, areas, args.shard, args.shards, args.limit,
+                           args.skip))
     except (TeacherError, ValueError) as exc:
         p.exit(2, f"error: {exc}\n")
     return 0

@@ -10,6 +10,7 @@ import torch
 
 from saliency_core.maskers.conditional import Setting
 from saliency_core.train.conditional import ConditionalTrainConfig, ConditionalTrainer, train_conditional
+from saliency_core.train.conditional_area import teacher_games
 from saliency_core.train.config import ConfigError
 from saliency_core.train.teacher import (
     Teacher,
@@ -115,3 +116,55 @@ def test_a_wrong_teacher_file_is_refused_in_one_line(tiny_data, tmp_path):
         Teacher.load([tmp_path / "other.pt"], tr.classifier.identity, 64)
     with pytest.raises(ConfigError, match="without augmentation"):
         ConditionalTrainConfig(**{**AREA, "augment": True, "teacher": ("t.pt",)})
+
+
+def test_teacher_games_redraw_the_rows_without_a_teacher_game():
+    settings = [Setting(o, "blur", 0.0, 1, 1.0, 0.3) for o in ("ssr", "both", "sdr", "both", "both")]
+    out = teacher_games(settings, ("ssr", "sdr", "both"), torch.Generator().manual_seed(0))
+    assert out[0] == settings[0] and out[2] == settings[2]
+    assert all(s.objective in ("ssr", "sdr") for s in out)
+    assert [s.area for s in out] == [0.3] * 5 and [s.infiller for s in out] == ["blur"] * 5
+    assert teacher_games(settings, ("sdr", "both"), torch.Generator().manual_seed(0))[1].objective == "sdr"
+    with pytest.raises(ValueError, match="has a teacher game"):
+        teacher_games(settings, ("both",), torch.Generator())
+
+
+def test_distillation_alone_teaches_every_row_without_the_classifiers_masked_pass(tiny_data, tmp_path, monkeypatch):
+    """reward_weight 0: no classifier call on masked images (the step's cost), every row learns the teacher's
+    region, and the masker still moves; without a teacher the setting is refused in one line."""
+    import saliency_core.train.conditional_area as area_step
+    from torch.utils.data import default_collate
+
+    cfg = tiny_cfg(tiny_data, tmp_path / "a")
+    (tmp_path / "config.yaml").write_text(cfg.to_yaml())
+    make_teacher(str(tmp_path / "config.yaml"), str(tmp_path / "t.pt"), iterations=2, areas=(0.1, 0.2),
+                 shard=0, shards=1)
+    taught: list[int] = []
+    real = area_step.teacher_loss
+    monkeypatch.setattr(area_step, "teacher_loss", lambda s, *a: taught.append(s.shape[0]) or real(s, *a))
+    calls = {}
+    for weight in (1.0, 0.0):
+        tr = ConditionalTrainer(tiny_cfg(tiny_data, tmp_path / f"r{weight}", teacher=(str(tmp_path / "t.pt"),),
+                                         teacher_share=0.5, reward_weight=weight))
+        masked: list[int] = []  # the classifier called as a module: the pass over the masked images
+        tr.classifier.register_forward_hook(lambda mod, inp, out: masked.append(inp[0].shape[0]))
+        before = {k: v.clone() for k, v in tr.masker.state_dict().items()}
+        x, y = default_collate([tr.train_ds[i] for i in range(6)])
+        taught.clear()
+        row = tr.training_step(x, y)
+        calls[weight] = (sum(masked), sum(taught), row)
+        assert any(not torch.equal(v, tr.masker.state_dict()[k]) for k, v in before.items())
+    assert calls[1.0][0] > 0 and ("in_prob" in calls[1.0][2] or "out_prob" in calls[1.0][2])
+    assert calls[1.0][1] < 6  # share 0.5, 'both' rows untaught
+    assert calls[0.0][0] == 0 and "in_prob" not in calls[0.0][2] and "out_prob" not in calls[0.0][2]
+    assert calls[0.0][1] == 6  # every row taught ('both' rows redrawn as a game, share 1)
+    with pytest.raises(ConfigError, match="teacher alone"):
+        ConditionalTrainConfig(**{**AREA, "reward_weight": 0.0})
+
+
+def test_validation_runs_every_val_every_epochs_and_after_the_last(tiny_data, tmp_path):
+    train_conditional(tiny_cfg(tiny_data, tmp_path / "run", epochs=3, val_every=2), show_bars=False)
+    with open(tmp_path / "run" / "epochs.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    validated = [bool(r.get("val_ssr_kept_0.1")) for r in rows]
+    assert validated == [False, True, True]
