@@ -31,13 +31,22 @@ def _output_layer(classifier: nn.Module) -> nn.Linear:
     return layer
 
 
-def class_activation_maps(classifier: nn.Module, head: torch.Tensor | None, labels: torch.Tensor) -> torch.Tensor:
-    """B x 1 x h x w maps w_t . head of each row's label t (``labels`` B), at the head's resolution (no gradient)."""
+def head_channels(classifier: nn.Module) -> int:
+    """Channels of the map the classifier's last linear layer pools (the CAM's terms)."""
+    return _output_layer(classifier).in_features
+
+
+def class_activation_maps(classifier: nn.Module, head: torch.Tensor | None, labels: torch.Tensor,
+                          contributions: bool = False) -> torch.Tensor:
+    """B x 1 x h x w maps w_t . head of each row's label t (``labels`` B), at the head's resolution (no gradient);
+    with ``contributions`` the B x C x h x w terms w_t,c * head_c that the map sums (what each channel adds)."""
     layer = _output_layer(classifier)
     if head is None or head.dim() != 4 or head.shape[1] != layer.in_features:
         raise OptionError("score_prior 'cam' needs a classifier that exposes the map its last linear layer pools "
                           "(ClassifierOutput.head); this one has none")
     w = layer.weight.detach().float()[labels.to(layer.weight.device).long()]
+    if contributions:
+        return w[:, :, None, None] * head.detach().float()
     return torch.einsum("bc,bchw->bhw", w, head.detach().float())[:, None]
 
 
@@ -59,7 +68,7 @@ def prior_for(masker: nn.Module, classifier: nn.Module, head: torch.Tensor | Non
     labels = torch.as_tensor(labels, device=head.device).view(-1)
     if labels.numel() != batch:
         labels = labels[:1].expand(batch)  # the conditional masker explains one class: the first requested
-    return class_activation_maps(classifier, head, labels)
+    return class_activation_maps(classifier, head, labels, getattr(masker.config, "prior_features", 0) > 0)
 
 
 def training_prior(masker: nn.Module, classifier: nn.Module, clean: Any) -> torch.Tensor | None:
@@ -79,11 +88,14 @@ def attach_prior(masker: nn.Module, heads: nn.ModuleList, branches: int) -> None
 
 def add_prior(scores: torch.Tensor, prior: torch.Tensor | None, log_scale: torch.Tensor) -> torch.Tensor:
     """``scores`` (B x 1 x H x W, full resolution) plus exp(``log_scale``) (B) times the standardised ``prior``
-    (B x 1 x h x w) bilinearly upsampled to H x W; one line if the prior is missing."""
+    (B x 1 x h x w, or its B x C x h x w contributions, summed) bilinearly upsampled to H x W; one line if the prior
+    is missing."""
     if prior is None:
         raise OptionError("this masker starts from a class activation map (score_prior 'cam'): pass prior= (see "
                           "saliency_core.maskers.area_prior.prior_for)")
     if prior.dim() == 3:
         prior = prior[:, None]
+    if prior.shape[1] > 1:
+        prior = prior.sum(1, keepdim=True)
     cam = F.interpolate(prior.to(scores.dtype), size=scores.shape[-2:], mode="bilinear", align_corners=False)
     return scores + log_scale.exp().view(-1, 1, 1, 1) * standardise(cam)

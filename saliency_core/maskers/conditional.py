@@ -125,6 +125,11 @@ class ConditionalMaskerConfig:
     score_prior: str = option("none", help="area masks: the scores start from the explained class's activation map "
                                            "(cam; saliency_core/maskers/area_prior.py) or from nothing (none)",
                               choices=SCORE_PRIORS)
+    prior_features: int = option(0, help="area masks with the cam prior: channels the decoder reads from the CAM's "
+                                         "terms w_t,c * head_c (where the class evidence is, and of what kind; 0: "
+                                         "it reads the stages alone, the older checkpoints)", low=0, high=1024)
+    head_channels: int = option(0, help="channels of the classifier's pooled map (set from the classifier when "
+                                        "prior_features is on)", low=0, high=1 << 16)
 
     def __post_init__(self) -> None:
         check_options(self, "conditional masker config")
@@ -137,6 +142,9 @@ class ConditionalMaskerConfig:
         if self.area_low > self.area_high:
             raise OptionError(f"conditional masker config: area_low {self.area_low:g} is above area_high "
                               f"{self.area_high:g}")
+        if self.prior_features and (self.score_prior != "cam" or not self.head_channels):
+            raise OptionError("conditional masker config: prior_features needs score_prior 'cam' and head_channels "
+                              "(the classifier's pooled map)")
         if self.score_prior != "none" and not self.target_conditioned:
             raise OptionError("conditional masker config: score_prior 'cam' is for area-conditioned maskers only")
         if self.target_conditioned and not 0 < self.target_area_low <= self.target_area_high < 1:
@@ -271,8 +279,13 @@ class ConditionalMasker(nn.Module):
         self.grad_temperature = 0.0
         if config.target_conditioned:  # the area decoder (saliency_core.maskers.area): reducers + AreaDecoder
             self.reducers = reducers()
-            self.area_decoder = AreaDecoder(n, config.area_hidden, config.branches, config.condition_size,
-                                            config.film_hidden)
+            if config.prior_features:  # the CAM's terms, reduced as a stage is
+                self.prior_reducer = nn.Sequential(
+                    nn.Conv2d(config.head_channels, config.prior_features, kernel_size=1, bias=False),
+                    nn.BatchNorm2d(config.prior_features), nn.ReLU(inplace=True))
+                nn.init.normal_(self.prior_reducer[0].weight, 0.0, math.sqrt(2.0 / config.prior_features))
+            self.area_decoder = AreaDecoder(n + config.prior_features, config.area_hidden, config.branches,
+                                            config.condition_size, config.film_hidden)
             if config.score_prior == "cam":
                 attach_prior(self, self.area_decoder.heads, config.branches)
             for m in self.reducers.modules():
@@ -309,15 +322,22 @@ class ConditionalMasker(nn.Module):
             nn.init.zeros_(self.smooth.bias)
             self.smooth.bias.data[0] = math.log(9 * config.smooth_levels) / SMOOTH_GAIN
 
-    def mask_logits(self, stages: list[torch.Tensor], input_size: tuple[int, int], code: torch.Tensor) -> torch.Tensor:
+    def mask_logits(self, stages: list[torch.Tensor], input_size: tuple[int, int], code: torch.Tensor,
+                    prior: torch.Tensor | None = None) -> torch.Tensor:
         """Logits (area-conditioned: scores) at input/d (B x 1 x h x w) under the condition codes
-        (B x ``config.condition_size``)."""
+        (B x ``config.condition_size``); ``prior`` the CAM's terms when ``prior_features`` is on."""
         h, w = input_size
         d = self.config.resolution_divisor
         size = (max(1, h // d), max(1, w // d))
         if self.config.target_conditioned:
-            feats = torch.cat([F.interpolate(r(stages[s - 1].detach()), size=size, mode="bilinear", align_corners=False)
-                               for r, s in zip(self.reducers, self.config.stages)], dim=1)
+            inputs = [r(stages[s - 1].detach()) for r, s in zip(self.reducers, self.config.stages)]
+            if self.config.prior_features:
+                if prior is None or prior.dim() != 4 or prior.shape[1] != self.config.head_channels:
+                    raise OptionError("this masker reads the class activation map's terms: pass prior= from "
+                                      "saliency_core.maskers.area_prior.prior_for")
+                inputs.append(self.prior_reducer(prior.detach().to(inputs[0].dtype)))
+            feats = torch.cat([F.interpolate(f, size=size, mode="bilinear", align_corners=False) for f in inputs],
+                              dim=1)
             return self.area_decoder(feats, code, self.branch_of(code))
         gamma, beta = self.condition(code).chunk(2, dim=1)
 
@@ -370,7 +390,7 @@ class ConditionalMasker(nn.Module):
                                                              s.area_weight, cfg.default_area) for s in settings]
         code = encode_settings(settings, stages[0].device, area=cfg.area_conditioned,
                                target_area=cfg.target_conditioned)
-        logits = self.mask_logits(stages, input_size, code)
+        logits = self.mask_logits(stages, input_size, code, prior)
         if not cfg.target_conditioned:
             return upsample_masks(logits, [s.upsample for s in settings], input_size)
         scores = upsample_scores(logits, [s.upsample for s in settings], input_size)

@@ -20,6 +20,7 @@ import torch
 
 from saliency_core.infill.base import INFILLERS, create_infiller
 from saliency_core.infill.composite import composite
+from saliency_core.maskers.area_prior import head_channels
 from saliency_core.maskers.conditional import ConditionalMasker, Setting
 from saliency_core.objectives import PER_IMAGE_TO_TRAINING, conditional_masker_loss
 from saliency_core.train.conditional_area import AreaValidation, CleanCache, area_training_step, draw_area
@@ -72,7 +73,8 @@ class ConditionalTrainer(Trainer):
             self.log(f"teacher: {len(self.teacher.regions)} photos at areas {self.teacher.areas}")
 
     def build_masker(self) -> torch.nn.Module:
-        masker = ConditionalMasker(self.cfg.masker_config(self.classifier.stage_channels))
+        heads = head_channels(self.classifier) if self.cfg.prior_features else 0
+        masker = ConditionalMasker(self.cfg.masker_config(self.classifier.stage_channels, heads))
         masker.grad_temperature = self.cfg.grad_temperature
         return masker
 

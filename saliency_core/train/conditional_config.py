@@ -132,6 +132,9 @@ class ConditionalTrainConfig(TrainConfig):
     score_prior: str = option("none", choices=SCORE_PRIORS, help=(
         "area masks: cam (the scores start from the class activation map of the image's top-1, the decoder "
         "learning a correction: step 0 is CAM's top-a region) or none"))
+    prior_features: int = option(0, low=0, high=1024, help=(
+        "area masks with score_prior cam: channels the decoder reads from the CAM's terms w_t,c * head_c (0: the "
+        "stages alone)"))
     teacher: tuple[str, ...] | None = option(None, kind="list", help=(
         "area masks: teacher files (python -m saliency_core.train.teacher) of per-image extremal regions of the "
         "training photos; their ssr / sdr rows also learn the teacher's region (none: the reward alone)"))
@@ -179,7 +182,7 @@ class ConditionalTrainConfig(TrainConfig):
         if self.score_prior != "none" and not self.target_area_high > 0:
             raise ConfigError("score_prior is for area-conditioned maskers (set target_area_low/high)")
         try:
-            self.masker_config([1] * max(self.stages))
+            self.masker_config([1] * max(self.stages), 1)
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
 
@@ -187,7 +190,7 @@ class ConditionalTrainConfig(TrainConfig):
         """Each infiller of the drawn space, with its default options (a step fills with any of them)."""
         return [(name, {}) for name in self.infillers]
 
-    def masker_config(self, stage_channels: list[int]) -> ConditionalMaskerConfig:
+    def masker_config(self, stage_channels: list[int], head_channels: int = 0) -> ConditionalMaskerConfig:
         """The masker's architecture and trained space (what its checkpoint records)."""
         from saliency_core.maskers.conditional import ConditionalMaskerConfig
 
@@ -202,7 +205,8 @@ class ConditionalTrainConfig(TrainConfig):
             default_area_weight=self.default_area_weight, resolution_divisor=self.resolution_divisor,
             **(dict(target_area_low=self.target_area_low, target_area_high=self.target_area_high,
                     default_area=self.default_area, temperature=self.temperature, area_hidden=self.area_hidden,
-                    score_prior=self.score_prior)
+                    score_prior=self.score_prior, prior_features=self.prior_features,
+                    head_channels=head_channels if self.prior_features else 0)
                if self.target_area_high > 0 else {}))
 
     def to_dict(self) -> dict[str, Any]:

@@ -128,3 +128,41 @@ def test_a_training_step_starts_from_the_prior_and_moves_the_decoder(tiny_data, 
     assert float(tr.masker.prior_log_scale.detach().abs().sum()) > 0  # and so does the prior's scale
     if not augment:
         assert tr.clean_cache.prior.shape == (4, 1, 1, 1)  # each image's CAM (a 32-pixel image: a 1 x 1 head)
+
+
+def test_a_masker_with_prior_features_starts_at_cam_reads_its_terms_and_saves(tiny_classifier, batch, tmp_path):
+    """prior_features: the decoder reads the CAM's terms w_t,c * head_c. Step 0 is still CAM's top-a region; once
+    the decoder has weights, two term maps with the same sum (the same CAM) give different regions; the checkpoint
+    rebuilds it; a plain CAM (one channel) is refused in one line."""
+    from saliency_core.maskers.area_prior import head_channels
+
+    _, out = batch
+    torch.manual_seed(3)
+    cfg = ConditionalMaskerConfig(stage_channels=tiny_classifier.stage_channels, score_prior="cam", prior_features=4,
+                                  head_channels=head_channels(tiny_classifier), **AREA)
+    masker = ConditionalMasker(cfg).eval()
+    labels = out.logits.argmax(-1)
+    terms = prior_for(masker, tiny_classifier, out.head, labels)
+    assert terms.shape == out.head.shape
+    assert torch.allclose(terms.sum(1, keepdim=True), class_activation_maps(tiny_classifier, out.head, labels),
+                          atol=1e-5)
+    setting = Setting("ssr", "gray", 1e-4, 1, 1.0, 0.2)
+    m = masker(out.stages, (128, 128), setting, prior=terms)[:, 0]
+    cam = F.interpolate(terms.sum(1, keepdim=True), size=(128, 128), mode="bilinear", align_corners=False)[:, 0]
+    assert all(is_top_region(m[i] > 0.5, cam[i], 0.2) for i in range(3))
+    for head in masker.area_decoder.heads:  # a trained decoder
+        torch.nn.init.normal_(head.weight, 0.0, 0.5)
+    moved = terms.roll(1, dims=1)  # the same sum over channels, other terms
+    a, _ = masker(out.stages, (128, 128), setting, prior=terms, with_scores=True)
+    b, _ = masker(out.stages, (128, 128), setting, prior=moved, with_scores=True)
+    assert not torch.equal(a > 0.5, b > 0.5)
+    path = save_masker(tmp_path / "terms.safetensors", masker, tiny_classifier, {}, kind="conditional")
+    ck = load_masker(path, classifier=tiny_classifier)
+    assert ck.masker.config.prior_features == 4
+    assert torch.equal(ck.masker(out.stages, (128, 128), setting, prior=terms), masker(out.stages, (128, 128),
+                                                                                       setting, prior=terms))
+    with pytest.raises(OptionError, match="reads the class activation map's terms"):
+        masker(out.stages, (128, 128), setting, prior=terms.sum(1, keepdim=True))
+    with pytest.raises(OptionError, match="prior_features needs score_prior 'cam'"):
+        ConditionalMaskerConfig(stage_channels=tiny_classifier.stage_channels, prior_features=4, head_channels=8,
+                                **AREA)
