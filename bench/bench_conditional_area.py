@@ -78,7 +78,7 @@ def main() -> int:
             label = int(clean.logits.argmax())
             maps: dict[str, torch.Tensor] = {}  # name -> A x h x w (one map per area)
             with torch.no_grad():
-                for obj in ("ssr", "sdr", "both"):
+                for obj in [o for o in ("ssr", "sdr", "both") if o in cfg.objectives]:  # a dedicated one: its own
                     settings = [cfg.check_setting(Setting(obj, "gray", default.tv_weight, default.upsample,
                                                           default.area_weight, a)) for a in AREAS]
                     stages = [s.expand(len(AREAS), *s.shape[1:]) for s in clean.stages]
@@ -108,7 +108,8 @@ def main() -> int:
                           "Grad-CAM removed - sdr removed": ci([q[1] - p[1] for p, q in zip(d, g)]),
                           "ssr kept - sdr kept": ci([p[0] - q[0] for p, q in zip(s, d)]),
                           "ssr removed - sdr removed": ci([p[1] - q[1] for p, q in zip(s, d)])})
-        print(f"\n## Fixed areas, {len(x)} held-out photos, gray fill ({seconds:.0f} s)\n")
+        which = "held-out" if args.split == "val" else "training"
+        print(f"\n## Fixed areas, {len(x)} {which} photos, gray fill ({seconds:.0f} s)\n")
         print(markdown_table(pd.DataFrame(rows)))
         print("\n## Paired differences (95 % bootstrap intervals; the targets: first two >= 0.05, last two > 0)\n")
         print(markdown_table(pd.DataFrame(diffs)))
