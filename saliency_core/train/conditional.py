@@ -101,6 +101,24 @@ class ConditionalTrainer(Trainer):
             fill[picked] = whole[[rows[j] for j in picked]].to(x.dtype)
         return fill.detach()
 
+    def masked_logits(self, x: torch.Tensor, m: torch.Tensor, settings: list, seed: int
+                      ) -> tuple[list[int], list[int], torch.Tensor, torch.Tensor]:
+        """One classifier pass over the masked-in views (rows whose objective keeps) and the masked-out views
+        (rows whose objective removes), each filled by its own setting's infiller.
+
+        Returns the in rows, the out rows and their logits (float32), in that order.
+        """
+        in_rows = [i for i, s in enumerate(settings) if s.objective in HAS_IN]
+        out_rows = [i for i, s in enumerate(settings) if s.objective in HAS_OUT]
+        parts = []
+        if in_rows:
+            parts.append(composite(x[in_rows], m[in_rows], self._fills(x, m, settings, in_rows, seed)))
+        if out_rows:
+            parts.append(composite(x[out_rows], 1 - m[out_rows], self._fills(x, 1 - m, settings, out_rows, seed + 1)))
+        with self.autocast():
+            logits = self.classifier(torch.cat(parts)).float()
+        return in_rows, out_rows, logits[:len(in_rows)], logits[len(in_rows):]
+
     clean_cache: CleanCache | None = None
     teacher: Teacher | None = None
     area_validation: AreaValidation | None = None
@@ -109,7 +127,7 @@ class ConditionalTrainer(Trainer):
         if self.cfg.target_area_high > 0:
             if self.clean_cache is None and self.cfg.cache_clean and not self.cfg.augment:
                 self.clean_cache = CleanCache()
-            return area_training_step(self, x01, y, draw_settings, HAS_IN, HAS_OUT)
+            return area_training_step(self, x01, y, draw_settings)
         cfg, dev = self.cfg, self.device
         x = self.classifier.preprocessing.normalize(x01.to(dev, non_blocking=True))
         if self.channels_last:
@@ -124,16 +142,7 @@ class ConditionalTrainer(Trainer):
         with self.autocast(), torch.no_grad():
             clean = self.classifier.forward_features(x)
         m = self.masker_train([s.detach().float() for s in clean.stages], size, settings).float()
-        in_rows = [i for i, s in enumerate(settings) if s.objective in HAS_IN]
-        out_rows = [i for i, s in enumerate(settings) if s.objective in HAS_OUT]
-        parts = []
-        if in_rows:
-            parts.append(composite(x[in_rows], m[in_rows], self._fills(x, m, settings, in_rows, seed)))
-        if out_rows:
-            parts.append(composite(x[out_rows], 1 - m[out_rows], self._fills(x, 1 - m, settings, out_rows, seed + 1)))
-        with self.autocast():
-            logits = self.classifier(torch.cat(parts)).float()
-        li, lo = logits[:len(in_rows)], logits[len(in_rows):]
+        in_rows, out_rows, li, lo = self.masked_logits(x, m, settings, seed)
         idx = lambda rows: torch.tensor(rows, dtype=torch.long, device=dev)  # noqa: E731
         tv_weight = torch.tensor([s.tv_weight for s in settings], device=dev)
         area_weight = torch.tensor([s.area_weight for s in settings], device=dev)

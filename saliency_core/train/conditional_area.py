@@ -102,12 +102,9 @@ class CleanCache:
 
 
 def area_training_step(trainer: "ConditionalTrainer", x01: torch.Tensor, y: torch.Tensor,
-                       draw_settings: "Callable[..., list[Setting]]", has_in: tuple[str, ...],
-                       has_out: tuple[str, ...]) -> dict[str, Any]:
+                       draw_settings: "Callable[..., list[Setting]]") -> dict[str, Any]:
     """One step of the area-conditioned masker (see the module docstring); returns the logged figures.
-    ``draw_settings``, ``has_in`` and ``has_out`` are the conditional trainer's (passed: it imports this module)."""
-    HAS_IN, HAS_OUT = has_in, has_out  # noqa: N806 - the trainer module's constant names
-
+    ``draw_settings`` is the conditional trainer's (passed: it imports this module)."""
     cfg, dev = trainer.cfg, trainer.device
     x = trainer.classifier.preprocessing.normalize(x01.to(dev, non_blocking=True))
     if trainer.channels_last:
@@ -140,17 +137,7 @@ def area_training_step(trainer: "ConditionalTrainer", x01: torch.Tensor, y: torc
     per_image = m.new_zeros(x.shape[0])
     row: dict[str, Any] = {}
     if not distil_only:
-        in_rows = [i for i, s in enumerate(settings) if s.objective in HAS_IN]
-        out_rows = [i for i, s in enumerate(settings) if s.objective in HAS_OUT]
-        parts = []
-        if in_rows:
-            parts.append(composite(x[in_rows], m[in_rows], trainer._fills(x, m, settings, in_rows, seed)))
-        if out_rows:
-            parts.append(composite(x[out_rows], 1 - m[out_rows],
-                                   trainer._fills(x, 1 - m, settings, out_rows, seed + 1)))
-        with trainer.autocast():
-            logits = trainer.classifier(torch.cat(parts)).float()
-        li, lo = logits[:len(in_rows)], logits[len(in_rows):]
+        in_rows, out_rows, li, lo = trainer.masked_logits(x, m, settings, seed)
         if in_rows:
             keep = probability_reward_loss(li, target[idx(in_rows)], keep=True, log_weight=cfg.reward_log_weight)
             per_image = per_image.index_add(0, idx(in_rows), cfg.reward_weight * keep)
