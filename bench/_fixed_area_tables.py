@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 from _common import markdown_table
 
-from saliency_core.metrics.fixed_area import FIXED_AREAS, bootstrap_ci, top_area_regions
+from saliency_core.metrics.fixed_area import FIXED_AREAS, bootstrap_ci, region_iou, top_area_regions
 
 
 def area_hit(row, data: dict) -> dict:
@@ -75,8 +75,7 @@ def distinctness(pairs: list[tuple[str, str, str]], maps: dict[str, dict], area:
         for n in common:
             ma, mb = maps[a][n].float(), maps[b][n].float()
             rho.append(spearman(ma, mb))
-            ra, rb = top_area_regions(ma, area).bool(), top_area_regions(mb, area).bool()
-            iou.append(float((ra & rb).sum() / (ra | rb).sum().clamp(min=1)))
+            iou.append(float(region_iou(top_area_regions(ma, area), top_area_regions(mb, area))))
         rho_t = torch.tensor(rho)
         out.append({"toggle": label, "photos": len(common), "spearman": bootstrap_ci(rho_t[~rho_t.isnan()]),
                     f"top-{area * 100:g} % IoU": bootstrap_ci(iou)})

@@ -11,6 +11,7 @@ The region is then scored twice by the classifier, in one batched forward for ev
 normalised space) by default, or any ``1 x 3 x h x w`` tensor, or an infiller ``(x, keep) -> fill``.
 
 - :func:`top_area_regions`: maps -> binary regions at one or several areas;
+- :func:`region_iou`: how much two regions overlap (intersection over union);
 - :func:`kept_and_removed`: class probability (and whether the class stays top-1) with each region kept / removed;
 - :func:`area_curve`: both along :data:`CURVE_AREAS` (8 areas, 0.05 .. 0.6) and the smallest area keeping 80 % of
   the clean probability;
@@ -83,6 +84,16 @@ class KeptRemoved:
     removed_top1: torch.Tensor
     kept_logits: torch.Tensor
     removed_logits: torch.Tensor
+
+
+def region_iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Intersection over union of binary regions ``... x h x w`` (nonzero = in), one value per leading index.
+    Two empty regions overlap fully (1.0)."""
+    if a.shape != b.shape or a.dim() < 2:
+        raise FixedAreaError(f"regions must share one ... x h x w shape, got {tuple(a.shape)} and {tuple(b.shape)}")
+    a, b = a.flatten(-2) != 0, b.flatten(-2) != 0
+    inter, union = (a & b).sum(-1), (a | b).sum(-1)
+    return torch.where(union > 0, inter / union.clamp(min=1), torch.ones_like(inter, dtype=torch.float32)).float()
 
 
 def _labels(labels: int | Sequence[int] | torch.Tensor, count: int) -> torch.Tensor:

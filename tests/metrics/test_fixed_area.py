@@ -13,6 +13,7 @@ from saliency_core.metrics.fixed_area import (
     area_pixels,
     bootstrap_ci,
     kept_and_removed,
+    region_iou,
     top_area_regions,
 )
 
@@ -203,3 +204,17 @@ def test_bootstrap_ci():
     # seeded: the same generator seed gives the same interval; NaNs are left out
     assert bootstrap_ci(v) == bootstrap_ci(torch.cat([v, torch.tensor([float("nan")])]))
     assert bootstrap_ci(v, generator=torch.Generator().manual_seed(5)) != bootstrap_ci(v)
+
+
+def test_region_iou_by_hand():
+    a = torch.zeros(2, 3, 4)
+    b = torch.zeros(2, 3, 4)
+    a[0, 0, :2] = 1  # 2 pixels
+    b[0, 0, 1:4] = 1  # 3 pixels, 1 shared: 1 / 4
+    a[1, 2, :] = 1  # 4 pixels against the same 4: 1
+    b[1, 2, :] = 1
+    assert torch.allclose(region_iou(a, b), torch.tensor([0.25, 1.0]))
+    assert float(region_iou(torch.zeros(3, 3), torch.zeros(3, 3))) == 1.0  # two empty regions: the same region
+    assert float(region_iou(torch.eye(3), 1 - torch.eye(3))) == 0.0  # disjoint
+    with pytest.raises(FixedAreaError, match="share one"):
+        region_iou(torch.zeros(3, 3), torch.zeros(3, 4))
