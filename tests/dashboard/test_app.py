@@ -1980,6 +1980,39 @@ def test_extremal_s_area_curve_is_one_more_run_of_it_on_request(app, tiny, monke
     assert np.isclose(chart["layout"]["shapes"][0]["x0"], 0.25) and any("its own mask" in c.value for c in at.caption)
 
 
+def test_extremal_fast_shows_its_preset_in_the_widgets_and_runs_with_them(app, tiny, monkeypatch, no_curves):
+    """A preset method's widgets start at its own defaults (the core declares them; the page names none), and a
+    run takes what the widgets hold."""
+    import saliency_core as sc
+
+    if "extremal-fast" not in menus.method_catalog():
+        pytest.skip("the extremal-fast method is not registered here")
+    resources._results.clear()
+    calls = _count_method_calls(monkeypatch)
+    seen = []
+    original = sc.compute_masks
+
+    def spy(image, config, **kw):
+        seen.append(dict(config.method_options))
+        return original(image, config, **kw)
+
+    monkeypatch.setattr(sc, "compute_masks", spy)
+    at = app.run()
+    at.sidebar.radio(key="labels_mode").set_value("top-1")
+    at.sidebar.selectbox(key="method").set_value("extremal-fast").run()
+    assert at.sidebar.selectbox(key="opt:extremal-fast:parametrization").value == "cam"
+    assert at.sidebar.selectbox(key="opt:extremal-fast:reward").value == "prob"
+    iterations = at.sidebar.number_input(key="opt:extremal-fast:iterations")
+    assert iterations.value == 15
+    iterations.set_value(2).run()
+    at.button(key="run_method").click().run()
+    _ok(at)
+    assert not _errors(at), _errors(at)
+    assert calls.count("extremal-fast") == 1
+    assert seen[-1]["iterations"] == 2 and seen[-1].get("parametrization", "cam") == "cam"
+    assert any("The region at 10%" in m.value for m in at.markdown)
+
+
 def test_a_views_predictions_hold_their_height_while_they_are_computed():
     """The placeholder under a view being classified has one numbered line per prediction to come, as the
     predictions will (an empty slot let everything under the views move up 159 px and back on each toggle)."""

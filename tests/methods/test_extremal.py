@@ -202,3 +202,36 @@ def test_cam_parametrization_needs_a_pooled_map(image):
     with pytest.raises(OptimizeError, match="parametrization 'cam'") as err:
         extremal_masks(AndNet(), image, [0], ExtremalConfig(parametrization="cam", iterations=1))
     assert "\n" not in str(err.value)
+
+
+def test_fast_preset_starts_at_cam_and_improves_on_it_in_its_few_steps(tiny_classifier, one_torch_thread):
+    """``extremal-fast`` is ``extremal`` with the cam parametrisation, the probability reward, gray fill and 15 steps
+    (options still override them); its regions hit their areas and keep more than the CAM's regions of that area."""
+    import torch.nn.functional as F
+
+    from saliency_core.maskers.area_prior import class_activation_maps
+
+    entry = method_entry("extremal-fast")
+    assert entry.attrs["takes_area"] and entry.attrs["on_request"] and entry.attrs["group"] == "Per-image optimisation"
+    method = create_method("extremal-fast", area=0.1, areas="0.3")
+    cfg = method.config
+    assert (cfg.parametrization, cfg.reward, cfg.infiller, cfg.iterations, cfg.objective) == (
+        "cam", "prob", "gray", 15, "ssr")
+    assert create_method("extremal-fast", iterations=4).config.iterations == 4
+    assert create_method("extremal").config.parametrization == "smooth"  # the paper's method is unchanged
+    method.show_progress = False
+    x = tiny_classifier.preprocessing.normalize(torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(4)))
+    with torch.no_grad():
+        clean = tiny_classifier.forward_features(x)
+    label = int(clean.logits.argmax())
+    res = method(tiny_classifier, x, [label], clean)
+    masks = torch.cat([res.masks[None], res.area_masks])[:, 0]  # areas 0.1, 0.3
+    cam = F.interpolate(class_activation_maps(tiny_classifier, clean.head, torch.tensor([label])), size=(64, 64),
+                        mode="bilinear", align_corners=False)[0, 0]
+    with torch.no_grad():
+        for m, a in zip(masks, (0.1, 0.3)):
+            region = (m > 0.5).float()
+            assert float(region.mean()) == pytest.approx(a, abs=0.5 / 64 ** 2)
+            start = _top_region(cam, a).float()
+            p = tiny_classifier(torch.cat([x * region, x * start])).softmax(-1)[:, label]
+            assert p[0] > p[1]

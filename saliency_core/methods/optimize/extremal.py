@@ -416,3 +416,15 @@ register_method("extremal", summary=("Extremal perturbations (Fong, Patrick & Ve
                                      "given area that best keeps (ssr) or removes (sdr) the class; smooth masks"),
                 paper=PAPER_EP, config=ExtremalConfig, group="Per-image optimisation", per_label=True,
                 on_request=True, in_comparison=False, takes_area=True, cost=extremal_cost)(ExtremalMethod)
+
+#: ``extremal-fast``: start at Grad-CAM's region (the ``cam`` parametrisation holds the area exactly at every step)
+#: and play the game the fixed-area protocol scores (probability, gray fill), for few steps. On the 100 held-out
+#: classes it keeps / removes about 0.10 more class probability than Grad-CAM's region at a = 0.1 and 0.2 after 15
+#: steps, about 2.4 s a game for two areas on one CPU thread (docs/optimisation.md, "A fast preset").
+FAST_DEFAULTS: dict[str, Any] = {"parametrization": "cam", "reward": "prob", "infiller": "gray", "iterations": 15}
+
+register_method("extremal-fast", summary=("Extremal perturbations started at Grad-CAM's region (cam parametrisation, "
+                                          "probability reward, gray, 15 steps): seconds, not minutes"),
+                paper=PAPER_EP, config=ExtremalConfig, defaults=FAST_DEFAULTS, group="Per-image optimisation",
+                per_label=True, on_request=True, in_comparison=False, takes_area=True,
+                cost=extremal_cost)(ExtremalMethod)
