@@ -1,9 +1,11 @@
 """Helpers shared by the bench/ scripts: images from the shared set, method specs, output folders."""
 from __future__ import annotations
 
+import argparse
 import statistics
 import time
 from pathlib import Path
+from typing import Any, Iterator
 
 import torch
 
@@ -72,3 +74,24 @@ def interleaved(fns: list, repeats: int) -> list[float]:
             fn()
             ts.append(time.perf_counter() - t)
     return [statistics.median(ts) for ts in times]
+
+
+def parse_bench_args(parser: "argparse.ArgumentParser") -> "argparse.Namespace":
+    """Add ``--json``, parse, refuse a ``--json`` path that exists (results are never overwritten) and give torch
+    the ``--threads`` the parser declares."""
+    parser.add_argument("--json", default=None, help="write every figure to this file (refused if it exists)")
+    args = parser.parse_args()
+    if args.json and Path(args.json).exists():
+        parser.error(f"{args.json} exists: give another --json path (results are never overwritten)")
+    torch.set_num_threads(args.threads)
+    return args
+
+
+def photos_and_top1(classifier, x: torch.Tensor) -> Iterator[tuple[torch.Tensor, Any, int]]:
+    """For each normalised photo of ``x``: (1 x 3 x H x W photo, its clean ClassifierOutput, its top-1 class), the
+    class the fixed-area benches explain (unlabelled photos would do)."""
+    for i in range(len(x)):
+        xi = x[i:i + 1]
+        with torch.no_grad():
+            clean = classifier.forward_features(xi)
+        yield xi, clean, int(clean.logits.argmax())

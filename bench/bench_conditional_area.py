@@ -23,11 +23,18 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench._common import DEFAULT_IMAGES, interleaved, load_images, markdown_table  # noqa: E402
+from bench._common import (  # noqa: E402
+    DEFAULT_IMAGES,
+    interleaved,
+    load_images,
+    markdown_table,
+    parse_bench_args,
+    photos_and_top1,
+)
 from saliency_core.classifiers import load_classifier  # noqa: E402
 from saliency_core.files import atomic_write_bytes  # noqa: E402
 from saliency_core.maskers.area_prior import prior_for  # noqa: E402
-from saliency_core.maskers.catalog import default_checkpoint  # noqa: E402
+from saliency_core.maskers.catalog import checkpoints_dir  # noqa: E402
 from saliency_core.maskers.checkpoint import load_masker  # noqa: E402
 from saliency_core.maskers.conditional import Setting  # noqa: E402
 from saliency_core.methods.base import create_method  # noqa: E402
@@ -48,19 +55,18 @@ def main() -> int:
     p.add_argument("--limit", type=int, default=None)
     p.add_argument("--split", choices=("val", "train"), default="val",
                    help="the held-out classes (val) or the masker's own training photos (train: does it fit them?)")
-    p.add_argument("--conditional", default=str(default_checkpoint("conditional")))
+    p.add_argument("--conditional", default=str(checkpoints_dir() / "conditional_area_lite0.safetensors"),
+                   help="an area-conditioned conditional checkpoint (default: the shipped one)")
     p.add_argument("--older", default=None, help="an older conditional checkpoint scored at its default setting")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--sections", default="fixed_area,speed")
-    p.add_argument("--json", default=None)
-    args = p.parse_args()
-    if args.json and Path(args.json).exists():
-        p.error(f"{args.json} exists: give another --json path (results are never overwritten)")
-    torch.set_num_threads(args.threads)
+    args = parse_bench_args(p)
     clf = load_classifier()
     x, _, _ = load_images(args.images, clf, args.limit, split=args.split)
     cond = load_masker(args.conditional, classifier=clf)
     cfg = cond.masker.config
+    if not cfg.target_conditioned:
+        p.error(f"{args.conditional} takes no area: this bench scores area-conditioned maskers")
     default = cfg.default_setting
     out: dict = {"images": len(x), "split": args.split, "conditional": Path(args.conditional).name, "areas": AREAS}
     sections = set(args.sections.split(","))
@@ -71,11 +77,7 @@ def main() -> int:
         per: dict[tuple[str, float], list[tuple[float, float]]] = {}
         area_err, half = [], []
         t0 = time.perf_counter()
-        for i in range(len(x)):
-            xi = x[i:i + 1]
-            with torch.no_grad():
-                clean = clf.forward_features(xi)
-            label = int(clean.logits.argmax())
+        for xi, clean, label in photos_and_top1(clf, x):
             maps: dict[str, torch.Tensor] = {}  # name -> A x h x w (one map per area)
             with torch.no_grad():
                 for obj in [o for o in ("ssr", "sdr", "both") if o in cfg.objectives]:  # a dedicated one: its own

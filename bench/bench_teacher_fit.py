@@ -5,8 +5,9 @@ For each training photo the teacher files cover (``python -m saliency_core.train
 next to the overlap of Grad-CAM's top-a region with it (on a classifier whose head is global pooling and a linear
 layer, as EfficientNet-Lite0's, the class activation map's region: where the teacher and a masker trained with the
 CAM prior both start; measured identical here), and the game's score of each region (gray fill, the clean top-1's
-probability: kept for ``ssr``, removed for ``sdr``), as margins over Grad-CAM's region with 95 % bootstrap intervals. A student that fitted its teacher would
-overlap it far more than Grad-CAM does and share its margin; this says how far a run got.
+probability: kept for ``ssr``, removed for ``sdr``), as margins over Grad-CAM's region with 95 % bootstrap
+intervals. A student that fitted its teacher would overlap it far more than Grad-CAM does and share its margin; this
+says how far a run got.
 
     .venv/bin/python bench/bench_teacher_fit.py --conditional runs/x/masker.safetensors \
         --teacher runs/teacher/teacher15_0.pt,runs/teacher/teacher15_1.pt --limit 100
@@ -24,7 +25,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench._common import DEFAULT_IMAGES, load_images, markdown_table  # noqa: E402
+from bench._common import DEFAULT_IMAGES, load_images, markdown_table, parse_bench_args  # noqa: E402
 from saliency_core.classifiers import load_classifier  # noqa: E402
 from saliency_core.files import atomic_write_bytes  # noqa: E402
 from saliency_core.maskers.area_prior import prior_for  # noqa: E402
@@ -47,16 +48,12 @@ def main() -> int:
     p.add_argument("--teacher", required=True, help="teacher files, comma-separated")
     p.add_argument("--limit", type=int, default=100, help="score the first N training photos the teacher covers")
     p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--json", default=None)
-    args = p.parse_args()
-    if args.json and Path(args.json).exists():
-        p.error(f"{args.json} exists: give another --json path (results are never overwritten)")
-    torch.set_num_threads(args.threads)
+    args = parse_bench_args(p)
     clf = load_classifier()
     cond = load_masker(args.conditional, classifier=clf)
     cfg = cond.masker.config
     if not cfg.target_conditioned:
-        p.error(f"{args.conditional} takes no area: this bench scores area maskers")
+        p.error(f"{args.conditional} takes no area: this bench scores area-conditioned maskers")
     teacher = Teacher.load(args.teacher.split(","), clf.identity, 224)
     areas = teacher.areas
     x01, _, _ = load_images(args.images, clf, None, split="train", normalise=False)
