@@ -700,9 +700,22 @@ def test_help_page_explains_every_toggle_with_its_paper(app):
 # --------------------------------------------------------------------------- sessions and caches
 
 
-def test_two_sessions_at_once_do_not_interfere(app, tiny):
+def test_two_sessions_at_once_do_not_interfere(app, tiny, monkeypatch):
     """Two browser sessions (AppTest instances) run in parallel threads on the shared model and
-    caches, with different images and methods; each shows exactly what it shows when run alone."""
+    caches, with different images and methods; each shows exactly what it shows when run alone.
+
+    The sessions share one script cache, as a server's sessions do (its lock compiles the page once). AppTest gives
+    each session a cache of its own, and two threads compiling the page's syntax tree at once trip CPython 3.11's
+    "AST constructor recursion depth mismatch" (a race in the interpreter, not in the app)."""
+    from streamlit.runtime.scriptrunner.script_cache import ScriptCache
+    from streamlit.testing.v1 import app_test, local_script_runner
+
+    shared = ScriptCache()
+    compiled_through_it: list[str] = []
+    get_bytecode = shared.get_bytecode
+    monkeypatch.setattr(shared, "get_bytecode", lambda path: compiled_through_it.append(path) or get_bytecode(path))
+    monkeypatch.setattr(local_script_runner, "ScriptCache", lambda: shared)
+    monkeypatch.setattr(app_test, "ScriptCache", lambda: shared)
     resources.results().clear()
 
     def session(photo: str, method: str, out: dict) -> None:
@@ -724,6 +737,7 @@ def test_two_sessions_at_once_do_not_interfere(app, tiny):
         t.start()
     for t in threads:
         t.join()
+    assert compiled_through_it  # the sessions' pages came through the one cache
     resources.results().clear()
     for p, m in runs:  # the same sessions one at a time, from an empty cache
         alone: dict = {}
