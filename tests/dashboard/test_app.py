@@ -921,6 +921,21 @@ def _count_method_calls(monkeypatch) -> list[str]:
     return calls
 
 
+def _spy_compute_masks(monkeypatch) -> list[tuple[str, dict]]:
+    """Record the (labels, method options) of every explanation the page computes, in order."""
+    import saliency_core as sc
+
+    seen: list[tuple[str, dict]] = []
+    original = sc.compute_masks
+
+    def spy(image, config, **kw):
+        seen.append((config.labels, dict(config.method_options)))
+        return original(image, config, **kw)
+
+    monkeypatch.setattr(sc, "compute_masks", spy)
+    return seen
+
+
 def test_a_view_only_change_reuses_the_method_s_masks(app, monkeypatch, no_curves):
     """After a per-image optimisation has run, changing the infilled view's infiller (or its options) redraws the
     views at once: the method is not run again and Run is not asked for; a mask option does ask for Run."""
@@ -1960,14 +1975,7 @@ def test_extremal_s_area_curve_is_one_more_run_of_it_on_request(app, tiny, monke
         pytest.skip("the extremal method is not registered here")
     resources._results.clear()
     calls = _count_method_calls(monkeypatch)
-    seen = []
-    original = sc.compute_masks
-
-    def spy(image, config, **kw):
-        seen.append((config.labels, dict(config.method_options)))
-        return original(image, config, **kw)
-
-    monkeypatch.setattr(sc, "compute_masks", spy)
+    seen = _spy_compute_masks(monkeypatch)
     at = app.run()
     at.sidebar.radio(key="labels_mode").set_value("top-1")
     at.sidebar.selectbox(key="method").set_value("extremal").run()
@@ -1997,20 +2005,11 @@ def test_extremal_s_area_curve_is_one_more_run_of_it_on_request(app, tiny, monke
 def test_extremal_fast_shows_its_preset_in_the_widgets_and_runs_with_them(app, tiny, monkeypatch, no_curves):
     """A preset method's widgets start at its own defaults (the core declares them; the page names none), and a
     run takes what the widgets hold."""
-    import saliency_core as sc
-
     if "extremal-fast" not in menus.method_catalog():
         pytest.skip("the extremal-fast method is not registered here")
     resources._results.clear()
     calls = _count_method_calls(monkeypatch)
-    seen = []
-    original = sc.compute_masks
-
-    def spy(image, config, **kw):
-        seen.append(dict(config.method_options))
-        return original(image, config, **kw)
-
-    monkeypatch.setattr(sc, "compute_masks", spy)
+    seen = _spy_compute_masks(monkeypatch)
     at = app.run()
     at.sidebar.radio(key="labels_mode").set_value("top-1")
     at.sidebar.selectbox(key="method").set_value("extremal-fast").run()
@@ -2023,7 +2022,8 @@ def test_extremal_fast_shows_its_preset_in_the_widgets_and_runs_with_them(app, t
     _ok(at)
     assert not _errors(at), _errors(at)
     assert calls.count("extremal-fast") == 1
-    assert seen[-1]["iterations"] == 2 and seen[-1].get("parametrization", "cam") == "cam"
+    options = seen[-1][1]
+    assert options["iterations"] == 2 and options.get("parametrization", "cam") == "cam"
     assert any("The region at 10%" in m.value for m in at.markdown)
 
 
