@@ -35,7 +35,7 @@ from saliency_core.classifiers import load_classifier  # noqa: E402
 from saliency_core.files import atomic_write_bytes  # noqa: E402
 from saliency_core.maskers.area_prior import prior_for  # noqa: E402
 from saliency_core.maskers.catalog import checkpoints_dir  # noqa: E402
-from saliency_core.maskers.checkpoint import load_masker  # noqa: E402
+from saliency_core.maskers.checkpoint import CheckpointError, load_masker  # noqa: E402
 from saliency_core.maskers.conditional import Setting  # noqa: E402
 from saliency_core.methods.base import create_method  # noqa: E402
 from saliency_core.metrics.fixed_area import bootstrap_ci, kept_and_removed, top_area_regions  # noqa: E402
@@ -63,7 +63,10 @@ def main() -> int:
     args = parse_bench_args(p)
     clf = load_classifier()
     x, _, _ = load_images(args.images, clf, args.limit, split=args.split)
-    cond = load_masker(args.conditional, classifier=clf)
+    try:
+        cond = load_masker(args.conditional, classifier=clf)
+    except CheckpointError as exc:
+        p.error(str(exc))
     cfg = cond.masker.config
     if not cfg.target_conditioned:
         p.error(f"{args.conditional} takes no area: this bench scores area-conditioned maskers")

@@ -29,11 +29,11 @@ from bench._common import DEFAULT_IMAGES, load_images, markdown_table, parse_ben
 from saliency_core.classifiers import load_classifier  # noqa: E402
 from saliency_core.files import atomic_write_bytes  # noqa: E402
 from saliency_core.maskers.area_prior import prior_for  # noqa: E402
-from saliency_core.maskers.checkpoint import load_masker  # noqa: E402
+from saliency_core.maskers.checkpoint import CheckpointError, load_masker  # noqa: E402
 from saliency_core.maskers.conditional import Setting  # noqa: E402
 from saliency_core.methods.base import create_method  # noqa: E402
 from saliency_core.metrics.fixed_area import bootstrap_ci, kept_and_removed, region_iou, top_area_regions  # noqa: E402
-from saliency_core.train.teacher import TEACHER_OBJECTIVES, Teacher  # noqa: E402
+from saliency_core.train.teacher import TEACHER_OBJECTIVES, Teacher, TeacherError  # noqa: E402
 
 
 def ci(values) -> str:
@@ -50,11 +50,17 @@ def main() -> int:
     p.add_argument("--threads", type=int, default=2)
     args = parse_bench_args(p)
     clf = load_classifier()
-    cond = load_masker(args.conditional, classifier=clf)
+    try:
+        cond = load_masker(args.conditional, classifier=clf)
+    except CheckpointError as exc:
+        p.error(str(exc))
     cfg = cond.masker.config
     if not cfg.target_conditioned:
         p.error(f"{args.conditional} takes no area: this bench scores area-conditioned maskers")
-    teacher = Teacher.load(args.teacher.split(","), clf.identity, 224)
+    try:
+        teacher = Teacher.load(args.teacher.split(","), clf.identity, 224)
+    except TeacherError as exc:
+        p.error(str(exc))
     areas = teacher.areas
     x01, _, _ = load_images(args.images, clf, None, split="train", normalise=False)
     cam = create_method("grad-cam")
