@@ -108,17 +108,22 @@ def upsample_scores(scores: torch.Tensor, factors: list[int], input_size: tuple[
 class AreaDecoder(nn.Module):
     """features (B x C x h x w), condition code, branch per row -> scores B x 1 x h x w.
 
-    FiLM(code) -> 3x3 conv (hidden) -> ReLU -> FiLM(code) -> the row's branch's 3x3 head. Both FiLMs start as the
-    identity (the MLP's last layer is zero), the heads 10x smaller than He's (as the conditional masker's)."""
+    FiLM(code) -> 3x3 conv (hidden) -> ReLU -> [context layers] -> FiLM(code) -> the row's branch's 3x3 head. Both
+    FiLMs start as the identity (the MLP's last layer is zero), the heads 10x smaller than He's (as the conditional
+    masker's). ``context`` residual 3x3 layers h + ReLU(conv_d(h)), dilation d = 2, 4, 8, .., widen the receptive
+    field over the grid (0: none, the older checkpoints): the region's boundary can depend on what lies around it."""
 
-    def __init__(self, channels: int, hidden: int, branches: int, condition_size: int, film_hidden: int) -> None:
+    def __init__(self, channels: int, hidden: int, branches: int, condition_size: int, film_hidden: int,
+                 context: int = 0) -> None:
         super().__init__()
         self.channels, self.hidden_channels = channels, hidden
         self.condition = nn.Sequential(nn.Linear(condition_size, film_hidden), nn.ReLU(inplace=True),
                                        nn.Linear(film_hidden, 2 * channels + 2 * hidden))
         self.hidden = nn.Conv2d(channels, hidden, kernel_size=3, padding=1)
         self.heads = nn.ModuleList(nn.Conv2d(hidden, 1, kernel_size=3, padding=1) for _ in range(branches))
-        for m in (self.hidden, *self.heads):
+        self.context = nn.ModuleList(nn.Conv2d(hidden, hidden, kernel_size=3, padding=2 ** (k + 1),
+                                               dilation=2 ** (k + 1)) for k in range(context))
+        for m in (self.hidden, *self.heads, *self.context):
             nn.init.normal_(m.weight, 0.0, math.sqrt(2.0 / (9 * m.out_channels)))
             nn.init.zeros_(m.bias)
         for head in self.heads:
@@ -131,6 +136,8 @@ class AreaDecoder(nn.Module):
                                                      self.hidden_channels], dim=1)
         h = feats * (1 + g1[:, :, None, None]) + b1[:, :, None, None]
         h = F.relu(self.hidden(h))
+        for layer in self.context:
+            h = h + F.relu(layer(h))
         h = h * (1 + g2[:, :, None, None]) + b2[:, :, None, None]
         if len(self.heads) == 1:
             return self.heads[0](h)

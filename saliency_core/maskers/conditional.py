@@ -122,6 +122,9 @@ class ConditionalMaskerConfig:
     temperature: float = option(0.05, help="an area-conditioned mask is sigmoid((z - q_a) / T) of the standardised "
                                            "scores z: T", low=0.0, low_open=True, high=1.0)
     area_hidden: int = option(64, help="channels of the area decoder's hidden 3x3 layer", low=1, high=1024)
+    area_context: int = option(0, help="residual dilated 3x3 layers after the area decoder's hidden layer (dilation 2, "
+                                       "4, ..): a wider view of the grid (0: none, the older checkpoints)",
+                               low=0, high=4)
     score_prior: str = option("none", help="area masks: the scores start from the explained class's activation map "
                                            "(cam; saliency_core/maskers/area_prior.py) or from nothing (none)",
                               choices=SCORE_PRIORS)
@@ -285,7 +288,7 @@ class ConditionalMasker(nn.Module):
                     nn.BatchNorm2d(config.prior_features), nn.ReLU(inplace=True))
                 nn.init.normal_(self.prior_reducer[0].weight, 0.0, math.sqrt(2.0 / config.prior_features))
             self.area_decoder = AreaDecoder(n + config.prior_features, config.area_hidden, config.branches,
-                                            config.condition_size, config.film_hidden)
+                                            config.condition_size, config.film_hidden, config.area_context)
             if config.score_prior == "cam":
                 attach_prior(self, self.area_decoder.heads, config.branches)
             for m in self.reducers.modules():

@@ -116,6 +116,8 @@ class ConditionalTrainConfig(TrainConfig):
     temperature: float = option(0.05, low=0.0, low_open=True, high=1.0, help=(
         "area masks: sigmoid((z - q_a) / T) of the standardised scores z"))
     area_hidden: int = option(64, low=1, help="channels of the area decoder's hidden 3x3 layer")
+    area_context: int = option(0, low=0, high=4, help=(
+        "residual dilated 3x3 layers after the area decoder's hidden layer (dilation 2, 4, ..; 0: none)"))
     grad_temperature: float = option(0.0, low=0.0, help=(
         "area masks: the mask's gradient as if its temperature were this (straight-through; 0: off); the "
         "masks themselves stay at temperature"))
@@ -205,6 +207,7 @@ class ConditionalTrainConfig(TrainConfig):
             default_area_weight=self.default_area_weight, resolution_divisor=self.resolution_divisor,
             **(dict(target_area_low=self.target_area_low, target_area_high=self.target_area_high,
                     default_area=self.default_area, temperature=self.temperature, area_hidden=self.area_hidden,
+                    area_context=self.area_context,
                     score_prior=self.score_prior, prior_features=self.prior_features,
                     head_channels=head_channels if self.prior_features else 0)
                if self.target_area_high > 0 else {}))

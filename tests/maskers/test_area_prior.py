@@ -166,3 +166,45 @@ def test_a_masker_with_prior_features_starts_at_cam_reads_its_terms_and_saves(ti
     with pytest.raises(OptionError, match="prior_features needs score_prior 'cam'"):
         ConditionalMaskerConfig(stage_channels=tiny_classifier.stage_channels, prior_features=4, head_channels=8,
                                 **AREA)
+
+
+def test_context_layers_widen_what_a_cell_sees_start_at_cam_and_save(tiny_classifier, batch, tmp_path):
+    """area_context: residual dilated layers after the hidden layer. Without them a score cell reads the stage
+    features of its 5 x 5 neighbourhood (two 3 x 3 convolutions); with two (dilations 2, 4) a change 6 cells away
+    reaches it. Step 0 is still CAM's top-a region and the checkpoint rebuilds it."""
+    _, out = batch
+    setting = Setting("ssr", "gray", 1e-4, 1, 1.0, 0.2)
+
+    def reach(context: int) -> tuple[float, ConditionalMasker]:
+        torch.manual_seed(3)
+        masker = ConditionalMasker(ConditionalMaskerConfig(stage_channels=tiny_classifier.stage_channels,
+                                                           area_context=context, **AREA)).eval()
+        for head in masker.area_decoder.heads:  # a trained head (the area decoder's heads start small)
+            torch.nn.init.normal_(head.weight, 0.0, 0.5)
+        d = masker.area_decoder
+        feats = torch.randn(1, d.channels, 16, 16)
+        code = torch.zeros(1, masker.config.condition_size)
+        branch = torch.zeros(1, dtype=torch.long)
+        moved = feats.clone()
+        moved[0, :, 8, 14] += 5.0  # 6 cells right of (8, 8)
+        with torch.no_grad():
+            change = (d(moved, code, branch) - d(feats, code, branch))[0, 0, 8, 8].abs()
+        return float(change), masker
+
+    near, _ = reach(0)
+    far, masker = reach(2)
+    assert near == 0.0 and far > 1e-4
+    assert len(masker.area_decoder.context) == 2
+    assert [c.dilation for c in masker.area_decoder.context] == [(2, 2), (4, 4)]
+    torch.manual_seed(3)
+    cam_masker = ConditionalMasker(ConditionalMaskerConfig(stage_channels=tiny_classifier.stage_channels,
+                                                           score_prior="cam", area_context=2, **AREA)).eval()
+    labels = out.logits.argmax(-1)
+    prior = prior_for(cam_masker, tiny_classifier, out.head, labels)
+    m = cam_masker(out.stages, (128, 128), setting, prior=prior)[:, 0]
+    cam = F.interpolate(prior, size=(128, 128), mode="bilinear", align_corners=False)[:, 0]
+    assert all(is_top_region(m[i] > 0.5, cam[i], 0.2) for i in range(3))
+    path = save_masker(tmp_path / "context.safetensors", masker, tiny_classifier, {}, kind="conditional")
+    ck = load_masker(path, classifier=tiny_classifier)
+    assert ck.masker.config.area_context == 2
+    assert torch.equal(ck.masker(out.stages, (128, 128), setting), masker(out.stages, (128, 128), setting))
