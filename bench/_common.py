@@ -95,3 +95,19 @@ def photos_and_top1(classifier, x: torch.Tensor) -> Iterator[tuple[torch.Tensor,
         with torch.no_grad():
             clean = classifier.forward_features(xi)
         yield xi, clean, int(clean.logits.argmax())
+
+
+def held_out_photos(parser: "argparse.ArgumentParser", limit: int, threads: int
+                    ) -> tuple["argparse.Namespace", Any, torch.Tensor, list[str]]:
+    """Add ``--images``, ``--limit`` and ``--threads`` (these defaults) to ``parser``, parse it as
+    :func:`parse_bench_args` does, and load the default classifier and the first ``--limit`` held-out photos:
+    (args, classifier, N x 3 x 224 x 224 normalised photos, their names)."""
+    from saliency_core.classifiers import load_classifier
+
+    parser.add_argument("--images", default=DEFAULT_IMAGES)
+    parser.add_argument("--limit", type=int, default=limit)
+    parser.add_argument("--threads", type=int, default=threads)
+    args = parse_bench_args(parser)
+    clf = load_classifier()
+    x, _, names = load_images(args.images, clf, args.limit)
+    return args, clf, x, names

@@ -29,8 +29,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench._common import DEFAULT_IMAGES, load_images, parse_bench_args, photos_and_top1  # noqa: E402
-from saliency_core.classifiers import load_classifier  # noqa: E402
+from bench._common import held_out_photos, photos_and_top1  # noqa: E402
 from saliency_core.files import atomic_write_bytes  # noqa: E402
 from saliency_core.maskers.area_prior import class_activation_maps, head_channels  # noqa: E402
 from saliency_core.metrics.fixed_area import bootstrap_ci, kept_and_removed, top_area_regions  # noqa: E402
@@ -55,13 +54,8 @@ def variant_maps(classifier, clean, top1: int) -> dict[str, tuple[torch.Tensor, 
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--images", default=DEFAULT_IMAGES)
-    p.add_argument("--limit", type=int, default=100)
-    p.add_argument("--threads", type=int, default=2)
-    args = parse_bench_args(p)
-    clf = load_classifier()
+    args, clf, x, names = held_out_photos(p, limit=100, threads=2)
     head_channels(clf)  # a classifier without a linear last layer is refused in one line
-    x, _, names = load_images(args.images, clf, args.limit)
     scores: dict[str, list[torch.Tensor]] = {}
     for xi, clean, top1 in photos_and_top1(clf, x):
         for name, (m, mode) in variant_maps(clf, clean, top1).items():

@@ -22,8 +22,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench._common import DEFAULT_IMAGES, load_images, markdown_table, parse_bench_args, photos_and_top1  # noqa: E402
-from saliency_core.classifiers import load_classifier  # noqa: E402
+from bench._common import held_out_photos, markdown_table, photos_and_top1  # noqa: E402
 from saliency_core.files import atomic_write_bytes  # noqa: E402
 from saliency_core.methods.base import create_method  # noqa: E402
 from saliency_core.metrics.fixed_area import bootstrap_ci, region_iou, top_area_regions  # noqa: E402
@@ -36,12 +35,7 @@ PAIRS = (("defaults", "no jitter"), ("defaults", "lr 0.02"), ("no jitter", "lr 0
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--images", default=DEFAULT_IMAGES)
-    p.add_argument("--limit", type=int, default=25)
-    p.add_argument("--threads", type=int, default=1)
-    args = parse_bench_args(p)
-    clf = load_classifier()
-    x, _, _ = load_images(args.images, clf, args.limit, split="val")
+    args, clf, x, _ = held_out_photos(p, limit=25, threads=1)
     cam = create_method("grad-cam")
     iou: dict[tuple[str, float, str], list[float]] = {}
     t0 = time.perf_counter()
